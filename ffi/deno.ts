@@ -1,0 +1,55 @@
+/**
+ * The {@link Os} over `Deno.dlopen`.
+ *
+ * @module
+ */
+
+import type { Os } from "./os.ts";
+import { makeOs, type Native } from "./native.ts";
+import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
+
+const DENO_TYPES: Record<NativeKind, Deno.NativeType | "void"> = {
+  i32: "i32",
+  u32: "u32",
+  i64: "i64",
+  usize: "usize",
+  buffer: "buffer",
+  pointer: "pointer",
+  void: "void",
+};
+
+function denoSymbols(): Record<string, Deno.ForeignFunction> {
+  const out: Record<string, Deno.ForeignFunction> = {};
+  for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
+    const s = spec as (typeof LIBC_SYMBOLS)[keyof typeof LIBC_SYMBOLS] & { name?: string; nonblocking?: boolean };
+    out[key] = {
+      name: s.name,
+      parameters: s.args.map((a) => DENO_TYPES[a] as Deno.NativeType),
+      result: DENO_TYPES[s.ret] as Deno.NativeResultType,
+      nonblocking: s.nonblocking ?? false,
+    };
+  }
+  return out;
+}
+
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
+
+/** Opens libc through `Deno.dlopen` and returns the {@link Os} over it. */
+export function denoOs(): Os {
+  const lib = Deno.dlopen("libc.so.6", denoSymbols());
+  // deno-lint-ignore no-explicit-any
+  const fns = lib.symbols as any;
+  const errnoPointer = fns.__errno_location() as Deno.PointerObject;
+  const errnoView = new Deno.UnsafePointerView(errnoPointer);
+  const native: Native = {
+    runtime: "deno",
+    fns,
+    syscallNonblocking: fns.syscall_nonblocking,
+    isMapFailed: (address) => address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
+    arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Deno.PointerObject, length),
+    offset: (address, bytes) => Deno.UnsafePointer.offset(address as Deno.PointerObject, bytes),
+    // errno is thread-local; the JS thread's location is fixed for the life of the thread.
+    errno: () => errnoView.getInt32(),
+  };
+  return makeOs(native);
+}

@@ -1,0 +1,230 @@
+/**
+ * The seam between a runtime's FFI and the OS logic: `deno.ts` and `bun.ts` each provide a
+ * {@link Native}, and {@link makeOs} turns it into the {@link Os} interface, so that error
+ * handling, flag values and struct decoding are written once.
+ *
+ * @module
+ */
+
+import type { FileStat, FutexResult, Mapping, Os } from "./os.ts";
+import { OsError } from "./os_error.ts";
+import {
+  F_ADD_SEALS,
+  F_GET_SEALS,
+  FUTEX_WAIT,
+  FUTEX_WAKE,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+  STAT_MODE_OFFSET,
+  STAT_SIZE,
+  STAT_SIZE_OFFSET,
+  STAT_UID_OFFSET,
+  SYS_FUTEX,
+} from "./symbols.ts";
+
+/** An address as the runtime represents it (a Deno pointer object, a Bun number). */
+export type Address = unknown;
+
+/** A native call: numbers, bigints, typed arrays and addresses in; a number, bigint or address out. */
+// deno-lint-ignore no-explicit-any
+export type NativeFn = (...args: any[]) => any;
+
+/** What a runtime adapter gives: the bound symbols and its way of handling addresses. */
+export interface Native {
+  readonly runtime: "deno" | "bun";
+  readonly fns: {
+    readonly [K in
+      | "shm_open"
+      | "shm_unlink"
+      | "memfd_create"
+      | "open"
+      | "close"
+      | "ftruncate"
+      | "fstat"
+      | "fcntl"
+      | "mmap"
+      | "munmap"
+      | "getpid"
+      | "kill"
+      | "usleep"
+      | "syscall"]: NativeFn;
+  };
+  /** The nonblocking futex syscall, where the runtime has one. */
+  readonly syscallNonblocking?: (...args: unknown[]) => Promise<number | bigint>;
+  /** True when an `mmap` result is MAP_FAILED (or otherwise unusable). */
+  isMapFailed(address: Address): boolean;
+  /** One ArrayBuffer over `length` bytes at `address`. */
+  arrayBuffer(address: Address, length: number): ArrayBuffer;
+  /** `address + bytes`. */
+  offset(address: Address, bytes: number): Address;
+  /** errno of the last failed call on this thread. */
+  errno(): number;
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of a string, for `const char *` parameters. */
+export function cString(text: string): Uint8Array {
+  const bytes = encoder.encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+class NativeMapping implements Mapping {
+  readonly buffer: ArrayBuffer;
+  readonly length: number;
+  readonly address: Address;
+  unmapped = false;
+  constructor(buffer: ArrayBuffer, length: number, address: Address) {
+    this.buffer = buffer;
+    this.length = length;
+    this.address = address;
+  }
+}
+
+function asNativeMapping(mapping: Mapping): NativeMapping {
+  if (!(mapping instanceof NativeMapping)) throw new TypeError("not a mapping made by this Os");
+  return mapping;
+}
+
+function timespec(timeoutMs: number | undefined): Uint8Array | null {
+  if (timeoutMs === undefined) return null;
+  if (!(timeoutMs >= 0)) throw new RangeError(`timeout must be >= 0 ms, got ${timeoutMs}`);
+  const ts = new Uint8Array(16);
+  const view = new DataView(ts.buffer);
+  const whole = Math.floor(timeoutMs / 1000);
+  view.setBigInt64(0, BigInt(whole), true);
+  view.setBigInt64(8, BigInt(Math.floor((timeoutMs - whole * 1000) * 1e6)), true);
+  return ts;
+}
+
+const EAGAIN = 11;
+const EINTR = 4;
+const ETIMEDOUT = 110;
+const EPERM = 1;
+
+function futexOutcome(result: number, errno: number): FutexResult {
+  if (result === 0) return "woken";
+  if (errno === EAGAIN) return "mismatch";
+  if (errno === ETIMEDOUT) return "timeout";
+  if (errno === EINTR) return "interrupted";
+  throw new OsError("futex", errno);
+}
+
+function checkWord(mapping: NativeMapping, byteOffset: number): void {
+  if (mapping.unmapped) throw new TypeError("futex on an unmapped mapping");
+  if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset + 4 > mapping.length || byteOffset % 4 !== 0) {
+    throw new RangeError(`futex word offset ${byteOffset} is not an aligned word of the mapping`);
+  }
+}
+
+/** Builds the {@link Os} over a runtime adapter. */
+export function makeOs(native: Native): Os {
+  const f = native.fns;
+  const fail = (call: string, detail?: string): never => {
+    throw new OsError(call, native.errno(), detail);
+  };
+  const num = (value: number | bigint): number => Number(value);
+  const statBuffer = new Uint8Array(STAT_SIZE);
+
+  const os: Os = {
+    runtime: native.runtime,
+    shmOpen(name, flags, mode) {
+      const fd = f.shm_open(cString(name), flags, mode);
+      return fd < 0 ? fail("shm_open", name) : fd;
+    },
+    shmUnlink(name) {
+      if (f.shm_unlink(cString(name)) !== 0) fail("shm_unlink", name);
+    },
+    memfdCreate(name, flags) {
+      const fd = f.memfd_create(cString(name), flags);
+      return fd < 0 ? fail("memfd_create", name) : fd;
+    },
+    open(path, flags) {
+      const fd = f.open(cString(path), flags);
+      return fd < 0 ? fail("open", path) : fd;
+    },
+    close(fd) {
+      if (f.close(fd) !== 0) fail("close");
+    },
+    ftruncate(fd, size) {
+      if (f.ftruncate(fd, BigInt(size)) !== 0) fail("ftruncate");
+    },
+    fstat(fd): FileStat {
+      if (f.fstat(fd, statBuffer) !== 0) fail("fstat");
+      const view = new DataView(statBuffer.buffer);
+      return {
+        size: num(view.getBigInt64(STAT_SIZE_OFFSET, true)),
+        mode: view.getUint32(STAT_MODE_OFFSET, true),
+        uid: view.getUint32(STAT_UID_OFFSET, true),
+      };
+    },
+    addSeals(fd, seals) {
+      if (f.fcntl(fd, F_ADD_SEALS, seals) !== 0) fail("fcntl(F_ADD_SEALS)");
+    },
+    getSeals(fd) {
+      const seals = f.fcntl(fd, F_GET_SEALS, 0);
+      return seals < 0 ? fail("fcntl(F_GET_SEALS)") : seals;
+    },
+    mmap(fd, length) {
+      if (!Number.isSafeInteger(length) || length <= 0) throw new RangeError(`bad mapping length ${length}`);
+      const address = f.mmap(null, BigInt(length), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
+      if (native.isMapFailed(address)) fail("mmap");
+      return new NativeMapping(native.arrayBuffer(address, length), length, address);
+    },
+    munmap(mapping) {
+      const m = asNativeMapping(mapping);
+      if (m.unmapped) return;
+      m.unmapped = true;
+      // Detach first: a stale view then throws instead of touching unmapped memory.
+      if (!m.buffer.detached) m.buffer.transfer(0);
+      if (f.munmap(m.address, BigInt(m.length)) !== 0) fail("munmap");
+    },
+    getpid() {
+      return f.getpid();
+    },
+    processAlive(pid) {
+      if (!Number.isInteger(pid) || pid <= 0) return false;
+      if (f.kill(pid, 0) === 0) return true;
+      return native.errno() === EPERM;
+    },
+    sleepMicroseconds(microseconds) {
+      f.usleep(Math.max(0, Math.min(0xffffffff, Math.floor(microseconds))));
+    },
+    futexWait(mapping, byteOffset, expected, timeoutMs) {
+      const m = asNativeMapping(mapping);
+      checkWord(m, byteOffset);
+      const r = num(
+        f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAIT, expected | 0, timespec(timeoutMs), null, 0),
+      );
+      return futexOutcome(r, r === 0 ? 0 : native.errno());
+    },
+    futexWaitAsync: native.syscallNonblocking === undefined ? undefined : async (mapping, byteOffset, expected, timeoutMs) => {
+      const m = asNativeMapping(mapping);
+      checkWord(m, byteOffset);
+      const r = num(
+        await native.syscallNonblocking!(
+          BigInt(SYS_FUTEX),
+          native.offset(m.address, byteOffset),
+          FUTEX_WAIT,
+          expected | 0,
+          timespec(timeoutMs),
+          null,
+          0,
+        ),
+      );
+      // A nonblocking call runs on another thread, whose errno we cannot read: any failure
+      // (timeout, value mismatch, signal) is reported as "interrupted", and callers re-check.
+      return r === 0 ? "woken" : "interrupted";
+    },
+    futexWake(mapping, byteOffset, count) {
+      const m = asNativeMapping(mapping);
+      checkWord(m, byteOffset);
+      const r = num(f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAKE, count, null, null, 0));
+      return r < 0 ? fail("futex(FUTEX_WAKE)") : r;
+    },
+  };
+  return os;
+}

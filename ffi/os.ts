@@ -1,0 +1,75 @@
+/**
+ * What the library needs from the operating system, as one small interface. `deno.ts` and
+ * `bun.ts` implement it over their runtime's FFI; `load.ts` picks one. Everything in `src/`
+ * reaches the OS only through this interface. Failures throw {@link OsError}.
+ *
+ * @module
+ */
+
+export { OsError } from "./os_error.ts";
+
+/** A live `mmap` of a file: one ArrayBuffer over the mapped bytes. */
+export interface Mapping {
+  /** The single ArrayBuffer over the mapping; detached by {@link Os.munmap}. */
+  readonly buffer: ArrayBuffer;
+  /** Mapped length in bytes. */
+  readonly length: number;
+}
+
+/** The fields of `struct stat` the library reads. */
+export interface FileStat {
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+}
+
+/** The outcome of a futex wait. */
+export type FutexResult = "woken" | "timeout" | "mismatch" | "interrupted";
+
+/** The operating-system calls the library uses. */
+export interface Os {
+  /** Which runtime's FFI backs this object. */
+  readonly runtime: "deno" | "bun";
+  /** `shm_open(name, flags, mode)`; returns the fd. */
+  shmOpen(name: string, flags: number, mode: number): number;
+  /** `shm_unlink(name)`. */
+  shmUnlink(name: string): void;
+  /** `memfd_create(name, flags)`; returns the fd. */
+  memfdCreate(name: string, flags: number): number;
+  /** `open(path, flags)`; returns the fd. */
+  open(path: string, flags: number): number;
+  /** `close(fd)`. */
+  close(fd: number): void;
+  /** `ftruncate(fd, size)`. */
+  ftruncate(fd: number, size: number): void;
+  /** `fstat(fd)`: size, mode and owner. */
+  fstat(fd: number): FileStat;
+  /** `fcntl(fd, F_ADD_SEALS, seals)`. */
+  addSeals(fd: number, seals: number): void;
+  /** `fcntl(fd, F_GET_SEALS)`. */
+  getSeals(fd: number): number;
+  /** `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`; MAP_FAILED throws. */
+  mmap(fd: number, length: number): Mapping;
+  /** Detaches the mapping's ArrayBuffer, then `munmap`s it. Idempotent. */
+  munmap(mapping: Mapping): void;
+  /** `getpid()`. */
+  getpid(): number;
+  /** `kill(pid, 0)`: whether a process with that pid exists (EPERM counts as alive). */
+  processAlive(pid: number): boolean;
+  /** `usleep(microseconds)`: blocks the calling thread. */
+  sleepMicroseconds(microseconds: number): void;
+  /**
+   * `FUTEX_WAIT` on the 32-bit word at `byteOffset` of a shared mapping, while it holds
+   * `expected`, for at most `timeoutMs` (forever when undefined). Blocks the calling thread.
+   */
+  futexWait(mapping: Mapping, byteOffset: number, expected: number, timeoutMs?: number): FutexResult;
+  /**
+   * The same wait without blocking the event loop, where the runtime can do that through FFI
+   * (Deno's nonblocking calls); `undefined` where it cannot (Bun).
+   */
+  readonly futexWaitAsync:
+    | ((mapping: Mapping, byteOffset: number, expected: number, timeoutMs?: number) => Promise<FutexResult>)
+    | undefined;
+  /** `FUTEX_WAKE` up to `count` waiters on the word at `byteOffset`; returns how many woke. */
+  futexWake(mapping: Mapping, byteOffset: number, count: number): number;
+}

@@ -1,0 +1,54 @@
+/**
+ * The error thrown when a system call fails: it names the call and the errno.
+ *
+ * @module
+ */
+
+const ERRNO_NAMES: Readonly<Record<number, readonly [string, string]>> = {
+  1: ["EPERM", "Operation not permitted"],
+  2: ["ENOENT", "No such file or directory"],
+  3: ["ESRCH", "No such process"],
+  4: ["EINTR", "Interrupted system call"],
+  9: ["EBADF", "Bad file descriptor"],
+  11: ["EAGAIN", "Resource temporarily unavailable"],
+  12: ["ENOMEM", "Cannot allocate memory"],
+  13: ["EACCES", "Permission denied"],
+  14: ["EFAULT", "Bad address"],
+  16: ["EBUSY", "Device or resource busy"],
+  17: ["EEXIST", "File exists"],
+  19: ["ENODEV", "No such device"],
+  22: ["EINVAL", "Invalid argument"],
+  23: ["ENFILE", "Too many open files in system"],
+  24: ["EMFILE", "Too many open files"],
+  27: ["EFBIG", "File too large"],
+  28: ["ENOSPC", "No space left on device"],
+  36: ["ENAMETOOLONG", "File name too long"],
+  38: ["ENOSYS", "Function not implemented"],
+  75: ["EOVERFLOW", "Value too large for defined data type"],
+  110: ["ETIMEDOUT", "Connection timed out"],
+};
+
+/** The symbolic name of an errno value, e.g. `ENOENT` for 2. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno]?.[0] ?? `errno ${errno}`;
+}
+
+/** A failed system call: `call` is the libc function, `code` the errno name. */
+export class OsError extends Error {
+  /** The libc function that failed, e.g. `shm_open`. */
+  readonly call: string;
+  /** The errno value. */
+  readonly errno: number;
+  /** The errno name, e.g. `ENOENT`. */
+  readonly code: string;
+
+  constructor(call: string, errno: number, detail?: string) {
+    const code = errnoName(errno);
+    const text = ERRNO_NAMES[errno]?.[1] ?? "unknown error";
+    super(`${call}: ${code} (${text})${detail ? `: ${detail}` : ""}`);
+    this.name = "OsError";
+    this.call = call;
+    this.errno = errno;
+    this.code = code;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The libc symbols this library uses, declared once as data. Each entry gives the C signature
+ * it binds, its parameter kinds and its result kind in a runtime-neutral vocabulary that
+ * `deno.ts` and `bun.ts` translate to their own FFI type names.
+ *
+ * @module
+ */
+
+/** A parameter or result kind, independent of the runtime. */
+export type NativeKind =
+  | "i32" // int, pid_t, mode_t
+  | "u32" // unsigned int, useconds_t
+  | "i64" // off_t, long
+  | "usize" // size_t
+  | "buffer" // const char *, struct stat *: a typed array passed in
+  | "pointer" // void *: an address
+  | "void";
+
+/** One libc function: its C signature, parameters and result. */
+export interface SymbolSpec {
+  /** The C prototype, for the reader. */
+  readonly c: string;
+  readonly args: readonly NativeKind[];
+  readonly ret: NativeKind;
+  /** Deno only: run the call on a separate thread and return a Promise. */
+  readonly nonblocking?: boolean;
+  /** The libc name when the key is an alias (e.g. a nonblocking twin). */
+  readonly name?: string;
+}
+
+/** Everything the library needs from libc. */
+export const LIBC_SYMBOLS = {
+  shm_open: { c: "int shm_open(const char *name, int oflag, mode_t mode)", args: ["buffer", "i32", "u32"], ret: "i32" },
+  shm_unlink: { c: "int shm_unlink(const char *name)", args: ["buffer"], ret: "i32" },
+  memfd_create: { c: "int memfd_create(const char *name, unsigned int flags)", args: ["buffer", "u32"], ret: "i32" },
+  open: { c: "int open(const char *path, int flags)", args: ["buffer", "i32"], ret: "i32" },
+  close: { c: "int close(int fd)", args: ["i32"], ret: "i32" },
+  ftruncate: { c: "int ftruncate(int fd, off_t length)", args: ["i32", "i64"], ret: "i32" },
+  fstat: { c: "int fstat(int fd, struct stat *buf)", args: ["i32", "buffer"], ret: "i32" },
+  fcntl: { c: "int fcntl(int fd, int cmd, int arg)", args: ["i32", "i32", "i32"], ret: "i32" },
+  mmap: {
+    c: "void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)",
+    args: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+    ret: "pointer",
+  },
+  munmap: { c: "int munmap(void *addr, size_t length)", args: ["pointer", "usize"], ret: "i32" },
+  getpid: { c: "pid_t getpid(void)", args: [], ret: "i32" },
+  kill: { c: "int kill(pid_t pid, int sig)", args: ["i32", "i32"], ret: "i32" },
+  usleep: { c: "int usleep(useconds_t usec)", args: ["u32"], ret: "i32" },
+  __errno_location: { c: "int *__errno_location(void)", args: [], ret: "pointer" },
+  syscall: {
+    c: "long syscall(SYS_futex, uint32_t *uaddr, int op, uint32_t val, const struct timespec *timeout, " +
+      "uint32_t *uaddr2, uint32_t val3)",
+    args: ["i64", "pointer", "i32", "i32", "buffer", "pointer", "i32"],
+    ret: "i64",
+  },
+  syscall_nonblocking: {
+    c: "long syscall(SYS_futex, ...) on a worker thread (Deno nonblocking)",
+    name: "syscall",
+    args: ["i64", "pointer", "i32", "i32", "buffer", "pointer", "i32"],
+    ret: "i64",
+    nonblocking: true,
+  },
+} as const satisfies Record<string, SymbolSpec>;
+
+/** The names of the symbols above. */
+export type LibcSymbol = keyof typeof LIBC_SYMBOLS;
+
+/** Linux x86_64 / aarch64 constants used with the symbols above. */
+export const O_RDWR = 0o2;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MFD_CLOEXEC = 1;
+export const MFD_ALLOW_SEALING = 2;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
+export const SYS_FUTEX = 202;
+export const FUTEX_WAIT = 0;
+export const FUTEX_WAKE = 1;
+export const SIGKILL_PROBE = 0;
+/** sizeof(struct stat) and the offsets of the fields we read (x86_64 glibc). */
+export const STAT_SIZE = 144;
+export const STAT_MODE_OFFSET = 24;
+export const STAT_UID_OFFSET = 28;
+export const STAT_SIZE_OFFSET = 48;

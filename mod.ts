@@ -1,0 +1,32 @@
+/**
+ * Shared-memory fifo segments for Deno and Bun, after FD.io VPP's "svm".
+ *
+ * A {@link SegmentMain} creates or attaches segments (POSIX shm, memfd, or process-private
+ * memory); inside a {@link Segment} live lock-free single-producer single-consumer byte
+ * {@link Fifo}s through which two processes, in either runtime, stream bytes without a system
+ * call.
+ *
+ * ```ts
+ * import { SegmentMain } from "./mod.ts";
+ *
+ * using sm = new SegmentMain();
+ * const segment = sm.create({ type: "shm", name: `demo-${Date.now()}`, size: 1 << 20 });
+ * const fifo = segment.allocFifo(64 * 1024, "rx")!;
+ * fifo.enqueue(new TextEncoder().encode("hello"));
+ * // another process: sm.attach({ type: "shm", name }).fifoAt(fifo.offset).dequeue(buf)
+ * ```
+ *
+ * @module
+ */
+
+export { SegmentMain } from "./src/segment_main.ts";
+export type { AttachArgs, CreateArgs, SegmentMainOptions } from "./src/segment_main.ts";
+export { formatBytes, Segment } from "./src/segment.ts";
+export type { SegmentInfo } from "./src/segment.ts";
+export type { SegmentType } from "./src/segment_header.ts";
+export { Fifo } from "./src/fifo.ts";
+export type { FifoList, OooSegment } from "./src/fifo.ts";
+export { SegmentError } from "./src/errors.ts";
+export type { SegmentErrorCode } from "./src/errors.ts";
+export { OsError } from "./ffi/os_error.ts";
+export { MAX_FIFO_SIZE, MAX_NAME_BYTES, MAX_SEGMENT_SIZE, PAGE_SIZE } from "./src/layout.ts";

@@ -1,0 +1,496 @@
+/**
+ * A single-producer single-consumer byte fifo inside a shared segment. Head and tail are
+ * free-running u32 counters, each written by one side only and published with `Atomics.store`
+ * after the bytes are in place; the other side reads it with `Atomics.load`. Each side caches
+ * the other's counter and reloads it only when the fifo looks full (producer) or empty
+ * (consumer). Layout: see `layout.ts`.
+ *
+ * Everything read from shared memory is checked before use: a peer that scribbles on the
+ * header gets a {@link SegmentError} with code "corrupt", never an access outside the ring.
+ *
+ * @module
+ */
+
+import { SegmentError } from "./errors.ts";
+import {
+  classBytes,
+  FF_CAPACITY,
+  FF_CLASS,
+  FF_CLIENT_SESSION,
+  FF_CLIENT_THREAD,
+  FF_HAS_EVENT,
+  FF_HEAD,
+  FF_HEAD_INDEX,
+  FF_LIST,
+  FF_MAGIC,
+  FF_MASTER_SESSION,
+  FF_MASTER_THREAD,
+  FF_TAG,
+  FF_TAIL,
+  FF_TAIL_INDEX,
+  FF_WANT_DEQ_NTF,
+  FIFO_HEADER_SIZE,
+  FIFO_MAGIC,
+  FIFO_STATE_LIVE,
+  FF_STATE,
+  SIZE_CLASSES,
+} from "./layout.ts";
+import { OooRanges, type OooSegment } from "./ooo.ts";
+
+export type { OooSegment } from "./ooo.ts";
+
+/** Which list a fifo was allocated for. */
+export type FifoList = "rx" | "tx" | "none";
+
+/** The memory a fifo lives in: views over one segment's single ArrayBuffer. */
+export interface FifoMemory {
+  readonly u8: Uint8Array;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  /** Segment size in bytes, as validated when the segment was mapped. */
+  readonly size: number;
+  /** True once the segment was deleted. */
+  readonly deleted: boolean;
+  /** The segment's display name, for messages. */
+  readonly name: string;
+}
+
+/** Copies below this length go byte by byte: no view object is made for them. */
+const SMALL_COPY = 128;
+
+function copyInto(dst: Uint8Array, dstAt: number, src: Uint8Array, srcAt: number, n: number): void {
+  if (n <= SMALL_COPY) {
+    for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i];
+  } else if (srcAt === 0 && n === src.length) {
+    dst.set(src, dstAt);
+  } else {
+    dst.set(src.subarray(srcAt, srcAt + n), dstAt);
+  }
+}
+
+function checkBytes(what: string, value: Uint8Array): void {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array`);
+}
+
+function checkCount(what: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${what} must be a non-negative integer, got ${value}`);
+  }
+}
+
+const LIST_NAMES: readonly FifoList[] = ["none", "rx", "tx"];
+
+/** A fifo in a segment. Get one from `segment.allocFifo` or `segment.fifoAt`. */
+export class Fifo {
+  readonly #mem: FifoMemory;
+  readonly #u8: Uint8Array;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
+  readonly #offset: number;
+  readonly #cap: number;
+  readonly #data: number;
+  readonly #head: number;
+  readonly #headIndex: number;
+  readonly #tail: number;
+  readonly #tailIndex: number;
+  #cachedHead = 0;
+  #cachedTail = 0;
+  #freed = false;
+  readonly #ooo = new OooRanges();
+
+  /** @internal Use `segment.allocFifo` or `segment.fifoAt`. */
+  constructor(mem: FifoMemory, offset: number) {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 64 !== 0 || offset + FIFO_HEADER_SIZE > mem.size) {
+      throw new RangeError(`no fifo can start at offset ${offset} of segment "${mem.name}"`);
+    }
+    const w = offset >>> 2;
+    const u32 = mem.u32;
+    if (u32[w + FF_MAGIC / 4] !== FIFO_MAGIC) throw new RangeError(`no fifo at offset ${offset} of segment "${mem.name}"`);
+    const sizeClass = u32[w + FF_CLASS / 4];
+    const cap = u32[w + FF_CAPACITY / 4];
+    if (sizeClass >= SIZE_CLASSES || cap < 1 || cap > classBytes(sizeClass) || offset + FIFO_HEADER_SIZE + classBytes(sizeClass) > mem.size) {
+      throw new SegmentError("corrupt", `fifo header at offset ${offset} of segment "${mem.name}" is out of bounds`);
+    }
+    this.#mem = mem;
+    this.#u8 = mem.u8;
+    this.#u32 = u32;
+    this.#i32 = mem.i32;
+    this.#offset = offset;
+    this.#cap = cap;
+    this.#data = offset + FIFO_HEADER_SIZE;
+    this.#head = w + FF_HEAD / 4;
+    this.#headIndex = w + FF_HEAD_INDEX / 4;
+    this.#tail = w + FF_TAIL / 4;
+    this.#tailIndex = w + FF_TAIL_INDEX / 4;
+    this.#cachedHead = Atomics.load(u32, this.#head);
+    this.#cachedTail = Atomics.load(u32, this.#tail);
+  }
+
+  #check(): void {
+    if (this.#freed) throw new TypeError(`fifo at offset ${this.#offset} was freed`);
+    if (this.#mem.deleted) throw new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
+  }
+
+  #corrupt(what: string): never {
+    throw new SegmentError("corrupt", `fifo at offset ${this.#offset} of segment "${this.#mem.name}": ${what}`);
+  }
+
+  /** Rejects a view of this fifo's own ring: copying it into itself would scramble both. */
+  #checkAlias(what: string, view: Uint8Array): void {
+    if (view.buffer === this.#u8.buffer) {
+      const start = view.byteOffset;
+      const end = start + view.byteLength;
+      if (start < this.#data + this.#cap && end > this.#data) throw new TypeError(`${what} overlaps the fifo's own ring`);
+    }
+  }
+
+  /** Bytes readable now, as seen by the consumer: refreshes the cached tail. */
+  #used(head: number): number {
+    const tail = Atomics.load(this.#u32, this.#tail);
+    this.#cachedTail = tail;
+    const used = (tail - head) >>> 0;
+    if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
+    return used;
+  }
+
+  /** Free bytes now, as seen by the producer: refreshes the cached head. */
+  #free(tail: number): number {
+    const head = Atomics.load(this.#u32, this.#head);
+    this.#cachedHead = head;
+    const used = (tail - head) >>> 0;
+    if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
+    return this.#cap - used;
+  }
+
+  #ownIndex(word: number): number {
+    const index = this.#u32[word];
+    if (index >= this.#cap) this.#corrupt(`ring index ${index} is past capacity ${this.#cap}`);
+    return index;
+  }
+
+  /** Writes n bytes of src (from srcAt) into the ring at ring index `at`. */
+  #copyIn(at: number, src: Uint8Array, srcAt: number, n: number): void {
+    const first = Math.min(n, this.#cap - at);
+    copyInto(this.#u8, this.#data + at, src, srcAt, first);
+    if (first < n) copyInto(this.#u8, this.#data, src, srcAt + first, n - first);
+  }
+
+  /** Reads n bytes from ring index `at` into dst. */
+  #copyOut(at: number, dst: Uint8Array, n: number): void {
+    const first = Math.min(n, this.#cap - at);
+    copyInto(dst, 0, this.#u8, this.#data + at, first);
+    if (first < n) copyInto(dst, first, this.#u8, this.#data, n - first);
+  }
+
+  /** Moves the tail n bytes on (after the bytes are in place), then collects out-of-order data. */
+  #publish(tail: number, n: number): number {
+    let moved = n;
+    if (this.#ooo.count > 0) moved += this.#ooo.collect(tail, n);
+    if (moved === 0) return 0;
+    let index = this.#ownIndex(this.#tailIndex) + moved;
+    if (index >= this.#cap) index -= this.#cap;
+    this.#u32[this.#tailIndex] = index;
+    Atomics.store(this.#u32, this.#tail, (tail + moved) >>> 0);
+    return moved;
+  }
+
+  /** Moves the head n bytes on (the caller checked n <= used). */
+  #consume(head: number, n: number): void {
+    let index = this.#ownIndex(this.#headIndex) + n;
+    if (index >= this.#cap) index -= this.#cap;
+    this.#u32[this.#headIndex] = index;
+    Atomics.store(this.#u32, this.#head, (head + n) >>> 0);
+  }
+
+  /**
+   * Writes as much of `src` as fits (0 when full), then collects out-of-order data that became
+   * contiguous. Returns the number of bytes that became readable in order, which can exceed
+   * `src.length` when out-of-order ranges joined.
+   */
+  enqueue(src: Uint8Array): number {
+    this.#check();
+    checkBytes("src", src);
+    this.#checkAlias("src", src);
+    const tail = this.#u32[this.#tail];
+    let free = this.#cap - ((tail - this.#cachedHead) >>> 0);
+    if (free < src.length) free = this.#free(tail);
+    const n = src.length < free ? src.length : free;
+    if (n > 0) this.#copyIn(this.#ownIndex(this.#tailIndex), src, 0, n);
+    return this.#publish(tail, n);
+  }
+
+  /**
+   * Writes all of `src` at `offset` bytes past the tail without moving it, and records the
+   * range as out of order; false (and nothing written) when `offset + src.length` exceeds the
+   * free space.
+   */
+  enqueueWithOffset(offset: number, src: Uint8Array): boolean {
+    this.#check();
+    checkCount("offset", offset);
+    checkBytes("src", src);
+    this.#checkAlias("src", src);
+    const tail = this.#u32[this.#tail];
+    if (offset + src.length > this.#free(tail)) return false;
+    if (src.length === 0) return true;
+    let at = this.#ownIndex(this.#tailIndex) + (offset % this.#cap);
+    if (at >= this.#cap) at -= this.#cap;
+    this.#copyIn(at, src, 0, src.length);
+    this.#ooo.add(tail, offset, src.length);
+    return true;
+  }
+
+  /** Reads up to `dst.length` bytes into `dst` and removes them; returns how many. */
+  dequeue(dst: Uint8Array): number {
+    this.#check();
+    checkBytes("dst", dst);
+    this.#checkAlias("dst", dst);
+    const head = this.#u32[this.#head];
+    let used = (this.#cachedTail - head) >>> 0;
+    if (used < dst.length || used > this.#cap) used = this.#used(head);
+    const n = dst.length < used ? dst.length : used;
+    if (n === 0) return 0;
+    this.#copyOut(this.#ownIndex(this.#headIndex), dst, n);
+    this.#consume(head, n);
+    return n;
+  }
+
+  /** Copies up to `dst.length` bytes starting `offset` bytes past the head; does not remove them. */
+  peek(offset: number, dst: Uint8Array): number {
+    this.#check();
+    checkCount("offset", offset);
+    checkBytes("dst", dst);
+    this.#checkAlias("dst", dst);
+    const head = this.#u32[this.#head];
+    let used = (this.#cachedTail - head) >>> 0;
+    if (used < offset + dst.length || used > this.#cap) used = this.#used(head);
+    if (offset >= used) return 0;
+    const n = Math.min(dst.length, used - offset);
+    let at = this.#ownIndex(this.#headIndex) + offset;
+    if (at >= this.#cap) at -= this.#cap;
+    this.#copyOut(at, dst, n);
+    return n;
+  }
+
+  /** Removes up to `n` bytes without reading them; returns how many were removed. */
+  dequeueDrop(n: number): number {
+    this.#check();
+    checkCount("n", n);
+    const head = this.#u32[this.#head];
+    const drop = Math.min(n, this.#used(head));
+    if (drop > 0) this.#consume(head, drop);
+    return drop;
+  }
+
+  /** Removes every readable byte; only safe while the producer is quiet. Returns how many. */
+  dequeueDropAll(): number {
+    this.#check();
+    const head = this.#u32[this.#head];
+    const used = this.#used(head);
+    if (used > 0) this.#consume(head, used);
+    return used;
+  }
+
+  /** Bytes the consumer can read now. */
+  get maxDequeue(): number {
+    this.#check();
+    return this.#used(this.#u32[this.#head]);
+  }
+
+  /** Bytes the producer can write now. */
+  get maxEnqueue(): number {
+    this.#check();
+    return this.#free(this.#u32[this.#tail]);
+  }
+
+  /** Capacity in bytes: exactly what was asked for at allocation. */
+  get size(): number {
+    return this.#cap;
+  }
+
+  /** True when nothing is readable. */
+  get isEmpty(): boolean {
+    return this.maxDequeue === 0;
+  }
+
+  /** True when nothing more can be written. */
+  get isFull(): boolean {
+    return this.maxEnqueue === 0;
+  }
+
+  /** This fifo's position in its segment: another process passes it to `segment.fifoAt`. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** The list the fifo was allocated for. */
+  get list(): FifoList {
+    return LIST_NAMES[this.#u32[(this.#offset + FF_LIST) >>> 2]] ?? "none";
+  }
+
+  /** A 32-bit word for the user, shared with every process that sees the fifo. */
+  get tag(): number {
+    return Atomics.load(this.#u32, (this.#offset + FF_TAG) >>> 2);
+  }
+  set tag(value: number) {
+    this.#check();
+    this.#setWord("tag", FF_TAG, value);
+  }
+
+  /** Session index of the side that created the fifo (as in the reference). */
+  get masterSessionIndex(): number {
+    return this.#u32[(this.#offset + FF_MASTER_SESSION) >>> 2];
+  }
+  set masterSessionIndex(value: number) {
+    this.#setWord("masterSessionIndex", FF_MASTER_SESSION, value);
+  }
+  /** Thread index of the side that created the fifo. */
+  get masterThreadIndex(): number {
+    return this.#u32[(this.#offset + FF_MASTER_THREAD) >>> 2];
+  }
+  set masterThreadIndex(value: number) {
+    this.#setWord("masterThreadIndex", FF_MASTER_THREAD, value);
+  }
+  /** Session index of the side that attached to the fifo. */
+  get clientSessionIndex(): number {
+    return this.#u32[(this.#offset + FF_CLIENT_SESSION) >>> 2];
+  }
+  set clientSessionIndex(value: number) {
+    this.#setWord("clientSessionIndex", FF_CLIENT_SESSION, value);
+  }
+  /** Thread index of the side that attached to the fifo. */
+  get clientThreadIndex(): number {
+    return this.#u32[(this.#offset + FF_CLIENT_THREAD) >>> 2];
+  }
+  set clientThreadIndex(value: number) {
+    this.#setWord("clientThreadIndex", FF_CLIENT_THREAD, value);
+  }
+
+  #setWord(what: string, field: number, value: number): void {
+    this.#check();
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new RangeError(`${what} must be a u32, got ${value}`);
+    }
+    Atomics.store(this.#u32, (this.#offset + field) >>> 2, value);
+  }
+
+  /** The out-of-order ranges, relative to the current tail, sorted and disjoint. */
+  oooSegments(): OooSegment[] {
+    this.#check();
+    return this.#ooo.list(this.#u32[this.#tail]);
+  }
+
+  /** The range the last out-of-order write created or grew, or null. */
+  get newestOooSegment(): OooSegment | null {
+    this.#check();
+    return this.#ooo.newest(this.#u32[this.#tail]);
+  }
+
+  /**
+   * Sets the event flag; true only on the change from unset to set, which means the caller
+   * must notify the peer.
+   */
+  setEvent(): boolean {
+    this.#check();
+    return Atomics.exchange(this.#i32, (this.#offset + FF_HAS_EVENT) >>> 2, 1) === 0;
+  }
+
+  /** Clears the event flag. The reader must check for data again after this. */
+  unsetEvent(): void {
+    this.#check();
+    Atomics.exchange(this.#i32, (this.#offset + FF_HAS_EVENT) >>> 2, 0);
+  }
+
+  /** Whether the event flag is set. */
+  get hasEvent(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, (this.#offset + FF_HAS_EVENT) >>> 2) !== 0;
+  }
+
+  /**
+   * The "want dequeue notification" flag: a producer that found the fifo full sets it, and the
+   * consumer, seeing it after a dequeue, nudges the producer and clears it.
+   */
+  get wantDequeueNotification(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2) !== 0;
+  }
+  set wantDequeueNotification(value: boolean) {
+    this.#check();
+    Atomics.store(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, value ? 1 : 0);
+  }
+
+  /** Clears the want-dequeue-notification flag; true when it was set (the consumer must nudge). */
+  clearDequeueNotification(): boolean {
+    this.#check();
+    return Atomics.exchange(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, 0) !== 0;
+  }
+
+  /** Up to two in-place views of the readable bytes, oldest first. Follow with `dequeueDrop`. */
+  readSegments(): Uint8Array[] {
+    this.#check();
+    const used = this.#used(this.#u32[this.#head]);
+    return this.#segments(this.#ownIndex(this.#headIndex), used);
+  }
+
+  /** Up to two in-place views of the free space, in order. Follow with `enqueueNocopy`. */
+  writeSegments(): Uint8Array[] {
+    this.#check();
+    const free = this.#free(this.#u32[this.#tail]);
+    return this.#segments(this.#ownIndex(this.#tailIndex), free);
+  }
+
+  #segments(at: number, n: number): Uint8Array[] {
+    if (n === 0) return [];
+    const first = Math.min(n, this.#cap - at);
+    const views = [new Uint8Array(this.#u8.buffer, this.#data + at, first)];
+    if (first < n) views.push(new Uint8Array(this.#u8.buffer, this.#data, n - first));
+    return views;
+  }
+
+  /** Publishes `n` bytes written in place through `writeSegments`. Returns bytes now readable in order. */
+  enqueueNocopy(n: number): number {
+    this.#check();
+    checkCount("n", n);
+    const tail = this.#u32[this.#tail];
+    if (n > this.#free(tail)) throw new RangeError(`cannot publish ${n} bytes: only ${this.#cap - ((tail - this.#cachedHead) >>> 0)} free`);
+    return this.#publish(tail, n);
+  }
+
+  /**
+   * Places head and tail at `position` (any u32), e.g. just below 2^32 to test the wrap. Only
+   * when the fifo is empty, has no out-of-order data, and neither side is active.
+   */
+  initPointers(position: number): void {
+    this.#check();
+    if (!Number.isInteger(position) || position < 0 || position > 0xffffffff) {
+      throw new RangeError(`position must be a u32, got ${position}`);
+    }
+    const head = this.#u32[this.#head];
+    if (this.#used(head) !== 0 || this.#ooo.count !== 0) throw new RangeError("initPointers needs an empty fifo");
+    this.#u32[this.#headIndex] = 0;
+    this.#u32[this.#tailIndex] = 0;
+    Atomics.store(this.#u32, this.#head, position);
+    Atomics.store(this.#u32, this.#tail, position);
+    this.#cachedHead = position;
+    this.#cachedTail = position;
+  }
+
+  /** Whether the fifo's header still says it is allocated. */
+  get isLive(): boolean {
+    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, (this.#offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE;
+  }
+
+  /** @internal Called by the segment when the fifo is freed through this object. */
+  markFreed(): void {
+    this.#ooo.clear();
+    this.#freed = true;
+  }
+
+  /** A one-line description. */
+  toString(): string {
+    if (this.#freed || this.#mem.deleted) return `fifo @${this.#offset} (gone)`;
+    return `fifo @${this.#offset}: ${this.maxDequeue} of ${this.#cap} bytes used, list ${this.list}, tag ${this.tag}` +
+      `, ${this.#ooo.count} out-of-order ranges`;
+  }
+}
+

@@ -1,0 +1,92 @@
+/**
+ * Out-of-order ranges of a fifo, kept by the producer in its own memory (never shared: the
+ * consumer does not need them). Ranges are stored by absolute position (the fifo's u32 byte
+ * counter), so they need no update when the tail moves; offsets relative to the tail are
+ * computed on demand. Kept sorted, disjoint and non-touching: an add merges with every range
+ * it overlaps or touches.
+ *
+ * @module
+ */
+
+/** A range of bytes written ahead of the tail: `offset` from the current tail, `length` bytes. */
+export interface OooSegment {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** The producer's list of out-of-order ranges. */
+export class OooRanges {
+  /** Absolute u32 start positions, sorted by distance from the tail. */
+  #starts: number[] = [];
+  #lengths: number[] = [];
+  /** Index of the range the last add created or grew, or -1. */
+  #newest = -1;
+
+  /** Number of ranges. */
+  get count(): number {
+    return this.#starts.length;
+  }
+
+  /** Forgets every range. */
+  clear(): void {
+    this.#starts.length = 0;
+    this.#lengths.length = 0;
+    this.#newest = -1;
+  }
+
+  /** The ranges relative to `tail`, sorted. */
+  list(tail: number): OooSegment[] {
+    return this.#starts.map((s, i) => ({ offset: (s - tail) >>> 0, length: this.#lengths[i] }));
+  }
+
+  /** The range the last add created or grew, relative to `tail`, or null. */
+  newest(tail: number): OooSegment | null {
+    const i = this.#newest;
+    return i < 0 ? null : { offset: (this.#starts[i] - tail) >>> 0, length: this.#lengths[i] };
+  }
+
+  /** Records bytes [offset, offset + length) past `tail`, merging with touching ranges. */
+  add(tail: number, offset: number, length: number): void {
+    let lo = offset;
+    let hi = offset + length;
+    const starts = this.#starts;
+    const lengths = this.#lengths;
+    // First range that ends at or after lo (touching counts).
+    let first = 0;
+    while (first < starts.length && ((starts[first] - tail) >>> 0) + lengths[first] < lo) first++;
+    let last = first; // one past the last range that starts at or before hi
+    while (last < starts.length && ((starts[last] - tail) >>> 0) <= hi) {
+      const s = (starts[last] - tail) >>> 0;
+      if (s < lo) lo = s;
+      if (s + lengths[last] > hi) hi = s + lengths[last];
+      last++;
+    }
+    starts.splice(first, last - first, (tail + lo) >>> 0);
+    lengths.splice(first, last - first, hi - lo);
+    this.#newest = first;
+  }
+
+  /**
+   * After `written` bytes were enqueued in order at `tail` (the tail before the write): drops
+   * the ranges the write covered and returns how far past `written` the first range that the
+   * write reached extends, so the tail can jump over it (0 when none).
+   */
+  collect(tail: number, written: number): number {
+    const starts = this.#starts;
+    const lengths = this.#lengths;
+    let n = 0;
+    let extra = 0;
+    while (n < starts.length) {
+      const s = (starts[n] - tail) >>> 0;
+      if (s > written) break;
+      const end = s + lengths[n];
+      if (end > written) extra = end - written;
+      n++;
+    }
+    if (n === 0) return 0;
+    starts.splice(0, n);
+    lengths.splice(0, n);
+    this.#newest = this.#newest < n ? -1 : this.#newest - n;
+    return extra;
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * A segment as one process sees it: a mapping (or a SharedArrayBuffer), views over its single
+ * ArrayBuffer, and the fifo allocator working in it.
+ *
+ * @module
+ */
+
+import type { Mapping } from "../ffi/os.ts";
+import { classOf, FifoAllocator } from "./allocator.ts";
+import { SegmentError } from "./errors.ts";
+import { Fifo, type FifoList } from "./fifo.ts";
+import { classBytes, SIZE_CLASSES } from "./layout.ts";
+import type { SegmentType } from "./segment_header.ts";
+
+/** What `segment.info()` reports. */
+export interface SegmentInfo {
+  readonly type: SegmentType;
+  readonly name: string;
+  /** Bytes, whole pages. */
+  readonly size: number;
+  readonly creatorPid: number;
+  /** True in the process (and SegmentMain) that created the segment. */
+  readonly createdHere: boolean;
+  /** Position in its SegmentMain's pool. */
+  readonly index: number;
+  /** For a memfd segment created here: the fd another process can open as /proc/PID/fd/FD. */
+  readonly fd?: number;
+  /** Fifos in use. */
+  readonly activeFifos: number;
+  /** Fifos waiting on freelists, all classes. */
+  readonly freeFifos: number;
+  /** Bytes not held by live fifos. */
+  readonly freeBytes: number;
+  /** True once `preallocateFifoPairs` ran: only preallocated fifos are handed out. */
+  readonly preallocated: boolean;
+}
+
+/** @internal How a segment is handed its memory by its SegmentMain. */
+export interface SegmentInit {
+  readonly type: SegmentType;
+  readonly name: string;
+  readonly size: number;
+  readonly creatorPid: number;
+  readonly createdHere: boolean;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly mapping?: Mapping;
+  readonly fd?: number;
+  readonly release: (segment: Segment) => void;
+}
+
+/** One shared segment held by a {@link SegmentMain}. Obtain it from `create` or `attach`. */
+export class Segment {
+  /** Where the memory comes from. */
+  readonly type: SegmentType;
+  /** The segment's name (without the leading "/" that shm_open sees). */
+  readonly name: string;
+  /** Bytes, whole pages. */
+  readonly size: number;
+  /** The pid that created the segment. */
+  readonly creatorPid: number;
+  /** True where this SegmentMain created it. */
+  readonly createdHere: boolean;
+  /** @internal */
+  readonly u8: Uint8Array;
+  /** @internal */
+  readonly u32: Uint32Array;
+  /** @internal */
+  readonly i32: Int32Array;
+  /** @internal */
+  readonly u64: BigUint64Array;
+  /** @internal The OS mapping (undefined for private segments). */
+  readonly mapping: Mapping | undefined;
+  /** @internal The memfd this process created (closed on delete). */
+  readonly fd: number | undefined;
+  #index = -1;
+  #deleted = false;
+  readonly #release: (segment: Segment) => void;
+  readonly #allocator: FifoAllocator;
+
+  /** @internal Segments are made by SegmentMain. */
+  constructor(init: SegmentInit) {
+    this.type = init.type;
+    this.name = init.name;
+    this.size = init.size;
+    this.creatorPid = init.creatorPid;
+    this.createdHere = init.createdHere;
+    this.mapping = init.mapping;
+    this.fd = init.fd;
+    this.#release = init.release;
+    // Every view derives from the one buffer, and only the first `size` bytes are used.
+    this.u8 = new Uint8Array(init.buffer, 0, init.size);
+    this.u32 = new Uint32Array(init.buffer, 0, init.size / 4);
+    this.i32 = new Int32Array(init.buffer, 0, init.size / 4);
+    this.u64 = new BigUint64Array(init.buffer, 0, init.size / 8);
+    this.#allocator = new FifoAllocator(this);
+  }
+
+  /** Position in the owning SegmentMain's pool. */
+  get index(): number {
+    return this.#index;
+  }
+
+  /** True once deleted: every further use throws. */
+  get deleted(): boolean {
+    return this.#deleted;
+  }
+
+  /** @internal */
+  setIndex(index: number): void {
+    this.#index = index;
+  }
+
+  /** @internal Marks the segment deleted (its main unmaps it). */
+  markDeleted(): void {
+    this.#deleted = true;
+  }
+
+  #check(): void {
+    if (this.#deleted) throw new SegmentError("deleted", `segment "${this.name}" was deleted`);
+  }
+
+  /**
+   * A new fifo whose capacity is exactly `size` bytes, from the smallest size class that holds
+   * it, or null when the segment has no room.
+   */
+  allocFifo(size: number, list: FifoList = "none"): Fifo | null {
+    this.#check();
+    classOf(size);
+    if (list !== "rx" && list !== "tx" && list !== "none") throw new RangeError(`list must be "rx", "tx" or "none", got ${String(list)}`);
+    const offset = this.#allocator.alloc(size, list);
+    return offset === 0 ? null : new Fifo(this, offset);
+  }
+
+  /** Drops a reference to the fifo; the last reference puts it back on its freelist. */
+  freeFifo(fifo: Fifo): void {
+    this.#check();
+    if (!(fifo instanceof Fifo)) throw new TypeError("freeFifo takes a Fifo");
+    if (!fifo.isLive) throw new RangeError(`fifo at offset ${fifo.offset} is not allocated`);
+    this.#ownFifo(fifo);
+    this.#allocator.release(fifo.offset);
+    fifo.markFreed();
+  }
+
+  /** Adds a reference to a fifo, so that it takes one more `freeFifo` to free it. Returns the count. */
+  retainFifo(fifo: Fifo): number {
+    this.#check();
+    this.#ownFifo(fifo);
+    return this.#allocator.retain(fifo.offset);
+  }
+
+  #ownFifo(fifo: Fifo): void {
+    if (!this.#allocator.isLiveFifo(fifo.offset)) throw new RangeError(`fifo at offset ${fifo.offset} is not in segment "${this.name}"`);
+  }
+
+  /**
+   * Carves up to `n` pairs of rx and tx fifos onto the freelists and from then on allocates only
+   * from them. Returns how many of the `n` pairs could not be made.
+   */
+  preallocateFifoPairs(rxSize: number, txSize: number, n: number): number {
+    this.#check();
+    classOf(rxSize);
+    classOf(txSize);
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`pair count must be a non-negative integer, got ${n}`);
+    return this.#allocator.preallocatePairs(rxSize, txSize, n);
+  }
+
+  /** The fifos in use, in allocation order, each as a new Fifo object of this process. */
+  fifos(): Fifo[] {
+    this.#check();
+    return this.#allocator.liveFifos().map((offset) => new Fifo(this, offset));
+  }
+
+  /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
+  fifoAt(offset: number): Fifo {
+    this.#check();
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`fifo offset must be a non-negative integer, got ${offset}`);
+    if (!this.#allocator.isLiveFifo(offset)) throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
+    return new Fifo(this, offset);
+  }
+
+  /** Fifos in use. */
+  get numFifos(): number {
+    this.#check();
+    return this.#allocator.activeCount();
+  }
+
+  /** Fifos on the freelists: of the class that holds `size`, or of all classes. */
+  numFreeFifos(size?: number): number {
+    this.#check();
+    if (size !== undefined) return this.#allocator.freeCount(classOf(size));
+    let total = 0;
+    for (let c = 0; c < SIZE_CLASSES; c++) total += this.#allocator.freeCount(c);
+    return total;
+  }
+
+  /** Bytes not held by live fifos (never carved, or on freelists). */
+  get freeBytes(): number {
+    this.#check();
+    return this.#allocator.freeBytes();
+  }
+
+  /** @internal The chunk walk, for tests and `show`. */
+  chunks(): ReturnType<FifoAllocator["chunks"]> {
+    this.#check();
+    return this.#allocator.chunks();
+  }
+
+  /** What this process knows of the segment. */
+  info(): SegmentInfo {
+    this.#check();
+    return {
+      type: this.type,
+      name: this.name,
+      size: this.size,
+      creatorPid: this.creatorPid,
+      createdHere: this.createdHere,
+      index: this.#index,
+      ...(this.fd !== undefined ? { fd: this.fd } : {}),
+      activeFifos: this.numFifos,
+      freeFifos: this.numFreeFifos(),
+      freeBytes: this.freeBytes,
+      preallocated: this.#allocator.preallocated,
+    };
+  }
+
+  /** A readable summary in the spirit of the reference's format. */
+  toString(): string {
+    if (this.#deleted) return `[${this.#index}] ${this.name} (${this.type}): deleted`;
+    const used = this.size - this.freeBytes;
+    const lines = [
+      `[${this.#index}] ${this.name} (${this.type}) ${formatBytes(this.size)}, creator pid ${this.creatorPid}` +
+      (this.createdHere ? " (this process)" : ""),
+      `  memory: ${formatBytes(used)} used of ${formatBytes(this.size)}, ${this.numFifos} active fifos` +
+      (this.#allocator.preallocated ? ", preallocated" : ""),
+    ];
+    for (let c = 0; c < SIZE_CLASSES; c++) {
+      const free = this.#allocator.freeCount(c);
+      if (free > 0) lines.push(`  ${formatBytes(classBytes(c))}: ${free} free`);
+    }
+    return lines.join("\n");
+  }
+
+  /** Deletes the segment from its SegmentMain (see `SegmentMain.delete`). */
+  [Symbol.dispose](): void {
+    if (!this.#deleted) this.#release(this);
+  }
+}
+
+/** "4 KiB", "1.50 MiB": binary units, as the reference prints them. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 || Number.isInteger(value) ? `${value} ${units[unit]}` : `${value.toFixed(2)} ${units[unit]}`;
+}
+

@@ -1,0 +1,329 @@
+/**
+ * The pool of segments one process (or one part of it) holds. There is no global pool: each
+ * SegmentMain is independent, so one process can create a segment in one main and attach to
+ * it from another.
+ *
+ * @module
+ */
+
+import type { Mapping, Os } from "../ffi/os.ts";
+import { loadOs } from "../ffi/load.ts";
+import {
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_RDWR,
+} from "../ffi/symbols.ts";
+import { SegmentError } from "./errors.ts";
+import { PAGE_SIZE, SEG_READY } from "./layout.ts";
+import { Segment } from "./segment.ts";
+import {
+  checkName,
+  checkSize,
+  formatHeader,
+  type HeaderFacts,
+  readHeader,
+  readMagic,
+  readReady,
+  type SegmentType,
+} from "./segment_header.ts";
+
+/** Options of a {@link SegmentMain}. */
+export interface SegmentMainOptions {
+  /** How long `attach` waits for a creator to finish formatting. Default 20. */
+  timeoutSeconds?: number;
+  /** The OS binding to use; by default libc is opened through this runtime's FFI on first need. */
+  os?: Os;
+}
+
+/** Arguments of `create`. */
+export interface CreateArgs {
+  type: SegmentType;
+  /** 1 to 255 bytes of UTF-8, no "/" and no NUL. */
+  name: string;
+  /** Bytes; rounded up to whole pages (at least two). */
+  size: number;
+}
+
+/** Arguments of `attach`. */
+export type AttachArgs =
+  | { type: "shm"; name: string }
+  | { type: "memfd"; pid: number; fd: number }
+  | { type: "memfd"; fd: number; pid?: undefined }
+  | { type: "private"; buffer: SharedArrayBuffer };
+
+const SEAL_NEEDED = F_SEAL_SHRINK;
+
+function processId(): number {
+  const g = globalThis as { Deno?: { pid: number }; process?: { pid: number } };
+  return g.Deno?.pid ?? g.process?.pid ?? 0;
+}
+
+function monotonicMs(): number {
+  return performance.now();
+}
+
+/** Holds the segments this part of a process created or attached. */
+export class SegmentMain implements Iterable<Segment> {
+  /** How long `attach` waits for a creator to set ready. */
+  readonly timeoutSeconds: number;
+  #os: Os | undefined;
+  readonly #pool: (Segment | undefined)[] = [];
+  #live = 0;
+
+  constructor(options: SegmentMainOptions = {}) {
+    const timeout = options.timeoutSeconds ?? 20;
+    if (typeof timeout !== "number" || !(timeout >= 0) || !Number.isFinite(timeout)) {
+      throw new RangeError(`timeoutSeconds must be a finite number >= 0, got ${String(timeout)}`);
+    }
+    this.timeoutSeconds = timeout;
+    this.#os = options.os;
+  }
+
+  /** The OS binding, opened on first need (private segments never need it). */
+  get os(): Os {
+    this.#os ??= loadOs();
+    return this.#os;
+  }
+
+  /** Creates a segment and adds it to the pool. */
+  create(args: CreateArgs): Segment {
+    if (typeof args !== "object" || args === null) throw new TypeError("create takes { type, name, size }");
+    const { type } = args;
+    const nameBytes = checkName(args.name);
+    const size = checkSize(args.size);
+    if (type === "private") {
+      const buffer = new SharedArrayBuffer(size);
+      formatHeader(buffer, type, nameBytes, size, processId());
+      return this.#add({ type, name: args.name, size, creatorPid: processId(), createdHere: true, buffer });
+    }
+    if (type === "shm") return this.#createShm(args.name, nameBytes, size);
+    if (type === "memfd") return this.#createMemfd(args.name, nameBytes, size);
+    throw new RangeError(`segment type must be "shm", "memfd" or "private", got ${String(type)}`);
+  }
+
+  #createShm(name: string, nameBytes: Uint8Array, size: number): Segment {
+    const os = this.os;
+    const path = `/${name}`;
+    const fd = os.shmOpen(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600);
+    let mapping: Mapping | undefined;
+    try {
+      os.ftruncate(fd, size);
+      mapping = os.mmap(fd, size);
+      const pid = os.getpid();
+      formatHeader(mapping.buffer, "shm", nameBytes, size, pid);
+      os.futexWake(mapping, SEG_READY, 0x7fffffff);
+      os.close(fd);
+      return this.#add({ type: "shm", name, size, creatorPid: pid, createdHere: true, buffer: mapping.buffer, mapping });
+    } catch (error) {
+      if (mapping) os.munmap(mapping);
+      try {
+        os.close(fd);
+      } catch { /* already closed after the header was written */ }
+      os.shmUnlink(path);
+      throw error;
+    }
+  }
+
+  #createMemfd(name: string, nameBytes: Uint8Array, size: number): Segment {
+    const os = this.os;
+    const fd = os.memfdCreate(name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
+    let mapping: Mapping | undefined;
+    try {
+      os.ftruncate(fd, size);
+      os.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+      mapping = os.mmap(fd, size);
+      const pid = os.getpid();
+      formatHeader(mapping.buffer, "memfd", nameBytes, size, pid);
+      return this.#add({ type: "memfd", name, size, creatorPid: pid, createdHere: true, buffer: mapping.buffer, mapping, fd });
+    } catch (error) {
+      if (mapping) os.munmap(mapping);
+      os.close(fd);
+      throw error;
+    }
+  }
+
+  /**
+   * Attaches to a segment another SegmentMain (of this or another process) created: waits up to
+   * `timeoutSeconds` for it to be ready, checks its header, and maps all of it.
+   */
+  attach(args: AttachArgs): Segment {
+    if (typeof args !== "object" || args === null) throw new TypeError("attach takes { type, ... }");
+    switch (args.type) {
+      case "shm": {
+        checkName(args.name);
+        const fd = this.os.shmOpen(`/${args.name}`, O_RDWR | O_CLOEXEC, 0);
+        return this.#attachFd(fd, true, "shm", `shm segment "${args.name}"`);
+      }
+      case "memfd": {
+        checkFd(args.fd);
+        if (args.pid === undefined) return this.#attachFd(args.fd, false, "memfd", `memfd fd ${args.fd}`);
+        if (!Number.isSafeInteger(args.pid) || args.pid <= 0) throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
+        const path = `/proc/${args.pid}/fd/${args.fd}`;
+        const fd = this.os.open(path, O_RDWR | O_CLOEXEC);
+        return this.#attachFd(fd, true, "memfd", `memfd ${path}`);
+      }
+      case "private": {
+        if (!(args.buffer instanceof SharedArrayBuffer)) throw new TypeError("a private segment is attached by its SharedArrayBuffer");
+        const label = "private segment";
+        if (args.buffer.byteLength < PAGE_SIZE) throw new SegmentError("bad-header", `${label} is smaller than its header`);
+        if (readReady(args.buffer) !== 1) throw new SegmentError("timeout", `${label} is not ready`);
+        const facts = checkType(readHeader(args.buffer, label, args.buffer.byteLength), "private", label);
+        return this.#add({ ...facts, createdHere: false, buffer: args.buffer });
+      }
+      default:
+        throw new RangeError(`segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`);
+    }
+  }
+
+  #attachFd(fd: number, ownFd: boolean, type: "shm" | "memfd", label: string): Segment {
+    const os = this.os;
+    let header: Mapping | undefined;
+    let mapping: Mapping | undefined;
+    try {
+      const objectSize = this.#waitReady(fd, label, (m) => (header = m));
+      if (type === "memfd" && (os.getSeals(fd) & SEAL_NEEDED) === 0) {
+        throw new SegmentError("not-sealed", `${label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`);
+      }
+      const facts = checkType(readHeader(header!.buffer, label, objectSize), type, label);
+      os.munmap(header!);
+      header = undefined;
+      mapping = os.mmap(fd, facts.size);
+      const segment = this.#add({ ...facts, createdHere: false, buffer: mapping.buffer, mapping });
+      mapping = undefined;
+      return segment;
+    } finally {
+      if (header) os.munmap(header);
+      if (mapping) os.munmap(mapping);
+      if (ownFd) os.close(fd);
+    }
+  }
+
+  /**
+   * Waits (sleeping, not spinning) until the object is at least a page long and its header's
+   * ready word is set; returns the object's size. Hands the header mapping to `keep`.
+   */
+  #waitReady(fd: number, label: string, keep: (m: Mapping) => void): number {
+    const os = this.os;
+    const deadline = monotonicMs() + this.timeoutSeconds * 1000;
+    let header: Mapping | undefined;
+    for (;;) {
+      const { size } = os.fstat(fd);
+      if (size >= PAGE_SIZE) {
+        if (!header) {
+          header = os.mmap(fd, PAGE_SIZE);
+          keep(header);
+        }
+        if (readReady(header.buffer) === 1) return size;
+        const magic = readMagic(header.buffer);
+        if (magic !== 0) readHeader(header.buffer, label, size); // a foreign magic fails at once
+      }
+      const left = deadline - monotonicMs();
+      if (left <= 0) {
+        throw new SegmentError("timeout", `${label} was not ready within ${this.timeoutSeconds} s (its creator never finished)`);
+      }
+      if (header) os.futexWait(header, SEG_READY, 0, Math.min(left, 50));
+      else os.sleepMicroseconds(Math.min(left, 5) * 1000);
+    }
+  }
+
+  #add(init: Omit<ConstructorParameters<typeof Segment>[0], "release">): Segment {
+    const segment = new Segment({ ...init, release: (s) => this.delete(s) });
+    let index = this.#pool.indexOf(undefined);
+    if (index < 0) index = this.#pool.length;
+    this.#pool[index] = segment;
+    segment.setIndex(index);
+    this.#live++;
+    return segment;
+  }
+
+  /**
+   * Removes a segment from the pool and unmaps it; its ArrayBuffer is detached first, so a stale
+   * view throws. The creator of an shm segment also unlinks its name; the creator of a memfd
+   * closes its fd. Attachers only unmap.
+   */
+  delete(segment: Segment): void {
+    if (!(segment instanceof Segment)) throw new TypeError("delete takes a Segment");
+    if (segment.deleted) throw new SegmentError("deleted", `segment "${segment.name}" was already deleted`);
+    if (this.#pool[segment.index] !== segment) {
+      throw new SegmentError("not-in-main", `segment "${segment.name}" does not belong to this SegmentMain`);
+    }
+    this.#pool[segment.index] = undefined;
+    this.#live--;
+    segment.markDeleted();
+    const errors: unknown[] = [];
+    const attempt = (step: () => void) => {
+      try {
+        step();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    if (segment.mapping) attempt(() => this.os.munmap(segment.mapping!));
+    if (segment.createdHere && segment.type === "shm") {
+      attempt(() => {
+        try {
+          this.os.shmUnlink(`/${segment.name}`);
+        } catch (error) {
+          if ((error as { code?: string }).code !== "ENOENT") throw error; // someone else removed the name
+        }
+      });
+    }
+    if (segment.fd !== undefined) attempt(() => this.os.close(segment.fd!));
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /** The segment at `index` of the pool, or undefined. */
+  get(index: number): Segment | undefined {
+    return Number.isInteger(index) && index >= 0 ? this.#pool[index] : undefined;
+  }
+
+  /** The segment's index in this pool, or -1 when it is not in it. */
+  indexOf(segment: Segment): number {
+    return segment instanceof Segment && this.#pool[segment.index] === segment ? segment.index : -1;
+  }
+
+  /** Number of segments in the pool. */
+  get size(): number {
+    return this.#live;
+  }
+
+  /** The segments in the pool, by index. */
+  *[Symbol.iterator](): Iterator<Segment> {
+    for (const segment of this.#pool) if (segment) yield segment;
+  }
+
+  /** Deletes every segment in the pool. */
+  [Symbol.dispose](): void {
+    const errors: unknown[] = [];
+    for (const segment of [...this]) {
+      try {
+        this.delete(segment);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /** One line per segment. */
+  toString(): string {
+    return [...this].map((s) => s.toString()).join("\n");
+  }
+}
+
+function checkFd(fd: unknown): void {
+  if (typeof fd !== "number" || !Number.isSafeInteger(fd) || fd < 0) throw new RangeError(`fd must be a non-negative integer, got ${String(fd)}`);
+}
+
+function checkType(facts: HeaderFacts, expected: SegmentType, label: string): HeaderFacts {
+  if (facts.type !== expected) {
+    throw new SegmentError("type-mismatch", `${label} was created as a ${facts.type} segment, attached as ${expected}`);
+  }
+  return facts;
+}
