@@ -30,3 +30,4 @@ export { SegmentError } from "./src/errors.ts";
 export type { SegmentErrorCode } from "./src/errors.ts";
 export { OsError } from "./ffi/os_error.ts";
 export { MAX_FIFO_SIZE, MAX_NAME_BYTES, MAX_SEGMENT_SIZE, PAGE_SIZE } from "./src/layout.ts";
+export type { FileStat, FutexResult, Mapping, Os } from "./ffi/os.ts";

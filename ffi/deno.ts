@@ -45,7 +45,8 @@ export function denoOs(): Os {
     runtime: "deno",
     fns,
     syscallNonblocking: fns.syscall_nonblocking,
-    isMapFailed: (address) => address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
+    isMapFailed: (address) =>
+      address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Deno.PointerObject, length),
     offset: (address, bytes) => Deno.UnsafePointer.offset(address as Deno.PointerObject, bytes),
     // errno is thread-local; the JS thread's location is fixed for the life of the thread.

@@ -17,7 +17,10 @@ export function currentRuntime(): "deno" | "bun" | undefined {
 }
 
 function checkPlatform(): void {
-  const g = globalThis as { Deno?: { build: { os: string; arch: string } }; process?: { platform: string; arch: string } };
+  const g = globalThis as {
+    Deno?: { build: { os: string; arch: string } };
+    process?: { platform: string; arch: string };
+  };
   const os = g.Deno?.build.os ?? g.process?.platform;
   const arch = g.Deno?.build.arch ?? g.process?.arch;
   if (os !== "linux" || (arch !== "x86_64" && arch !== "x64")) {

@@ -34,21 +34,23 @@ export type NativeFn = (...args: any[]) => any;
 export interface Native {
   readonly runtime: "deno" | "bun";
   readonly fns: {
-    readonly [K in
-      | "shm_open"
-      | "shm_unlink"
-      | "memfd_create"
-      | "open"
-      | "close"
-      | "ftruncate"
-      | "fstat"
-      | "fcntl"
-      | "mmap"
-      | "munmap"
-      | "getpid"
-      | "kill"
-      | "usleep"
-      | "syscall"]: NativeFn;
+    readonly [
+      K in
+        | "shm_open"
+        | "shm_unlink"
+        | "memfd_create"
+        | "open"
+        | "close"
+        | "ftruncate"
+        | "fstat"
+        | "fcntl"
+        | "mmap"
+        | "munmap"
+        | "getpid"
+        | "kill"
+        | "usleep"
+        | "syscall"
+    ]: NativeFn;
   };
   /** The nonblocking futex syscall, where the runtime has one. */
   readonly syscallNonblocking?: (...args: unknown[]) => Promise<number | bigint>;
@@ -197,15 +199,7 @@ export function makeOs(native: Native): Os {
       const m = asNativeMapping(mapping);
       checkWord(m, byteOffset);
       const r = num(
-        f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAIT, expected | 0, timespec(timeoutMs), null, 0),
-      );
-      return futexOutcome(r, r === 0 ? 0 : native.errno());
-    },
-    futexWaitAsync: native.syscallNonblocking === undefined ? undefined : async (mapping, byteOffset, expected, timeoutMs) => {
-      const m = asNativeMapping(mapping);
-      checkWord(m, byteOffset);
-      const r = num(
-        await native.syscallNonblocking!(
+        f.syscall(
           BigInt(SYS_FUTEX),
           native.offset(m.address, byteOffset),
           FUTEX_WAIT,
@@ -215,14 +209,34 @@ export function makeOs(native: Native): Os {
           0,
         ),
       );
-      // A nonblocking call runs on another thread, whose errno we cannot read: any failure
-      // (timeout, value mismatch, signal) is reported as "interrupted", and callers re-check.
-      return r === 0 ? "woken" : "interrupted";
+      return futexOutcome(r, r === 0 ? 0 : native.errno());
     },
+    futexWaitAsync: native.syscallNonblocking === undefined
+      ? undefined
+      : async (mapping, byteOffset, expected, timeoutMs) => {
+        const m = asNativeMapping(mapping);
+        checkWord(m, byteOffset);
+        const r = num(
+          await native.syscallNonblocking!(
+            BigInt(SYS_FUTEX),
+            native.offset(m.address, byteOffset),
+            FUTEX_WAIT,
+            expected | 0,
+            timespec(timeoutMs),
+            null,
+            0,
+          ),
+        );
+        // A nonblocking call runs on another thread, whose errno we cannot read: any failure
+        // (timeout, value mismatch, signal) is reported as "interrupted", and callers re-check.
+        return r === 0 ? "woken" : "interrupted";
+      },
     futexWake(mapping, byteOffset, count) {
       const m = asNativeMapping(mapping);
       checkWord(m, byteOffset);
-      const r = num(f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAKE, count, null, null, 0));
+      const r = num(
+        f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAKE, count, null, null, 0),
+      );
       return r < 0 ? fail("futex(FUTEX_WAKE)") : r;
     },
   };

@@ -18,8 +18,11 @@ export interface Mapping {
 
 /** The fields of `struct stat` the library reads. */
 export interface FileStat {
+  /** `st_size`: bytes. */
   readonly size: number;
+  /** `st_mode`: type and permission bits. */
   readonly mode: number;
+  /** `st_uid`: the owner. */
   readonly uid: number;
 }
 

@@ -42,6 +42,7 @@ export class OsError extends Error {
   /** The errno name, e.g. `ENOENT`. */
   readonly code: string;
 
+  /** The failure of `call` with `errno`; `detail` names what it was called on. */
   constructor(call: string, errno: number, detail?: string) {
     const code = errnoName(errno);
     const text = ERRNO_NAMES[errno]?.[1] ?? "unknown error";

@@ -21,6 +21,7 @@ export type SegmentErrorCode =
 export class SegmentError extends Error {
   /** What went wrong. */
   readonly code: SegmentErrorCode;
+  /** An error of kind `code`. */
   constructor(code: SegmentErrorCode, message: string) {
     super(message);
     this.name = "SegmentError";

@@ -25,6 +25,7 @@ import {
   FF_MAGIC,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
+  FF_STATE,
   FF_TAG,
   FF_TAIL,
   FF_TAIL_INDEX,
@@ -32,7 +33,6 @@ import {
   FIFO_HEADER_SIZE,
   FIFO_MAGIC,
   FIFO_STATE_LIVE,
-  FF_STATE,
   SIZE_CLASSES,
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
@@ -105,10 +105,15 @@ export class Fifo {
     }
     const w = offset >>> 2;
     const u32 = mem.u32;
-    if (u32[w + FF_MAGIC / 4] !== FIFO_MAGIC) throw new RangeError(`no fifo at offset ${offset} of segment "${mem.name}"`);
+    if (u32[w + FF_MAGIC / 4] !== FIFO_MAGIC) {
+      throw new RangeError(`no fifo at offset ${offset} of segment "${mem.name}"`);
+    }
     const sizeClass = u32[w + FF_CLASS / 4];
     const cap = u32[w + FF_CAPACITY / 4];
-    if (sizeClass >= SIZE_CLASSES || cap < 1 || cap > classBytes(sizeClass) || offset + FIFO_HEADER_SIZE + classBytes(sizeClass) > mem.size) {
+    if (
+      sizeClass >= SIZE_CLASSES || cap < 1 || cap > classBytes(sizeClass) ||
+      offset + FIFO_HEADER_SIZE + classBytes(sizeClass) > mem.size
+    ) {
       throw new SegmentError("corrupt", `fifo header at offset ${offset} of segment "${mem.name}" is out of bounds`);
     }
     this.#mem = mem;
@@ -140,7 +145,9 @@ export class Fifo {
     if (view.buffer === this.#u8.buffer) {
       const start = view.byteOffset;
       const end = start + view.byteLength;
-      if (start < this.#data + this.#cap && end > this.#data) throw new TypeError(`${what} overlaps the fifo's own ring`);
+      if (start < this.#data + this.#cap && end > this.#data) {
+        throw new TypeError(`${what} overlaps the fifo's own ring`);
+      }
     }
   }
 
@@ -452,7 +459,9 @@ export class Fifo {
     this.#check();
     checkCount("n", n);
     const tail = this.#u32[this.#tail];
-    if (n > this.#free(tail)) throw new RangeError(`cannot publish ${n} bytes: only ${this.#cap - ((tail - this.#cachedHead) >>> 0)} free`);
+    if (n > this.#free(tail)) {
+      throw new RangeError(`cannot publish ${n} bytes: only ${this.#cap - ((tail - this.#cachedHead) >>> 0)} free`);
+    }
     return this.#publish(tail, n);
   }
 
@@ -477,7 +486,8 @@ export class Fifo {
 
   /** Whether the fifo's header still says it is allocated. */
   get isLive(): boolean {
-    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, (this.#offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE;
+    return !this.#freed && !this.#mem.deleted &&
+      Atomics.load(this.#u32, (this.#offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE;
   }
 
   /** @internal Called by the segment when the fifo is freed through this object. */
@@ -493,4 +503,3 @@ export class Fifo {
       `, ${this.#ooo.count} out-of-order ranges`;
   }
 }
-

@@ -10,7 +10,9 @@
 
 /** A range of bytes written ahead of the tail: `offset` from the current tail, `length` bytes. */
 export interface OooSegment {
+  /** Bytes past the current tail where the range starts. */
   readonly offset: number;
+  /** Bytes in the range. */
   readonly length: number;
 }
 

@@ -14,10 +14,13 @@ import type { SegmentType } from "./segment_header.ts";
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
+  /** Where the memory comes from. */
   readonly type: SegmentType;
+  /** The segment's name. */
   readonly name: string;
   /** Bytes, whole pages. */
   readonly size: number;
+  /** The pid that created the segment. */
   readonly creatorPid: number;
   /** True in the process (and SegmentMain) that created the segment. */
   readonly createdHere: boolean;
@@ -126,7 +129,9 @@ export class Segment {
   allocFifo(size: number, list: FifoList = "none"): Fifo | null {
     this.#check();
     classOf(size);
-    if (list !== "rx" && list !== "tx" && list !== "none") throw new RangeError(`list must be "rx", "tx" or "none", got ${String(list)}`);
+    if (list !== "rx" && list !== "tx" && list !== "none") {
+      throw new RangeError(`list must be "rx", "tx" or "none", got ${String(list)}`);
+    }
     const offset = this.#allocator.alloc(size, list);
     return offset === 0 ? null : new Fifo(this, offset);
   }
@@ -149,7 +154,9 @@ export class Segment {
   }
 
   #ownFifo(fifo: Fifo): void {
-    if (!this.#allocator.isLiveFifo(fifo.offset)) throw new RangeError(`fifo at offset ${fifo.offset} is not in segment "${this.name}"`);
+    if (!this.#allocator.isLiveFifo(fifo.offset)) {
+      throw new RangeError(`fifo at offset ${fifo.offset} is not in segment "${this.name}"`);
+    }
   }
 
   /**
@@ -173,8 +180,12 @@ export class Segment {
   /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
   fifoAt(offset: number): Fifo {
     this.#check();
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`fifo offset must be a non-negative integer, got ${offset}`);
-    if (!this.#allocator.isLiveFifo(offset)) throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new RangeError(`fifo offset must be a non-negative integer, got ${offset}`);
+    }
+    if (!this.#allocator.isLiveFifo(offset)) {
+      throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
+    }
     return new Fifo(this, offset);
   }
 
@@ -257,4 +268,3 @@ export function formatBytes(bytes: number): string {
   }
   return unit === 0 || Number.isInteger(value) ? `${value} ${units[unit]}` : `${value.toFixed(2)} ${units[unit]}`;
 }
-

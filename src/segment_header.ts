@@ -105,7 +105,10 @@ export function readHeader(buffer: ArrayBuffer | SharedArrayBuffer, label: strin
   }
   const version = view.getUint32(SEG_VERSION, true);
   if (version !== LAYOUT_VERSION) {
-    throw new SegmentError("bad-version", `${label} has layout version ${version}; this library reads ${LAYOUT_VERSION}`);
+    throw new SegmentError(
+      "bad-version",
+      `${label} has layout version ${version}; this library reads ${LAYOUT_VERSION}`,
+    );
   }
   const size = Number(view.getBigUint64(SEG_SIZE, true));
   if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE || size % PAGE_SIZE !== 0) {

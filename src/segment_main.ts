@@ -43,6 +43,7 @@ export interface SegmentMainOptions {
 
 /** Arguments of `create`. */
 export interface CreateArgs {
+  /** Where the memory comes from. */
   type: SegmentType;
   /** 1 to 255 bytes of UTF-8, no "/" and no NUL. */
   name: string;
@@ -76,6 +77,7 @@ export class SegmentMain implements Iterable<Segment> {
   readonly #pool: (Segment | undefined)[] = [];
   #live = 0;
 
+  /** An empty pool. `timeoutSeconds` bounds how long `attach` waits for a creator. */
   constructor(options: SegmentMainOptions = {}) {
     const timeout = options.timeoutSeconds ?? 20;
     if (typeof timeout !== "number" || !(timeout >= 0) || !Number.isFinite(timeout)) {
@@ -119,7 +121,15 @@ export class SegmentMain implements Iterable<Segment> {
       formatHeader(mapping.buffer, "shm", nameBytes, size, pid);
       os.futexWake(mapping, SEG_READY, 0x7fffffff);
       os.close(fd);
-      return this.#add({ type: "shm", name, size, creatorPid: pid, createdHere: true, buffer: mapping.buffer, mapping });
+      return this.#add({
+        type: "shm",
+        name,
+        size,
+        creatorPid: pid,
+        createdHere: true,
+        buffer: mapping.buffer,
+        mapping,
+      });
     } catch (error) {
       if (mapping) os.munmap(mapping);
       try {
@@ -140,7 +150,16 @@ export class SegmentMain implements Iterable<Segment> {
       mapping = os.mmap(fd, size);
       const pid = os.getpid();
       formatHeader(mapping.buffer, "memfd", nameBytes, size, pid);
-      return this.#add({ type: "memfd", name, size, creatorPid: pid, createdHere: true, buffer: mapping.buffer, mapping, fd });
+      return this.#add({
+        type: "memfd",
+        name,
+        size,
+        creatorPid: pid,
+        createdHere: true,
+        buffer: mapping.buffer,
+        mapping,
+        fd,
+      });
     } catch (error) {
       if (mapping) os.munmap(mapping);
       os.close(fd);
@@ -163,21 +182,29 @@ export class SegmentMain implements Iterable<Segment> {
       case "memfd": {
         checkFd(args.fd);
         if (args.pid === undefined) return this.#attachFd(args.fd, false, "memfd", `memfd fd ${args.fd}`);
-        if (!Number.isSafeInteger(args.pid) || args.pid <= 0) throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
+        if (!Number.isSafeInteger(args.pid) || args.pid <= 0) {
+          throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
+        }
         const path = `/proc/${args.pid}/fd/${args.fd}`;
         const fd = this.os.open(path, O_RDWR | O_CLOEXEC);
         return this.#attachFd(fd, true, "memfd", `memfd ${path}`);
       }
       case "private": {
-        if (!(args.buffer instanceof SharedArrayBuffer)) throw new TypeError("a private segment is attached by its SharedArrayBuffer");
+        if (!(args.buffer instanceof SharedArrayBuffer)) {
+          throw new TypeError("a private segment is attached by its SharedArrayBuffer");
+        }
         const label = "private segment";
-        if (args.buffer.byteLength < PAGE_SIZE) throw new SegmentError("bad-header", `${label} is smaller than its header`);
+        if (args.buffer.byteLength < PAGE_SIZE) {
+          throw new SegmentError("bad-header", `${label} is smaller than its header`);
+        }
         if (readReady(args.buffer) !== 1) throw new SegmentError("timeout", `${label} is not ready`);
         const facts = checkType(readHeader(args.buffer, label, args.buffer.byteLength), "private", label);
         return this.#add({ ...facts, createdHere: false, buffer: args.buffer });
       }
       default:
-        throw new RangeError(`segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`);
+        throw new RangeError(
+          `segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`,
+        );
     }
   }
 
@@ -187,10 +214,13 @@ export class SegmentMain implements Iterable<Segment> {
     let mapping: Mapping | undefined;
     try {
       const objectSize = this.#waitReady(fd, label, (m) => (header = m));
-      if (type === "memfd" && (os.getSeals(fd) & SEAL_NEEDED) === 0) {
-        throw new SegmentError("not-sealed", `${label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`);
-      }
       const facts = checkType(readHeader(header!.buffer, label, objectSize), type, label);
+      if (type === "memfd" && (os.getSeals(fd) & SEAL_NEEDED) === 0) {
+        throw new SegmentError(
+          "not-sealed",
+          `${label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`,
+        );
+      }
       os.munmap(header!);
       header = undefined;
       mapping = os.mmap(fd, facts.size);
@@ -225,7 +255,10 @@ export class SegmentMain implements Iterable<Segment> {
       }
       const left = deadline - monotonicMs();
       if (left <= 0) {
-        throw new SegmentError("timeout", `${label} was not ready within ${this.timeoutSeconds} s (its creator never finished)`);
+        throw new SegmentError(
+          "timeout",
+          `${label} was not ready within ${this.timeoutSeconds} s (its creator never finished)`,
+        );
       }
       if (header) os.futexWait(header, SEG_READY, 0, Math.min(left, 50));
       else os.sleepMicroseconds(Math.min(left, 5) * 1000);
@@ -318,7 +351,9 @@ export class SegmentMain implements Iterable<Segment> {
 }
 
 function checkFd(fd: unknown): void {
-  if (typeof fd !== "number" || !Number.isSafeInteger(fd) || fd < 0) throw new RangeError(`fd must be a non-negative integer, got ${String(fd)}`);
+  if (typeof fd !== "number" || !Number.isSafeInteger(fd) || fd < 0) {
+    throw new RangeError(`fd must be a non-negative integer, got ${String(fd)}`);
+  }
 }
 
 function checkType(facts: HeaderFacts, expected: SegmentType, label: string): HeaderFacts {

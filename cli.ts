@@ -1,0 +1,252 @@
+/**
+ * Command-line entry.
+ *
+ *   cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]
+ *       Creates a segment with an rx/tx fifo pair, starts a peer in the other runtime that
+ *       attaches and echoes everything back, streams patterned data through it, checks every
+ *       echoed byte, and prints throughput, round-trip latency and the segment.
+ *   cli.ts show [--clean]
+ *       Lists this library's segments in /dev/shm; --clean removes those whose creator is dead.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Fifo, formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
+
+type Runtime = "deno" | "bun";
+const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "deno";
+
+function option(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = args[i + 1];
+  if (value === undefined || value.startsWith("--")) throw new Error(`--${name} needs a value`);
+  return value;
+}
+
+function now(): number {
+  return performance.now();
+}
+
+function runtimeCommand(runtime: Runtime, script: string, args: string[]): [string, string[]] {
+  const root = fileURLToPath(new URL(".", import.meta.url));
+  const local = `${root}node_modules/.bin/${runtime}`;
+  let bin = runtime as string;
+  try {
+    readdirSync(`${root}node_modules/.bin`).includes(runtime) && (bin = local);
+  } catch { /* not installed locally: use PATH */ }
+  return runtime === "deno" ? [bin, ["run", "-A", "--quiet", script, ...args]] : [bin, [script, ...args]];
+}
+
+/** The byte at stream position p (the demo's pattern). */
+function patternByte(p: number): number {
+  return Math.imul(p >>> 0, 0x9e3779b1) >>> 24;
+}
+
+function progress(done: number, total: number, startMs: number, tty: boolean, last: { pct: number }): void {
+  const pct = Math.floor((done / total) * 100);
+  if (pct === last.pct) return;
+  last.pct = pct;
+  const rate = done / ((now() - startMs) / 1000) / 1e9;
+  if (tty) {
+    const width = 30;
+    const fill = Math.round((pct / 100) * width);
+    const bar = "#".repeat(fill) + ".".repeat(width - fill);
+    process.stdout.write(`\r  [${bar}] ${String(pct).padStart(3)}%  ${rate.toFixed(2)} GB/s`);
+    if (pct === 100) process.stdout.write("\n");
+  } else if (pct % 25 === 0) {
+    console.log(`  ${pct}% streamed, ${rate.toFixed(2)} GB/s`);
+  }
+}
+
+async function demo(args: string[]): Promise<void> {
+  const totalBytes = Math.round(Number(option(args, "size", "256")) * 1024 * 1024);
+  const messageBytes = Number(option(args, "message", "65536"));
+  const type = option(args, "type", "shm") as "shm" | "memfd";
+  const peerRuntime = option(args, "peer", RUNTIME === "deno" ? "bun" : "deno") as Runtime;
+  if (!(totalBytes > 0) || !Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1 << 20) {
+    throw new RangeError("--size must be > 0 MiB and --message from 1 to 1048576 bytes");
+  }
+  if (type !== "shm" && type !== "memfd") throw new RangeError("--type must be shm or memfd");
+  if (peerRuntime !== "deno" && peerRuntime !== "bun") throw new RangeError("--peer must be deno or bun");
+
+  using sm = new SegmentMain();
+  const name = `svm-demo-${process.pid}`;
+  const segment = sm.create({ type, name, size: 8 << 20 });
+  const rx = segment.allocFifo(1 << 20, "rx")!; // the peer reads this
+  const tx = segment.allocFifo(1 << 20, "tx")!; // the peer writes this
+  const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
+  console.log(
+    `${RUNTIME} ${RUNTIME === "deno" ? Deno.version.deno : process.versions.bun}: segment ${name} (${type}),` +
+      ` echo peer in ${peerRuntime}`,
+  );
+  const [bin, argv] = runtimeCommand(peerRuntime, fileURLToPath(import.meta.url), [
+    "echo-peer",
+    type,
+    where,
+    String(rx.offset),
+    String(tx.offset),
+  ]);
+  const child = spawn(bin, argv, { stdio: ["ignore", "inherit", "inherit"] });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  try {
+    await new Promise((r) => setTimeout(r, 0));
+    const peerGone = () => !sm.os.processAlive(child.pid!) || child.exitCode !== null;
+    const waitFor = (cond: () => boolean, what: string) => {
+      let spins = 0;
+      while (!cond()) {
+        if (++spins % 4096 === 0 && peerGone()) throw new Error(`the echo peer exited while ${what}`);
+      }
+    };
+    // The peer says hello by setting the tx fifo's tag once attached.
+    const deadline = now() + 20_000;
+    waitFor(() => tx.tag === 1 || now() > deadline, "starting");
+    if (tx.tag !== 1) throw new Error("the echo peer did not attach within 20 s");
+
+    // Throughput: stream totalBytes out through rx, read the echo back from tx, check it all.
+    const out = new Uint8Array(messageBytes);
+    const back = new Uint8Array(Math.max(messageBytes, 65536));
+    let sent = 0;
+    let received = 0;
+    const start = now();
+    const tty = Boolean(process.stdout.isTTY);
+    const last = { pct: -1 };
+    let idle = 0;
+    while (received < totalBytes) {
+      if (sent < totalBytes) {
+        const n = Math.min(messageBytes - (sent % messageBytes), totalBytes - sent);
+        const chunk = n === messageBytes ? out : out.subarray(0, n);
+        for (let i = 0; i < n; i++) chunk[i] = patternByte(sent + i);
+        sent += rx.enqueue(chunk);
+      }
+      const got = tx.dequeue(back);
+      for (let i = 0; i < got; i++) {
+        if (back[i] !== patternByte(received + i)) {
+          throw new Error(`echoed byte ${received + i} is ${back[i]}, expected ${patternByte(received + i)}`);
+        }
+      }
+      received += got;
+      if (got === 0 && ++idle % 65536 === 0 && peerGone()) throw new Error("the echo peer exited mid-stream");
+      progress(received, totalBytes, start, tty, last);
+    }
+    const seconds = (now() - start) / 1000;
+
+    // Latency: 64-byte messages, one at a time, timed round trip.
+    const ping = new Uint8Array(64);
+    const pong = new Uint8Array(64);
+    const rounds = 20_000;
+    const samples = new Float64Array(rounds);
+    for (let r = 0; r < rounds + 1000; r++) {
+      ping[0] = r & 0xff;
+      const t0 = now();
+      while (rx.enqueue(ping) === 0);
+      let have = 0;
+      let spins = 0;
+      while (have < 64) {
+        have += tx.dequeue(have === 0 ? pong : pong.subarray(have));
+        if (++spins % 100_000 === 0 && peerGone()) throw new Error("the echo peer exited during the latency run");
+      }
+      if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
+      if (r >= 1000) samples[r - 1000] = now() - t0;
+    }
+    samples.sort();
+    const mean = samples.reduce((a, b) => a + b, 0) / rounds;
+    rx.tag = 2; // tell the peer to stop
+    const code = await exited;
+    if (code !== 0) throw new Error(`the echo peer exited with code ${code}`);
+    console.log(`streamed ${formatBytes(totalBytes)} in ${messageBytes}-byte writes, every echoed byte checked`);
+    console.log(`  throughput  ${(totalBytes / seconds / 1e9).toFixed(2)} GB/s each way (${seconds.toFixed(2)} s)`);
+    console.log(
+      `  round trip  64 B: mean ${(mean * 1000).toFixed(2)} us, p50 ${(samples[rounds >> 1] * 1000).toFixed(2)} us,` +
+        ` p99 ${(samples[Math.floor(rounds * 0.99)] * 1000).toFixed(2)} us`,
+    );
+    console.log(segment.toString());
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+function echoPeer(args: string[]): void {
+  const [type, where, rxOffset, txOffset] = args;
+  using sm = new SegmentMain({ timeoutSeconds: 10 });
+  const segment: Segment = type === "memfd"
+    ? sm.attach({ type: "memfd", pid: Number(where.split(":")[0]), fd: Number(where.split(":")[1]) })
+    : sm.attach({ type: "shm", name: where });
+  const rx: Fifo = segment.fifoAt(Number(rxOffset));
+  const tx: Fifo = segment.fifoAt(Number(txOffset));
+  const buf = new Uint8Array(1 << 16);
+  tx.tag = 1;
+  let pending = 0; // bytes in buf not yet echoed
+  let at = 0;
+  let spins = 0;
+  const parent = process.ppid;
+  while (rx.tag !== 2) {
+    if (pending === 0) {
+      pending = rx.dequeue(buf);
+      at = 0;
+    }
+    if (pending > 0) {
+      const wrote = tx.enqueue(at === 0 && pending === buf.length ? buf : buf.subarray(at, at + pending));
+      at += wrote;
+      pending -= wrote;
+    } else if (++spins % (1 << 20) === 0 && !sm.os.processAlive(parent)) {
+      return; // the demo is gone
+    }
+  }
+}
+
+function show(args: string[]): void {
+  const clean = args.includes("--clean");
+  using sm = new SegmentMain({ timeoutSeconds: 0 });
+  let names: string[] = [];
+  try {
+    names = readdirSync("/dev/shm");
+  } catch {
+    console.log("no /dev/shm on this machine");
+    return;
+  }
+  let shown = 0;
+  for (const name of names.sort()) {
+    let segment: Segment;
+    try {
+      segment = sm.attach({ type: "shm", name });
+    } catch (error) {
+      if (error instanceof SegmentError || error instanceof OsError) continue; // not ours, or unreadable
+      throw error;
+    }
+    shown++;
+    const alive = sm.os.processAlive(segment.creatorPid);
+    const fifos = segment.fifos();
+    console.log(
+      `${name}: ${formatBytes(segment.size)}, creator pid ${segment.creatorPid} (${alive ? "alive" : "dead"}),` +
+        ` ${fifos.length} fifos`,
+    );
+    for (const f of fifos) console.log(`  ${f.toString()}`);
+    sm.delete(segment);
+    if (clean && !alive) {
+      sm.os.shmUnlink(`/${name}`);
+      console.log(`  removed (its creator is dead)`);
+    }
+  }
+  if (shown === 0) console.log("no segments of this library in /dev/shm");
+}
+
+const [command, ...rest] = process.argv.slice(2);
+try {
+  if (command === "demo") await demo(rest);
+  else if (command === "echo-peer") echoPeer(rest);
+  else if (command === "show") show(rest);
+  else {
+    console.log(
+      "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]\n" +
+        "       cli.ts show [--clean]",
+    );
+    process.exitCode = command === undefined || command === "help" ? 0 : 2;
+  }
+} catch (error) {
+  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,132 @@
+// Shared helpers for the tests: unique segment names, the two runtimes' binaries, and running
+// a peer script in a child process of either runtime.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Runtime = "deno" | "bun";
+
+/** The runtime running this test. */
+export const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "deno";
+/** The other one. */
+export const OTHER: Runtime = RUNTIME === "bun" ? "deno" : "bun";
+/** Both, this one first. */
+export const RUNTIMES: readonly Runtime[] = [RUNTIME, OTHER];
+
+/** The repository root. */
+export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
+
+let counter = 0;
+/** A segment name no other test (or run) uses. Every test removes what it creates under it. */
+export function uniqueName(tag: string): string {
+  const pid = (globalThis as { process?: { pid: number } }).process?.pid ?? 0;
+  return `svmtest-${tag}-${pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Entries of /dev/shm whose name starts with `prefix`. */
+export function shmEntries(prefix: string): string[] {
+  return readdirSync("/dev/shm").filter((n) => n.startsWith(prefix));
+}
+
+/** The path of a runtime's binary: the project's own install first, then PATH. */
+export function runtimeBinary(runtime: Runtime): string {
+  const local = `${ROOT}/node_modules/.bin/${runtime}`;
+  return existsSync(local) ? local : runtime;
+}
+
+/** The command line that runs a script under a runtime. */
+export function scriptCommand(runtime: Runtime, script: string, args: readonly string[]): [string, string[]] {
+  const bin = runtimeBinary(runtime);
+  return runtime === "deno" ? [bin, ["run", "-A", "--quiet", script, ...args]] : [bin, [script, ...args]];
+}
+
+/** What a finished child process left. */
+export interface PeerResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running peer: its pid, its outcome, a way to end it, and its output as it comes. */
+export interface Peer {
+  readonly pid: number;
+  readonly done: Promise<PeerResult>;
+  kill(signal?: "SIGKILL" | "SIGTERM"): void;
+  /** Resolves with the first stdout line that matches. */
+  line(match: RegExp): Promise<string>;
+}
+
+/** Starts `tests/peers/NAME.ts` under a runtime. */
+export function startPeer(runtime: Runtime, name: string, args: readonly string[], timeoutMs = 120_000): Peer {
+  const [bin, argv] = scriptCommand(runtime, `${ROOT}/tests/peers/${name}.ts`, args);
+  const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  const waiters: { match: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  child.stdout!.setEncoding("utf8");
+  child.stderr!.setEncoding("utf8");
+  child.stdout!.on("data", (chunk: string) => {
+    stdout += chunk;
+    for (const w of [...waiters]) {
+      const hit = stdout.split("\n").find((l) => w.match.test(l));
+      if (hit !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(hit);
+      }
+    }
+  });
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const done = new Promise<PeerResult>((resolve) => {
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      for (const w of waiters.splice(0)) {
+        w.reject(new Error(`peer ${name} ended before printing ${w.match}: ${stderr}`));
+      }
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return {
+    pid: child.pid!,
+    done,
+    kill: (signal = "SIGKILL") => child.kill(signal),
+    line: (match) =>
+      new Promise((resolve, reject) => {
+        const hit = stdout.split("\n").find((l) => match.test(l));
+        if (hit !== undefined) resolve(hit);
+        else waiters.push({ match, resolve, reject });
+      }),
+  };
+}
+
+/** Runs a peer to its end and returns its outcome. */
+export function runPeer(
+  runtime: Runtime,
+  name: string,
+  args: readonly string[],
+  timeoutMs?: number,
+): Promise<PeerResult> {
+  return startPeer(runtime, name, args, timeoutMs).done;
+}
+
+/** Throws with the peer's output unless it exited 0. */
+export function expectSuccess(result: PeerResult, what: string): void {
+  if (result.code !== 0) {
+    throw new Error(
+      `${what} failed (code ${result.code}, signal ${result.signal})\nstdout: ${result.stdout}\nstderr: ${result.stderr}`,
+    );
+  }
+}
+
+/** Fills `buf` with the pattern byte of each absolute stream position. */
+export function pattern(buf: Uint8Array, position: number, seed = 0): Uint8Array {
+  for (let i = 0; i < buf.length; i++) buf[i] = patternByte(position + i, seed);
+  return buf;
+}
+
+/** The byte at absolute stream position `p` of the test pattern. */
+export function patternByte(p: number, seed = 0): number {
+  return Math.imul((p >>> 0) ^ seed, 0x9e3779b1) >>> 24;
+}

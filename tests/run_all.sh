@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then every test under Deno and under Bun.
+# Ends with one line "N passed, N failed" that sums the checks and both runtimes.
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH" NO_COLOR=1
+for tool in deno bun; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: run npm install first"; echo "0 passed, 1 failed"; exit 1; }
+done
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+passed=0
+failed=0
+check() {
+  local label=$1
+  shift
+  if "$@" >"$out/check.log" 2>&1; then
+    echo "check ok: $label"
+    passed=$((passed + 1))
+  else
+    echo "check FAILED: $label"
+    cat "$out/check.log"
+    failed=$((failed + 1))
+  fi
+}
+check "deno fmt --check" deno fmt --check
+check "deno lint" deno lint
+check "deno check" deno check mod.ts ffi/ src/ tests/ bench/ cli.ts
+check "deno doc --lint mod.ts" deno doc --lint mod.ts
+
+echo "== deno test"
+deno test -A tests/ 2>&1 | tee "$out/deno.log"
+deno_line=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out/deno.log" | tail -1)
+if [ -z "$deno_line" ]; then
+  echo "deno test did not finish"
+  failed=$((failed + 1))
+else
+  passed=$((passed + $(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$deno_line")))
+  failed=$((failed + $(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$deno_line")))
+fi
+
+echo "== bun test"
+bun test --timeout 900000 tests/ 2>&1 | tee "$out/bun.log"
+bun_pass=$(grep -E '^ *[0-9]+ pass$' "$out/bun.log" | tail -1 | tr -dc 0-9)
+bun_fail=$(grep -E '^ *[0-9]+ fail$' "$out/bun.log" | tail -1 | tr -dc 0-9)
+if [ -z "$bun_pass" ] || [ -z "$bun_fail" ]; then
+  echo "bun test did not finish"
+  failed=$((failed + 1))
+else
+  passed=$((passed + bun_pass))
+  failed=$((failed + bun_fail))
+fi
+
+left=$(find /dev/shm -maxdepth 1 -name 'svmtest-*' 2>/dev/null | head -5)
+if [ -n "$left" ]; then
+  echo "segments left in /dev/shm: $left"
+  failed=$((failed + 1))
+fi
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
