@@ -1,0 +1,136 @@
+// Model-based test: random operations on a fifo and on a plain-JS model of it, many seeds; the
+// results, the readable bytes and the out-of-order geometry must agree after every step.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Fifo, OooSegment } from "../mod.ts";
+import { privateFifo } from "./fifo_fixture.ts";
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** The model: stream positions as plain numbers, bytes in a map, out-of-order positions in a set. */
+class Model {
+  head: number;
+  tail: number;
+  readonly bytes = new Map<number, number>();
+  readonly ooo = new Set<number>();
+  constructor(readonly cap: number, start: number) {
+    this.head = start;
+    this.tail = start;
+  }
+  get used(): number {
+    return this.tail - this.head;
+  }
+  get free(): number {
+    return this.cap - this.used;
+  }
+  enqueue(src: Uint8Array): number {
+    const before = this.tail;
+    const n = Math.min(src.length, this.free);
+    for (let i = 0; i < n; i++) this.bytes.set(this.tail + i, src[i]);
+    this.tail += n;
+    while (this.ooo.has(this.tail)) this.tail++;
+    for (const p of this.ooo) if (p < this.tail) this.ooo.delete(p);
+    return this.tail - before;
+  }
+  enqueueWithOffset(offset: number, src: Uint8Array): boolean {
+    if (offset + src.length > this.free) return false;
+    for (let i = 0; i < src.length; i++) {
+      this.bytes.set(this.tail + offset + i, src[i]);
+      this.ooo.add(this.tail + offset + i);
+    }
+    return true;
+  }
+  read(offset: number, n: number): number[] {
+    const k = Math.max(0, Math.min(n, this.used - offset));
+    return Array.from({ length: k }, (_, i) => this.bytes.get(this.head + offset + i)!);
+  }
+  drop(n: number): number {
+    const k = Math.min(n, this.used);
+    for (let i = 0; i < k; i++) this.bytes.delete(this.head + i);
+    this.head += k;
+    return k;
+  }
+  segments(): OooSegment[] {
+    const out: OooSegment[] = [];
+    for (const p of [...this.ooo].sort((a, b) => a - b)) {
+      const last = out[out.length - 1];
+      const offset = p - this.tail;
+      if (last && last.offset + last.length === offset) out[out.length - 1] = { offset: last.offset, length: last.length + 1 };
+      else out.push({ offset, length: 1 });
+    }
+    return out;
+  }
+}
+
+function randomBytes(rand: () => number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (rand() * 256) | 0;
+  return b;
+}
+
+function runSeed(seed: number, steps: number): void {
+  const rand = prng(seed);
+  const cap = 1 + Math.floor(rand() * 300);
+  const starts = [0, 0xffff_ffff - Math.floor(rand() * 2 * cap), Math.floor(rand() * 2 ** 32)];
+  const start = starts[seed % 3];
+  const { sm, fifo } = privateFifo(cap);
+  using _ = sm;
+  fifo.initPointers(start);
+  const model = new Model(cap, start);
+  const where = (op: string, i: number) => `seed ${seed} cap ${cap} step ${i}: ${op}`;
+  for (let i = 0; i < steps; i++) {
+    const pick = rand();
+    const len = Math.floor(rand() * (cap + 8));
+    let op: string;
+    if (pick < 0.3) {
+      op = `enqueue ${len}`;
+      const src = randomBytes(rand, len);
+      assert.equal(fifo.enqueue(src), model.enqueue(src), where(op, i));
+    } else if (pick < 0.5) {
+      const offset = Math.floor(rand() * cap);
+      const n = Math.floor(rand() * Math.max(1, cap / 4));
+      op = `enqueueWithOffset ${offset} ${n}`;
+      const src = randomBytes(rand, n);
+      assert.equal(fifo.enqueueWithOffset(offset, src), model.enqueueWithOffset(offset, src), where(op, i));
+    } else if (pick < 0.75) {
+      op = `dequeue ${len}`;
+      const dst = new Uint8Array(len);
+      const expected = model.read(0, len);
+      model.drop(len);
+      const n = fifo.dequeue(dst);
+      assert.deepEqual([...dst.subarray(0, n)], expected, where(op, i));
+    } else if (pick < 0.88) {
+      const offset = Math.floor(rand() * (cap + 2));
+      op = `peek ${offset} ${len}`;
+      const dst = new Uint8Array(len);
+      const n = fifo.peek(offset, dst);
+      assert.deepEqual([...dst.subarray(0, n)], model.read(offset, len), where(op, i));
+    } else if (pick < 0.97) {
+      op = `dequeueDrop ${len}`;
+      assert.equal(fifo.dequeueDrop(len), model.drop(len), where(op, i));
+    } else {
+      op = "dequeueDropAll";
+      assert.equal(fifo.dequeueDropAll(), model.drop(model.used), where(op, i));
+    }
+    check(fifo, model, where(op, i));
+  }
+}
+
+function check(fifo: Fifo, model: Model, where: string): void {
+  assert.equal(fifo.maxDequeue, model.used, `${where}: maxDequeue`);
+  assert.equal(fifo.maxEnqueue, model.free, `${where}: maxEnqueue`);
+  assert.deepEqual(fifo.oooSegments(), model.segments(), `${where}: out-of-order ranges`);
+}
+
+test("random operations agree with a plain model, 400 seeds x 300 steps", () => {
+  for (let seed = 1; seed <= 400; seed++) runSeed(seed, 300);
+});
