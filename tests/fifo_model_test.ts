@@ -64,8 +64,9 @@ class Model {
     for (const p of [...this.ooo].sort((a, b) => a - b)) {
       const last = out[out.length - 1];
       const offset = p - this.tail;
-      if (last && last.offset + last.length === offset) out[out.length - 1] = { offset: last.offset, length: last.length + 1 };
-      else out.push({ offset, length: 1 });
+      if (last && last.offset + last.length === offset) {
+        out[out.length - 1] = { offset: last.offset, length: last.length + 1 };
+      } else out.push({ offset, length: 1 });
     }
     return out;
   }

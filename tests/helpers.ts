@@ -1,7 +1,7 @@
 // Shared helpers for the tests: unique segment names, the two runtimes' binaries, and running
 // a peer script in a child process of either runtime.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -129,4 +129,29 @@ export function pattern(buf: Uint8Array, position: number, seed = 0): Uint8Array
 /** The byte at absolute stream position `p` of the test pattern. */
 export function patternByte(p: number, seed = 0): number {
   return Math.imul((p >>> 0) ^ seed, 0x9e3779b1) >>> 24;
+}
+
+/** Period of the stream pattern: prime, so it never lines up with a ring or a write size. */
+export const STREAM_PERIOD = 1_000_003;
+/** The largest write or read the stream tests make. */
+export const STREAM_MAX_IO = 1 << 16;
+
+/**
+ * The stream pattern as a table: byte at stream position p is `table[p % STREAM_PERIOD]`, and
+ * the table is long enough that any write of up to STREAM_MAX_IO bytes is one subarray of it.
+ */
+export function streamTable(): Uint8Array {
+  const table = new Uint8Array(STREAM_PERIOD + STREAM_MAX_IO);
+  for (let i = 0; i < table.length; i++) table[i] = patternByte(i % STREAM_PERIOD, 0x5a);
+  return table;
+}
+
+/** Whether a process runs: exists and is not a zombie (a child this event loop has not reaped yet). */
+export function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
 }
