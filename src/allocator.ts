@@ -34,7 +34,6 @@ import {
   FIFO_MAGIC,
   FIFO_STATE_FREE,
   FIFO_STATE_LIVE,
-  FS_ACTIVE,
   FS_ALLOC_SEQ,
   FS_BUMP,
   FS_FLAG_PREALLOCATED,
@@ -167,11 +166,14 @@ export class FifoAllocator {
     if (offset === 0 && !this.preallocated) {
       offset = this.#carve(sizeClass);
       if (offset !== 0) {
+        const extras: number[] = [];
         for (let i = 1; i < batchFor(sizeClass); i++) {
           const extra = this.#carve(sizeClass);
           if (extra === 0) break;
-          this.#push(sizeClass, extra);
+          extras.push(extra);
         }
+        // Pushed highest first, so the batch is handed out in address order.
+        for (let i = extras.length - 1; i >= 0; i--) this.#push(sizeClass, extras[i]);
       }
     }
     if (offset === 0) return 0;
@@ -191,7 +193,6 @@ export class FifoAllocator {
     u32[w + FF_ALLOC_SEQ / 4] = (Atomics.add(this.#m.u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
     Atomics.store(u32, w + FF_STATE / 4, FIFO_STATE_LIVE);
-    Atomics.add(this.#m.i32, FS_ACTIVE >>> 2, 1);
   }
 
   /** Adds a reference to a live fifo. */
@@ -225,7 +226,6 @@ export class FifoAllocator {
       break;
     }
     Atomics.store(u32, (offset + FF_STATE) >>> 2, FIFO_STATE_FREE);
-    Atomics.sub(this.#m.i32, FS_ACTIVE >>> 2, 1);
     this.#push(sizeClass, offset);
     return true;
   }
@@ -300,9 +300,12 @@ export class FifoAllocator {
     return this.chunks().some((c) => c.offset === offset && c.state === FIFO_STATE_LIVE);
   }
 
-  /** Fifos in use, as counted by allocations and frees. */
+  /**
+   * Fifos in use, counted by walking the chunks: a shared counter would drift whenever a
+   * process died between changing a fifo's state and the counter.
+   */
   activeCount(): number {
-    return Atomics.load(this.#m.i32, FS_ACTIVE >>> 2);
+    return this.chunks().filter((c) => c.state === FIFO_STATE_LIVE).length;
   }
 
   /** Bytes not held by live fifos: never carved, plus the chunks on freelists. */

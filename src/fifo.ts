@@ -490,6 +490,11 @@ export class Fifo {
       Atomics.load(this.#u32, (this.#offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE;
   }
 
+  /** @internal Whether this object reads `mem` (the segment it came from). */
+  isIn(mem: FifoMemory): boolean {
+    return this.#mem === mem;
+  }
+
   /** @internal Called by the segment when the fifo is freed through this object. */
   markFreed(): void {
     this.#ooo.clear();

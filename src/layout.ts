@@ -17,7 +17,7 @@
  * Fifo-segment header (same page, from byte 512)
  *   512 u32  bump             offset of the first byte never handed out (claim word lives there)
  *   516 u32  flags            bit 0: preallocated (allocate only from the freelists)
- *   520 i32  active fifos     fifos in use
+ *   520 u32  reserved         (fifos in use are counted by walking the chunks)
  *   524 u32  allocation seq   incremented for each allocation; orders fifos()
  *   528 ..575 reserved
  *   576 u64[SIZE_CLASSES] freelist heads, one per size class: low 32 bits the offset of the
@@ -82,7 +82,6 @@ export const SEG_NAME = 32;
 
 export const FS_BUMP = 512;
 export const FS_FLAGS = 516;
-export const FS_ACTIVE = 520;
 export const FS_ALLOC_SEQ = 524;
 export const FS_FREELISTS = 576;
 /** Bit of FS_FLAGS: allocate only from what was preallocated. */

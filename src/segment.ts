@@ -139,9 +139,8 @@ export class Segment {
   /** Drops a reference to the fifo; the last reference puts it back on its freelist. */
   freeFifo(fifo: Fifo): void {
     this.#check();
-    if (!(fifo instanceof Fifo)) throw new TypeError("freeFifo takes a Fifo");
-    if (!fifo.isLive) throw new RangeError(`fifo at offset ${fifo.offset} is not allocated`);
     this.#ownFifo(fifo);
+    if (!fifo.isLive) throw new RangeError(`fifo at offset ${fifo.offset} is not allocated`);
     this.#allocator.release(fifo.offset);
     fifo.markFreed();
   }
@@ -154,9 +153,8 @@ export class Segment {
   }
 
   #ownFifo(fifo: Fifo): void {
-    if (!this.#allocator.isLiveFifo(fifo.offset)) {
-      throw new RangeError(`fifo at offset ${fifo.offset} is not in segment "${this.name}"`);
-    }
+    if (!(fifo instanceof Fifo)) throw new TypeError("expected a Fifo");
+    if (!fifo.isIn(this)) throw new RangeError(`fifo at offset ${fifo.offset} is not in segment "${this.name}"`);
   }
 
   /**

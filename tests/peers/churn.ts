@@ -1,0 +1,66 @@
+// Allocate, fill, check and free fifos in a loop: used by the allocator stress and kill tests.
+import type { Fifo, Segment } from "../../mod.ts";
+
+/** The pattern byte of a fifo owned by `owner`, at position i. */
+function fill(owner: number, i: number): number {
+  return Math.imul(owner ^ i, 0x9e3779b1) >>> 24;
+}
+
+/**
+ * Runs `iterations` steps (0: forever). Each step either allocates a fifo of a random size,
+ * tags it with a unique owner id and fills it with that owner's pattern, or frees a held one
+ * after checking that its tag and every byte are still its own. Returns the counts.
+ */
+export function churn(segment: Segment, iterations: number, seed: number, started?: () => void) {
+  let s = seed >>> 0 || 1;
+  const rand = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+  const pid = (globalThis as { process?: { pid: number } }).process?.pid ?? 0;
+  const held: { fifo: Fifo; owner: number }[] = [];
+  const buf = new Uint8Array(70_000);
+  let allocs = 0;
+  let frees = 0;
+  let nulls = 0;
+  let corrupt = 0;
+  let next = 1;
+  const check = (fifo: Fifo, owner: number) => {
+    if (fifo.tag !== owner) return false;
+    const n = fifo.peek(0, buf.subarray(0, fifo.size));
+    if (n !== fifo.size) return false;
+    for (let i = 0; i < n; i++) if (buf[i] !== fill(owner, i)) return false;
+    return true;
+  };
+  for (let step = 0; iterations === 0 || step < iterations; step++) {
+    if (step === 200) started?.();
+    if (held.length < 8 && (held.length === 0 || rand() < 0.55)) {
+      const size = rand() < 0.5 ? 1 + Math.floor(rand() * 4096) : 1 + Math.floor(rand() * 66_000);
+      const fifo = segment.allocFifo(size, rand() < 0.5 ? "rx" : "tx");
+      if (!fifo) {
+        nulls++;
+        continue;
+      }
+      const owner = ((pid & 0xffff) << 16 | (next++ & 0xffff)) >>> 0;
+      fifo.tag = owner;
+      const data = buf.subarray(0, size);
+      for (let i = 0; i < size; i++) data[i] = fill(owner, i);
+      if (fifo.enqueue(data) !== size) corrupt++;
+      held.push({ fifo, owner });
+      allocs++;
+    } else {
+      const { fifo, owner } = held.splice(Math.floor(rand() * held.length), 1)[0];
+      if (!check(fifo, owner)) corrupt++;
+      segment.freeFifo(fifo);
+      frees++;
+    }
+  }
+  for (const { fifo, owner } of held.splice(0)) {
+    if (!check(fifo, owner)) corrupt++;
+    segment.freeFifo(fifo);
+    frees++;
+  }
+  return { allocs, frees, nulls, corrupt };
+}
