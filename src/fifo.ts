@@ -36,6 +36,7 @@ import {
   SIZE_CLASSES,
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
+import { ByteCopier } from "./byte_copy.ts";
 
 export type { OooSegment } from "./ooo.ts";
 
@@ -47,25 +48,13 @@ export interface FifoMemory {
   readonly u8: Uint8Array;
   readonly u32: Uint32Array;
   readonly i32: Int32Array;
+  readonly view: DataView;
   /** Segment size in bytes, as validated when the segment was mapped. */
   readonly size: number;
   /** True once the segment was deleted. */
   readonly deleted: boolean;
   /** The segment's display name, for messages. */
   readonly name: string;
-}
-
-/** Copies below this length go byte by byte: no view object is made for them. */
-const SMALL_COPY = 128;
-
-function copyInto(dst: Uint8Array, dstAt: number, src: Uint8Array, srcAt: number, n: number): void {
-  if (n <= SMALL_COPY) {
-    for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i];
-  } else if (srcAt === 0 && n === src.length) {
-    dst.set(src, dstAt);
-  } else {
-    dst.set(src.subarray(srcAt, srcAt + n), dstAt);
-  }
 }
 
 function checkBytes(what: string, value: Uint8Array): void {
@@ -97,6 +86,9 @@ export class Fifo {
   #cachedTail = 0;
   #freed = false;
   readonly #ooo = new OooRanges();
+  readonly #copier: ByteCopier;
+  #srcOk: Uint8Array | null = null;
+  #dstOk: Uint8Array | null = null;
 
   /** @internal Use `segment.allocFifo` or `segment.fifoAt`. */
   constructor(mem: FifoMemory, offset: number) {
@@ -123,6 +115,7 @@ export class Fifo {
     this.#offset = offset;
     this.#cap = cap;
     this.#data = offset + FIFO_HEADER_SIZE;
+    this.#copier = new ByteCopier(mem.u8, mem.view);
     this.#head = w + FF_HEAD / 4;
     this.#headIndex = w + FF_HEAD_INDEX / 4;
     this.#tail = w + FF_TAIL / 4;
@@ -140,9 +133,17 @@ export class Fifo {
     throw new SegmentError("corrupt", `fifo at offset ${this.#offset} of segment "${this.#mem.name}": ${what}`);
   }
 
-  /** Rejects a view of this fifo's own ring: copying it into itself would scramble both. */
-  #checkAlias(what: string, view: Uint8Array): void {
-    if (view.buffer === this.#u8.buffer) {
+  /**
+   * Rejects a view of this fifo's own ring: copying it into itself would scramble both. The last
+   * array that passed is remembered (an array never changes buffer), since reading `.buffer` is
+   * slow in V8 and callers reuse their arrays.
+   */
+  #checkAlias(what: "src" | "dst", view: Uint8Array): void {
+    if (view === (what === "src" ? this.#srcOk : this.#dstOk)) return;
+    if (view.buffer !== this.#u8.buffer) {
+      if (what === "src") this.#srcOk = view;
+      else this.#dstOk = view;
+    } else {
       const start = view.byteOffset;
       const end = start + view.byteLength;
       if (start < this.#data + this.#cap && end > this.#data) {
@@ -177,16 +178,24 @@ export class Fifo {
 
   /** Writes n bytes of src (from srcAt) into the ring at ring index `at`. */
   #copyIn(at: number, src: Uint8Array, srcAt: number, n: number): void {
-    const first = Math.min(n, this.#cap - at);
-    copyInto(this.#u8, this.#data + at, src, srcAt, first);
-    if (first < n) copyInto(this.#u8, this.#data, src, srcAt + first, n - first);
+    const first = this.#cap - at;
+    if (n <= first) {
+      this.#copier.toSegment(this.#data + at, src, srcAt, n);
+    } else {
+      this.#copier.toSegment(this.#data + at, src, srcAt, first);
+      this.#copier.toSegment(this.#data, src, srcAt + first, n - first);
+    }
   }
 
   /** Reads n bytes from ring index `at` into dst. */
   #copyOut(at: number, dst: Uint8Array, n: number): void {
-    const first = Math.min(n, this.#cap - at);
-    copyInto(dst, 0, this.#u8, this.#data + at, first);
-    if (first < n) copyInto(dst, first, this.#u8, this.#data, n - first);
+    const first = this.#cap - at;
+    if (n <= first) {
+      this.#copier.fromSegment(dst, 0, this.#data + at, n);
+    } else {
+      this.#copier.fromSegment(dst, 0, this.#data + at, first);
+      this.#copier.fromSegment(dst, first, this.#data, n - first);
+    }
   }
 
   /** Moves the tail n bytes on (after the bytes are in place), then collects out-of-order data. */

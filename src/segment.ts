@@ -71,6 +71,8 @@ export class Segment {
   readonly i32: Int32Array;
   /** @internal */
   readonly u64: BigUint64Array;
+  /** @internal */
+  readonly view: DataView;
   /** @internal The OS mapping (undefined for private segments). */
   readonly mapping: Mapping | undefined;
   /** @internal The memfd this process created (closed on delete). */
@@ -95,6 +97,7 @@ export class Segment {
     this.u32 = new Uint32Array(init.buffer, 0, init.size / 4);
     this.i32 = new Int32Array(init.buffer, 0, init.size / 4);
     this.u64 = new BigUint64Array(init.buffer, 0, init.size / 8);
+    this.view = new DataView(init.buffer, 0, init.size);
     this.#allocator = new FifoAllocator(this);
   }
 

@@ -1,0 +1,84 @@
+/**
+ * Copies between a caller's Uint8Array and a segment's memory without allocating. Typed arrays
+ * offer no allocation-free copy of part of one array into another (`set` wants a whole source,
+ * so a part needs a `subarray` view), and a byte loop is slow. So:
+ *
+ * - a whole source into the segment: `set`, which allocates nothing;
+ * - up to {@link WORD_COPY_MAX} bytes otherwise: 32-bit words through DataViews (unaligned
+ *   loads and stores both engines compile to single instructions), the caller's DataView
+ *   cached by array, so a caller that reuses its array allocates nothing;
+ * - larger parts: `set` with one `subarray` view (a small object, no buffer), whose cost is
+ *   noise beside the copy.
+ *
+ * @module
+ */
+
+/** Largest copy done word by word. */
+export const WORD_COPY_MAX = 512;
+
+const EMPTY = new DataView(new ArrayBuffer(0));
+
+/** One fifo's copier: the segment's views and a cache of the caller's DataView. */
+export class ByteCopier {
+  readonly #ring: Uint8Array;
+  readonly #ringView: DataView;
+  #srcArray: Uint8Array | null = null;
+  #srcView: DataView = EMPTY;
+  #dstArray: Uint8Array | null = null;
+  #dstView: DataView = EMPTY;
+
+  constructor(ring: Uint8Array, ringView: DataView) {
+    this.#ring = ring;
+    this.#ringView = ringView;
+  }
+
+  /**
+   * DataViews over the caller's source and destination buffers, each cached by array (reading
+   * `.buffer` is slow in V8), one slot per direction so that a fifo used both ways keeps both.
+   */
+  #srcViewOf(array: Uint8Array): DataView {
+    if (array !== this.#srcArray) {
+      this.#srcArray = array;
+      this.#srcView = new DataView(array.buffer);
+    }
+    return this.#srcView;
+  }
+
+  #dstViewOf(array: Uint8Array): DataView {
+    if (array !== this.#dstArray) {
+      this.#dstArray = array;
+      this.#dstView = new DataView(array.buffer);
+    }
+    return this.#dstView;
+  }
+
+  /** Copies `n` bytes of `src` from `srcAt` to segment offset `to`. */
+  toSegment(to: number, src: Uint8Array, srcAt: number, n: number): void {
+    if (srcAt === 0 && n === src.length) {
+      this.#ring.set(src, to);
+    } else if (n <= WORD_COPY_MAX) {
+      const user = this.#srcViewOf(src);
+      const ring = this.#ringView;
+      const from = src.byteOffset + srcAt;
+      let i = 0;
+      for (; i + 4 <= n; i += 4) ring.setInt32(to + i, user.getInt32(from + i, true), true);
+      for (; i < n; i++) ring.setUint8(to + i, user.getUint8(from + i));
+    } else {
+      this.#ring.set(src.subarray(srcAt, srcAt + n), to);
+    }
+  }
+
+  /** Copies `n` bytes from segment offset `from` into `dst` at `dstAt`. */
+  fromSegment(dst: Uint8Array, dstAt: number, from: number, n: number): void {
+    if (n <= WORD_COPY_MAX) {
+      const user = this.#dstViewOf(dst);
+      const ring = this.#ringView;
+      const to = dst.byteOffset + dstAt;
+      let i = 0;
+      for (; i + 4 <= n; i += 4) user.setInt32(to + i, ring.getInt32(from + i, true), true);
+      for (; i < n; i++) user.setUint8(to + i, ring.getUint8(from + i));
+    } else {
+      dst.set(this.#ring.subarray(from, from + n), dstAt);
+    }
+  }
+}
