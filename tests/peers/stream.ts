@@ -110,10 +110,10 @@ export function produceEvents(
       view.setUint32(4, ~sent >>> 0, true);
       view.setUint32(8, sent, true);
       view.setUint32(12, ~sent >>> 0, true);
-      for (;;) {
-        const wrote = data.enqueue(msg);
+      for (let off = 0; off < msg.length;) {
+        const wrote = data.enqueue(off === 0 ? msg : msg.subarray(off)); // whatever fits
         guard(wrote > 0);
-        if (wrote > 0) break;
+        off += wrote;
       }
       if (data.setEvent()) {
         notifications++;

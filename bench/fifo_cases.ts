@@ -1,0 +1,122 @@
+// The fifo sides of the cross-process benchmark. Each function runs in its own process and
+// returns its figures; every run checks sequence stamps and throws on a mismatch.
+import type { Fifo } from "../mod.ts";
+
+/** Consumer-side read size for the stream cases: as large as the fifo allows. */
+export const STREAM_READ = 64 * 1024;
+
+/** Stream: `count` writes of `size` bytes, each stamped with its index in the first 4 bytes. */
+export function streamProduce(fifo: Fifo, size: number, count: number): { seconds: number } {
+  const buf = new Uint8Array(size).fill(0xab);
+  const view = new DataView(buf.buffer);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    if (size >= 4) view.setUint32(0, i, true);
+    let off = fifo.enqueue(buf); // enqueue writes what fits: finish the rest as room appears
+    while (off < size) off += fifo.enqueue(buf.subarray(off));
+  }
+  return { seconds: (performance.now() - start) / 1000 };
+}
+
+/**
+ * Reads `size * count` bytes, up to `readSize` per dequeue, and checks the stamp at the start of
+ * every write that begins inside a read. Times from the first byte to the last, like the C ring.
+ */
+export function streamConsume(fifo: Fifo, size: number, count: number, readSize: number) {
+  const buf = new Uint8Array(readSize);
+  const view = new DataView(buf.buffer);
+  const total = size * count;
+  let got = 0;
+  let t0 = 0;
+  let checked = 0;
+  while (got < total) {
+    const n = fifo.dequeue(buf);
+    if (n === 0) continue;
+    if (t0 === 0) t0 = performance.now();
+    // First write boundary at or after `got`.
+    let at = (size - (got % size)) % size;
+    for (; at + 4 <= n; at += size) {
+      const index = (got + at) / size;
+      if (view.getUint32(at, true) !== index) throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
+      checked++;
+    }
+    got += n;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds, bytes: got, checked };
+}
+
+/** Framed messages: a 4-byte length and `payload` bytes, padded to 8; stamp after the length. */
+export function messageBytes(payload: number): number {
+  return (4 + payload + 7) & ~7;
+}
+
+export function messagesProduce(fifo: Fifo, payload: number, count: number): { seconds: number } {
+  const rec = new Uint8Array(messageBytes(payload));
+  const view = new DataView(rec.buffer);
+  view.setUint32(0, payload, true);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    view.setUint32(4, i, true);
+    while (fifo.maxEnqueue < rec.length) { /* wait for room for the whole message */ }
+    fifo.enqueue(rec);
+  }
+  return { seconds: (performance.now() - start) / 1000 };
+}
+
+/** Reads one message at a time: waits for a whole record, then takes it. */
+export function messagesConsume(fifo: Fifo, payload: number, count: number) {
+  const rec = new Uint8Array(messageBytes(payload));
+  const view = new DataView(rec.buffer);
+  let t0 = 0;
+  for (let i = 0; i < count; i++) {
+    while (fifo.maxDequeue < rec.length) { /* wait for a whole message */ }
+    if (t0 === 0) t0 = performance.now();
+    fifo.dequeue(rec);
+    if (view.getUint32(0, true) !== payload || view.getUint32(4, true) !== i) {
+      throw new Error(`message ${i}: length ${view.getUint32(0, true)}, stamp ${view.getUint32(4, true)}`);
+    }
+  }
+  return { seconds: (performance.now() - t0) / 1000, messages: count };
+}
+
+/** Round trips of a 64-byte message: out through `out`, back through `back`. */
+export function pingpong(out: Fifo, back: Fifo, rounds: number) {
+  const msg = new Uint8Array(64);
+  const reply = new Uint8Array(64);
+  const view = new DataView(msg.buffer);
+  const replyView = new DataView(reply.buffer);
+  const samples = new Float64Array(Math.floor(rounds / 10));
+  const once = (i: number) => {
+    view.setUint32(0, i, true);
+    while (out.enqueue(msg) === 0) { /* full */ }
+    let have = 0;
+    while (have < 64) have += back.dequeue(have === 0 ? reply : reply.subarray(have));
+    if (replyView.getUint32(0, true) !== i) throw new Error(`round trip ${i} came back as ${replyView.getUint32(0, true)}`);
+  };
+  for (let i = 0; i < 1000; i++) once(i);
+  const start = performance.now();
+  for (let i = 0; i < rounds; i++) once(i);
+  const meanNs = ((performance.now() - start) * 1e6) / rounds;
+  for (let i = 0; i < samples.length; i++) {
+    const t = performance.now();
+    once(i);
+    samples[i] = (performance.now() - t) * 1e6;
+  }
+  samples.sort();
+  return {
+    meanNs,
+    p50Ns: samples[samples.length >> 1],
+    p99Ns: samples[Math.floor(samples.length * 0.99)],
+  };
+}
+
+/** The echo side of the round trip. */
+export function echo(inbound: Fifo, outbound: Fifo, rounds: number): void {
+  const msg = new Uint8Array(64);
+  for (let i = 0; i < rounds; i++) {
+    let have = 0;
+    while (have < 64) have += inbound.dequeue(have === 0 ? msg : msg.subarray(have));
+    while (outbound.enqueue(msg) === 0) { /* full */ }
+  }
+}

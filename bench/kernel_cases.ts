@@ -1,0 +1,132 @@
+// The alternatives a Deno or Bun user would pick today, measured like the fifo: a Unix domain
+// socket (Deno.listen/Deno.connect, Bun.listen/Bun.connect) and a pipe from a child process.
+// Each side runs in its own process of one runtime.
+
+interface BunSocket {
+  write(data: Uint8Array): number;
+  end(): void;
+}
+interface BunApi {
+  listen(options: {
+    unix: string;
+    socket: { data(socket: unknown, data: Uint8Array): void; close(): void; open?(socket: unknown): void };
+  }): { stop(): void };
+  connect(options: { unix: string; socket: { data(): void; drain(socket: BunSocket): void } }): Promise<BunSocket>;
+  stdout: { writer(): { write(data: Uint8Array): number; flush(): number | Promise<number> } };
+  spawn(cmd: string[], options: { stdout: "pipe" }): { stdout: ReadableStream<Uint8Array>; exited: Promise<number> };
+}
+
+const bun = (globalThis as unknown as { Bun?: BunApi }).Bun;
+
+/** Reads a byte count from a socket server until the writer closes; times first byte to EOF. */
+export async function socketRead(path: string, ready: () => void): Promise<{ seconds: number; bytes: number }> {
+  let got = 0;
+  let t0 = 0;
+  if (bun) {
+    return await new Promise((resolve) => {
+      const server = bun.listen({
+        unix: path,
+        socket: {
+          data(_s, data) {
+            if (t0 === 0) t0 = performance.now();
+            got += data.byteLength;
+          },
+          close() {
+            server.stop();
+            resolve({ seconds: (performance.now() - t0) / 1000, bytes: got });
+          },
+        },
+      });
+      ready();
+    });
+  }
+  const listener = Deno.listen({ transport: "unix", path });
+  ready();
+  const conn = await listener.accept();
+  const buf = new Uint8Array(256 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    if (t0 === 0) t0 = performance.now();
+    got += n;
+  }
+  conn.close();
+  listener.close();
+  return { seconds: (performance.now() - t0) / 1000, bytes: got };
+}
+
+/** Writes `count` chunks of `size` bytes to the socket server at `path`. */
+export async function socketWrite(path: string, size: number, count: number): Promise<void> {
+  const chunk = new Uint8Array(size).fill(0xab);
+  if (bun) {
+    let resume: (() => void) | null = null;
+    const socket = await bun.connect({
+      unix: path,
+      socket: {
+        data() {},
+        drain() {
+          const r = resume;
+          resume = null;
+          r?.();
+        },
+      },
+    });
+    for (let i = 0; i < count; i++) {
+      let off = 0;
+      while (off < size) {
+        const n = socket.write(off === 0 ? chunk : chunk.subarray(off));
+        off += n;
+        if (off < size) await new Promise<void>((r) => (resume = r));
+      }
+    }
+    socket.end();
+    return;
+  }
+  const conn = await Deno.connect({ transport: "unix", path });
+  for (let i = 0; i < count; i++) {
+    let off = 0;
+    while (off < size) off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
+  }
+  conn.close();
+}
+
+/** The child side of the pipe case: `count` writes of `size` bytes to stdout. */
+export async function pipeWrite(size: number, count: number): Promise<void> {
+  const chunk = new Uint8Array(size).fill(0xab);
+  if (bun) {
+    const writer = bun.stdout.writer();
+    for (let i = 0; i < count; i++) {
+      writer.write(chunk);
+      if (i % 64 === 63) await writer.flush();
+    }
+    await writer.flush();
+    return;
+  }
+  for (let i = 0; i < count; i++) {
+    let off = 0;
+    while (off < size) off += Deno.stdout.writeSync(off === 0 ? chunk : chunk.subarray(off));
+  }
+}
+
+/** The parent side: starts the child and counts what arrives on its stdout. */
+export async function pipeRead(command: string[]): Promise<{ seconds: number; bytes: number }> {
+  let got = 0;
+  let t0 = 0;
+  let stream: ReadableStream<Uint8Array>;
+  let exited: Promise<unknown>;
+  if (bun) {
+    const child = bun.spawn(command, { stdout: "pipe" });
+    stream = child.stdout;
+    exited = child.exited;
+  } else {
+    const child = new Deno.Command(command[0], { args: command.slice(1), stdout: "piped", stderr: "inherit" }).spawn();
+    stream = child.stdout;
+    exited = child.status;
+  }
+  for await (const chunk of stream) {
+    if (t0 === 0) t0 = performance.now();
+    got += chunk.byteLength;
+  }
+  await exited;
+  return { seconds: (performance.now() - t0) / 1000, bytes: got };
+}

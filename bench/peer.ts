@@ -1,0 +1,53 @@
+// One side of a cross-process benchmark case, in its own process (Deno or Bun).
+//   fifo-produce|fifo-consume NAME OFFSET SIZE COUNT
+//   msg-produce|msg-consume   NAME OFFSET PAYLOAD COUNT
+//   ping NAME OUT BACK ROUNDS    echo NAME IN OUT ROUNDS
+//   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
+// Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
+import { SegmentMain } from "../mod.ts";
+import {
+  echo,
+  messagesConsume,
+  messagesProduce,
+  pingpong,
+  STREAM_READ,
+  streamConsume,
+  streamProduce,
+} from "./fifo_cases.ts";
+import { pipeRead, pipeWrite, socketRead, socketWrite } from "./kernel_cases.ts";
+
+const [role, ...args] = process.argv.slice(2);
+const say = (line: string) => console.log(line);
+let result: unknown = {};
+
+if (role.startsWith("fifo-") || role.startsWith("msg-") || role === "ping" || role === "echo") {
+  using sm = new SegmentMain({ timeoutSeconds: 10 });
+  const segment = sm.attach({ type: "shm", name: args[0] });
+  const a = segment.fifoAt(Number(args[1]));
+  const n = Number(args[3]);
+  const go = segment.fifoAt(Number(args[1])); // the orchestrator's start flag is a's tag
+  say("READY");
+  while (go.tag === 0) { /* wait for the start flag */ }
+  if (role === "fifo-produce") result = streamProduce(a, Number(args[2]), n);
+  else if (role === "fifo-consume") result = streamConsume(a, Number(args[2]), n, STREAM_READ);
+  else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);
+  else if (role === "msg-consume") result = messagesConsume(a, Number(args[2]), n);
+  else if (role === "ping") result = pingpong(a, segment.fifoAt(Number(args[2])), n);
+  else echo(a, segment.fifoAt(Number(args[2])), n + 1000 + Math.floor(n / 10));
+} else if (role === "socket-read") {
+  result = await socketRead(args[0], () => say("READY"));
+} else if (role === "socket-write") {
+  say("READY");
+  await socketWrite(args[0], Number(args[1]), Number(args[2]));
+} else if (role === "pipe-read") {
+  const self = new URL(import.meta.url).pathname;
+  const exec = "Bun" in globalThis ? process.execPath : Deno.execPath();
+  const run = "Bun" in globalThis ? [exec, self] : [exec, "run", "-A", "--quiet", self];
+  say("READY");
+  result = await pipeRead([...run, "pipe-write", args[0], args[1]]);
+} else if (role === "pipe-write") {
+  await pipeWrite(Number(args[0]), Number(args[1]));
+} else {
+  throw new Error(`unknown role ${role}`);
+}
+if (role !== "pipe-write") say(`RESULT ${JSON.stringify(result)}`);
