@@ -37,10 +37,18 @@ export function throughputChart(rows: readonly Point[], sizes: readonly number[]
   ];
   for (let e = lo; e <= hi; e++) {
     out.push(`<line x1="${left}" x2="${w - right}" y1="${y(10 ** e)}" y2="${y(10 ** e)}" stroke="#ddd"/>`);
-    out.push(`<text x="${left - 8}" y="${y(10 ** e) + 4}" text-anchor="end">${10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)}</text>`);
+    out.push(
+      `<text x="${left - 8}" y="${y(10 ** e) + 4}" text-anchor="end">${
+        10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)
+      }</text>`,
+    );
   }
   sizes.forEach((s, i) => {
-    out.push(`<text x="${x(i)}" y="${h - bottom + 18}" text-anchor="middle">${s >= 1024 ? `${s / 1024} KiB` : `${s} B`}</text>`);
+    out.push(
+      `<text x="${x(i)}" y="${h - bottom + 18}" text-anchor="middle">${
+        s >= 1024 ? `${s / 1024} KiB` : `${s} B`
+      }</text>`,
+    );
   });
   out.push(`<text x="${(left + w - right) / 2}" y="${h - 12}" text-anchor="middle">write size</text>`);
   SERIES.forEach((s, k) => {
@@ -48,9 +56,17 @@ export function throughputChart(rows: readonly Point[], sizes: readonly number[]
       const r = rows.find((r) => r.kind === s.kind && r.producer === s.rt && r.consumer === s.rt && r.size === size);
       return r?.gbps ? `${x(i).toFixed(1)},${y(r.gbps).toFixed(1)}` : "";
     }).filter(Boolean);
-    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}" points="${pts.join(" ")}"/>`);
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}" points="${
+        pts.join(" ")
+      }"/>`,
+    );
     const ly = top + 10 + k * 20;
-    out.push(`<line x1="${w - right + 10}" x2="${w - right + 40}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}"/>`);
+    out.push(
+      `<line x1="${w - right + 10}" x2="${
+        w - right + 40
+      }" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2" stroke-dasharray="${s.dash}"/>`,
+    );
     out.push(`<text x="${w - right + 46}" y="${ly + 4}">${s.label}</text>`);
   });
   out.push("</svg>");

@@ -37,7 +37,9 @@ export function streamConsume(fifo: Fifo, size: number, count: number, readSize:
     let at = (size - (got % size)) % size;
     for (; at + 4 <= n; at += size) {
       const index = (got + at) / size;
-      if (view.getUint32(at, true) !== index) throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
+      if (view.getUint32(at, true) !== index) {
+        throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
+      }
       checked++;
     }
     got += n;
@@ -92,7 +94,9 @@ export function pingpong(out: Fifo, back: Fifo, rounds: number) {
     while (out.enqueue(msg) === 0) { /* full */ }
     let have = 0;
     while (have < 64) have += back.dequeue(have === 0 ? reply : reply.subarray(have));
-    if (replyView.getUint32(0, true) !== i) throw new Error(`round trip ${i} came back as ${replyView.getUint32(0, true)}`);
+    if (replyView.getUint32(0, true) !== i) {
+      throw new Error(`round trip ${i} came back as ${replyView.getUint32(0, true)}`);
+    }
   };
   for (let i = 0; i < 1000; i++) once(i);
   const start = performance.now();

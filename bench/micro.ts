@@ -1,0 +1,57 @@
+/**
+ * Micro-benchmarks of the fifo and the allocator in one process, with tinybench; runs under
+ * Deno (`deno run -A bench/micro.ts`) and Bun (`bun bench/micro.ts`). Each task loops
+ * {@link INNER} times so that tinybench's own overhead per call does not dominate; figures are
+ * per operation. `--quick` runs a few iterations only (the test suite uses it).
+ *
+ * @module
+ */
+
+import { Bench } from "tinybench";
+import { SegmentMain } from "../mod.ts";
+
+const quick = process.argv.includes("--quick");
+const INNER = 1000;
+
+using sm = new SegmentMain();
+const segment = sm.create({ type: "private", name: "micro", size: 16 << 20 });
+const fifo = segment.allocFifo(1 << 20)!;
+const bufs = new Map([64, 1024, 65536].map((n) => [n, { src: new Uint8Array(n).fill(1), dst: new Uint8Array(n) }]));
+
+const bench = quick ? new Bench({ iterations: 3, time: 0, warmup: false }) : new Bench({ time: 500 });
+for (const [size, { src, dst }] of bufs) {
+  bench.add(`enqueue+dequeue ${size} B`, () => {
+    for (let i = 0; i < INNER; i++) {
+      fifo.enqueue(src);
+      fifo.dequeue(dst);
+    }
+  });
+}
+{
+  const { src, dst } = bufs.get(64)!;
+  fifo.enqueue(bufs.get(1024)!.src);
+  bench.add("peek 64 B", () => {
+    for (let i = 0; i < INNER; i++) fifo.peek(i & 511, dst);
+  });
+  bench.add("out-of-order 64 B pair (offset write, then in-order write that joins it)", () => {
+    for (let i = 0; i < INNER; i++) {
+      fifo.enqueueWithOffset(64, src);
+      fifo.enqueue(src);
+      fifo.dequeueDrop(128);
+    }
+  });
+}
+bench.add("allocFifo+freeFifo 4 KiB", () => {
+  for (let i = 0; i < INNER; i++) segment.freeFifo(segment.allocFifo(4096)!);
+});
+
+await bench.run();
+fifo.dequeueDropAll();
+const rows = bench.tasks.map((t) => {
+  const r = t.result as { latency?: { mean: number }; mean?: number } | undefined;
+  const meanMs = r?.latency?.mean ?? r?.mean ?? NaN;
+  return { task: t.name, "ns/op": Number(((meanMs * 1e6) / INNER).toFixed(1)) };
+});
+console.table(rows);
+const runtime = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
+console.log(`${runtime}, ${INNER} operations per task call${quick ? " (quick mode: not a measurement)" : ""}`);

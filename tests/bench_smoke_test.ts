@@ -1,0 +1,36 @@
+// The benchmarks still work: run in a tiny quick mode (no timing is asserted, ever).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { ROOT, RUNTIME, scriptCommand, shmEntries } from "./helpers.ts";
+
+test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data and writes its results`, () => {
+  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+  try {
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out]);
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /\| fifo stream, 64 B writes \(GB\/s\) \|/);
+    assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
+    const json = JSON.parse(readFileSync(`${out}/quick.json`, "utf8"));
+    assert.equal(json.quick, true);
+    const kinds = new Set(json.rows.map((r: { kind: string }) => r.kind));
+    assert.deepEqual([...kinds].sort(), ["fifo", "msg", "pingpong", "pipe", "uds"]);
+    assert.equal(json.rows.length, 4 * 5 + 2 * 6);
+    assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  assert.deepEqual(shmEntries("svmbench-"), []);
+});
+
+test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
+  const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
+    assert.ok(run.stdout.includes(task), task);
+  }
+});
