@@ -25,7 +25,7 @@ export { formatBytes, Segment } from "./src/segment.ts";
 export type { SegmentInfo } from "./src/segment.ts";
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
-export type { FifoList, OooSegment } from "./src/fifo.ts";
+export type { FifoList, OooSegment, WaitOptions } from "./src/fifo.ts";
 export { SegmentError } from "./src/errors.ts";
 export type { SegmentErrorCode } from "./src/errors.ts";
 export { OsError } from "./ffi/os_error.ts";

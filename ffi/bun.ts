@@ -7,11 +7,12 @@
  */
 
 import type { Os } from "./os.ts";
-import { makeOs, type Native } from "./native.ts";
+import { futexOutcome, makeOs, type Native } from "./native.ts";
+import { BunWaitPool } from "./bun_wait_pool.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 
-/** The part of `bun:ffi` this file uses. */
-interface BunFfi {
+/** The part of `bun:ffi` this library uses. */
+export interface BunFfi {
   dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): {
     symbols: Record<string, (...args: unknown[]) => unknown>;
   };
@@ -29,18 +30,29 @@ const BUN_TYPES: Record<NativeKind, string> = {
   void: "void",
 };
 
-/** Opens libc through `bun:ffi` and returns the {@link Os} over it. */
-export function bunOs(): Os {
+/** `bun:ffi`, fetched only when asked for. */
+export function bunFfi(): BunFfi {
   const meta = import.meta as ImportMeta & { require?: (id: string) => unknown };
   if (typeof meta.require !== "function") throw new Error("bun:ffi is only available in Bun");
-  const ffi = meta.require("bun:ffi") as BunFfi;
+  return meta.require("bun:ffi") as BunFfi;
+}
+
+/** The symbol table in bun:ffi's terms (Bun has no nonblocking calls: those are left out). */
+export function bunTable(only?: readonly string[]): Record<string, { args: string[]; returns: string }> {
   const table: Record<string, { args: string[]; returns: string }> = {};
   for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
-    if ("nonblocking" in spec && spec.nonblocking) continue; // Bun has no nonblocking calls
+    if (("nonblocking" in spec && spec.nonblocking) || (only && !only.includes(key))) continue;
     table[key] = { args: spec.args.map((a) => BUN_TYPES[a]), returns: BUN_TYPES[spec.ret] };
   }
+  return table;
+}
+
+/** Opens libc through `bun:ffi` and returns the {@link Os} over it. */
+export function bunOs(): Os {
+  const ffi = bunFfi();
   // deno-lint-ignore no-explicit-any
-  const fns = ffi.dlopen("libc.so.6", table).symbols as any;
+  const fns = ffi.dlopen("libc.so.6", bunTable()).symbols as any;
+  const pool = new BunWaitPool();
   const errnoAddress = fns.__errno_location() as number;
   const native: Native = {
     runtime: "bun",
@@ -50,6 +62,11 @@ export function bunOs(): Os {
     arrayBuffer: (address, length) => ffi.toArrayBuffer(address as number, 0, length),
     offset: (address, bytes) => (address as number) + bytes,
     errno: () => ffi.read.i32(errnoAddress, 0),
+    futexWaitAsync: async (address, expected, timeoutMs) => {
+      const { result, errno } = await pool.wait(address as number, expected, timeoutMs);
+      return futexOutcome(result, errno);
+    },
+    release: () => pool.close(),
   };
   return makeOs(native);
 }

@@ -6,6 +6,7 @@
 
 import type { Os } from "./os.ts";
 import { makeOs, type Native } from "./native.ts";
+import { FUTEX_WAIT, SYS_FUTEX } from "./symbols.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 
 const DENO_TYPES: Record<NativeKind, Deno.NativeType | "void"> = {
@@ -44,7 +45,17 @@ export function denoOs(): Os {
   const native: Native = {
     runtime: "deno",
     fns,
-    syscallNonblocking: fns.syscall_nonblocking,
+    // A nonblocking call runs on another thread, whose errno we cannot read: any failure
+    // (timeout, value mismatch, signal) comes back as "interrupted", and callers re-check.
+    futexWaitAsync: async (address, expected, timeoutMs) => {
+      const ts = new BigInt64Array([
+        BigInt(Math.floor(timeoutMs / 1000)),
+        BigInt(Math.floor((timeoutMs % 1000) * 1e6)),
+      ]);
+      const r = Number(await fns.syscall_nonblocking(BigInt(SYS_FUTEX), address, FUTEX_WAIT, expected, ts, null, 0));
+      return r === 0 ? "woken" : "interrupted";
+    },
+    release: () => {},
     isMapFailed: (address) =>
       address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Deno.PointerObject, length),

@@ -52,8 +52,10 @@ export interface Native {
         | "syscall"
     ]: NativeFn;
   };
-  /** The nonblocking futex syscall, where the runtime has one. */
-  readonly syscallNonblocking?: (...args: unknown[]) => Promise<number | bigint>;
+  /** FUTEX_WAIT that does not block the event loop (a nonblocking call, or a worker thread). */
+  futexWaitAsync(address: Address, expected: number, timeoutMs: number): Promise<FutexResult>;
+  /** Ends whatever helper threads the adapter started. */
+  release(): void;
   /** True when an `mmap` result is MAP_FAILED (or otherwise unusable). */
   isMapFailed(address: Address): boolean;
   /** One ArrayBuffer over `length` bytes at `address`. */
@@ -107,7 +109,8 @@ const EINTR = 4;
 const ETIMEDOUT = 110;
 const EPERM = 1;
 
-function futexOutcome(result: number, errno: number): FutexResult {
+/** A futex wait's result and errno as a {@link FutexResult}. */
+export function futexOutcome(result: number, errno: number): FutexResult {
   if (result === 0) return "woken";
   if (errno === EAGAIN) return "mismatch";
   if (errno === ETIMEDOUT) return "timeout";
@@ -211,26 +214,15 @@ export function makeOs(native: Native): Os {
       );
       return futexOutcome(r, r === 0 ? 0 : native.errno());
     },
-    futexWaitAsync: native.syscallNonblocking === undefined
-      ? undefined
-      : async (mapping, byteOffset, expected, timeoutMs) => {
-        const m = asNativeMapping(mapping);
-        checkWord(m, byteOffset);
-        const r = num(
-          await native.syscallNonblocking!(
-            BigInt(SYS_FUTEX),
-            native.offset(m.address, byteOffset),
-            FUTEX_WAIT,
-            expected | 0,
-            timespec(timeoutMs),
-            null,
-            0,
-          ),
-        );
-        // A nonblocking call runs on another thread, whose errno we cannot read: any failure
-        // (timeout, value mismatch, signal) is reported as "interrupted", and callers re-check.
-        return r === 0 ? "woken" : "interrupted";
-      },
+    futexWaitAsync(mapping, byteOffset, expected, timeoutMs) {
+      const m = asNativeMapping(mapping);
+      checkWord(m, byteOffset);
+      if (!(timeoutMs >= 0)) throw new RangeError(`timeout must be >= 0 ms, got ${timeoutMs}`);
+      return native.futexWaitAsync(native.offset(m.address, byteOffset), expected | 0, timeoutMs);
+    },
+    release() {
+      native.release();
+    },
     futexWake(mapping, byteOffset, count) {
       const m = asNativeMapping(mapping);
       checkWord(m, byteOffset);

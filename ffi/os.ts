@@ -67,12 +67,12 @@ export interface Os {
    */
   futexWait(mapping: Mapping, byteOffset: number, expected: number, timeoutMs?: number): FutexResult;
   /**
-   * The same wait without blocking the event loop, where the runtime can do that through FFI
-   * (Deno's nonblocking calls); `undefined` where it cannot (Bun).
+   * The same wait without blocking the event loop: a Deno nonblocking FFI call, or a Bun Worker
+   * that blocks in the kernel in its place. Always bounded by `timeoutMs`.
    */
-  readonly futexWaitAsync:
-    | ((mapping: Mapping, byteOffset: number, expected: number, timeoutMs?: number) => Promise<FutexResult>)
-    | undefined;
+  futexWaitAsync(mapping: Mapping, byteOffset: number, expected: number, timeoutMs: number): Promise<FutexResult>;
+  /** Ends helper threads (Bun's waiting Workers); waits still pending finish first. */
+  release(): void;
   /** `FUTEX_WAKE` up to `count` waiters on the word at `byteOffset`; returns how many woke. */
   futexWake(mapping: Mapping, byteOffset: number, count: number): number;
 }

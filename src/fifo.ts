@@ -18,6 +18,9 @@ import {
   FF_CLASS,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
+  FF_CLOSED,
+  FF_DATA_SEQ,
+  FF_DATA_WAITERS,
   FF_HAS_EVENT,
   FF_HEAD,
   FF_HEAD_INDEX,
@@ -25,6 +28,8 @@ import {
   FF_MAGIC,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
+  FF_SPACE_SEQ,
+  FF_SPACE_WAITERS,
   FF_STATE,
   FF_TAG,
   FF_TAIL,
@@ -37,6 +42,8 @@ import {
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
 import { ByteCopier } from "./byte_copy.ts";
+import type { Signaller } from "./signaller.ts";
+import { readableOf, writableOf } from "./fifo_streams.ts";
 
 export type { OooSegment } from "./ooo.ts";
 
@@ -55,6 +62,27 @@ export interface FifoMemory {
   readonly deleted: boolean;
   /** The segment's display name, for messages. */
   readonly name: string;
+  /** Sleep and wake on the segment's words. */
+  readonly signaller: Signaller;
+  /** Counts asynchronous waits pending on a word, so that deleting the segment can end them. */
+  trackWait(byteOffset: number, delta: 1 | -1): void;
+}
+
+/** Options of the waits. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (the wait then resolves false). Default: no limit. */
+  timeoutMs?: number;
+  /** Cancels the wait: it rejects with the signal's reason. Async waits only. */
+  signal?: AbortSignal;
+}
+
+/** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
+const SLICE_MS = 1000;
+const DATA = 0;
+const SPACE = 1;
+
+function checkTimeout(timeoutMs: number | undefined): void {
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
 }
 
 function checkBytes(what: string, value: Uint8Array): void {
@@ -82,6 +110,13 @@ export class Fifo {
   readonly #headIndex: number;
   readonly #tail: number;
   readonly #tailIndex: number;
+  readonly #dataSeq: number;
+  readonly #dataWaiters: number;
+  readonly #spaceSeq: number;
+  readonly #spaceWaiters: number;
+  readonly #closed: number;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
   #cachedHead = 0;
   #cachedTail = 0;
   #freed = false;
@@ -120,6 +155,11 @@ export class Fifo {
     this.#headIndex = w + FF_HEAD_INDEX / 4;
     this.#tail = w + FF_TAIL / 4;
     this.#tailIndex = w + FF_TAIL_INDEX / 4;
+    this.#dataSeq = w + FF_DATA_SEQ / 4;
+    this.#dataWaiters = w + FF_DATA_WAITERS / 4;
+    this.#spaceSeq = w + FF_SPACE_SEQ / 4;
+    this.#spaceWaiters = w + FF_SPACE_WAITERS / 4;
+    this.#closed = w + FF_CLOSED / 4;
     this.#cachedHead = Atomics.load(u32, this.#head);
     this.#cachedTail = Atomics.load(u32, this.#tail);
   }
@@ -207,6 +247,8 @@ export class Fifo {
     if (index >= this.#cap) index -= this.#cap;
     this.#u32[this.#tailIndex] = index;
     Atomics.store(this.#u32, this.#tail, (tail + moved) >>> 0);
+    // A system call only when a reader announced that it sleeps.
+    if (Atomics.load(this.#i32, this.#dataWaiters) !== 0) this.#wake(this.#dataSeq);
     return moved;
   }
 
@@ -216,6 +258,141 @@ export class Fifo {
     if (index >= this.#cap) index -= this.#cap;
     this.#u32[this.#headIndex] = index;
     Atomics.store(this.#u32, this.#head, (head + n) >>> 0);
+    if (Atomics.load(this.#i32, this.#spaceWaiters) !== 0) this.#wake(this.#spaceSeq);
+  }
+
+  /** Bumps a sequence word and wakes its sleepers. */
+  #wake(seq: number): void {
+    Atomics.add(this.#i32, seq, 1);
+    this.#mem.signaller.wake(seq << 2);
+  }
+
+  /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
+  #ready(kind: number, n: number): boolean {
+    this.#check();
+    if (kind === DATA) return Atomics.load(this.#i32, this.#closed) !== 0 || this.#used(this.#u32[this.#head]) > 0;
+    return this.#free(this.#u32[this.#tail]) >= n;
+  }
+
+  /**
+   * The sleeping protocol: announce a waiter, then read the sequence word, then re-check the
+   * condition, then sleep only while the word is unchanged. The other side changes the fifo
+   * first and looks for waiters second, so whichever order the two run in, the sleeper either
+   * sees the change or is woken: no wake-up is lost.
+   */
+  #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
+    checkTimeout(timeoutMs);
+    if (this.#ready(kind, n)) return true;
+    const seq = kind === DATA ? this.#dataSeq : this.#spaceSeq;
+    const waiters = kind === DATA ? this.#dataWaiters : this.#spaceWaiters;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    Atomics.add(this.#i32, waiters, 1);
+    try {
+      for (;;) {
+        this.#check(); // a segment deleted while we slept: stop here, before reading its memory
+        const value = Atomics.load(this.#i32, seq);
+        if (this.#ready(kind, n)) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        this.#mem.signaller.waitSync(seq << 2, value, Math.min(left, SLICE_MS));
+      }
+    } finally {
+      if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
+    }
+  }
+
+  async #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
+    const { timeoutMs, signal } = options;
+    checkTimeout(timeoutMs);
+    signal?.throwIfAborted();
+    if (this.#ready(kind, n)) return true;
+    const seq = kind === DATA ? this.#dataSeq : this.#spaceSeq;
+    const waiters = kind === DATA ? this.#dataWaiters : this.#spaceWaiters;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
+    const onAbort = () => {
+      if (!this.#mem.deleted) this.#wake(seq);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    Atomics.add(this.#i32, waiters, 1);
+    this.#mem.trackWait(seq << 2, 1);
+    try {
+      for (;;) {
+        this.#check(); // a segment deleted while we slept: stop here, before reading its memory
+        const value = Atomics.load(this.#i32, seq);
+        if (this.#ready(kind, n)) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        await this.#mem.signaller.waitAsync(seq << 2, value, Math.min(left, SLICE_MS));
+        signal?.throwIfAborted();
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#mem.trackWait(seq << 2, -1);
+      if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
+    }
+  }
+
+  /**
+   * Waits until there is data to read or the producer has closed the fifo; true then, false on
+   * timeout. Resolves at once when that already holds; otherwise sleeps in the kernel without
+   * blocking the event loop.
+   */
+  waitForData(options: WaitOptions = {}): Promise<boolean> {
+    return this.#waitAsync(DATA, 0, options);
+  }
+
+  /** Waits until `n` bytes can be written; true then, false on timeout. */
+  waitForSpace(n: number, options: WaitOptions = {}): Promise<boolean> {
+    this.#checkSpace(n);
+    return this.#waitAsync(SPACE, n, options);
+  }
+
+  /** {@link waitForData} that blocks the calling thread (for scripts and Workers). */
+  waitForDataSync(options: { timeoutMs?: number } = {}): boolean {
+    return this.#waitSync(DATA, 0, options.timeoutMs);
+  }
+
+  /** {@link waitForSpace} that blocks the calling thread. */
+  waitForSpaceSync(n: number, options: { timeoutMs?: number } = {}): boolean {
+    this.#checkSpace(n);
+    return this.#waitSync(SPACE, n, options.timeoutMs);
+  }
+
+  #checkSpace(n: number): void {
+    checkCount("n", n);
+    if (n > this.#cap) throw new RangeError(`cannot wait for ${n} free bytes in a fifo of ${this.#cap}`);
+  }
+
+  /** Ends the stream (the producer's call): readers drain what is left, then see the end. */
+  close(): void {
+    this.#check();
+    Atomics.store(this.#i32, this.#closed, 1);
+    this.#wake(this.#dataSeq);
+  }
+
+  /** True once the producer closed the fifo (there may still be bytes to read). */
+  get isClosed(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, this.#closed) !== 0;
+  }
+
+  /**
+   * The fifo's bytes as a byte stream, read as they arrive (sleeping in between) and ending
+   * once the producer closed the fifo and everything was read. One reader per fifo.
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#check();
+    return (this.#readable ??= readableOf(this));
+  }
+
+  /**
+   * A stream that writes into the fifo, waiting for room as needed (back pressure); closing
+   * it closes the fifo.
+   */
+  get writable(): WritableStream<Uint8Array> {
+    this.#check();
+    return (this.#writable ??= writableOf(this));
   }
 
   /**

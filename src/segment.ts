@@ -11,6 +11,7 @@ import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
 import { classBytes, SIZE_CLASSES } from "./layout.ts";
 import type { SegmentType } from "./segment_header.ts";
+import type { Signaller } from "./signaller.ts";
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
@@ -48,6 +49,7 @@ export interface SegmentInit {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
   readonly mapping?: Mapping;
   readonly fd?: number;
+  readonly signaller: Signaller;
   readonly release: (segment: Segment) => void;
 }
 
@@ -77,6 +79,9 @@ export class Segment {
   readonly mapping: Mapping | undefined;
   /** @internal The memfd this process created (closed on delete). */
   readonly fd: number | undefined;
+  /** @internal Sleep and wake on this segment's words. */
+  readonly signaller: Signaller;
+  readonly #waits = new Map<number, number>();
   #index = -1;
   #deleted = false;
   readonly #release: (segment: Segment) => void;
@@ -91,6 +96,7 @@ export class Segment {
     this.createdHere = init.createdHere;
     this.mapping = init.mapping;
     this.fd = init.fd;
+    this.signaller = init.signaller;
     this.#release = init.release;
     // Every view derives from the one buffer, and only the first `size` bytes are used.
     this.u8 = new Uint8Array(init.buffer, 0, init.size);
@@ -116,9 +122,23 @@ export class Segment {
     this.#index = index;
   }
 
-  /** @internal Marks the segment deleted (its main unmaps it). */
+  /** @internal Counts asynchronous waits pending on a word of this segment. */
+  trackWait(byteOffset: number, delta: 1 | -1): void {
+    const count = (this.#waits.get(byteOffset) ?? 0) + delta;
+    if (count > 0) this.#waits.set(byteOffset, count);
+    else this.#waits.delete(byteOffset);
+  }
+
+  /**
+   * @internal Marks the segment deleted (its main unmaps it next) and wakes this process's
+   * pending waits, which then fail with "deleted" instead of sleeping on unmapped memory.
+   */
   markDeleted(): void {
     this.#deleted = true;
+    for (const byteOffset of this.#waits.keys()) {
+      Atomics.add(this.i32, byteOffset >>> 2, 1);
+      this.signaller.wake(byteOffset);
+    }
   }
 
   #check(): void {

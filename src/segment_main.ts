@@ -22,6 +22,7 @@ import {
 import { SegmentError } from "./errors.ts";
 import { PAGE_SIZE, SEG_READY } from "./layout.ts";
 import { Segment } from "./segment.ts";
+import { AtomicsSignaller, FutexSignaller } from "./signaller.ts";
 import {
   checkName,
   checkSize,
@@ -74,6 +75,7 @@ export class SegmentMain implements Iterable<Segment> {
   /** How long `attach` waits for a creator to set ready. */
   readonly timeoutSeconds: number;
   #os: Os | undefined;
+  readonly #ownsOs: boolean;
   readonly #pool: (Segment | undefined)[] = [];
   #live = 0;
 
@@ -85,6 +87,7 @@ export class SegmentMain implements Iterable<Segment> {
     }
     this.timeoutSeconds = timeout;
     this.#os = options.os;
+    this.#ownsOs = options.os === undefined;
   }
 
   /** The OS binding, opened on first need (private segments never need it). */
@@ -265,8 +268,11 @@ export class SegmentMain implements Iterable<Segment> {
     }
   }
 
-  #add(init: Omit<ConstructorParameters<typeof Segment>[0], "release">): Segment {
-    const segment = new Segment({ ...init, release: (s) => this.delete(s) });
+  #add(init: Omit<ConstructorParameters<typeof Segment>[0], "release" | "signaller">): Segment {
+    const signaller = init.mapping
+      ? new FutexSignaller(this.os, init.mapping)
+      : new AtomicsSignaller(init.buffer as SharedArrayBuffer);
+    const segment = new Segment({ ...init, signaller, release: (s) => this.delete(s) });
     let index = this.#pool.indexOf(undefined);
     if (index < 0) index = this.#pool.length;
     this.#pool[index] = segment;
@@ -331,9 +337,10 @@ export class SegmentMain implements Iterable<Segment> {
     for (const segment of this.#pool) if (segment) yield segment;
   }
 
-  /** Deletes every segment in the pool. */
+  /** Deletes every segment in the pool, and ends the helper threads this main started. */
   [Symbol.dispose](): void {
     const errors: unknown[] = [];
+    if (this.#ownsOs) this.#os?.release();
     for (const segment of [...this]) {
       try {
         this.delete(segment);

@@ -1,0 +1,60 @@
+/**
+ * Web streams over a fifo: a byte ReadableStream that sleeps until data arrives and ends when
+ * the producer closed the fifo, and a WritableStream whose writes wait for room.
+ *
+ * @module
+ */
+
+import type { Fifo } from "./fifo.ts";
+
+/** Bytes a read asks for when the reader brings no buffer of its own. */
+const CHUNK = 64 * 1024;
+
+/** A byte stream of what the consumer side of `fifo` reads. */
+export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: CHUNK,
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view!;
+      const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      for (;;) {
+        // Closed is read before emptiness: the producer closes after its last write.
+        const closed = fifo.isClosed;
+        const n = fifo.dequeue(into);
+        if (n > 0) {
+          request.respond(n);
+          return;
+        }
+        if (closed) {
+          controller.close();
+          request.respond(0);
+          return;
+        }
+        await fifo.waitForData();
+      }
+    },
+  });
+}
+
+/** A stream that enqueues into `fifo`, waiting for room as needed. */
+export function writableOf(fifo: Fifo): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (!(chunk instanceof Uint8Array)) throw new TypeError("a fifo's writable takes Uint8Array chunks");
+      let done = fifo.enqueue(chunk);
+      while (done < chunk.length) {
+        // Wake for a quarter of the fifo (or the rest), not for every byte the reader takes.
+        await fifo.waitForSpace(Math.min(chunk.length - done, Math.max(1, fifo.size >> 2)));
+        done += fifo.enqueue(chunk.subarray(done));
+      }
+    },
+    close() {
+      fifo.close();
+    },
+    abort() {
+      fifo.close();
+    },
+  });
+}

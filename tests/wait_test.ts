@@ -1,0 +1,251 @@
+// Sleeping instead of spinning: waits that resolve on data or space from another process (of
+// the other runtime), timeouts, cancellation, no lost wake-up, idle CPU, and web streams.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
+import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { consumeSleeping, produceBursts } from "./peers/wait_sides.ts";
+
+/** A shm segment with one fifo, removed when the callback ends. */
+async function withFifo(
+  size: number,
+  run: (fifo: Fifo, name: string, sm: SegmentMain) => Promise<void>,
+): Promise<void> {
+  const name = uniqueName("wait");
+  const sm = new SegmentMain();
+  try {
+    const fifo = sm.create({ type: "shm", name, size: 4 << 20 }).allocFifo(size)!;
+    await run(fifo, name, sm);
+  } finally {
+    sm[Symbol.dispose]();
+  }
+  assert.deepEqual(shmEntries(name), []);
+}
+
+function peerResult(stdout: string) {
+  return JSON.parse(stdout.split("DONE ")[1]);
+}
+
+test(`wait, then data from a ${OTHER} process: resolves, and timers keep running meanwhile`, async () => {
+  await withFifo(4096, async (fifo, name) => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const peer = startPeer(OTHER, "wait_peer", ["write-after", name, String(fifo.offset), "300", "10"]);
+    try {
+      const start = performance.now();
+      assert.equal(await fifo.waitForData({ timeoutMs: 20_000 }), true);
+      const waited = performance.now() - start;
+      assert.equal(fifo.maxDequeue, 10);
+      assert.ok(waited >= 100, `resolved after ${waited} ms, before the peer wrote`);
+      assert.ok(ticks >= 10, `the event loop ran ${ticks} timer ticks during the wait`);
+      expectSuccess(await peer.done, "writer");
+    } finally {
+      clearInterval(timer);
+      peer.kill();
+      await peer.done;
+    }
+  });
+});
+
+test("data, then wait: resolves at once; sync variants too", async () => {
+  await withFifo(4096, async (fifo) => {
+    fifo.enqueue(new Uint8Array(3));
+    const start = performance.now();
+    assert.equal(await fifo.waitForData(), true);
+    assert.equal(fifo.waitForDataSync(), true);
+    assert.equal(await fifo.waitForSpace(4093), true);
+    assert.equal(fifo.waitForSpaceSync(4093), true);
+    assert.ok(performance.now() - start < 500);
+  });
+});
+
+test("timeouts: async and sync waits give up in time and answer false", async () => {
+  await withFifo(4096, async (fifo) => {
+    for (
+      const wait of [
+        () => fifo.waitForData({ timeoutMs: 150 }),
+        () => Promise.resolve(fifo.waitForDataSync({ timeoutMs: 150 })),
+      ]
+    ) {
+      const start = performance.now();
+      assert.equal(await wait(), false);
+      const took = performance.now() - start;
+      assert.ok(took >= 140 && took < 2000, `took ${took} ms`);
+    }
+    fifo.enqueue(new Uint8Array(4096));
+    assert.equal(await fifo.waitForSpace(1, { timeoutMs: 50 }), false);
+    assert.equal(fifo.waitForSpaceSync(1, { timeoutMs: 50 }), false);
+    assert.throws(() => fifo.waitForSpaceSync(4097), RangeError);
+    await assert.rejects(() => fifo.waitForData({ timeoutMs: -1 }), RangeError);
+  });
+});
+
+test("waitForSpace: a full fifo waits until a process of the other runtime drains it", async () => {
+  await withFifo(4096, async (fifo, name) => {
+    fifo.enqueue(new Uint8Array(4096));
+    const peer = startPeer(OTHER, "wait_peer", ["drain-after", name, String(fifo.offset), "200"]);
+    try {
+      assert.equal(await fifo.waitForSpace(4096, { timeoutMs: 20_000 }), true);
+      expectSuccess(await peer.done, "drainer");
+      assert.equal(peerResult((await peer.done).stdout).dropped, 4096);
+    } finally {
+      peer.kill();
+      await peer.done;
+    }
+  });
+});
+
+test("abort: a pending wait rejects with the reason; 300 cancelled waits leave no waiter behind", async () => {
+  await withFifo(4096, async (fifo, _name, sm) => {
+    const controller = new AbortController();
+    const pending = fifo.waitForData({ signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("enough")), 30);
+    await assert.rejects(pending, /enough/);
+    await assert.rejects(fifo.waitForData({ signal: AbortSignal.abort(new Error("already")) }), /already/);
+    const segment = [...sm][0];
+    const waitersWord = (fifo.offset + 204) / 4;
+    const threadsBefore = threads();
+    for (let i = 0; i < 300; i++) {
+      const c = new AbortController();
+      const p = fifo.waitForData({ signal: c.signal });
+      c.abort();
+      await assert.rejects(p);
+    }
+    assert.equal(Atomics.load(segment.i32, waitersWord), 0, "every cancelled wait withdrew its announcement");
+    assert.ok(threads() - threadsBefore < 8, `threads grew from ${threadsBefore} to ${threads()}`);
+    fifo.enqueue(new Uint8Array(1));
+    assert.equal(await fifo.waitForData({ timeoutMs: 1000 }), true, "waits still work afterwards");
+  });
+});
+
+/** Threads of this process, from /proc. */
+function threads(): number {
+  return Number(/Threads:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+}
+
+test("deleting a segment ends its pending waits with a 'deleted' error", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name: uniqueName("delwait"), size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  const pending = fifo.waitForData();
+  setTimeout(() => sm.delete(segment), 30);
+  const start = performance.now();
+  await assert.rejects(pending, (e: unknown) => e instanceof SegmentError && e.code === "deleted");
+  assert.ok(performance.now() - start < 900, "ended by the delete, not by a wait slice");
+});
+
+test("an idle sleeping consumer uses almost no CPU", async () => {
+  await withFifo(4096, async (fifo) => {
+    const cpu0 = process.cpuUsage();
+    const start = performance.now();
+    assert.equal(await fifo.waitForData({ timeoutMs: 1000 }), false);
+    const wall = performance.now() - start;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    assert.ok(cpuMs < wall / 4, `spent ${cpuMs.toFixed(1)} ms of CPU in ${wall.toFixed(0)} ms idle`);
+  });
+});
+
+for (const [producer, consumer] of [[OTHER, RUNTIME], [RUNTIME, OTHER]] as const) {
+  test(`no lost wake-up: ${producer} writes 64 MiB in bursts with idle gaps, ${consumer} sleeps between them`, async () => {
+    const total = 64 << 20;
+    await withFifo(64 * 1024, async (fifo, name) => {
+      const args = [String(fifo.offset), String(total), "5"];
+      const peer = producer === OTHER
+        ? startPeer(OTHER, "wait_peer", ["bursts", name, ...args], 300_000)
+        : startPeer(OTHER, "wait_peer", ["consume-sleeping", name, String(fifo.offset), String(total)], 300_000);
+      try {
+        const mine = producer === OTHER ? await consumeSleeping(fifo, total) : await produceBursts(fifo, total, 5);
+        const result = await peer.done;
+        expectSuccess(result, "peer");
+        const consumed = producer === OTHER ? mine : peerResult(result.stdout);
+        const produced = producer === OTHER ? peerResult(result.stdout) : mine;
+        assert.equal(produced.sent, total);
+        assert.equal(consumed.got, total, "every byte arrived");
+        assert.equal(consumed.bad, 0, "every byte intact");
+        assert.ok(consumed.sleeps > 100, `the consumer slept ${consumed.sleeps} times`);
+        assert.ok(consumed.longestMs < 900, `longest sleep ${consumed.longestMs.toFixed(0)} ms: a wake-up was lost`);
+      } finally {
+        peer.kill();
+        await peer.done;
+      }
+    });
+  });
+}
+
+for (const [writer, reader] of [[RUNTIME, OTHER], [OTHER, RUNTIME]] as const) {
+  test(`streams: ${writer} pipes a 48 MiB file into fifo.writable, ${reader} reads fifo.readable`, async () => {
+    const file = `${tmpdir()}/svm-stream-${process.pid}-${Math.random().toString(36).slice(2)}.bin`;
+    const data = new Uint8Array(48 << 20);
+    for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff, data[i + 7] = i % 251;
+    writeFileSync(file, data);
+    const expected = createHash("sha256").update(data).digest("hex");
+    try {
+      await withFifo(256 * 1024, async (fifo, name) => {
+        const where = [name, String(fifo.offset)];
+        const peer = startPeer(
+          OTHER,
+          "wait_peer",
+          writer === OTHER ? ["pipe-in", ...where, file] : ["pipe-out", ...where],
+          300_000,
+        );
+        try {
+          let mine: { bytes: number; sha256: string } | undefined;
+          if (writer === RUNTIME) {
+            const readable = "Bun" in globalThis
+              ? (globalThis as unknown as { Bun: { file(p: string): { stream(): ReadableStream<Uint8Array> } } }).Bun
+                .file(file).stream()
+              : (await Deno.open(file)).readable;
+            await readable.pipeTo(fifo.writable);
+          } else {
+            const hash = createHash("sha256");
+            let bytes = 0;
+            await fifo.readable.pipeTo(
+              new WritableStream({ write: (c: Uint8Array) => void (hash.update(c), (bytes += c.length)) }),
+            );
+            mine = { bytes, sha256: hash.digest("hex") };
+          }
+          const result = await peer.done;
+          expectSuccess(result, "peer");
+          const got = mine ?? peerResult(result.stdout);
+          assert.deepEqual(got, { bytes: data.length, sha256: expected });
+          assert.equal(fifo.isClosed, true);
+        } finally {
+          peer.kill();
+          await peer.done;
+        }
+      });
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+}
+
+test("streams in one process: back pressure, end of stream after close, private segment", async () => {
+  using sm = new SegmentMain();
+  const fifo = sm.create({ type: "private", name: "streams", size: 1 << 20 }).allocFifo(1000)!;
+  const writer = fifo.writable.getWriter();
+  const big = new Uint8Array(5000).map((_, i) => i & 0xff);
+  let written = false;
+  const write = writer.write(big).then(() => (written = true));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(written, false, "the write waits for room");
+  assert.equal(fifo.maxDequeue, 1000);
+  const reader = fifo.readable.getReader();
+  const got: number[] = [];
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      got.push(...value);
+    }
+  })();
+  await write;
+  await writer.close();
+  await reading;
+  assert.deepEqual(got, [...big]);
+  assert.equal(fifo.isClosed, true);
+});
