@@ -150,7 +150,7 @@ export class Fifo {
     this.#offset = offset;
     this.#cap = cap;
     this.#data = offset + FIFO_HEADER_SIZE;
-    this.#copier = new ByteCopier(mem.u8, mem.view);
+    this.#copier = new ByteCopier(mem.u8, mem.view, mem.i32);
     this.#head = w + FF_HEAD / 4;
     this.#headIndex = w + FF_HEAD_INDEX / 4;
     this.#tail = w + FF_TAIL / 4;
@@ -445,6 +445,36 @@ export class Fifo {
     this.#copyOut(this.#ownIndex(this.#headIndex), dst, n);
     this.#consume(head, n);
     return n;
+  }
+
+  /**
+   * Writes all of `src` or nothing: false (and nothing written) when it does not fit. For framed
+   * messages, which must never be split by a full fifo. Collects out-of-order data like
+   * `enqueue`.
+   */
+  enqueueExact(src: Uint8Array): boolean {
+    this.#check();
+    checkBytes("src", src);
+    this.#checkAlias("src", src);
+    const tail = this.#u32[this.#tail];
+    if (this.#cap - ((tail - this.#cachedHead) >>> 0) < src.length && this.#free(tail) < src.length) return false;
+    if (src.length > 0) this.#copyIn(this.#ownIndex(this.#tailIndex), src, 0, src.length);
+    this.#publish(tail, src.length);
+    return true;
+  }
+
+  /** Reads exactly `dst.length` bytes into `dst`, or nothing: false when fewer are readable. */
+  dequeueExact(dst: Uint8Array): boolean {
+    this.#check();
+    checkBytes("dst", dst);
+    this.#checkAlias("dst", dst);
+    const head = this.#u32[this.#head];
+    const cached = (this.#cachedTail - head) >>> 0;
+    if ((cached < dst.length || cached > this.#cap) && this.#used(head) < dst.length) return false;
+    if (dst.length === 0) return true;
+    this.#copyOut(this.#ownIndex(this.#headIndex), dst, dst.length);
+    this.#consume(head, dst.length);
+    return true;
   }
 
   /** Copies up to `dst.length` bytes starting `offset` bytes past the head; does not remove them. */

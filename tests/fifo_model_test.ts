@@ -109,12 +109,26 @@ function runSeed(seed: number, steps: number): void {
       model.drop(len);
       const n = fifo.dequeue(dst);
       assert.deepEqual([...dst.subarray(0, n)], expected, where(op, i));
-    } else if (pick < 0.88) {
+    } else if (pick < 0.82) {
       const offset = Math.floor(rand() * (cap + 2));
       op = `peek ${offset} ${len}`;
       const dst = new Uint8Array(len);
       const n = fifo.peek(offset, dst);
       assert.deepEqual([...dst.subarray(0, n)], model.read(offset, len), where(op, i));
+    } else if (pick < 0.92) {
+      op = `enqueueExact ${len}`;
+      const src = randomBytes(rand, len);
+      const fits = len <= model.free;
+      assert.equal(fifo.enqueueExact(src), fits, where(op, i));
+      if (fits) model.enqueue(src);
+    } else if (pick < 0.94) {
+      op = `dequeueExact ${len}`;
+      const dst = new Uint8Array(len);
+      const enough = len <= model.used;
+      const expected = enough ? model.read(0, len) : [];
+      if (enough) model.drop(len);
+      assert.equal(fifo.dequeueExact(dst), enough, where(op, i));
+      if (enough) assert.deepEqual([...dst], expected, where(op, i));
     } else if (pick < 0.97) {
       op = `dequeueDrop ${len}`;
       assert.equal(fifo.dequeueDrop(len), model.drop(len), where(op, i));

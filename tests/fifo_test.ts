@@ -217,3 +217,26 @@ test("a peer that scribbles on the header gets a 'corrupt' error, never an out-o
   assert.equal(fifo.dequeue(out), 10);
   assert.deepEqual(out, seq(10));
 });
+
+test("enqueueExact and dequeueExact: all or nothing", () => {
+  const { sm, fifo } = privateFifo(10);
+  using _ = sm;
+  assert.equal(fifo.enqueueExact(seq(6)), true);
+  assert.equal(fifo.enqueueExact(seq(5, 6)), false, "5 do not fit in 4");
+  assert.equal(fifo.maxDequeue, 6, "nothing was written");
+  assert.equal(fifo.enqueueExact(seq(4, 6)), true);
+  assert.equal(fifo.isFull, true);
+  const big = new Uint8Array(11);
+  assert.equal(fifo.dequeueExact(big), false, "11 are not there");
+  assert.equal(fifo.maxDequeue, 10, "nothing was taken");
+  const out = new Uint8Array(7);
+  assert.equal(fifo.dequeueExact(out), true);
+  assert.deepEqual(out, seq(7));
+  assert.equal(fifo.enqueueExact(seq(7, 10)), true, "wraps the ring");
+  const rest = new Uint8Array(10);
+  assert.equal(fifo.dequeueExact(rest), true);
+  assert.deepEqual(rest, seq(10, 7));
+  assert.equal(fifo.enqueueExact(new Uint8Array(0)), true);
+  assert.equal(fifo.dequeueExact(new Uint8Array(0)), true);
+  assert.throws(() => fifo.enqueueExact("x" as unknown as Uint8Array), TypeError);
+});
