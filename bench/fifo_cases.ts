@@ -122,3 +122,41 @@ export function echo(inbound: Fifo, outbound: Fifo, rounds: number): void {
     while (outbound.enqueue(msg) === 0) { /* full */ }
   }
 }
+
+/** Round trips where both sides sleep in waitForData instead of polling (the wake-up latency). */
+export async function pingpongSleeping(out: Fifo, back: Fifo, rounds: number) {
+  const msg = new Uint8Array(64);
+  const reply = new Uint8Array(64);
+  const view = new DataView(msg.buffer);
+  const replyView = new DataView(reply.buffer);
+  const samples = new Float64Array(rounds);
+  for (let i = -100; i < rounds; i++) {
+    const t = performance.now();
+    view.setUint32(0, i >>> 0, true);
+    while (!out.enqueueExact(msg)) await out.waitForSpace(64);
+    while (!back.dequeueExact(reply)) await back.waitForData();
+    if (replyView.getUint32(0, true) !== i >>> 0) throw new Error(`round trip ${i} came back wrong`);
+    if (i >= 0) samples[i] = (performance.now() - t) * 1e6;
+  }
+  const meanNs = samples.reduce((a, b) => a + b, 0) / rounds;
+  samples.sort();
+  return { meanNs, p50Ns: samples[rounds >> 1], p99Ns: samples[Math.floor(rounds * 0.99)] };
+}
+
+/** The echo side, asleep between messages. */
+export async function echoSleeping(inbound: Fifo, outbound: Fifo, rounds: number): Promise<void> {
+  const msg = new Uint8Array(64);
+  for (let i = 0; i < rounds + 100; i++) {
+    while (!inbound.dequeueExact(msg)) await inbound.waitForData();
+    while (!outbound.enqueueExact(msg)) await outbound.waitForSpace(64);
+  }
+}
+
+/** CPU time this process spends while a reader waits `ms` on an empty fifo. */
+export async function idleCpu(fifo: Fifo, ms: number) {
+  const before = process.cpuUsage();
+  const start = performance.now();
+  await fifo.waitForData({ timeoutMs: ms });
+  const cpu = process.cpuUsage(before);
+  return { wallMs: performance.now() - start, cpuMs: (cpu.user + cpu.system) / 1000 };
+}

@@ -1,15 +1,19 @@
 // One side of a cross-process benchmark case, in its own process (Deno or Bun).
 //   fifo-produce|fifo-consume NAME OFFSET SIZE COUNT
 //   msg-produce|msg-consume   NAME OFFSET PAYLOAD COUNT
-//   ping NAME OUT BACK ROUNDS    echo NAME IN OUT ROUNDS
+//   ping|ping-sleep NAME OUT BACK ROUNDS    echo|echo-sleep NAME IN OUT ROUNDS
+//   idle NAME OFFSET MS (CPU time while asleep on an empty fifo)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
 // Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
 import { SegmentMain } from "../mod.ts";
 import {
   echo,
+  echoSleeping,
+  idleCpu,
   messagesConsume,
   messagesProduce,
   pingpong,
+  pingpongSleeping,
   STREAM_READ,
   streamConsume,
   streamProduce,
@@ -20,7 +24,10 @@ const [role, ...args] = process.argv.slice(2);
 const say = (line: string) => console.log(line);
 let result: unknown = {};
 
-if (role.startsWith("fifo-") || role.startsWith("msg-") || role === "ping" || role === "echo") {
+if (
+  role.startsWith("fifo-") || role.startsWith("msg-") || role.startsWith("ping") || role.startsWith("echo") ||
+  role === "idle"
+) {
   using sm = new SegmentMain({ timeoutSeconds: 10 });
   const segment = sm.attach({ type: "shm", name: args[0] });
   const a = segment.fifoAt(Number(args[1]));
@@ -33,7 +40,10 @@ if (role.startsWith("fifo-") || role.startsWith("msg-") || role === "ping" || ro
   else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);
   else if (role === "msg-consume") result = messagesConsume(a, Number(args[2]), n);
   else if (role === "ping") result = pingpong(a, segment.fifoAt(Number(args[2])), n);
-  else echo(a, segment.fifoAt(Number(args[2])), n + 1000 + Math.floor(n / 10));
+  else if (role === "echo") echo(a, segment.fifoAt(Number(args[2])), n + 1000 + Math.floor(n / 10));
+  else if (role === "ping-sleep") result = await pingpongSleeping(a, segment.fifoAt(Number(args[2])), n);
+  else if (role === "echo-sleep") await echoSleeping(a, segment.fifoAt(Number(args[2])), n);
+  else if (role === "idle") result = await idleCpu(a, Number(args[2]));
 } else if (role === "socket-read") {
   result = await socketRead(args[0], () => say("READY"));
 } else if (role === "socket-write") {

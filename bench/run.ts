@@ -1,47 +1,54 @@
 /**
  * The cross-process benchmark: fifo streams, framed messages and round trips between processes
- * of every runtime pair, beside a Unix socket and a pipe in each runtime, measured the same way.
- * Prints a table, writes bench/results/latest.json and bench/results/throughput.svg.
+ * of every runtime pair, the wake-up latency and idle CPU of sleeping waits, and beside them a
+ * Unix socket and a pipe in each runtime, measured the same way. Prints a table and writes
+ * bench/results/latest.json and bench/results/throughput.svg.
  *
- *   deno run -A bench/run.ts [--quick] [--reps N] [--limit PATH/TO/limit.sh] [--out DIR]
- *
- * This machine's timings swing by 3x from minute to minute (a VM whose two vCPUs the host
- * moves around), so every case runs `--reps` times (default 3) and keeps its best, and the C
- * anchor (`--limit`) runs before and after, keeping its best: ratios are best against best.
+ *   deno run -A bench/run.ts [--quick] [--reps N] [--anchors DIR] [--out DIR]
  *   bun bench/run.ts ...
+ *
+ * This machine's timings swing by up to 3x from minute to minute (a VM whose vCPUs the host
+ * moves around), so every case runs `--reps` times (default 3) and the table keeps each one's
+ * best. With `--anchors DIR` (the C programs of ../shared/anchors, for developers), each rep
+ * first runs the same case in C, and the ratio to C is taken within the rep (same machine
+ * state), then the median over reps is reported.
  *
  * @module
  */
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { SegmentMain } from "../mod.ts";
-import { messageBytes } from "./fifo_cases.ts";
 import { throughputChart } from "./chart.ts";
 
 type Runtime = "deno" | "bun";
+type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PEER = `${ROOT}bench/peer.ts`;
 const args = process.argv.slice(2);
+const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const quick = args.includes("--quick");
-const limitScript = args.includes("--limit") ? args[args.indexOf("--limit") + 1] : undefined;
-const reps = args.includes("--reps") ? Number(args[args.indexOf("--reps") + 1]) : quick ? 1 : 3;
-const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
+const reps = Number(option("--reps") ?? (quick ? 1 : 3));
+const anchors = option("--anchors");
+const outDir = option("--out") ?? `${ROOT}bench/results`;
 const MiB = 1 << 20;
 const SIZES = [64, 1024, 65536];
-/** Bytes streamed per fifo case, by write size. */
+/** Bytes streamed per fifo case, by write size (the C anchor streams 4x as much). */
 const STREAM_BYTES: Record<number, number> = quick
   ? { 64: MiB, 1024: 4 * MiB, 65536: 16 * MiB }
   : { 64: 256 * MiB, 1024: 1024 * MiB, 65536: 4096 * MiB };
-/** Writes per kernel case, by write size. */
 const KERNEL_WRITES: Record<number, number> = quick
   ? { 64: 2000, 1024: 2000, 65536: 200 }
   : { 64: 200_000, 1024: 200_000, 65536: 20_000 };
 const MESSAGES = quick ? 20_000 : 4_000_000;
 const ROUNDS = quick ? 2_000 : 200_000;
+const SLEEPING_ROUNDS = quick ? 200 : 20_000;
+const IDLE_MS = quick ? 50 : 1000;
 const PAIRS: [Runtime, Runtime][] = [["deno", "deno"], ["bun", "bun"], ["deno", "bun"], ["bun", "deno"]];
 const pin = existsSync("/usr/bin/taskset") && !quick;
+const log = (text: string) => console.error(text);
 
 function binary(runtime: Runtime): string {
   const local = `${ROOT}node_modules/.bin/${runtime}`;
@@ -50,7 +57,7 @@ function binary(runtime: Runtime): string {
 
 interface Running {
   ready: Promise<void>;
-  result: Promise<Record<string, number>>;
+  result: Promise<Result>;
   kill(): void;
 }
 
@@ -68,47 +75,34 @@ function start(runtime: Runtime, cpu: number, role: string, ...rest: (string | n
     if (out.includes("READY")) markReady();
   });
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
-  const result = new Promise<Record<string, number>>((resolve, reject) => {
+  const result = new Promise<Result>((resolve, reject) => {
     child.on("close", (code) => {
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
       if (code !== 0 || !line) reject(new Error(`${runtime} ${role} failed (code ${code}): ${err || out}`));
       else resolve(JSON.parse(line.slice(7)));
     });
   });
-  ready.catch(() => {});
   result.catch(() => markReady()); // a peer that dies before READY must not hang the run
   return { ready, result, kill: () => child.kill("SIGKILL") };
 }
 
-/** Runs a case `reps` times and keeps the run that `score` rates highest. */
-async function best<T>(run: () => Promise<T>, score: (t: T) => number): Promise<T> {
-  let top: T | undefined;
-  for (let i = 0; i < reps; i++) {
-    const t = await run();
-    if (top === undefined || score(t) > score(top)) top = t;
-  }
-  return top!;
-}
-
-/** Runs the two sides of a fifo case over a fresh segment; returns both results. */
+/** Runs the two sides of a fifo case over a fresh segment; returns [first side, second side]. */
 async function fifoCase(
-  producer: Runtime,
-  consumer: Runtime,
+  first: Runtime,
+  second: Runtime,
   roles: [string, string],
   fifoSize: number,
   extra: (number | string)[],
   twoFifos = false,
-): Promise<[Record<string, number>, Record<string, number>]> {
+): Promise<[Result, Result]> {
   using sm = new SegmentMain();
   const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const segment = sm.create({ type: "shm", name, size: 4 * MiB });
   const a = segment.allocFifo(fifoSize, "rx")!;
-  const b = twoFifos ? segment.allocFifo(fifoSize, "tx")! : a;
-  // Both sides name the fifos in the same order: stream roles one fifo, ping (out, back) and
-  // echo (in, out) the same two.
-  const fifos = twoFifos ? [a.offset, b.offset] : [a.offset];
-  const c = start(consumer, 1, roles[1], name, ...fifos, ...extra);
-  const p = start(producer, 0, roles[0], name, ...fifos, ...extra);
+  // Both sides name the fifos in the same order: ping (out, back) and echo (in, out).
+  const fifos = twoFifos ? [a.offset, segment.allocFifo(fifoSize, "tx")!.offset] : [a.offset];
+  const c = start(second, 1, roles[1], name, ...fifos, ...extra);
+  const p = start(first, 0, roles[0], name, ...fifos, ...extra);
   try {
     await Promise.all([c.ready, p.ready]);
     a.tag = 1; // go
@@ -119,8 +113,21 @@ async function fifoCase(
   }
 }
 
+/** The C anchor programs, compiled once, when `--anchors` names their folder. */
+const cDir = anchors ? mkdtempSync(`${tmpdir()}/svmbench-c-`) : undefined;
+if (anchors && cDir) {
+  for (const prog of ["shm_ring", "pingpong"]) {
+    execFileSync("gcc", ["-O2", "-o", `${cDir}/${prog}`, `${anchors}/${prog}.c`, "-lrt"]);
+  }
+}
+function runC(prog: string, ...rest: (string | number)[]): Result {
+  const out = execFileSync(`${cDir}/${prog}`, rest.map(String), { encoding: "utf8" });
+  const line = out.split("\n").find((l) => l.startsWith("consumer") || l.startsWith("pingpong"))!;
+  return Object.fromEntries([...line.matchAll(/(\S+)=([0-9.]+)/g)].map((m) => [m[1], Number(m[2])]));
+}
+
 interface Row {
-  kind: "fifo" | "msg" | "pingpong" | "uds" | "pipe";
+  kind: "fifo" | "msg" | "pingpong" | "wakeup" | "idle" | "uds" | "pipe";
   producer: Runtime;
   consumer: Runtime;
   size: number;
@@ -129,160 +136,159 @@ interface Row {
   meanNs?: number;
   p50Ns?: number;
   p99Ns?: number;
+  cpuMs?: number;
 }
-
-/** The C anchor's figures, when asked for: run before our cases and again after, keeping the faster. */
-async function limits(): Promise<Record<string, number>> {
-  if (!limitScript) return {};
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn("bash", [limitScript], { stdio: ["ignore", "pipe", "inherit"] });
-    let text = "";
-    child.stdout!.setEncoding("utf8").on("data", (c: string) => (text += c));
-    child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`limit.sh exited ${code}`))));
-  });
-  const figures: Record<string, number> = {};
-  for (const m of out.matchAll(/^limit (\S+) (.*)$/gm)) {
-    for (const f of m[2].matchAll(/(\S+)=([0-9.]+)/g)) figures[`${m[1]} ${f[1]}`] = Number(f[2]);
-  }
-  return figures;
-}
-const limitBefore = await limits();
-
 const rows: Row[] = [];
-const log = (text: string) => console.error(text);
+/** Per case key: the ratio to C in each rep (best pair / C, or C / best pair for times). */
+const vsC: Record<string, number[]> = {};
 
-for (const [producer, consumer] of PAIRS) {
+/** Keeps the better of a row already recorded and a new measurement. */
+function record(row: Row, better: (a: Row, b: Row) => boolean): void {
+  const i = rows.findIndex((r) =>
+    r.kind === row.kind && r.producer === row.producer && r.consumer === row.consumer && r.size === row.size
+  );
+  if (i < 0) rows.push(row);
+  else if (better(row, rows[i])) rows[i] = row;
+}
+const faster = (a: Row, b: Row) => (a.gbps ?? a.mops ?? 0) > (b.gbps ?? b.mops ?? 0);
+const quicker = (a: Row, b: Row) => a.meanNs! < b.meanNs!;
+
+for (let rep = 0; rep < reps; rep++) {
+  log(`rep ${rep + 1} of ${reps}`);
   for (const size of SIZES) {
     const count = Math.floor(STREAM_BYTES[size] / size);
-    const [, got] = await best(
-      () => fifoCase(producer, consumer, ["fifo-produce", "fifo-consume"], MiB, [size, count]),
-      ([, c]) => c.bytes / c.seconds,
-    );
-    if (got.bytes !== size * count) throw new Error(`fifo ${size}: got ${got.bytes} of ${size * count} bytes`);
-    rows.push({
-      kind: "fifo",
-      producer,
-      consumer,
-      size,
-      gbps: got.bytes / got.seconds / 1e9,
-      mops: count / got.seconds / 1e6,
-    });
-    log(`fifo ${producer}->${consumer} ${size} B: ${(got.bytes / got.seconds / 1e9).toFixed(2)} GB/s`);
+    const c = cDir ? runC("shm_ring", "stream", size, (STREAM_BYTES[size] * 4) / MiB) : undefined;
+    let top = 0;
+    for (const [producer, consumer] of PAIRS) {
+      const [, got] = await fifoCase(producer, consumer, ["fifo-produce", "fifo-consume"], MiB, [size, count]);
+      if (got.bytes !== size * count) throw new Error(`fifo ${size}: got ${got.bytes} of ${size * count} bytes`);
+      const gbps = got.bytes / got.seconds / 1e9;
+      top = Math.max(top, gbps);
+      record({ kind: "fifo", producer, consumer, size, gbps, mops: count / got.seconds / 1e6 }, faster);
+      log(`  fifo ${producer}->${consumer} ${size} B: ${gbps.toFixed(2)} GB/s${c ? ` (C ${c["GB/s"]} GB/s)` : ""}`);
+    }
+    if (c) (vsC[`fifo-${size}`] ??= []).push(top / c["GB/s"]);
   }
-  const [, msgs] = await best(
-    () => fifoCase(producer, consumer, ["msg-produce", "msg-consume"], MiB, [64, MESSAGES]),
-    ([, c]) => c.messages / c.seconds,
-  );
-  rows.push({ kind: "msg", producer, consumer, size: 64, mops: msgs.messages / msgs.seconds / 1e6 });
-  log(
-    `msg ${producer}->${consumer} 64 B: ${(msgs.messages / msgs.seconds / 1e6).toFixed(2)} M/s (${
-      messageBytes(64)
-    } B framed)`,
-  );
-  const [rtt] = await best(
-    () => fifoCase(producer, consumer, ["ping", "echo"], 64 * 1024, [ROUNDS], true),
-    ([p]) => -p.meanNs,
-  );
-  rows.push({ kind: "pingpong", producer, consumer, size: 64, meanNs: rtt.meanNs, p50Ns: rtt.p50Ns, p99Ns: rtt.p99Ns });
-  log(`pingpong ${producer}<->${consumer}: mean ${rtt.meanNs.toFixed(0)} ns`);
-}
-
-for (const runtime of ["deno", "bun"] as const) {
-  for (const size of SIZES) {
-    const count = KERNEL_WRITES[size];
-    const path = `/tmp/svmbench-${process.pid}-${runtime}-${size}.sock`;
-    const got = await best(async () => {
+  {
+    const c = cDir ? runC("shm_ring", "msg", 64, (MESSAGES * 64 * 4) / MiB) : undefined;
+    let top = 0;
+    for (const [producer, consumer] of PAIRS) {
+      const [, got] = await fifoCase(producer, consumer, ["msg-produce", "msg-consume"], MiB, [64, MESSAGES]);
+      const mops = got.messages / got.seconds / 1e6;
+      top = Math.max(top, mops);
+      record({ kind: "msg", producer, consumer, size: 64, mops }, faster);
+      log(`  msg ${producer}->${consumer} 64 B: ${mops.toFixed(2)} M/s${c ? ` (C ${c["Mmsg/s"]})` : ""}`);
+    }
+    if (c) (vsC["msg-64"] ??= []).push(top / c["Mmsg/s"]);
+  }
+  {
+    const c = cDir ? runC("pingpong", "ring", ROUNDS) : undefined;
+    let top = Infinity;
+    for (const [producer, consumer] of PAIRS) {
+      const [rtt] = await fifoCase(producer, consumer, ["ping", "echo"], 64 * 1024, [ROUNDS], true);
+      top = Math.min(top, rtt.meanNs);
+      record({ kind: "pingpong", producer, consumer, size: 64, ...rtt }, quicker);
+      log(`  pingpong ${producer}<->${consumer}: mean ${rtt.meanNs.toFixed(0)} ns${c ? ` (C ${c.mean_rtt_ns})` : ""}`);
+    }
+    if (c) (vsC["pingpong"] ??= []).push(top / c.mean_rtt_ns);
+  }
+  for (const [producer, consumer] of PAIRS) {
+    const [rtt] = await fifoCase(producer, consumer, ["ping-sleep", "echo-sleep"], 64 * 1024, [SLEEPING_ROUNDS], true);
+    record({ kind: "wakeup", producer, consumer, size: 64, ...rtt }, quicker);
+    log(`  sleeping round trip ${producer}<->${consumer}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
+  }
+  for (const runtime of ["deno", "bun"] as const) {
+    const [idle] = await fifoCase(runtime, runtime, ["idle", "idle"], 4096, [IDLE_MS]);
+    record(
+      { kind: "idle", producer: runtime, consumer: runtime, size: 0, cpuMs: idle.cpuMs, meanNs: idle.cpuMs },
+      (a, b) => a.cpuMs! < b.cpuMs!,
+    );
+  }
+  for (const runtime of ["deno", "bun"] as const) {
+    for (const size of SIZES) {
+      const count = KERNEL_WRITES[size];
+      const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-${size}.sock`;
       const reader = start(runtime, 1, "socket-read", path);
       await reader.ready;
-      const writer = start(runtime, 0, "socket-write", path, size, count);
-      return (await Promise.all([reader.result, writer.result]))[0];
-    }, (r) => r.bytes / r.seconds);
-    if (got.bytes !== size * count) throw new Error(`uds ${size}: got ${got.bytes} of ${size * count}`);
-    rows.push({
-      kind: "uds",
-      producer: runtime,
-      consumer: runtime,
-      size,
-      gbps: got.bytes / got.seconds / 1e9,
-      mops: count / got.seconds / 1e6,
-    });
-    log(`uds ${runtime} ${size} B: ${(got.bytes / got.seconds / 1e9).toFixed(3)} GB/s`);
-    const piped = await best(() => start(runtime, 1, "pipe-read", size, count).result, (r) => r.bytes / r.seconds);
-    if (piped.bytes !== size * count) throw new Error(`pipe ${size}: got ${piped.bytes} of ${size * count}`);
-    rows.push({
-      kind: "pipe",
-      producer: runtime,
-      consumer: runtime,
-      size,
-      gbps: piped.bytes / piped.seconds / 1e9,
-      mops: count / piped.seconds / 1e6,
-    });
-    log(`pipe ${runtime} ${size} B: ${(piped.bytes / piped.seconds / 1e9).toFixed(3)} GB/s`);
+      const [got] = await Promise.all([reader.result, start(runtime, 0, "socket-write", path, size, count).result]);
+      rmSync(path, { force: true });
+      if (got.bytes !== size * count) throw new Error(`uds ${size}: got ${got.bytes} of ${size * count}`);
+      record({
+        kind: "uds",
+        producer: runtime,
+        consumer: runtime,
+        size,
+        gbps: got.bytes / got.seconds / 1e9,
+        mops: count / got.seconds / 1e6,
+      }, faster);
+      const piped = await start(runtime, 1, "pipe-read", size, count).result;
+      if (piped.bytes !== size * count) throw new Error(`pipe ${size}: got ${piped.bytes} of ${size * count}`);
+      record({
+        kind: "pipe",
+        producer: runtime,
+        consumer: runtime,
+        size,
+        gbps: piped.bytes / piped.seconds / 1e9,
+        mops: count / piped.seconds / 1e6,
+      }, faster);
+    }
   }
 }
+if (cDir) rmSync(cDir, { recursive: true, force: true });
 
-const limitAfter = await limits();
-/** The faster of the two C runs, per figure (the round trip: the shorter). */
-const limit: Record<string, number> = {};
-for (const key of Object.keys(limitBefore)) {
-  const pick = key.includes("rtt") ? Math.min : Math.max;
-  limit[key] = pick(limitBefore[key], limitAfter[key] ?? limitBefore[key]);
-}
-
-const version = (rt: Runtime) =>
-  rt === "deno" ? (globalThis as { Deno?: { version: { deno: string } } }).Deno?.version.deno : undefined;
-const results = {
-  date: new Date().toISOString(),
-  quick,
-  pinned: pin,
-  reps,
-  machine: {
-    cores: (await import("node:os")).cpus().length,
-    note: "a VM: a system call costs about 1 us, which flatters the fifo against sockets and pipes",
-  },
-  orchestrator: "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${version("deno")}`,
-  rows,
-  limit,
-  limitRuns: [limitBefore, limitAfter],
+const find = (kind: Row["kind"], producer: Runtime, consumer: Runtime, size: number) =>
+  rows.find((r) => r.kind === kind && r.producer === producer && r.consumer === consumer && r.size === size);
+const median = (xs: number[] | undefined) => {
+  if (!xs?.length) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
 };
-
-function find(kind: Row["kind"], producer: Runtime, consumer: Runtime, size: number): Row | undefined {
-  return rows.find((r) => r.kind === kind && r.producer === producer && r.consumer === consumer && r.size === size);
-}
 const fmt = (v: number | undefined, digits = 2) => (v === undefined ? "-" : v.toFixed(digits));
-const lines: string[] = [];
-const header = "| case | " + PAIRS.map(([p, c]) => `${p}→${c}`).join(" | ") + " | vs uds (same runtime) | vs C ring |";
-lines.push(header, "|" + " --- |".repeat(PAIRS.length + 3));
+const pairCells = (kind: Row["kind"], size: number, cell: (r: Row) => string) =>
+  PAIRS.map(([p, c]) => {
+    const r = find(kind, p, c, size);
+    return r ? cell(r) : "-";
+  }).join(" | ");
+const lines: string[] = [
+  "| case | " + PAIRS.map(([p, c]) => `${p}→${c}`).join(" | ") +
+  " | vs Unix socket, same runtime | vs C (median of paired reps) |",
+  "|" + " --- |".repeat(PAIRS.length + 3),
+];
 for (const size of SIZES) {
-  const cells = PAIRS.map(([p, c]) => fmt(find("fifo", p, c, size)?.gbps));
   const uds = (["deno", "bun"] as const).map((rt) =>
-    (find("fifo", rt, rt, size)!.gbps! / find("uds", rt, rt, size)!.gbps!).toFixed(0) + "x"
+    `${rt} ${(find("fifo", rt, rt, size)!.gbps! / find("uds", rt, rt, size)!.gbps!).toFixed(1)}x`
   );
-  const cKey = size === 64 ? "ring-64B GB/s" : size === 1024 ? "ring-1KiB GB/s" : "ring-64KiB GB/s";
-  const best = Math.max(...PAIRS.map(([p, c]) => find("fifo", p, c, size)!.gbps!));
-  const vsC = limit[cKey] ? `${(best / limit[cKey]).toFixed(2)}x (best pair)` : "-";
   lines.push(
-    `| fifo stream, ${size} B writes (GB/s) | ${cells.join(" | ")} | deno ${uds[0]}, bun ${uds[1]} | ${vsC} |`,
+    `| stream, ${size} B writes (GB/s) | ${pairCells("fifo", size, (r) => fmt(r.gbps))} | ${uds.join(", ")} | ${
+      fmt(median(vsC[`fifo-${size}`]))
+    }x |`,
   );
 }
 {
-  const cells = PAIRS.map(([p, c]) => fmt(find("msg", p, c, 64)?.mops));
-  const best = Math.max(...PAIRS.map(([p, c]) => find("msg", p, c, 64)!.mops!));
-  const vsC = limit["msg-64B Mmsg/s"] ? `${(best / limit["msg-64B Mmsg/s"]).toFixed(2)}x` : "-";
-  lines.push(`| framed 64 B messages (M/s) | ${cells.join(" | ")} | - | ${vsC} |`);
+  const uds = (["deno", "bun"] as const).map((rt) =>
+    `${rt} ${(find("msg", rt, rt, 64)!.mops! / find("uds", rt, rt, 64)!.mops!).toFixed(1)}x`
+  );
+  lines.push(
+    `| framed 64 B messages (M/s) | ${pairCells("msg", 64, (r) => fmt(r.mops))} | ${uds.join(", ")} | ${
+      fmt(median(vsC["msg-64"]))
+    }x |`,
+  );
 }
-{
-  const cells = PAIRS.map(([p, c]) => {
-    const r = find("pingpong", p, c, 64)!;
-    return `${fmt(r.meanNs, 0)} (p50 ${fmt(r.p50Ns, 0)}, p99 ${fmt(r.p99Ns, 0)})`;
-  });
-  const best = Math.min(...PAIRS.map(([p, c]) => find("pingpong", p, c, 64)!.meanNs!));
-  const vsC = limit["pingpong-64B mean_rtt_ns"]
-    ? `${(best / limit["pingpong-64B mean_rtt_ns"]).toFixed(2)}x the C time`
-    : "-";
-  lines.push(`| round trip 64 B (ns) | ${cells.join(" | ")} | - | ${vsC} |`);
-}
-lines.push("", "| kernel path (GB/s) | deno | bun |", "| --- | --- | --- |");
+const times = (r: Row) => `${fmt(r.meanNs! / 1000)} (p50 ${fmt(r.p50Ns! / 1000)}, p99 ${fmt(r.p99Ns! / 1000)})`;
+lines.push(
+  `| round trip 64 B, polling (us) | ${pairCells("pingpong", 64, times)} | - | ${
+    fmt(median(vsC["pingpong"]))
+  }x the C time |`,
+);
+lines.push(`| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | - | - |`);
+lines.push(
+  `| CPU while asleep for ${IDLE_MS} ms on an empty fifo (ms) | ${
+    pairCells("idle", 0, (r) => fmt(r.cpuMs, 1))
+  } | - | - |`,
+  "",
+  "| kernel path, same runtime (GB/s) | deno | bun |",
+  "| --- | --- | --- |",
+);
 for (const kind of ["uds", "pipe"] as const) {
   for (const size of SIZES) {
     lines.push(
@@ -294,7 +300,22 @@ for (const kind of ["uds", "pipe"] as const) {
 }
 const table = lines.join("\n");
 console.log(table);
+const denoVersion = (globalThis as { Deno?: { version: { deno: string } } }).Deno?.version.deno;
+const results = {
+  date: new Date().toISOString(),
+  quick,
+  reps,
+  pinned: pin,
+  machine: {
+    cores: cpus().length,
+    note: "a VM: a system call costs about 1 us, which flatters the fifo against sockets and pipes",
+  },
+  orchestrator: "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${denoVersion}`,
+  rows,
+  vsC,
+  table,
+};
 mkdirSync(outDir, { recursive: true });
 const stem = quick ? "quick" : "latest";
-writeFileSync(`${outDir}/${stem}.json`, JSON.stringify({ ...results, table }, null, 2) + "\n");
-writeFileSync(`${outDir}/${stem === "latest" ? "throughput" : "quick"}.svg`, throughputChart(rows, SIZES));
+writeFileSync(`${outDir}/${stem}.json`, JSON.stringify(results, null, 2) + "\n");
+writeFileSync(`${outDir}/${quick ? "quick" : "throughput"}.svg`, throughputChart(rows, SIZES));

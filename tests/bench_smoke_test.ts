@@ -12,13 +12,13 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out]);
     const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /\| fifo stream, 64 B writes \(GB\/s\) \|/);
+    assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
     const json = JSON.parse(readFileSync(`${out}/quick.json`, "utf8"));
     assert.equal(json.quick, true);
     const kinds = new Set(json.rows.map((r: { kind: string }) => r.kind));
-    assert.deepEqual([...kinds].sort(), ["fifo", "msg", "pingpong", "pipe", "uds"]);
-    assert.equal(json.rows.length, 4 * 5 + 2 * 6);
+    assert.deepEqual([...kinds].sort(), ["fifo", "idle", "msg", "pingpong", "pipe", "uds", "wakeup"]);
+    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 2 + 2 * 6);
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
   } finally {
     rmSync(out, { recursive: true, force: true });
