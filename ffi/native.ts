@@ -7,6 +7,7 @@
  */
 
 import type { FileStat, FutexResult, Mapping, Os } from "./os.ts";
+import { readFileSync } from "node:fs";
 import { OsError } from "./os_error.ts";
 import {
   F_ADD_SEALS,
@@ -104,6 +105,19 @@ function timespec(timeoutMs: number | undefined): Uint8Array | null {
   return ts;
 }
 
+/**
+ * Whether a process has exited and waits to be reaped: kill(pid, 0) still succeeds on it, but
+ * it runs no more. Read from /proc; where that cannot be read, the process counts as running.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.charAt(stat.lastIndexOf(")") + 2) === "Z";
+  } catch {
+    return false;
+  }
+}
+
 const EAGAIN = 11;
 const EINTR = 4;
 const ETIMEDOUT = 110;
@@ -192,8 +206,8 @@ export function makeOs(native: Native): Os {
     },
     processAlive(pid) {
       if (!Number.isInteger(pid) || pid <= 0) return false;
-      if (f.kill(pid, 0) === 0) return true;
-      return native.errno() === EPERM;
+      if (f.kill(pid, 0) !== 0) return native.errno() === EPERM;
+      return !isZombie(pid);
     },
     sleepMicroseconds(microseconds) {
       f.usleep(Math.max(0, Math.min(0xffffffff, Math.floor(microseconds))));

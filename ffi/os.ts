@@ -57,7 +57,7 @@ export interface Os {
   munmap(mapping: Mapping): void;
   /** `getpid()`. */
   getpid(): number;
-  /** `kill(pid, 0)`: whether a process with that pid exists (EPERM counts as alive). */
+  /** `kill(pid, 0)`: whether a process with that pid runs (EPERM counts; a zombie does not). */
   processAlive(pid: number): boolean;
   /** `usleep(microseconds)`: blocks the calling thread. */
   sleepMicroseconds(microseconds: number): void;

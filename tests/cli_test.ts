@@ -1,0 +1,84 @@
+// The command-line entry: the demo runs end to end, a crashed peer ends it cleanly, and show
+// lists (and cleans) this library's segments.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { OTHER, ROOT, running, RUNTIME, scriptCommand, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+
+test(`demo: ${RUNTIME} streams through a ${OTHER} echo peer and checks every byte`, () => {
+  for (const type of ["shm", "memfd"]) {
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, [
+      "demo",
+      "--size",
+      "8",
+      "--message",
+      "1000",
+      "--type",
+      type,
+    ]);
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`echo peer in ${OTHER}`));
+    assert.match(run.stdout, /streamed 8 MiB in 1000-byte writes, every echoed byte checked/);
+    assert.match(run.stdout, /throughput +[0-9.]+ GB\/s/);
+    assert.match(run.stdout, /round trip +64 B: mean [0-9.]+ us, p50 [0-9.]+ us, p99 [0-9.]+ us/);
+    assert.match(run.stdout, /2 active fifos/);
+  }
+  assert.deepEqual(shmEntries("svm-demo-"), []);
+});
+
+test("demo: a peer that dies mid-run ends the demo with a clear message and no leftover segment", async () => {
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--size", "100000", "--message", "64"]);
+  const demo = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  demo.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
+  demo.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
+  const exited = new Promise<number | null>((r) => demo.on("close", r));
+  try {
+    // Find the echo peer (the demo's child) once the stream is under way, and kill it.
+    let peer = 0;
+    for (let i = 0; i < 200 && !peer; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (!/streamed|%/.test(out)) continue;
+      const children = readFileSync(`/proc/${demo.pid}/task/${demo.pid}/children`, "utf8").trim().split(/\s+/);
+      peer = Number(children.find((c) => c && running(Number(c))) ?? 0);
+    }
+    assert.ok(peer > 0, `no echo peer found: ${out} ${err}`);
+    process.kill(peer, "SIGKILL");
+    assert.equal(await exited, 1);
+    assert.match(err, /error: the echo peer exited/);
+    assert.deepEqual(shmEntries(`svm-demo-${demo.pid}`), []);
+  } finally {
+    demo.kill("SIGKILL");
+    await exited;
+  }
+});
+
+test(`show lists this library's segments with their fifos, and --clean removes those of dead creators`, async () => {
+  const alive = uniqueName("show-alive");
+  const dead = uniqueName("show-dead");
+  const keeper = startPeer(OTHER, "segment_peer", ["create", "shm", alive]);
+  const victim = startPeer(OTHER, "segment_peer", ["create", "shm", dead]);
+  try {
+    await keeper.line(/^READY/);
+    await victim.line(/^READY/);
+    victim.kill("SIGKILL");
+    await victim.done;
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["show"]);
+    const shown = spawnSync(bin, argv, { encoding: "utf8" }).stdout;
+    assert.match(shown, new RegExp(`${alive}: 1 MiB, creator pid ${keeper.pid} \\(alive\\), 2 fifos`));
+    assert.match(shown, new RegExp(`${dead}: 1 MiB, creator pid ${victim.pid} \\(dead\\), 2 fifos`));
+    assert.match(shown, /fifo @\d+: \d+ of 65536 bytes used, list tx, tag 12648430/);
+    const [cbin, cargv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["show", "--clean"]);
+    const cleaned = spawnSync(cbin, cargv, { encoding: "utf8" }).stdout;
+    assert.match(cleaned, new RegExp(`${dead}[^\\n]*\\n(  [^\\n]*\\n)*  removed \\(its creator is dead\\)`));
+    assert.deepEqual(shmEntries(dead), []);
+    assert.deepEqual(shmEntries(alive), [alive], "a live creator's segment stays");
+  } finally {
+    keeper.kill("SIGKILL");
+    await keeper.done;
+    spawnSync("rm", ["-f", `/dev/shm/${alive}`, `/dev/shm/${dead}`]);
+  }
+});
