@@ -552,40 +552,43 @@ export class Fifo {
 
   /** A 32-bit word for the user, shared with every process that sees the fifo. */
   get tag(): number {
-    return Atomics.load(this.#u32, (this.#offset + FF_TAG) >>> 2);
+    return this.#word(FF_TAG);
   }
   set tag(value: number) {
-    this.#check();
     this.#setWord("tag", FF_TAG, value);
   }
 
   /** Session index of the side that created the fifo (as in the reference). */
   get masterSessionIndex(): number {
-    return this.#u32[(this.#offset + FF_MASTER_SESSION) >>> 2];
+    return this.#word(FF_MASTER_SESSION);
   }
   set masterSessionIndex(value: number) {
     this.#setWord("masterSessionIndex", FF_MASTER_SESSION, value);
   }
   /** Thread index of the side that created the fifo. */
   get masterThreadIndex(): number {
-    return this.#u32[(this.#offset + FF_MASTER_THREAD) >>> 2];
+    return this.#word(FF_MASTER_THREAD);
   }
   set masterThreadIndex(value: number) {
     this.#setWord("masterThreadIndex", FF_MASTER_THREAD, value);
   }
   /** Session index of the side that attached to the fifo. */
   get clientSessionIndex(): number {
-    return this.#u32[(this.#offset + FF_CLIENT_SESSION) >>> 2];
+    return this.#word(FF_CLIENT_SESSION);
   }
   set clientSessionIndex(value: number) {
     this.#setWord("clientSessionIndex", FF_CLIENT_SESSION, value);
   }
   /** Thread index of the side that attached to the fifo. */
   get clientThreadIndex(): number {
-    return this.#u32[(this.#offset + FF_CLIENT_THREAD) >>> 2];
+    return this.#word(FF_CLIENT_THREAD);
   }
   set clientThreadIndex(value: number) {
     this.#setWord("clientThreadIndex", FF_CLIENT_THREAD, value);
+  }
+
+  #word(field: number): number {
+    return Atomics.load(this.#u32, (this.#offset + field) >>> 2);
   }
 
   #setWord(what: string, field: number, value: number): void {

@@ -107,65 +107,46 @@ export class SegmentMain implements Iterable<Segment> {
       formatHeader(buffer, type, nameBytes, size, processId());
       return this.#add({ type, name: args.name, size, creatorPid: processId(), createdHere: true, buffer });
     }
-    if (type === "shm") return this.#createShm(args.name, nameBytes, size);
-    if (type === "memfd") return this.#createMemfd(args.name, nameBytes, size);
+    if (type === "shm" || type === "memfd") return this.#createMapped(type, args.name, nameBytes, size);
     throw new RangeError(`segment type must be "shm", "memfd" or "private", got ${String(type)}`);
   }
 
-  #createShm(name: string, nameBytes: Uint8Array, size: number): Segment {
+  /** Creates an shm or memfd segment; on any failure closes, unmaps and unlinks what it made. */
+  #createMapped(type: "shm" | "memfd", name: string, nameBytes: Uint8Array, size: number): Segment {
     const os = this.os;
     const path = `/${name}`;
-    const fd = os.shmOpen(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600);
+    const fd = type === "shm"
+      ? os.shmOpen(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+      : os.memfdCreate(name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
+    let fdOpen = true;
     let mapping: Mapping | undefined;
     try {
       os.ftruncate(fd, size);
+      // Sealed before anyone can attach: nobody can shrink it under a peer's mapping.
+      if (type === "memfd") os.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       mapping = os.mmap(fd, size);
       const pid = os.getpid();
-      formatHeader(mapping.buffer, "shm", nameBytes, size, pid);
-      os.futexWake(mapping, SEG_READY, 0x7fffffff);
-      os.close(fd);
+      formatHeader(mapping.buffer, type, nameBytes, size, pid);
+      os.futexWake(mapping, SEG_READY, 0x7fffffff); // attachers asleep on `ready`
+      if (type === "shm") {
+        os.close(fd); // the name keeps the object; a memfd's fd is how others reach it
+        fdOpen = false;
+      }
+      const buffer = mapping.buffer;
       return this.#add({
-        type: "shm",
+        type,
         name,
         size,
         creatorPid: pid,
         createdHere: true,
-        buffer: mapping.buffer,
+        buffer,
         mapping,
+        ...(fdOpen ? { fd } : {}),
       });
     } catch (error) {
       if (mapping) os.munmap(mapping);
-      try {
-        os.close(fd);
-      } catch { /* already closed after the header was written */ }
-      os.shmUnlink(path);
-      throw error;
-    }
-  }
-
-  #createMemfd(name: string, nameBytes: Uint8Array, size: number): Segment {
-    const os = this.os;
-    const fd = os.memfdCreate(name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
-    let mapping: Mapping | undefined;
-    try {
-      os.ftruncate(fd, size);
-      os.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
-      mapping = os.mmap(fd, size);
-      const pid = os.getpid();
-      formatHeader(mapping.buffer, "memfd", nameBytes, size, pid);
-      return this.#add({
-        type: "memfd",
-        name,
-        size,
-        creatorPid: pid,
-        createdHere: true,
-        buffer: mapping.buffer,
-        mapping,
-        fd,
-      });
-    } catch (error) {
-      if (mapping) os.munmap(mapping);
-      os.close(fd);
+      if (fdOpen) os.close(fd);
+      if (type === "shm") os.shmUnlink(path);
       throw error;
     }
   }

@@ -155,3 +155,14 @@ export function running(pid: number): boolean {
     return false;
   }
 }
+
+/** A small deterministic generator (xorshift32) of numbers in [0, 1). */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}

@@ -1,5 +1,6 @@
 // Allocate, fill, check and free fifos in a loop: used by the allocator stress and kill tests.
 import type { Fifo, Segment } from "../../mod.ts";
+import { xorshift } from "../helpers.ts";
 
 /** The pattern byte of a fifo owned by `owner`, at position i. */
 function fill(owner: number, i: number): number {
@@ -12,13 +13,7 @@ function fill(owner: number, i: number): number {
  * after checking that its tag and every byte are still its own. Returns the counts.
  */
 export function churn(segment: Segment, iterations: number, seed: number, started?: () => void) {
-  let s = seed >>> 0 || 1;
-  const rand = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
+  const rand = xorshift(seed);
   const pid = (globalThis as { process?: { pid: number } }).process?.pid ?? 0;
   const held: { fifo: Fifo; owner: number }[] = [];
   const buf = new Uint8Array(70_000);

@@ -1,15 +1,12 @@
 // Both ends of the cross-process fifo tests, used by the test process and by fifo_peer.ts.
 import type { Fifo, Segment } from "../../mod.ts";
-import { STREAM_MAX_IO, STREAM_PERIOD } from "../helpers.ts";
+import { STREAM_MAX_IO, STREAM_PERIOD, xorshift } from "../helpers.ts";
 
 /** A small deterministic generator of write and read sizes. */
 export function sizes(seed: number): () => number {
-  let s = seed >>> 0 || 1;
+  const rand = xorshift(seed);
   return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const r = s >>> 0;
+    const r = Math.floor(rand() * 2 ** 32);
     const kind = r & 3; // a quarter tiny, a quarter small, half up to the maximum
     if (kind === 0) return 1 + (r >>> 8) % 16;
     if (kind === 1) return 1 + (r >>> 8) % 1500;

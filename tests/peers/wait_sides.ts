@@ -1,16 +1,10 @@
 // Both sides of the sleeping-consumer test, used by the test process and by wait_peer.ts.
 import type { Fifo } from "../../mod.ts";
-import { patternByte } from "../helpers.ts";
+import { patternByte, xorshift } from "../helpers.ts";
 
 /** Writes `total` patterned bytes in bursts of 1-40 writes with idle gaps of 0-4 ms. */
 export async function produceBursts(fifo: Fifo, total: number, seed: number) {
-  let s = seed >>> 0 || 1;
-  const rand = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
+  const rand = xorshift(seed);
   const buf = new Uint8Array(4096);
   let sent = 0;
   let bursts = 0;
