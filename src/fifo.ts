@@ -174,22 +174,18 @@ export class Fifo {
   }
 
   /**
-   * Rejects a view of this fifo's own ring: copying it into itself would scramble both. The last
-   * array that passed is remembered (an array never changes buffer), since reading `.buffer` is
-   * slow in V8 and callers reuse their arrays.
+   * Rejects a view of the segment's own memory (this fifo's ring, another fifo's, a header):
+   * copying shared memory into shared memory could scramble both, and another process may be
+   * changing it meanwhile. Copy through a buffer of your own. The last array that passed is
+   * remembered per direction (an array never changes buffer; reading `.buffer` is slow in V8).
    */
   #checkAlias(what: "src" | "dst", view: Uint8Array): void {
     if (view === (what === "src" ? this.#srcOk : this.#dstOk)) return;
-    if (view.buffer !== this.#u8.buffer) {
-      if (what === "src") this.#srcOk = view;
-      else this.#dstOk = view;
-    } else {
-      const start = view.byteOffset;
-      const end = start + view.byteLength;
-      if (start < this.#data + this.#cap && end > this.#data) {
-        throw new TypeError(`${what} overlaps the fifo's own ring`);
-      }
+    if (view.buffer === this.#u8.buffer) {
+      throw new TypeError(`${what} is a view of the segment's own memory; copy it through a buffer of your own`);
     }
+    if (what === "src") this.#srcOk = view;
+    else this.#dstOk = view;
   }
 
   /** Bytes readable now, as seen by the consumer: refreshes the cached tail. */

@@ -5,7 +5,7 @@ import { type Fifo, type Segment, SegmentMain } from "../mod.ts";
 export function privateFifo(capacity: number): { sm: SegmentMain; segment: Segment; fifo: Fifo } {
   const sm = new SegmentMain();
   const chunk = 256 + 4096 * 2 ** Math.max(0, Math.ceil(Math.log2(capacity / 4096)));
-  const segment = sm.create({ type: "private", name: "fixture", size: 4096 + chunk });
+  const segment = sm.create({ type: "private", name: "fixture", size: 4096 + chunk + 65536 });
   const fifo = segment.allocFifo(capacity, "rx");
   if (!fifo) throw new Error("fixture segment too small");
   return { sm, segment, fifo };

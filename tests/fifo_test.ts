@@ -164,7 +164,7 @@ test("user fields: tag, session and thread indices, list, offset", () => {
 });
 
 test("bad arguments throw and change nothing", () => {
-  const { sm, fifo } = privateFifo(32);
+  const { sm, segment, fifo } = privateFifo(32);
   using _ = sm;
   fifo.enqueue(seq(8));
   const bad: [() => unknown, ErrorConstructor][] = [
@@ -182,10 +182,18 @@ test("bad arguments throw and change nothing", () => {
     [() => fifo.initPointers(-1), RangeError],
   ];
   for (const [call, kind] of bad) assert.throws(call, kind);
-  // A view of the fifo's own ring cannot be enqueued into it or dequeued onto it.
+  // A view of the segment's memory (this fifo's ring, or another fifo's) is refused.
   const own = fifo.readSegments()[0];
   assert.throws(() => fifo.enqueue(own), TypeError);
   assert.throws(() => fifo.dequeue(own), TypeError);
+  const other = segment.allocFifo(16)!;
+  other.enqueue(seq(4));
+  const foreign = other.readSegments()[0];
+  assert.throws(() => fifo.enqueue(foreign), TypeError);
+  assert.throws(() => fifo.dequeue(other.writeSegments()[0]), TypeError);
+  assert.throws(() => fifo.peek(0, foreign), TypeError);
+  assert.throws(() => fifo.enqueueExact(foreign), TypeError);
+  assert.equal(other.maxDequeue, 4);
   assert.equal(fifo.maxDequeue, 8, "nothing changed");
   const out = new Uint8Array(8);
   fifo.dequeue(out);
