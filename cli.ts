@@ -12,7 +12,7 @@
  */
 
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Fifo, formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
@@ -34,10 +34,7 @@ function now(): number {
 function runtimeCommand(runtime: Runtime, script: string, args: string[]): [string, string[]] {
   const root = fileURLToPath(new URL(".", import.meta.url));
   const local = `${root}node_modules/.bin/${runtime}`;
-  let bin = runtime as string;
-  try {
-    readdirSync(`${root}node_modules/.bin`).includes(runtime) && (bin = local);
-  } catch { /* not installed locally: use PATH */ }
+  const bin = existsSync(local) ? local : runtime; // the project's own install, else PATH
   return runtime === "deno" ? [bin, ["run", "-A", "--quiet", script, ...args]] : [bin, [script, ...args]];
 }
 

@@ -12,7 +12,7 @@ interface BunWorker {
   ref(): void;
   unref(): void;
   onmessage: ((event: { data: { id: number; result: number; errno: number } }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onerror: (() => void) | null;
 }
 
 /** A pool of waiting Workers. */
@@ -39,14 +39,13 @@ export class BunWaitPool {
       }
       done?.(data);
     };
-    worker.onerror = (event) => {
+    worker.onerror = () => {
       // A worker that fails is dropped; its waiter learns of it as an interrupted wait.
       this.#all.delete(worker);
       for (const [id, done] of this.#pending) {
         this.#pending.delete(id);
         done({ result: -1, errno: 4 });
       }
-      void event;
     };
     this.#all.add(worker);
     return worker;
