@@ -1,0 +1,47 @@
+// A private segment is a SharedArrayBuffer: Workers of one process attach to it and stream
+// through its fifos, sleeping with Atomics.wait instead of the kernel futex.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SegmentMain } from "../mod.ts";
+
+test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping between writes", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
+  const out = segment.allocFifo(16 * 1024, "tx")!;
+  const back = segment.allocFifo(16 * 1024, "rx")!;
+  const worker = new Worker(new URL("./peers/private_worker.ts", import.meta.url).href, { type: "module" });
+  const messages: unknown[] = [];
+  let notify = () => {};
+  worker.onmessage = (event: MessageEvent) => {
+    messages.push(event.data);
+    notify();
+  };
+  const next = async () => {
+    while (messages.length === 0) await new Promise<void>((r) => (notify = r));
+    return messages.shift();
+  };
+  try {
+    worker.postMessage({ buffer: segment.u8.buffer, inbound: out.offset, outbound: back.offset });
+    assert.equal(await next(), "attached");
+    const total = 8 << 20;
+    const chunk = new Uint8Array(3000);
+    const got = new Uint8Array(4096);
+    let sent = 0;
+    let received = 0;
+    while (received < total) {
+      if (sent < total) {
+        for (let i = 0; i < chunk.length; i++) chunk[i] = (sent + i) & 0xff;
+        sent += out.enqueue(chunk.subarray(0, Math.min(chunk.length, total - sent)));
+        if (sent === total) out.close();
+      }
+      const n = back.dequeue(got);
+      for (let i = 0; i < n; i++) if (got[i] !== ((received + i) & 0xff)) assert.fail(`byte ${received + i}`);
+      received += n;
+      if (n === 0 && !(await back.waitForData({ timeoutMs: 10_000 }))) assert.fail("the worker stopped echoing");
+    }
+    assert.deepEqual(await next(), { echoed: total });
+    assert.equal(back.isClosed, true);
+  } finally {
+    worker.terminate();
+  }
+});
