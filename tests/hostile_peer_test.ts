@@ -1,0 +1,84 @@
+// A misbehaving peer: random words scribbled over the shared headers (segment, allocator,
+// freelists, fifos) must never crash or hang this process, and never make it touch memory
+// outside the segment. Every operation either works or throws one of the library's errors.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
+import { xorshift } from "./helpers.ts";
+
+type Segment = ReturnType<SegmentMain["create"]>;
+
+/** What the process does with the segment after the peer's scribbles; freeing comes last. */
+const SEGMENT_OPERATIONS: [string, (segment: Segment, fifos: Fifo[]) => unknown][] = [
+  ["allocFifo", (segment) => segment.allocFifo(3000, "rx")],
+  ["fifos", (segment) => segment.fifos().map((f) => f.size)],
+  ["numFifos", (segment) => segment.numFifos],
+  ["numFreeFifos", (segment) => segment.numFreeFifos()],
+  ["freeBytes", (segment) => segment.freeBytes],
+  ["toString", (segment) => segment.toString()],
+  ["info", (segment) => segment.info()],
+  ["preallocate", (segment) => segment.preallocateFifoPairs(4096, 4096, 2)],
+];
+const FIFO_OPERATIONS: [string, (fifo: Fifo, segment: Segment) => unknown][] = [
+  ["fifoAt", (fifo, segment) => segment.fifoAt(fifo.offset).size],
+  ["enqueue", (fifo) => fifo.enqueue(new Uint8Array(700))],
+  ["enqueueWithOffset", (fifo) => fifo.enqueueWithOffset(100, new Uint8Array(300))],
+  ["dequeue", (fifo) => fifo.dequeue(new Uint8Array(900))],
+  ["peek", (fifo) => fifo.peek(10, new Uint8Array(900))],
+  ["dequeueDrop", (fifo) => fifo.dequeueDrop(50)],
+  ["segments", (fifo) => [fifo.readSegments(), fifo.writeSegments()]],
+  ["exact", (fifo) => [fifo.enqueueExact(new Uint8Array(64)), fifo.dequeueExact(new Uint8Array(64))]],
+  ["waitForDataSync", (fifo) => fifo.waitForDataSync({ timeoutMs: 0 })],
+  ["tag", (fifo) => (fifo.tag = fifo.tag)],
+  ["toString", (fifo) => fifo.toString()],
+  ["freeFifo", (fifo, segment) => segment.freeFifo(fifo)],
+];
+
+/** The library's own errors; an engine error (an out-of-bounds typed-array access) is a bug. */
+function allowed(error: unknown): boolean {
+  if (error instanceof SegmentError) return true;
+  if (!(error instanceof RangeError || error instanceof TypeError)) return false;
+  const engine =
+    /out of bounds|out-of-bounds|invalid typed array|detached|call stack|is not (a|an|defined|iterable)\b|undefined|null|NaN/i;
+  return !engine.test(error.message);
+}
+
+test("random scribbles over every shared header: no crash, no hang, only the library's errors", () => {
+  let failures = 0;
+  const kinds = new Map<string, number>();
+  for (let seed = 1; seed <= 1000; seed++) {
+    const rand = xorshift(seed);
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "private", name: "hostile", size: 256 * 1024 });
+    const fifos: Fifo[] = [];
+    for (let i = 0; i < 6; i++) fifos.push(segment.allocFifo(1 + Math.floor(rand() * 9000))!);
+    for (const f of fifos) f.enqueue(new Uint8Array(Math.floor(rand() * f.size)));
+    segment.freeFifo(fifos.pop()!);
+    // The peer's scribbles: words of the segment header, the allocator header and freelists,
+    // and the fifo headers, set to random, extreme or nearby values.
+    const u32 = segment.u32;
+    const targets = [0, 1, 2, 4, 5, 6, 7, 128, 129, 130, 131, 144, 145, 146, 147, 148, 149];
+    for (const f of fifos) for (let w = 0; w < 64; w++) targets.push(f.offset / 4 + w);
+    for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
+      const word = targets[Math.floor(rand() * targets.length)];
+      const r = rand();
+      u32[word] = r < 0.3 ? Math.floor(rand() * 2 ** 32) : r < 0.5 ? 0xffffffff : r < 0.7 ? 0 : (u32[word] + 64) >>> 0;
+    }
+    const attempt = (name: string, op: () => unknown) => {
+      try {
+        op();
+      } catch (error) {
+        if (!allowed(error)) {
+          failures++;
+          console.error(`seed ${seed} ${name}:`, error);
+        }
+        const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+    };
+    for (const [name, op] of SEGMENT_OPERATIONS) attempt(name, () => op(segment, fifos));
+    for (const fifo of fifos) for (const [name, op] of FIFO_OPERATIONS) attempt(name, () => op(fifo, segment));
+  }
+  assert.equal(failures, 0);
+  assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 50, `corruption was detected and reported: ${[...kinds]}`);
+});
