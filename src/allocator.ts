@@ -143,8 +143,9 @@ export class FifoAllocator {
       const head = Atomics.load(heads, slot);
       const offset = Number(head & LOW32);
       if (offset === 0) return 0;
-      const next = Atomics.load(this.#m.u32, (offset + FF_NEXT_FREE) >>> 2);
-      const valid = this.#isChunkOf(offset, sizeClass) && (next === 0 || this.#isChunkOf(next, sizeClass));
+      // Check the offset before following it, and the link it holds before trusting it.
+      const next = this.#isChunkOf(offset, sizeClass) ? Atomics.load(this.#m.u32, (offset + FF_NEXT_FREE) >>> 2) : -1;
+      const valid = next === 0 || (next > 0 && this.#isChunkOf(next, sizeClass));
       if (!valid) {
         // Another process may have popped it meanwhile; only an unchanged head is corruption.
         if (Atomics.load(heads, slot) === head) this.#corrupt(`freelist ${sizeClass} holds a bad offset ${offset}`);

@@ -39,7 +39,7 @@ function allowed(error: unknown): boolean {
   if (error instanceof SegmentError) return true;
   if (!(error instanceof RangeError || error instanceof TypeError)) return false;
   const engine =
-    /out of bounds|out-of-bounds|invalid typed array|detached|call stack|is not (a|an|defined|iterable)\b|undefined|null|NaN/i;
+    /out of bounds|out-of-bounds|atomic access|invalid typed array|detached|call stack|is not (a|an|defined|iterable)\b|undefined|null|NaN/i;
   return !engine.test(error.message);
 }
 
