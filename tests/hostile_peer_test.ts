@@ -4,7 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
-import { xorshift } from "./helpers.ts";
+import { rmSync, writeFileSync } from "node:fs";
+import { uniqueName, xorshift } from "./helpers.ts";
 
 type Segment = ReturnType<SegmentMain["create"]>;
 
@@ -81,4 +82,48 @@ test("random scribbles over every shared header: no crash, no hang, only the lib
   }
   assert.equal(failures, 0);
   assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 50, `corruption was detected and reported: ${[...kinds]}`);
+});
+
+test("attaching to segments with random header bytes: a clear error or a usable segment, nothing else", () => {
+  const name = uniqueName("hostile-attach");
+  using sm = new SegmentMain({ timeoutSeconds: 0 });
+  const template = sm.create({ type: "private", name, size: 64 * 1024 });
+  for (let i = 0; i < 3; i++) template.allocFifo(4000)!.enqueue(new Uint8Array(100));
+  const original = template.u8.slice();
+  let attached = 0;
+  let refused = 0;
+  try {
+    for (let seed = 1; seed <= 300; seed++) {
+      const rand = xorshift(seed);
+      const bytes = original.slice();
+      bytes[20] = 1; // created as shm, so that it attaches as shm
+      for (let k = 0; k < 1 + Math.floor(rand() * 8); k++) {
+        const at = rand() < 0.7 ? Math.floor(rand() * 600) : 4096 + Math.floor(rand() * 3 * 4352);
+        bytes[at] = Math.floor(rand() * 256);
+      }
+      writeFileSync(
+        `/dev/shm/${name}`,
+        bytes.subarray(0, rand() < 0.2 ? 4096 + Math.floor(rand() * 60_000) : bytes.length),
+      );
+      try {
+        const seen = sm.attach({ type: "shm", name });
+        try {
+          seen.fifos().forEach((f) => f.peek(0, new Uint8Array(200)));
+          void seen.toString();
+          seen.allocFifo(100);
+        } catch (error) {
+          assert.ok(allowed(error), `seed ${seed}: ${error}`);
+        }
+        sm.delete(seen);
+        attached++;
+      } catch (error) {
+        assert.ok(error instanceof SegmentError, `seed ${seed}: ${error}`);
+        refused++;
+      }
+    }
+  } finally {
+    rmSync(`/dev/shm/${name}`, { force: true });
+  }
+  assert.ok(attached > 10 && refused > 10, `attached ${attached}, refused ${refused}`);
+  assert.equal(sm.size, 1, "refused attaches left nothing in the pool");
 });
