@@ -150,6 +150,17 @@ function record(row: Row, better: (a: Row, b: Row) => boolean): void {
   if (i < 0) rows.push(row);
   else if (better(row, rows[i])) rows[i] = row;
 }
+/** A kernel-path row from a reader's result. */
+function kernelRow(kind: "uds" | "pipe", runtime: Runtime, size: number, got: Result, count: number): Row {
+  return {
+    kind,
+    producer: runtime,
+    consumer: runtime,
+    size,
+    gbps: got.bytes / got.seconds / 1e9,
+    mops: count / got.seconds / 1e6,
+  };
+}
 const faster = (a: Row, b: Row) => (a.gbps ?? a.mops ?? 0) > (b.gbps ?? b.mops ?? 0);
 const quicker = (a: Row, b: Row) => a.meanNs! < b.meanNs!;
 
@@ -213,24 +224,10 @@ for (let rep = 0; rep < reps; rep++) {
       const [got] = await Promise.all([reader.result, start(runtime, 0, "socket-write", path, size, count).result]);
       rmSync(path, { force: true });
       if (got.bytes !== size * count) throw new Error(`uds ${size}: got ${got.bytes} of ${size * count}`);
-      record({
-        kind: "uds",
-        producer: runtime,
-        consumer: runtime,
-        size,
-        gbps: got.bytes / got.seconds / 1e9,
-        mops: count / got.seconds / 1e6,
-      }, faster);
+      record(kernelRow("uds", runtime, size, got, count), faster);
       const piped = await start(runtime, 1, "pipe-read", size, count).result;
       if (piped.bytes !== size * count) throw new Error(`pipe ${size}: got ${piped.bytes} of ${size * count}`);
-      record({
-        kind: "pipe",
-        producer: runtime,
-        consumer: runtime,
-        size,
-        gbps: piped.bytes / piped.seconds / 1e9,
-        mops: count / piped.seconds / 1e6,
-      }, faster);
+      record(kernelRow("pipe", runtime, size, piped, count), faster);
     }
   }
 }
@@ -244,6 +241,7 @@ const median = (xs: number[] | undefined) => {
   return s[s.length >> 1];
 };
 const fmt = (v: number | undefined, digits = 2) => (v === undefined ? "-" : v.toFixed(digits));
+const ratio = (v: number | undefined, suffix = "x") => (v === undefined ? "-" : `${v.toFixed(2)}${suffix}`);
 const pairCells = (kind: Row["kind"], size: number, cell: (r: Row) => string) =>
   PAIRS.map(([p, c]) => {
     const r = find(kind, p, c, size);

@@ -397,12 +397,18 @@ export class Fifo {
    * `src.length` when out-of-order ranges joined.
    */
   enqueue(src: Uint8Array): number {
+    return this.#put(src, false);
+  }
+
+  /** The two writes: as much as fits, or (exact) all of `src` or nothing (-1). */
+  #put(src: Uint8Array, exact: boolean): number {
     this.#check();
     checkBytes("src", src);
     this.#checkAlias("src", src);
     const tail = this.#u32[this.#tail];
     let free = this.#cap - ((tail - this.#cachedHead) >>> 0);
     if (free < src.length) free = this.#free(tail);
+    if (exact && free < src.length) return -1;
     const n = src.length < free ? src.length : free;
     if (n > 0) this.#copyIn(this.#ownIndex(this.#tailIndex), src, 0, n);
     return this.#publish(tail, n);
@@ -430,12 +436,18 @@ export class Fifo {
 
   /** Reads up to `dst.length` bytes into `dst` and removes them; returns how many. */
   dequeue(dst: Uint8Array): number {
+    return this.#take(dst, false);
+  }
+
+  /** The two reads: as much as there is, or (exact) all of `dst` or nothing (-1). */
+  #take(dst: Uint8Array, exact: boolean): number {
     this.#check();
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
     const head = this.#u32[this.#head];
     let used = (this.#cachedTail - head) >>> 0;
     if (used < dst.length || used > this.#cap) used = this.#used(head);
+    if (exact && used < dst.length) return -1;
     const n = dst.length < used ? dst.length : used;
     if (n === 0) return 0;
     this.#copyOut(this.#ownIndex(this.#headIndex), dst, n);
@@ -449,28 +461,12 @@ export class Fifo {
    * `enqueue`.
    */
   enqueueExact(src: Uint8Array): boolean {
-    this.#check();
-    checkBytes("src", src);
-    this.#checkAlias("src", src);
-    const tail = this.#u32[this.#tail];
-    if (this.#cap - ((tail - this.#cachedHead) >>> 0) < src.length && this.#free(tail) < src.length) return false;
-    if (src.length > 0) this.#copyIn(this.#ownIndex(this.#tailIndex), src, 0, src.length);
-    this.#publish(tail, src.length);
-    return true;
+    return this.#put(src, true) >= 0;
   }
 
   /** Reads exactly `dst.length` bytes into `dst`, or nothing: false when fewer are readable. */
   dequeueExact(dst: Uint8Array): boolean {
-    this.#check();
-    checkBytes("dst", dst);
-    this.#checkAlias("dst", dst);
-    const head = this.#u32[this.#head];
-    const cached = (this.#cachedTail - head) >>> 0;
-    if ((cached < dst.length || cached > this.#cap) && this.#used(head) < dst.length) return false;
-    if (dst.length === 0) return true;
-    this.#copyOut(this.#ownIndex(this.#headIndex), dst, dst.length);
-    this.#consume(head, dst.length);
-    return true;
+    return this.#take(dst, true) >= 0;
   }
 
   /** Copies up to `dst.length` bytes starting `offset` bytes past the head; does not remove them. */
