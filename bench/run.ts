@@ -258,8 +258,8 @@ for (const size of SIZES) {
   );
   lines.push(
     `| stream, ${size} B writes (GB/s) | ${pairCells("fifo", size, (r) => fmt(r.gbps))} | ${uds.join(", ")} | ${
-      fmt(median(vsC[`fifo-${size}`]))
-    }x |`,
+      ratio(median(vsC[`fifo-${size}`]))
+    } |`,
   );
 }
 {
@@ -268,15 +268,15 @@ for (const size of SIZES) {
   );
   lines.push(
     `| framed 64 B messages (M/s) | ${pairCells("msg", 64, (r) => fmt(r.mops))} | ${uds.join(", ")} | ${
-      fmt(median(vsC["msg-64"]))
-    }x |`,
+      ratio(median(vsC["msg-64"]))
+    } |`,
   );
 }
 const times = (r: Row) => `${fmt(r.meanNs! / 1000)} (p50 ${fmt(r.p50Ns! / 1000)}, p99 ${fmt(r.p99Ns! / 1000)})`;
 lines.push(
   `| round trip 64 B, polling (us) | ${pairCells("pingpong", 64, times)} | - | ${
-    fmt(median(vsC["pingpong"]))
-  }x the C time |`,
+    ratio(median(vsC["pingpong"]), "x the C time")
+  } |`,
 );
 lines.push(`| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | - | - |`);
 lines.push(
