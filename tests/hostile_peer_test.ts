@@ -30,7 +30,7 @@ const FIFO_OPERATIONS: [string, (fifo: Fifo, segment: Segment) => unknown][] = [
   ["segments", (fifo) => [fifo.readSegments(), fifo.writeSegments()]],
   ["exact", (fifo) => [fifo.enqueueExact(new Uint8Array(64)), fifo.dequeueExact(new Uint8Array(64))]],
   ["waitForDataSync", (fifo) => fifo.waitForDataSync({ timeoutMs: 0 })],
-  ["tag", (fifo) => (fifo.tag = fifo.tag)],
+  ["tag", (fifo) => (fifo.tag = fifo.tag ^ 1)],
   ["toString", (fifo) => fifo.toString()],
   ["freeFifo", (fifo, segment) => segment.freeFifo(fifo)],
 ];
