@@ -61,6 +61,19 @@ export type AttachArgs =
 
 const SEAL_NEEDED = F_SEAL_SHRINK;
 
+/** An attach in progress. */
+interface PendingAttach {
+  readonly fd: number;
+  /** True when the attach opened the fd itself (and so closes it). */
+  readonly ownFd: boolean;
+  readonly type: "shm" | "memfd";
+  readonly label: string;
+  /** performance.now() by which the creator must have set `ready`. */
+  readonly deadline: number;
+  /** The header page, mapped once the object is long enough. */
+  header?: Mapping;
+}
+
 function processId(): number {
   const g = globalThis as { Deno?: { pid: number }; process?: { pid: number } };
   return g.Deno?.pid ?? g.process?.pid ?? 0;
@@ -153,100 +166,118 @@ export class SegmentMain implements Iterable<Segment> {
 
   /**
    * Attaches to a segment another SegmentMain (of this or another process) created: waits up to
-   * `timeoutSeconds` for it to be ready, checks its header, and maps all of it.
+   * `timeoutSeconds` for it to be ready (asleep, blocking this thread), checks its header, and
+   * maps all of it. {@link attachAsync} does the same without blocking the event loop.
    */
   attach(args: AttachArgs): Segment {
-    if (typeof args !== "object" || args === null) throw new TypeError("attach takes { type, ... }");
-    switch (args.type) {
-      case "shm": {
-        checkName(args.name);
-        const fd = this.os.shmOpen(`/${args.name}`, O_RDWR | O_CLOEXEC, 0);
-        return this.#attachFd(fd, true, "shm", `shm segment "${args.name}"`);
+    if (args?.type === "private") return this.#attachPrivate(args);
+    const pending = this.#open(args);
+    try {
+      for (;;) {
+        const look = this.#look(pending);
+        if (look.ready) return this.#finish(pending, look.objectSize);
+        if (pending.header) this.os.futexWait(pending.header, SEG_READY, 0, look.sleepMs);
+        else this.os.sleepMicroseconds(look.sleepMs * 1000);
       }
-      case "memfd": {
-        checkFd(args.fd);
-        if (args.pid === undefined) return this.#attachFd(args.fd, false, "memfd", `memfd fd ${args.fd}`);
-        if (!Number.isSafeInteger(args.pid) || args.pid <= 0) {
-          throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
-        }
-        const path = `/proc/${args.pid}/fd/${args.fd}`;
-        const fd = this.os.open(path, O_RDWR | O_CLOEXEC);
-        return this.#attachFd(fd, true, "memfd", `memfd ${path}`);
-      }
-      case "private": {
-        if (!(args.buffer instanceof SharedArrayBuffer)) {
-          throw new TypeError("a private segment is attached by its SharedArrayBuffer");
-        }
-        const label = "private segment";
-        if (args.buffer.byteLength < PAGE_SIZE) {
-          throw new SegmentError("bad-header", `${label} is smaller than its header`);
-        }
-        if (readReady(args.buffer) !== 1) throw new SegmentError("timeout", `${label} is not ready`);
-        const facts = checkType(readHeader(args.buffer, label, args.buffer.byteLength), "private", label);
-        return this.#add({ ...facts, createdHere: false, buffer: args.buffer });
-      }
-      default:
-        throw new RangeError(
-          `segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`,
-        );
+    } finally {
+      this.#abandon(pending);
     }
   }
 
-  #attachFd(fd: number, ownFd: boolean, type: "shm" | "memfd", label: string): Segment {
-    const os = this.os;
-    let header: Mapping | undefined;
-    let mapping: Mapping | undefined;
+  /** {@link attach} that sleeps without blocking the event loop while the creator finishes. */
+  async attachAsync(args: AttachArgs): Promise<Segment> {
+    if (args?.type === "private") return this.#attachPrivate(args);
+    const pending = this.#open(args);
     try {
-      const objectSize = this.#waitReady(fd, label, (m) => (header = m));
-      const facts = checkType(readHeader(header!.buffer, label, objectSize), type, label);
-      if (type === "memfd" && (os.getSeals(fd) & SEAL_NEEDED) === 0) {
-        throw new SegmentError(
-          "not-sealed",
-          `${label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`,
-        );
+      for (;;) {
+        const look = this.#look(pending);
+        if (look.ready) return this.#finish(pending, look.objectSize);
+        if (pending.header) await this.os.futexWaitAsync(pending.header, SEG_READY, 0, look.sleepMs);
+        else await new Promise((resolve) => setTimeout(resolve, look.sleepMs));
       }
-      os.munmap(header!);
-      header = undefined;
-      mapping = os.mmap(fd, facts.size);
-      const segment = this.#add({ ...facts, createdHere: false, buffer: mapping.buffer, mapping });
-      mapping = undefined;
-      return segment;
     } finally {
-      if (header) os.munmap(header);
-      if (mapping) os.munmap(mapping);
-      if (ownFd) os.close(fd);
+      this.#abandon(pending);
     }
+  }
+
+  /** Opens what `args` names: a new fd for shm and /proc/PID/fd/N, the caller's fd otherwise. */
+  #open(args: AttachArgs): PendingAttach {
+    if (typeof args !== "object" || args === null) throw new TypeError("attach takes { type, ... }");
+    const deadline = monotonicMs() + this.timeoutSeconds * 1000;
+    if (args.type === "shm") {
+      checkName(args.name);
+      const fd = this.os.shmOpen(`/${args.name}`, O_RDWR | O_CLOEXEC, 0);
+      return { fd, ownFd: true, type: "shm", label: `shm segment "${args.name}"`, deadline };
+    }
+    if (args.type === "memfd") {
+      checkFd(args.fd);
+      if (args.pid === undefined) {
+        return { fd: args.fd, ownFd: false, type: "memfd", label: `memfd fd ${args.fd}`, deadline };
+      }
+      if (!Number.isSafeInteger(args.pid) || args.pid <= 0) {
+        throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
+      }
+      const path = `/proc/${args.pid}/fd/${args.fd}`;
+      const fd = this.os.open(path, O_RDWR | O_CLOEXEC);
+      return { fd, ownFd: true, type: "memfd", label: `memfd ${path}`, deadline };
+    }
+    throw new RangeError(
+      `segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`,
+    );
+  }
+
+  #attachPrivate(args: { type: "private"; buffer: SharedArrayBuffer }): Segment {
+    if (!(args.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError("a private segment is attached by its SharedArrayBuffer");
+    }
+    const label = "private segment";
+    if (args.buffer.byteLength < PAGE_SIZE) throw new SegmentError("bad-header", `${label} is smaller than its header`);
+    if (readReady(args.buffer) !== 1) throw new SegmentError("timeout", `${label} is not ready`);
+    const facts = checkType(readHeader(args.buffer, label, args.buffer.byteLength), "private", label);
+    return this.#add({ ...facts, createdHere: false, buffer: args.buffer });
   }
 
   /**
-   * Waits (sleeping, not spinning) until the object is at least a page long and its header's
-   * ready word is set; returns the object's size. Hands the header mapping to `keep`.
+   * One look at a segment being attached: ready (with the object's size) once it is at least a
+   * page long and its `ready` word is set; otherwise how long to sleep before the next look (on
+   * the `ready` word once the header page is mapped, so the creator's wake ends the sleep).
+   * A foreign magic fails at once; the deadline fails with "timeout".
    */
-  #waitReady(fd: number, label: string, keep: (m: Mapping) => void): number {
-    const os = this.os;
-    const deadline = monotonicMs() + this.timeoutSeconds * 1000;
-    let header: Mapping | undefined;
-    for (;;) {
-      const { size } = os.fstat(fd);
-      if (size >= PAGE_SIZE) {
-        if (!header) {
-          header = os.mmap(fd, PAGE_SIZE);
-          keep(header);
-        }
-        if (readReady(header.buffer) === 1) return size;
-        const magic = readMagic(header.buffer);
-        if (magic !== 0) readHeader(header.buffer, label, size); // a foreign magic fails at once
-      }
-      const left = deadline - monotonicMs();
-      if (left <= 0) {
-        throw new SegmentError(
-          "timeout",
-          `${label} was not ready within ${this.timeoutSeconds} s (its creator never finished)`,
-        );
-      }
-      if (header) os.futexWait(header, SEG_READY, 0, Math.min(left, 50));
-      else os.sleepMicroseconds(Math.min(left, 5) * 1000);
+  #look(p: PendingAttach): { ready: true; objectSize: number } | { ready: false; sleepMs: number } {
+    const { size } = this.os.fstat(p.fd);
+    if (size >= PAGE_SIZE) {
+      p.header ??= this.os.mmap(p.fd, PAGE_SIZE);
+      if (readReady(p.header.buffer) === 1) return { ready: true, objectSize: size };
+      if (readMagic(p.header.buffer) !== 0) readHeader(p.header.buffer, p.label, size);
     }
+    const left = p.deadline - monotonicMs();
+    if (left <= 0) {
+      throw new SegmentError(
+        "timeout",
+        `${p.label} was not ready within ${this.timeoutSeconds} s (its creator never finished)`,
+      );
+    }
+    return { ready: false, sleepMs: Math.min(left, p.header ? 50 : 5) };
+  }
+
+  /** Checks the ready header and maps the whole segment into the pool. */
+  #finish(p: PendingAttach, objectSize: number): Segment {
+    const os = this.os;
+    const facts = checkType(readHeader(p.header!.buffer, p.label, objectSize), p.type, p.label);
+    if (p.type === "memfd" && (os.getSeals(p.fd) & SEAL_NEEDED) === 0) {
+      throw new SegmentError(
+        "not-sealed",
+        `${p.label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`,
+      );
+    }
+    const mapping = os.mmap(p.fd, facts.size);
+    return this.#add({ ...facts, createdHere: false, buffer: mapping.buffer, mapping });
+  }
+
+  /** Releases what an attach held while waiting: the header mapping and its own fd. */
+  #abandon(p: PendingAttach): void {
+    if (p.header) this.os.munmap(p.header);
+    if (p.ownFd) this.os.close(p.fd);
   }
 
   #add(init: Omit<ConstructorParameters<typeof Segment>[0], "release" | "signaller">): Segment {

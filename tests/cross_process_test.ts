@@ -101,3 +101,43 @@ test(`attach waits (asleep) for a ${OTHER} creator that sets ready late`, async 
   }
   assert.deepEqual(shmEntries(name), []);
 });
+
+test(`attachAsync: the event loop runs while a ${OTHER} creator finishes, and errors arrive as rejections`, async () => {
+  const name = uniqueName("slow-async");
+  const peer = startPeer(OTHER, "segment_peer", ["slow-create", name, "400"]);
+  using sm = new SegmentMain({ timeoutSeconds: 10 });
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  try {
+    await peer.line(/^OPENED/);
+    const seg = await sm.attachAsync({ type: "shm", name });
+    assert.equal(seg.size, 1 << 16);
+    assert.ok(ticks >= 10, `only ${ticks} timer ticks ran while attaching`);
+    expectSuccess(await peer.done, "slow creator");
+    await assert.rejects(sm.attachAsync({ type: "shm", name: uniqueName("none") }), {
+      name: "OsError",
+      code: "ENOENT",
+    });
+    using quick = new SegmentMain({ timeoutSeconds: 0.1 });
+    const fd = quick.os.shmOpen(`/${name}-never`, 0o302, 0o600);
+    try {
+      quick.os.ftruncate(fd, 8192);
+      await assert.rejects(quick.attachAsync({ type: "shm", name: `${name}-never` }), {
+        name: "SegmentError",
+        code: "timeout",
+      });
+      assert.equal(quick.size, 0);
+    } finally {
+      quick.os.close(fd);
+      quick.os.shmUnlink(`/${name}-never`);
+    }
+  } finally {
+    clearInterval(timer);
+    peer.kill();
+    await peer.done;
+    try {
+      sm.os.shmUnlink(`/${name}`);
+    } catch { /* never created */ }
+  }
+  assert.deepEqual(shmEntries(name), []);
+});
