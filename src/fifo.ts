@@ -234,12 +234,15 @@ export class Fifo {
     }
   }
 
-  /** Moves the tail n bytes on (after the bytes are in place), then collects out-of-order data. */
-  #publish(tail: number, n: number): number {
+  /**
+   * Moves the tail (at ring index `at`) n bytes on, after the bytes are in place, then collects
+   * out-of-order data. The caller read and checked `at` once for its copy.
+   */
+  #publish(tail: number, at: number, n: number): number {
     let moved = n;
     if (this.#ooo.count > 0) moved += this.#ooo.collect(tail, n);
     if (moved === 0) return 0;
-    let index = this.#ownIndex(this.#tailIndex) + moved;
+    let index = at + moved;
     if (index >= this.#cap) index -= this.#cap;
     this.#u32[this.#tailIndex] = index;
     Atomics.store(this.#u32, this.#tail, (tail + moved) >>> 0);
@@ -248,9 +251,9 @@ export class Fifo {
     return moved;
   }
 
-  /** Moves the head n bytes on (the caller checked n <= used). */
-  #consume(head: number, n: number): void {
-    let index = this.#ownIndex(this.#headIndex) + n;
+  /** Moves the head (at ring index `at`) n bytes on; the caller checked n <= used. */
+  #consume(head: number, at: number, n: number): void {
+    let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
     this.#u32[this.#headIndex] = index;
     Atomics.store(this.#u32, this.#head, (head + n) >>> 0);
@@ -279,18 +282,14 @@ export class Fifo {
   #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
     checkTimeout(timeoutMs);
     if (this.#ready(kind, n)) return true;
-    const seq = kind === DATA ? this.#dataSeq : this.#spaceSeq;
-    const waiters = kind === DATA ? this.#dataWaiters : this.#spaceWaiters;
+    const [seq, waiters] = this.#words(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     Atomics.add(this.#i32, waiters, 1);
     try {
       for (;;) {
-        this.#check(); // a segment deleted while we slept: stop here, before reading its memory
-        const value = Atomics.load(this.#i32, seq);
-        if (this.#ready(kind, n)) return true;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        this.#mem.signaller.waitSync(seq << 2, value, Math.min(left, SLICE_MS));
+        const look = this.#look(kind, n, seq, deadline);
+        if (typeof look === "boolean") return look;
+        this.#mem.signaller.waitSync(seq << 2, look.value, look.sleepMs);
       }
     } finally {
       if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
@@ -302,8 +301,7 @@ export class Fifo {
     checkTimeout(timeoutMs);
     signal?.throwIfAborted();
     if (this.#ready(kind, n)) return true;
-    const seq = kind === DATA ? this.#dataSeq : this.#spaceSeq;
-    const waiters = kind === DATA ? this.#dataWaiters : this.#spaceWaiters;
+    const [seq, waiters] = this.#words(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
     const onAbort = () => {
@@ -314,12 +312,9 @@ export class Fifo {
     this.#mem.trackWait(seq << 2, 1);
     try {
       for (;;) {
-        this.#check(); // a segment deleted while we slept: stop here, before reading its memory
-        const value = Atomics.load(this.#i32, seq);
-        if (this.#ready(kind, n)) return true;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        await this.#mem.signaller.waitAsync(seq << 2, value, Math.min(left, SLICE_MS));
+        const look = this.#look(kind, n, seq, deadline);
+        if (typeof look === "boolean") return look;
+        await this.#mem.signaller.waitAsync(seq << 2, look.value, look.sleepMs);
         signal?.throwIfAborted();
       }
     } finally {
@@ -327,6 +322,24 @@ export class Fifo {
       this.#mem.trackWait(seq << 2, -1);
       if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
     }
+  }
+
+  /** The sequence word and the waiter count of a kind of wait, as i32 indices. */
+  #words(kind: number): [seq: number, waiters: number] {
+    return kind === DATA ? [this.#dataSeq, this.#dataWaiters] : [this.#spaceSeq, this.#spaceWaiters];
+  }
+
+  /**
+   * One look inside an announced wait: true when the condition holds, false at the deadline,
+   * otherwise the sequence value to sleep on (read before the re-check) and for how long.
+   */
+  #look(kind: number, n: number, seq: number, deadline: number): boolean | { value: number; sleepMs: number } {
+    this.#check(); // a segment deleted while we slept: stop here, before reading its memory
+    const value = Atomics.load(this.#i32, seq);
+    if (this.#ready(kind, n)) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    return { value, sleepMs: Math.min(left, SLICE_MS) };
   }
 
   /**
@@ -410,8 +423,9 @@ export class Fifo {
     if (free < src.length) free = this.#free(tail);
     if (exact && free < src.length) return -1;
     const n = src.length < free ? src.length : free;
-    if (n > 0) this.#copyIn(this.#ownIndex(this.#tailIndex), src, 0, n);
-    return this.#publish(tail, n);
+    const at = this.#ownIndex(this.#tailIndex);
+    if (n > 0) this.#copyIn(at, src, 0, n);
+    return this.#publish(tail, at, n);
   }
 
   /**
@@ -450,8 +464,9 @@ export class Fifo {
     if (exact && used < dst.length) return -1;
     const n = dst.length < used ? dst.length : used;
     if (n === 0) return 0;
-    this.#copyOut(this.#ownIndex(this.#headIndex), dst, n);
-    this.#consume(head, n);
+    const at = this.#ownIndex(this.#headIndex);
+    this.#copyOut(at, dst, n);
+    this.#consume(head, at, n);
     return n;
   }
 
@@ -492,7 +507,7 @@ export class Fifo {
     checkCount("n", n);
     const head = this.#u32[this.#head];
     const drop = Math.min(n, this.#used(head));
-    if (drop > 0) this.#consume(head, drop);
+    if (drop > 0) this.#consume(head, this.#ownIndex(this.#headIndex), drop);
     return drop;
   }
 
@@ -501,7 +516,7 @@ export class Fifo {
     this.#check();
     const head = this.#u32[this.#head];
     const used = this.#used(head);
-    if (used > 0) this.#consume(head, used);
+    if (used > 0) this.#consume(head, this.#ownIndex(this.#headIndex), used);
     return used;
   }
 
@@ -673,7 +688,7 @@ export class Fifo {
     if (n > this.#free(tail)) {
       throw new RangeError(`cannot publish ${n} bytes: only ${this.#cap - ((tail - this.#cachedHead) >>> 0)} free`);
     }
-    return this.#publish(tail, n);
+    return this.#publish(tail, this.#ownIndex(this.#tailIndex), n);
   }
 
   /**
