@@ -18,6 +18,7 @@ export interface BunFfi {
   };
   toArrayBuffer(address: number, byteOffset: number, byteLength: number): ArrayBuffer;
   read: { i32(address: number, offset: number): number };
+  ptr(view: Uint8Array): number;
 }
 
 const BUN_TYPES: Record<NativeKind, string> = {
@@ -61,6 +62,8 @@ export function bunOs(): Os {
     isMapFailed: (address) => typeof address !== "number" || address <= 0,
     arrayBuffer: (address, length) => ffi.toArrayBuffer(address as number, 0, length),
     offset: (address, bytes) => (address as number) + bytes,
+    addressValue: (address) => address as number,
+    addressOf: (view) => ffi.ptr(view),
     errno: () => ffi.read.i32(errnoAddress, 0),
     futexWaitAsync: async (address, expected, timeoutMs) => {
       const { result, errno } = await pool.wait(address as number, expected, timeoutMs);

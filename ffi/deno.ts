@@ -60,6 +60,8 @@ export function denoOs(): Os {
       address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Deno.PointerObject, length),
     offset: (address, bytes) => Deno.UnsafePointer.offset(address as Deno.PointerObject, bytes),
+    addressValue: (address) => Number(Deno.UnsafePointer.value(address as Deno.PointerObject)),
+    addressOf: (view) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(view as Uint8Array<ArrayBuffer>))),
     // errno is thread-local; the JS thread's location is fixed for the life of the thread.
     errno: () => errnoView.getInt32(),
   };

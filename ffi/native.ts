@@ -12,11 +12,25 @@ import { OsError } from "./os_error.ts";
 import {
   F_ADD_SEALS,
   F_GET_SEALS,
+  F_OFD_GETLK,
+  F_OFD_SETLK,
+  F_UNLCK,
+  F_WRLCK,
+  FLOCK_LEN_OFFSET,
+  FLOCK_SIZE,
+  FLOCK_START_OFFSET,
+  FLOCK_TYPE_OFFSET,
   FUTEX_WAIT,
   FUTEX_WAKE,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
+  STAT_DEV_OFFSET,
+  STAT_INO_OFFSET,
   STAT_MODE_OFFSET,
   STAT_SIZE,
   STAT_SIZE_OFFSET,
@@ -45,6 +59,9 @@ export interface Native {
         | "ftruncate"
         | "fstat"
         | "fcntl"
+        | "fcntl_lock"
+        | "posix_fallocate"
+        | "geteuid"
         | "mmap"
         | "munmap"
         | "getpid"
@@ -63,6 +80,10 @@ export interface Native {
   arrayBuffer(address: Address, length: number): ArrayBuffer;
   /** `address + bytes`. */
   offset(address: Address, bytes: number): Address;
+  /** An address as a number (user-space addresses fit a double). */
+  addressValue(address: Address): number;
+  /** The address of a typed array's first byte. */
+  addressOf(view: Uint8Array): number;
   /** errno of the last failed call on this thread. */
   errno(): number;
 }
@@ -81,6 +102,8 @@ class NativeMapping implements Mapping {
   readonly buffer: ArrayBuffer;
   readonly length: number;
   readonly address: Address;
+  /** Buffers over the same memory handed out by `lend`. */
+  readonly lent: ArrayBuffer[] = [];
   unmapped = false;
   constructor(buffer: ArrayBuffer, length: number, address: Address) {
     this.buffer = buffer;
@@ -119,6 +142,7 @@ function isZombie(pid: number): boolean {
 }
 
 const EAGAIN = 11;
+const EACCES = 13;
 const EINTR = 4;
 const ETIMEDOUT = 110;
 const EPERM = 1;
@@ -147,6 +171,17 @@ export function makeOs(native: Native): Os {
   };
   const num = (value: number | bigint): number => Number(value);
   const statBuffer = new Uint8Array(STAT_SIZE);
+  const flock = new Uint8Array(FLOCK_SIZE);
+  const flockView = new DataView(flock.buffer);
+  /** Fills `flock` for a write lock on one byte at `position`; l_pid must be 0 for OFD locks. */
+  const lockOf = (position: number): Uint8Array => {
+    if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`bad lock position ${position}`);
+    flock.fill(0);
+    flockView.setInt16(FLOCK_TYPE_OFFSET, F_WRLCK, true);
+    flockView.setBigInt64(FLOCK_START_OFFSET, BigInt(position), true);
+    flockView.setBigInt64(FLOCK_LEN_OFFSET, 1n, true);
+    return flock;
+  };
 
   const os: Os = {
     runtime: native.runtime,
@@ -178,7 +213,26 @@ export function makeOs(native: Native): Os {
         size: num(view.getBigInt64(STAT_SIZE_OFFSET, true)),
         mode: view.getUint32(STAT_MODE_OFFSET, true),
         uid: view.getUint32(STAT_UID_OFFSET, true),
+        dev: num(view.getBigUint64(STAT_DEV_OFFSET, true)),
+        ino: num(view.getBigUint64(STAT_INO_OFFSET, true)),
       };
+    },
+    fallocate(fd, length) {
+      const error = f.posix_fallocate(fd, 0n, BigInt(length));
+      if (error !== 0) throw new OsError("posix_fallocate", error);
+    },
+    lockByte(fd, position) {
+      if (f.fcntl_lock(fd, F_OFD_SETLK, lockOf(position)) === 0) return true;
+      const errno = native.errno();
+      if (errno === EAGAIN || errno === EACCES) return false;
+      throw new OsError("fcntl(F_OFD_SETLK)", errno);
+    },
+    byteLocked(fd, position) {
+      if (f.fcntl_lock(fd, F_OFD_GETLK, lockOf(position)) !== 0) fail("fcntl(F_OFD_GETLK)");
+      return flockView.getInt16(FLOCK_TYPE_OFFSET, true) !== F_UNLCK;
+    },
+    geteuid() {
+      return f.geteuid();
     },
     addSeals(fd, seals) {
       if (f.fcntl(fd, F_ADD_SEALS, seals) !== 0) fail("fcntl(F_ADD_SEALS)");
@@ -193,12 +247,35 @@ export function makeOs(native: Native): Os {
       if (native.isMapFailed(address)) fail("mmap");
       return new NativeMapping(native.arrayBuffer(address, length), length, address);
     },
+    lend(mapping) {
+      const m = asNativeMapping(mapping);
+      if (m.unmapped) throw new TypeError("lend of an unmapped mapping");
+      const buffer = native.arrayBuffer(m.address, m.length);
+      m.lent.push(buffer);
+      return buffer;
+    },
+    holds(mapping, view) {
+      const m = asNativeMapping(mapping);
+      if (m.unmapped || view.byteLength === 0) return false;
+      const start = native.addressOf(view);
+      const base = native.addressValue(m.address);
+      return start < base + m.length && start + view.byteLength > base;
+    },
     munmap(mapping) {
       const m = asNativeMapping(mapping);
       if (m.unmapped) return;
       m.unmapped = true;
+      // A buffer detached by someone else may live on, moved, over these addresses.
+      const escaped = m.buffer.detached || m.lent.some((b) => b.detached);
       // Detach first: a stale view then throws instead of touching unmapped memory.
-      if (!m.buffer.detached) m.buffer.transfer(0);
+      for (const buffer of [m.buffer, ...m.lent]) if (!buffer.detached) buffer.transfer(0);
+      m.lent.length = 0;
+      if (escaped) {
+        const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
+        const r = f.mmap(m.address, BigInt(m.length), PROT_READ | PROT_WRITE, flags, -1, 0n);
+        if (native.isMapFailed(r)) fail("mmap(MAP_FIXED)");
+        return;
+      }
       if (f.munmap(m.address, BigInt(m.length)) !== 0) fail("munmap");
     },
     getpid() {

@@ -24,6 +24,10 @@ export interface FileStat {
   readonly mode: number;
   /** `st_uid`: the owner. */
   readonly uid: number;
+  /** `st_dev`: the device the file lives on. */
+  readonly dev: number;
+  /** `st_ino`: the file's inode number; with `dev`, which file this is. */
+  readonly ino: number;
 }
 
 /** The outcome of a futex wait. */
@@ -45,15 +49,41 @@ export interface Os {
   close(fd: number): void;
   /** `ftruncate(fd, size)`. */
   ftruncate(fd: number, size: number): void;
-  /** `fstat(fd)`: size, mode and owner. */
+  /** `fstat(fd)`: size, mode, owner, device and inode. */
   fstat(fd: number): FileStat;
+  /**
+   * `posix_fallocate(fd, 0, length)`: reserves every page now, so that a full tmpfs fails here
+   * with ENOSPC instead of faulting (SIGBUS) on a later first touch of the mapping.
+   */
+  fallocate(fd: number, length: number): void;
+  /**
+   * `fcntl(fd, F_OFD_SETLK)` of a write lock on the one byte at `position`: true when taken,
+   * false when another open file holds it. The kernel drops the lock when the holder dies.
+   */
+  lockByte(fd: number, position: number): boolean;
+  /** `fcntl(fd, F_OFD_GETLK)`: whether another open file holds a lock on the byte at `position`. */
+  byteLocked(fd: number, position: number): boolean;
+  /** `geteuid()`. */
+  geteuid(): number;
   /** `fcntl(fd, F_ADD_SEALS, seals)`. */
   addSeals(fd: number, seals: number): void;
   /** `fcntl(fd, F_GET_SEALS)`. */
   getSeals(fd: number): number;
   /** `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`; MAP_FAILED throws. */
   mmap(fd: number, length: number): Mapping;
-  /** Detaches the mapping's ArrayBuffer, then `munmap`s it. Idempotent. */
+  /**
+   * A further ArrayBuffer over the same mapped memory, for views handed to callers: whatever
+   * a caller does to it (a `transfer()` detaches it), the mapping's own buffer stays usable.
+   */
+  lend(mapping: Mapping): ArrayBuffer;
+  /** Whether any byte of `view` lies in `mapping`'s memory (through whichever buffer). */
+  holds(mapping: Mapping, view: Uint8Array): boolean;
+  /**
+   * Detaches the mapping's ArrayBuffer and every lent one, then `munmap`s it. When a lent
+   * buffer escaped (someone else detached it, so a moved copy may still point here), the range
+   * is instead replaced by private zero pages (`MAP_FIXED`), so that the moved buffer can
+   * neither fault nor reach a segment mapped later at the same address. Idempotent.
+   */
   munmap(mapping: Mapping): void;
   /** `getpid()`. */
   getpid(): number;

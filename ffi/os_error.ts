@@ -4,6 +4,8 @@
  * @module
  */
 
+import { getSystemErrorMap } from "node:util";
+
 const ERRNO_NAMES: Readonly<Record<number, readonly [string, string]>> = {
   1: ["EPERM", "Operation not permitted"],
   2: ["ENOENT", "No such file or directory"],
@@ -28,9 +30,23 @@ const ERRNO_NAMES: Readonly<Record<number, readonly [string, string]>> = {
   110: ["ETIMEDOUT", "Connection timed out"],
 };
 
-/** The symbolic name of an errno value, e.g. `ENOENT` for 2. */
+/** The runtime's own table of errno names and texts (node:util), keyed by negative errno. */
+function systemErrors(): Map<number, [string, string]> | undefined {
+  try {
+    return getSystemErrorMap() as Map<number, [string, string]>;
+  } catch {
+    return undefined;
+  }
+}
+const SYSTEM_ERRORS = systemErrors();
+
+function describe(errno: number): readonly [string, string] | undefined {
+  return ERRNO_NAMES[errno] ?? SYSTEM_ERRORS?.get(-errno);
+}
+
+/** The symbolic name of an errno value, e.g. `ENOENT` for 2, `ELOOP` for 40. */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno]?.[0] ?? `errno ${errno}`;
+  return describe(errno)?.[0] ?? `errno ${errno}`;
 }
 
 /** A failed system call: `call` is the libc function, `code` the errno name. */
@@ -45,7 +61,7 @@ export class OsError extends Error {
   /** The failure of `call` with `errno`; `detail` names what it was called on. */
   constructor(call: string, errno: number, detail?: string) {
     const code = errnoName(errno);
-    const text = ERRNO_NAMES[errno]?.[1] ?? "unknown error";
+    const text = describe(errno)?.[1] ?? "unknown error";
     super(`${call}: ${code} (${text})${detail ? `: ${detail}` : ""}`);
     this.name = "OsError";
     this.call = call;

@@ -38,6 +38,18 @@ export const LIBC_SYMBOLS = {
   ftruncate: { c: "int ftruncate(int fd, off_t length)", args: ["i32", "i64"], ret: "i32" },
   fstat: { c: "int fstat(int fd, struct stat *buf)", args: ["i32", "buffer"], ret: "i32" },
   fcntl: { c: "int fcntl(int fd, int cmd, int arg)", args: ["i32", "i32", "i32"], ret: "i32" },
+  fcntl_lock: {
+    c: "int fcntl(int fd, int cmd, struct flock *lock)",
+    name: "fcntl",
+    args: ["i32", "i32", "buffer"],
+    ret: "i32",
+  },
+  posix_fallocate: {
+    c: "int posix_fallocate(int fd, off_t offset, off_t len) /* returns the error number */",
+    args: ["i32", "i64", "i64"],
+    ret: "i32",
+  },
+  geteuid: { c: "uid_t geteuid(void)", args: [], ret: "u32" },
   mmap: {
     c: "void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)",
     args: ["pointer", "usize", "i32", "i32", "i32", "i64"],
@@ -71,9 +83,16 @@ export const O_RDWR = 0o2;
 export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const O_CLOEXEC = 0o2000000;
+export const O_RDONLY = 0;
+export const O_NONBLOCK = 0o4000;
+export const O_NOFOLLOW = 0o400000;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
+export const MAP_PRIVATE = 2;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
 export const MFD_CLOEXEC = 1;
 export const MFD_ALLOW_SEALING = 2;
 export const F_ADD_SEALS = 1033;
@@ -81,12 +100,23 @@ export const F_GET_SEALS = 1034;
 export const F_SEAL_SEAL = 1;
 export const F_SEAL_SHRINK = 2;
 export const F_SEAL_GROW = 4;
+/** Open-file-description locks: held per open file, dropped by the kernel when the holder dies. */
+export const F_OFD_GETLK = 36;
+export const F_OFD_SETLK = 37;
+export const F_WRLCK = 1;
+export const F_UNLCK = 2;
+/** sizeof(struct flock) and its fields (x86_64): short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid. */
+export const FLOCK_SIZE = 32;
+export const FLOCK_TYPE_OFFSET = 0;
+export const FLOCK_START_OFFSET = 8;
+export const FLOCK_LEN_OFFSET = 16;
 export const SYS_FUTEX = 202;
 export const FUTEX_WAIT = 0;
 export const FUTEX_WAKE = 1;
-export const SIGKILL_PROBE = 0;
 /** sizeof(struct stat) and the offsets of the fields we read (x86_64 glibc). */
 export const STAT_SIZE = 144;
+export const STAT_DEV_OFFSET = 0;
+export const STAT_INO_OFFSET = 8;
 export const STAT_MODE_OFFSET = 24;
 export const STAT_UID_OFFSET = 28;
 export const STAT_SIZE_OFFSET = 48;
