@@ -38,21 +38,42 @@ export function bunFfi(): BunFfi {
   return meta.require("bun:ffi") as BunFfi;
 }
 
-/** The symbol table in bun:ffi's terms (Bun has no nonblocking calls: those are left out). */
-export function bunTable(only?: readonly string[]): Record<string, { args: string[]; returns: string }> {
-  const table: Record<string, { args: string[]; returns: string }> = {};
+type BunSpec = { args: string[]; returns: string };
+
+/**
+ * The symbol table in bun:ffi's terms (Bun has no nonblocking calls: those are left out). Bun
+ * keys a table by the real symbol name, so an alias (another prototype of the same function)
+ * is returned apart, to be bound by a dlopen of its own.
+ */
+export function bunTable(
+  only?: readonly string[],
+): { table: Record<string, BunSpec>; aliases: Record<string, { name: string; spec: BunSpec }> } {
+  const table: Record<string, BunSpec> = {};
+  const aliases: Record<string, { name: string; spec: BunSpec }> = {};
   for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
     if (("nonblocking" in spec && spec.nonblocking) || (only && !only.includes(key))) continue;
-    table[key] = { args: spec.args.map((a) => BUN_TYPES[a]), returns: BUN_TYPES[spec.ret] };
+    const bun = { args: spec.args.map((a) => BUN_TYPES[a]), returns: BUN_TYPES[spec.ret] };
+    if ("name" in spec && spec.name !== key) aliases[key] = { name: spec.name, spec: bun };
+    else table[key] = bun;
   }
-  return table;
+  return { table, aliases };
+}
+
+/** Binds the symbols of {@link bunTable}, aliases included, into one object of functions. */
+export function bunBind(ffi: BunFfi, only?: readonly string[]): Record<string, (...args: unknown[]) => unknown> {
+  const { table, aliases } = bunTable(only);
+  const fns = { ...ffi.dlopen("libc.so.6", table).symbols };
+  for (const [key, { name, spec }] of Object.entries(aliases)) {
+    fns[key] = ffi.dlopen("libc.so.6", { [name]: spec }).symbols[name];
+  }
+  return fns;
 }
 
 /** Opens libc through `bun:ffi` and returns the {@link Os} over it. */
 export function bunOs(): Os {
   const ffi = bunFfi();
   // deno-lint-ignore no-explicit-any
-  const fns = ffi.dlopen("libc.so.6", bunTable()).symbols as any;
+  const fns = bunBind(ffi) as any;
   const pool = new BunWaitPool();
   const errnoAddress = fns.__errno_location() as number;
   const native: Native = {

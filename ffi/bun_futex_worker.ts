@@ -6,7 +6,7 @@
  * @module
  */
 
-import { bunFfi, bunTable } from "./bun.ts";
+import { bunBind, bunFfi } from "./bun.ts";
 import { FUTEX_WAIT, SYS_FUTEX } from "./symbols.ts";
 
 interface Request {
@@ -17,7 +17,7 @@ interface Request {
 }
 
 const ffi = bunFfi();
-const lib = ffi.dlopen("libc.so.6", bunTable(["syscall", "__errno_location"]));
+const lib = { symbols: bunBind(ffi, ["syscall", "__errno_location"]) };
 const errnoAddress = lib.symbols.__errno_location() as number;
 const timespec = new BigInt64Array(2);
 

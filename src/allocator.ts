@@ -1,15 +1,22 @@
 /**
- * The fifo allocator of a segment, shared by every process attached to it and lock-free:
+ * The fifo allocator of a segment, shared by every process attached to it:
  *
- * - Chunks (a fifo header and its data) are carved from a bump region. A chunk is claimed by a
- *   compare-and-swap of its first word (the claim word, at the bump offset) from 0 to its
- *   length; then the bump offset moves past it. Whoever finds a claimed word at the bump helps
- *   move the bump, so a process that dies between the two steps stalls nobody: at worst its
- *   chunk is leaked. Memory past the bump is never written except by a claim, so it stays zero.
- * - Freed fifos go onto per-class freelists: lock-free stacks whose 64-bit head packs the first
- *   fifo's offset (low 32 bits) with a tag bumped on every change (high 32 bits) against ABA.
+ * - Chunks (a fifo header and its data) are carved from a bump region; freed fifos go onto
+ *   per-class freelists (stacks linked through the chunks).
+ * - Every change of the bump, a freelist or a fifo's state happens under one allocator lock,
+ *   whose word holds the holder's process tag (`process_table.ts`). Before its first change the
+ *   holder writes what it is about to do into a one-entry journal. A process that finds the lock
+ *   held by a dead process takes it over and, seeing the journal, finishes or undoes the dead
+ *   holder's operation, so no chunk is ever lost and no fifo left half freed, wherever a process
+ *   is killed. Allocation is not a hot path (about a microsecond); the fifos' data paths never
+ *   take the lock.
+ * - Each process keeps its own index of the chunk starts it has walked and checked, extended as
+ *   the bump moves: finding a fifo by offset costs a binary search, and a bump that moved
+ *   backwards or into the middle of a chunk is caught before anything is carved there.
  *
- * Every offset read from shared memory is checked against the segment before it is followed.
+ * Every offset read from shared memory is checked against the segment and the index before it
+ * is followed, and a chunk's state is checked before it is handed out: a scribbling peer gets
+ * `SegmentError` "corrupt", never the library writing into a live fifo on its behalf.
  *
  * @module
  */
@@ -26,6 +33,7 @@ import {
   FF_LIST,
   FF_MAGIC,
   FF_NEXT_FREE,
+  FF_OWNER,
   FF_REFCOUNT,
   FF_STATE,
   FIFO_AREA_START,
@@ -39,21 +47,43 @@ import {
   FS_FLAG_PREALLOCATED,
   FS_FLAGS,
   FS_FREELISTS,
+  FS_JOURNAL_CHUNK,
+  FS_JOURNAL_CLASS,
+  FS_JOURNAL_OP,
+  FS_LOCK,
+  isChunkLength,
+  JOURNAL_CARVE,
+  JOURNAL_FREE,
+  JOURNAL_NONE,
+  JOURNAL_POP,
   SIZE_CLASSES,
 } from "./layout.ts";
+import type { Liveness } from "./process_table.ts";
 
-/** Memory the allocator works on: the fifo views plus a 64-bit view for the freelist heads. */
+/** Memory the allocator works on: the fifo views plus who this process is. */
 export interface AllocatorMemory extends FifoMemory {
-  readonly u64: BigUint64Array;
+  readonly liveness: Liveness;
 }
 
 /** A chunk seen while walking the fifo area. */
 export interface ChunkInfo {
   readonly offset: number;
   readonly length: number;
-  /** FIFO_STATE_FREE, FIFO_STATE_LIVE, or 0 for a chunk whose claimer died before formatting it. */
+  /** FIFO_STATE_FREE, FIFO_STATE_LIVE, or 0 for a chunk whose header does not make sense. */
   readonly state: number;
   readonly sizeClass: number;
+}
+
+/** What an audit of the allocator found (see {@link FifoAllocator.audit}). */
+export interface AllocatorAudit {
+  /** Chunks below the bump. */
+  readonly chunks: number;
+  /** Live fifos. */
+  readonly live: number;
+  /** Chunks on freelists. */
+  readonly free: number;
+  /** Chunks neither live nor on a freelist (or on one twice, or on the wrong one). */
+  readonly lost: readonly number[];
 }
 
 /** Fifos carved at once when a class's freelist is empty: about 64 KiB worth, 1 to 16 of them. */
@@ -61,129 +91,302 @@ function batchFor(sizeClass: number): number {
   return Math.max(1, Math.min(16, Math.floor(65536 / chunkBytes(sizeClass))));
 }
 
-const TAG_ONE = 1n << 32n;
-const LOW32 = 0xffff_ffffn;
+/** Lock attempts before asking whether the holder still lives. */
+const SPINS_BEFORE_CHECK = 256;
 
 /** Allocates and frees fifos in one segment's memory. */
 export class FifoAllocator {
   readonly #m: AllocatorMemory;
+  readonly #u32: Uint32Array;
+  /** Chunk starts walked and checked by this process, ascending; `#walked` of them are valid. */
+  #starts = new Uint32Array(64);
+  #walked = 0;
+  /** Where this process's walk stopped: the bump as last verified. */
+  #walkedEnd = FIFO_AREA_START;
+
   constructor(memory: AllocatorMemory) {
     this.#m = memory;
+    this.#u32 = memory.u32;
   }
 
   #corrupt(what: string): never {
     throw new SegmentError("corrupt", `segment "${this.#m.name}": ${what}`);
   }
 
-  /** The bump offset, checked. */
+  // ---- the chunk index -------------------------------------------------------------------
+
+  /** The bump offset, checked against the segment and against what this process already walked. */
   bump(): number {
-    const b = Atomics.load(this.#m.u32, FS_BUMP >>> 2);
+    const b = Atomics.load(this.#u32, FS_BUMP >>> 2);
     if (b < FIFO_AREA_START || b > this.#m.size || b % 64 !== 0) this.#corrupt(`bump offset ${b} is out of bounds`);
+    if (b < this.#walkedEnd) this.#corrupt(`bump offset ${b} moved back below ${this.#walkedEnd}`);
     return b;
   }
 
-  /** Claims `length` bytes at the bump; returns the chunk's offset, or 0 when there is no room. */
-  #claim(length: number): number {
-    const u32 = this.#m.u32;
-    for (;;) {
-      const b = this.bump();
-      if (b + length > this.#m.size) return 0;
-      const claimed = Atomics.load(u32, b >>> 2);
-      if (claimed !== 0) {
-        // Someone claimed this chunk and has not moved the bump yet (or died): help.
-        if (claimed % 64 !== 0 || claimed < FIFO_HEADER_SIZE || b + claimed > this.#m.size) {
-          this.#corrupt(`claim word ${claimed} at ${b} is out of bounds`);
-        }
-        Atomics.compareExchange(u32, FS_BUMP >>> 2, b, b + claimed);
+  /** Extends the index to the current bump; the walk must land exactly on it. */
+  #extend(): void {
+    const end = this.bump();
+    let offset = this.#walkedEnd;
+    while (offset < end) {
+      const length = Atomics.load(this.#u32, (offset + FF_CHUNK_LENGTH) >>> 2);
+      if (!isChunkLength(length) || offset + length > end) {
+        this.#corrupt(`chunk at ${offset} has a bad length ${length} (bump ${end})`);
+      }
+      if (this.#walked === this.#starts.length) {
+        const grown = new Uint32Array(this.#starts.length * 2);
+        grown.set(this.#starts);
+        this.#starts = grown;
+      }
+      this.#starts[this.#walked++] = offset;
+      offset += length;
+      this.#walkedEnd = offset;
+    }
+  }
+
+  /** Whether a chunk starts at `offset`. */
+  isChunkStart(offset: number): boolean {
+    if (!Number.isSafeInteger(offset) || offset < FIFO_AREA_START || offset % 64 !== 0) return false;
+    if (offset >= this.#walkedEnd) this.#extend();
+    let lo = 0;
+    let hi = this.#walked - 1;
+    const starts = this.#starts;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = starts[mid];
+      if (at === offset) return true;
+      if (at < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /** Whether `offset` is a chunk of `sizeClass` in state `state`. */
+  #isChunkOf(offset: number, sizeClass: number, state: number): boolean {
+    const w = offset >>> 2;
+    return this.isChunkStart(offset) && Atomics.load(this.#u32, w + FF_MAGIC / 4) === FIFO_MAGIC &&
+      Atomics.load(this.#u32, w + FF_CLASS / 4) === sizeClass &&
+      Atomics.load(this.#u32, w + FF_CHUNK_LENGTH / 4) === chunkBytes(sizeClass) &&
+      Atomics.load(this.#u32, w + FF_STATE / 4) === state;
+  }
+
+  // ---- the lock and its journal ----------------------------------------------------------
+
+  /** Takes the allocator lock, from a dead holder if need be, and repairs what a dead holder left. */
+  #lock(): void {
+    const u32 = this.#u32;
+    const liveness = this.#m.liveness;
+    const me = liveness.ownTag;
+    for (let spins = 0;; spins++) {
+      const holder = Atomics.compareExchange(u32, FS_LOCK >>> 2, 0, me);
+      if (holder === 0) break;
+      if (spins < SPINS_BEFORE_CHECK) continue;
+      spins = 0;
+      if (!liveness.isAlive(holder)) {
+        if (Atomics.compareExchange(u32, FS_LOCK >>> 2, holder, me) === holder) break;
         continue;
       }
-      if (Atomics.compareExchange(u32, b >>> 2, 0, length) === 0) {
-        Atomics.compareExchange(u32, FS_BUMP >>> 2, b, b + length);
-        return b;
+      liveness.pause();
+    }
+    // A live holder always clears its journal before it lets go: one left here is a dead one's.
+    if (Atomics.load(u32, FS_JOURNAL_OP >>> 2) !== JOURNAL_NONE) {
+      try {
+        this.#recover();
+      } catch (error) {
+        this.#unlock(); // a journal that cannot be replayed is dropped, and the lock let go
+        throw error;
       }
     }
   }
 
-  /** Claims and formats a free chunk of a class (not yet on any list); 0 when there is no room. */
-  #carve(sizeClass: number): number {
-    const offset = this.#claim(chunkBytes(sizeClass));
-    if (offset === 0) return 0;
-    const u32 = this.#m.u32;
-    const w = offset >>> 2;
-    u32[w + FF_CLASS / 4] = sizeClass;
-    u32[w + FF_STATE / 4] = FIFO_STATE_FREE;
-    Atomics.store(u32, w + FF_MAGIC / 4, FIFO_MAGIC);
-    return offset;
+  #unlock(): void {
+    Atomics.store(this.#u32, FS_JOURNAL_OP >>> 2, JOURNAL_NONE);
+    Atomics.store(this.#u32, FS_LOCK >>> 2, 0);
   }
 
-  /** Checks that `offset` is a formatted chunk of `sizeClass` inside the carved area. */
-  #isChunkOf(offset: number, sizeClass: number): boolean {
-    const u32 = this.#m.u32;
-    if (offset < FIFO_AREA_START || offset % 64 !== 0 || offset + chunkBytes(sizeClass) > this.bump()) return false;
-    const w = offset >>> 2;
-    return u32[w + FF_MAGIC / 4] === FIFO_MAGIC && u32[w + FF_CLASS / 4] === sizeClass &&
-      u32[w + FF_CHUNK_LENGTH / 4] === chunkBytes(sizeClass);
+  #locked<T>(work: () => T): T {
+    this.#lock();
+    try {
+      return work();
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /** Records the operation about to start; the op word is written last. */
+  #journal(op: number, chunk: number, sizeClass: number): void {
+    Atomics.store(this.#u32, FS_JOURNAL_CHUNK >>> 2, chunk);
+    Atomics.store(this.#u32, FS_JOURNAL_CLASS >>> 2, sizeClass);
+    Atomics.store(this.#u32, FS_JOURNAL_OP >>> 2, op);
+  }
+
+  /** Finishes or undoes the operation a dead holder journaled. Runs under the lock. */
+  #recover(): void {
+    const u32 = this.#u32;
+    const op = Atomics.load(u32, FS_JOURNAL_OP >>> 2);
+    const chunk = Atomics.load(u32, FS_JOURNAL_CHUNK >>> 2);
+    const sizeClass = Atomics.load(u32, FS_JOURNAL_CLASS >>> 2);
+    if (sizeClass >= SIZE_CLASSES) this.#corrupt(`journal names class ${sizeClass}`);
+    if (op === JOURNAL_POP) {
+      // Popped (the head moved on) but never handed to anyone: put it back.
+      if (this.#head(sizeClass) !== chunk && this.isChunkStart(chunk) && !this.#onList(sizeClass, chunk)) {
+        this.#makeFree(chunk);
+        this.#push(sizeClass, chunk);
+      }
+    } else if (op === JOURNAL_FREE) {
+      // The last reference was dropped (refcount 0) but the fifo may not be on its list yet.
+      if (
+        this.isChunkStart(chunk) && Atomics.load(u32, (chunk + FF_REFCOUNT) >>> 2) === 0 &&
+        !this.#onList(sizeClass, chunk)
+      ) {
+        this.#makeFree(chunk);
+        this.#push(sizeClass, chunk);
+      }
+    } else if (op === JOURNAL_CARVE) {
+      // Chunks carved from `chunk` (the bump before) on: each formatted and on its list.
+      this.#extend();
+      const listed = new Set(this.#list(sizeClass));
+      for (let offset = chunk; offset < this.#walkedEnd;) {
+        if (!this.isChunkStart(offset)) this.#corrupt(`journal's carve start ${offset} is not a chunk`);
+        const length = Atomics.load(u32, (offset + FF_CHUNK_LENGTH) >>> 2);
+        if (!listed.has(offset)) {
+          this.#formatFree(offset, sizeClassOfLength(length));
+          this.#push(sizeClassOfLength(length), offset);
+        }
+        offset += length;
+      }
+    } else {
+      this.#corrupt(`journal holds an unknown operation ${op}`);
+    }
+    Atomics.store(u32, FS_JOURNAL_OP >>> 2, JOURNAL_NONE);
+  }
+
+  /** If the lock is held by a dead process, takes it and repairs what it left. */
+  repair(): void {
+    const holder = Atomics.load(this.#u32, FS_LOCK >>> 2);
+    if (holder !== 0 && !this.#m.liveness.isAlive(holder)) this.#locked(() => {});
+  }
+
+  // ---- freelists (under the lock) --------------------------------------------------------
+
+  #head(sizeClass: number): number {
+    return Atomics.load(this.#u32, (FS_FREELISTS >>> 2) + sizeClass);
   }
 
   #push(sizeClass: number, offset: number): void {
-    const heads = this.#m.u64;
-    const slot = (FS_FREELISTS >>> 3) + sizeClass;
-    for (;;) {
-      const head = Atomics.load(heads, slot);
-      Atomics.store(this.#m.u32, (offset + FF_NEXT_FREE) >>> 2, Number(head & LOW32));
-      const next = ((head & ~LOW32) + TAG_ONE) & ~LOW32 | BigInt(offset);
-      if (Atomics.compareExchange(heads, slot, head, BigInt.asUintN(64, next)) === head) return;
-    }
+    Atomics.store(this.#u32, (offset + FF_NEXT_FREE) >>> 2, this.#head(sizeClass));
+    Atomics.store(this.#u32, (FS_FREELISTS >>> 2) + sizeClass, offset);
   }
 
+  /** Takes the first free fifo of a class off its list (journaled); 0 when the list is empty. */
   #pop(sizeClass: number): number {
-    const heads = this.#m.u64;
-    const slot = (FS_FREELISTS >>> 3) + sizeClass;
-    for (;;) {
-      const head = Atomics.load(heads, slot);
-      const offset = Number(head & LOW32);
-      if (offset === 0) return 0;
-      // Check the offset before following it, and the link it holds before trusting it.
-      const next = this.#isChunkOf(offset, sizeClass) ? Atomics.load(this.#m.u32, (offset + FF_NEXT_FREE) >>> 2) : -1;
-      const valid = next === 0 || (next > 0 && this.#isChunkOf(next, sizeClass));
-      if (!valid) {
-        // Another process may have popped it meanwhile; only an unchanged head is corruption.
-        if (Atomics.load(heads, slot) === head) this.#corrupt(`freelist ${sizeClass} holds a bad offset ${offset}`);
-        continue;
-      }
-      const replaced = BigInt.asUintN(64, ((head & ~LOW32) + TAG_ONE) & ~LOW32 | BigInt(next));
-      if (Atomics.compareExchange(heads, slot, head, replaced) === head) return offset;
+    const offset = this.#head(sizeClass);
+    if (offset === 0) return 0;
+    if (!this.#isChunkOf(offset, sizeClass, FIFO_STATE_FREE)) {
+      this.#corrupt(`freelist ${sizeClass} starts at ${offset}, which is not a free fifo of that class`);
     }
+    const next = Atomics.load(this.#u32, (offset + FF_NEXT_FREE) >>> 2);
+    if (next !== 0 && !this.#isChunkOf(next, sizeClass, FIFO_STATE_FREE)) {
+      this.#corrupt(`freelist ${sizeClass} links ${offset} to ${next}, which is not a free fifo of that class`);
+    }
+    this.#journal(JOURNAL_POP, offset, sizeClass);
+    Atomics.store(this.#u32, (FS_FREELISTS >>> 2) + sizeClass, next);
+    return offset;
+  }
+
+  /** The offsets on a class's list, checked and bounded by what the segment could hold. */
+  #list(sizeClass: number): number[] {
+    const limit = Math.floor(this.#m.size / chunkBytes(sizeClass));
+    const out: number[] = [];
+    for (let offset = this.#head(sizeClass); offset !== 0;) {
+      if (!this.#isChunkOf(offset, sizeClass, FIFO_STATE_FREE) || out.length >= limit) {
+        this.#corrupt(`freelist ${sizeClass} is broken at ${offset}`);
+      }
+      out.push(offset);
+      offset = Atomics.load(this.#u32, (offset + FF_NEXT_FREE) >>> 2);
+    }
+    return out;
+  }
+
+  #onList(sizeClass: number, chunk: number): boolean {
+    const limit = Math.floor(this.#m.size / chunkBytes(sizeClass));
+    let count = 0;
+    for (let offset = this.#head(sizeClass); offset !== 0 && count <= limit; count++) {
+      if (offset === chunk) return true;
+      if (!this.isChunkStart(offset)) return false;
+      offset = Atomics.load(this.#u32, (offset + FF_NEXT_FREE) >>> 2);
+    }
+    return false;
+  }
+
+  // ---- chunks ----------------------------------------------------------------------------
+
+  /** Writes a free chunk's header (all of it: the bytes past the bump may hold a dead carver's). */
+  #formatFree(offset: number, sizeClass: number): void {
+    const w = offset >>> 2;
+    this.#u32.fill(0, w, w + FIFO_HEADER_SIZE / 4);
+    this.#u32[w + FF_CHUNK_LENGTH / 4] = chunkBytes(sizeClass);
+    this.#u32[w + FF_CLASS / 4] = sizeClass;
+    Atomics.store(this.#u32, w + FF_STATE / 4, FIFO_STATE_FREE);
+    Atomics.store(this.#u32, w + FF_MAGIC / 4, FIFO_MAGIC);
+  }
+
+  /** Marks a chunk free: no allocation number (every handle to it fails from now), no references. */
+  #makeFree(offset: number): void {
+    const w = offset >>> 2;
+    Atomics.store(this.#u32, w + FF_ALLOC_SEQ / 4, 0);
+    Atomics.store(this.#u32, w + FF_REFCOUNT / 4, 0);
+    Atomics.store(this.#u32, w + FF_OWNER / 4, 0);
+    Atomics.store(this.#u32, w + FF_STATE / 4, FIFO_STATE_FREE);
+  }
+
+  /** Carves one free chunk of a class at the bump (not on any list); 0 when there is no room. */
+  #carve(sizeClass: number): number {
+    this.#extend();
+    const offset = this.bump();
+    if (offset !== this.#walkedEnd) this.#corrupt(`bump offset ${offset} is not where the chunks end`);
+    const length = chunkBytes(sizeClass);
+    if (offset + length > this.#m.size) return 0;
+    this.#formatFree(offset, sizeClass);
+    Atomics.store(this.#u32, FS_BUMP >>> 2, offset + length);
+    this.#extend();
+    return offset;
+  }
+
+  /** Carves up to `count` chunks of a class onto its list (journaled); returns how many. */
+  #carveOnto(sizeClass: number, count: number): number {
+    this.#journal(JOURNAL_CARVE, this.bump(), sizeClass);
+    const carved: number[] = [];
+    while (carved.length < count) {
+      const offset = this.#carve(sizeClass);
+      if (offset === 0) break;
+      carved.push(offset);
+    }
+    // Pushed highest first, so the batch is handed out in address order.
+    for (let i = carved.length - 1; i >= 0; i--) this.#push(sizeClass, carved[i]);
+    Atomics.store(this.#u32, FS_JOURNAL_OP >>> 2, JOURNAL_NONE);
+    return carved.length;
   }
 
   get preallocated(): boolean {
-    return (Atomics.load(this.#m.u32, FS_FLAGS >>> 2) & FS_FLAG_PREALLOCATED) !== 0;
+    return (Atomics.load(this.#u32, FS_FLAGS >>> 2) & FS_FLAG_PREALLOCATED) !== 0;
   }
 
   /** Takes a chunk for a fifo of `size` bytes and makes it live; returns its offset or 0. */
   alloc(size: number, list: FifoList): number {
     const sizeClass = classOf(size);
-    let offset = this.#pop(sizeClass);
-    if (offset === 0 && !this.preallocated) {
-      offset = this.#carve(sizeClass);
-      if (offset !== 0) {
-        const extras: number[] = [];
-        for (let i = 1; i < batchFor(sizeClass); i++) {
-          const extra = this.#carve(sizeClass);
-          if (extra === 0) break;
-          extras.push(extra);
-        }
-        // Pushed highest first, so the batch is handed out in address order.
-        for (let i = extras.length - 1; i >= 0; i--) this.#push(sizeClass, extras[i]);
+    return this.#locked(() => {
+      let offset = this.#pop(sizeClass);
+      if (offset === 0 && !this.preallocated && this.#carveOnto(sizeClass, batchFor(sizeClass)) > 0) {
+        offset = this.#pop(sizeClass);
       }
-    }
-    if (offset === 0) return 0;
-    this.#format(offset, size, list);
-    return offset;
+      if (offset === 0) return 0;
+      this.#makeLive(offset, size, list);
+      return offset;
+    });
   }
 
-  #format(offset: number, size: number, list: FifoList): void {
-    const u32 = this.#m.u32;
+  #makeLive(offset: number, size: number, list: FifoList): void {
+    const u32 = this.#u32;
     const w = offset >>> 2;
     // Zero everything from line 0's user fields through the signalling line: a reused fifo
     // starts like a new one.
@@ -191,104 +394,112 @@ export class FifoAllocator {
     u32[w + FF_CAPACITY / 4] = size;
     u32[w + FF_LIST / 4] = FIFO_LIST_CODES[list];
     u32[w + FF_NEXT_FREE / 4] = 0;
-    u32[w + FF_ALLOC_SEQ / 4] = (Atomics.add(this.#m.u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
+    u32[w + FF_OWNER / 4] = this.#m.liveness.ownTag;
+    let seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
+    if (seq === 0) seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
+    Atomics.store(u32, w + FF_ALLOC_SEQ / 4, seq);
     Atomics.store(u32, w + FF_STATE / 4, FIFO_STATE_LIVE);
   }
 
-  /** Adds a reference to a live fifo. */
-  retain(offset: number): number {
-    this.#checkLive(offset);
-    return Atomics.add(this.#m.u32, (offset + FF_REFCOUNT) >>> 2, 1) + 1;
-  }
-
-  #checkLive(offset: number): number {
-    const u32 = this.#m.u32;
-    const sizeClass = u32[(offset + FF_CLASS) >>> 2];
-    if (sizeClass >= SIZE_CLASSES || !this.#isChunkOf(offset, sizeClass)) {
-      throw new RangeError(`no fifo at offset ${offset} of segment "${this.#m.name}"`);
+  /** Checks that `offset` is the live fifo of allocation `seq`; returns its class. */
+  #checkLive(offset: number, seq: number): number {
+    const sizeClass = Atomics.load(this.#u32, (offset + FF_CLASS) >>> 2);
+    if (sizeClass >= SIZE_CLASSES || !this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE)) {
+      throw new SegmentError("freed", `fifo at offset ${offset} of segment "${this.#m.name}" is not allocated`);
     }
-    if (Atomics.load(u32, (offset + FF_STATE) >>> 2) !== FIFO_STATE_LIVE) {
-      throw new RangeError(`fifo at offset ${offset} of segment "${this.#m.name}" is not allocated`);
+    if (Atomics.load(this.#u32, (offset + FF_ALLOC_SEQ) >>> 2) !== seq) {
+      throw new SegmentError(
+        "freed",
+        `fifo at offset ${offset} of segment "${this.#m.name}" was freed and reallocated`,
+      );
     }
     return sizeClass;
   }
 
-  /** Drops a reference; the last one puts the fifo back on its freelist. True when it was freed. */
-  release(offset: number): boolean {
-    const sizeClass = this.#checkLive(offset);
-    const u32 = this.#m.u32;
+  /** Adds a reference to the live fifo of allocation `seq`. Returns the new count. */
+  retain(offset: number, seq: number): number {
     const word = (offset + FF_REFCOUNT) >>> 2;
     for (;;) {
-      const count = Atomics.load(u32, word);
-      if (count === 0) throw new RangeError(`fifo at offset ${offset} has no references left`);
-      if (Atomics.compareExchange(u32, word, count, count - 1) !== count) continue;
-      if (count > 1) return false;
-      break;
+      this.#checkLive(offset, seq);
+      const count = Atomics.load(this.#u32, word);
+      if (count === 0 || count === 0xffff_ffff) this.#corrupt(`fifo at ${offset} has refcount ${count}`);
+      if (Atomics.compareExchange(this.#u32, word, count, count + 1) === count) return count + 1;
     }
-    Atomics.store(u32, (offset + FF_STATE) >>> 2, FIFO_STATE_FREE);
-    this.#push(sizeClass, offset);
-    return true;
   }
 
-  /** Carves up to `n` rx/tx pairs onto the freelists; returns how many could not be made. */
+  /**
+   * Drops a reference to the live fifo of allocation `seq`; the last one puts the fifo back on
+   * its freelist. True when it was freed.
+   */
+  release(offset: number, seq: number): boolean {
+    const word = (offset + FF_REFCOUNT) >>> 2;
+    for (;;) {
+      const sizeClass = this.#checkLive(offset, seq);
+      const count = Atomics.load(this.#u32, word);
+      if (count === 0) this.#corrupt(`live fifo at ${offset} has no references`);
+      if (count > 1) {
+        if (Atomics.compareExchange(this.#u32, word, count, count - 1) === count) return false;
+        continue;
+      }
+      const freed = this.#locked(() => {
+        this.#checkLive(offset, seq);
+        this.#journal(JOURNAL_FREE, offset, sizeClass);
+        if (Atomics.compareExchange(this.#u32, word, 1, 0) !== 1) return false; // retained meanwhile
+        this.#makeFree(offset);
+        this.#push(sizeClass, offset);
+        return true;
+      });
+      if (freed) return true;
+    }
+  }
+
+  /**
+   * Carves up to `n` rx/tx pairs onto the freelists, only whole pairs, and from then on
+   * allocates only from them; returns how many could not be made.
+   */
   preallocatePairs(rxSize: number, txSize: number, n: number): number {
     const rxClass = classOf(rxSize);
     const txClass = classOf(txSize);
-    let made = 0;
-    while (made < n) {
-      const rx = this.#carve(rxClass);
-      if (rx === 0) break;
-      const tx = this.#carve(txClass);
-      if (tx === 0) {
-        this.#push(rxClass, rx);
-        break;
+    return this.#locked(() => {
+      const room = this.#m.size - this.bump();
+      const fit = Math.min(n, Math.floor(room / (chunkBytes(rxClass) + chunkBytes(txClass))));
+      for (let i = 0; i < fit; i++) {
+        this.#carveOnto(rxClass, 1);
+        this.#carveOnto(txClass, 1);
       }
-      this.#push(rxClass, rx);
-      this.#push(txClass, tx);
-      made++;
-    }
-    Atomics.or(this.#m.u32, FS_FLAGS >>> 2, FS_FLAG_PREALLOCATED);
-    return n - made;
+      Atomics.or(this.#u32, FS_FLAGS >>> 2, FS_FLAG_PREALLOCATED);
+      return n - fit;
+    });
   }
 
-  /** Fifos on one class's freelist (walk bounded by what the segment could hold). */
+  /** Fifos on one class's freelist. */
   freeCount(sizeClass: number): number {
-    const limit = Math.floor(this.#m.size / chunkBytes(sizeClass));
-    let offset = Number(Atomics.load(this.#m.u64, (FS_FREELISTS >>> 3) + sizeClass) & LOW32);
-    let count = 0;
-    while (offset !== 0) {
-      if (!this.#isChunkOf(offset, sizeClass) || ++count > limit) this.#corrupt(`freelist ${sizeClass} is broken`);
-      offset = Atomics.load(this.#m.u32, (offset + FF_NEXT_FREE) >>> 2);
-    }
-    return count;
+    return this.#locked(() => this.#list(sizeClass).length);
   }
 
   /** Every chunk below the bump, in address order. */
   chunks(): ChunkInfo[] {
-    const u32 = this.#m.u32;
-    const end = this.bump();
+    this.#extend();
+    const u32 = this.#u32;
     const out: ChunkInfo[] = [];
-    for (let offset = FIFO_AREA_START; offset < end;) {
-      const length = Atomics.load(u32, offset >>> 2);
-      if (length < FIFO_HEADER_SIZE || length % 64 !== 0 || offset + length > end) {
-        this.#corrupt(`chunk at ${offset} has a bad length ${length}`);
-      }
+    for (let i = 0; i < this.#walked; i++) {
+      const offset = this.#starts[i];
       const w = offset >>> 2;
-      const formatted = Atomics.load(u32, w + FF_MAGIC / 4) === FIFO_MAGIC;
-      const sizeClass = u32[w + FF_CLASS / 4];
-      const state = formatted && sizeClass < SIZE_CLASSES && chunkBytes(sizeClass) === length
+      const length = Atomics.load(u32, w + FF_CHUNK_LENGTH / 4);
+      const sizeClass = Atomics.load(u32, w + FF_CLASS / 4);
+      const state = Atomics.load(u32, w + FF_MAGIC / 4) === FIFO_MAGIC && sizeClass < SIZE_CLASSES &&
+          chunkBytes(sizeClass) === length
         ? Atomics.load(u32, w + FF_STATE / 4)
         : 0;
       out.push({ offset, length, state, sizeClass: state === 0 ? -1 : sizeClass });
-      offset += length;
     }
     return out;
   }
 
   /** Offsets of the live fifos, in allocation order. */
   liveFifos(): number[] {
-    const u32 = this.#m.u32;
+    const u32 = this.#u32;
     return this.chunks()
       .filter((c) => c.state === FIFO_STATE_LIVE)
       .map((c) => ({ offset: c.offset, seq: u32[(c.offset + FF_ALLOC_SEQ) >>> 2] }))
@@ -296,25 +507,67 @@ export class FifoAllocator {
       .map((c) => c.offset);
   }
 
-  /** Whether `offset` is the start of a live fifo, found by walking the chunks. */
+  /** Whether `offset` is the start of a live fifo: a binary search of the index. */
   isLiveFifo(offset: number): boolean {
-    return this.chunks().some((c) => c.offset === offset && c.state === FIFO_STATE_LIVE);
+    const sizeClass = Atomics.load(this.#u32, (offset + FF_CLASS) >>> 2);
+    return sizeClass < SIZE_CLASSES && this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE);
   }
 
-  /**
-   * Fifos in use, counted by walking the chunks: a shared counter would drift whenever a
-   * process died between changing a fifo's state and the counter.
-   */
+  /** Offsets of live fifos whose allocating process is dead. */
+  orphans(): number[] {
+    const liveness = this.#m.liveness;
+    return this.liveFifos().filter((offset) => !liveness.isAlive(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2)));
+  }
+
+  /** The pid of the process that allocated the fifo at `offset` (0 when unknown). */
+  ownerPid(offset: number): number {
+    return this.#m.liveness.pidOf(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2));
+  }
+
+  /** Fifos in use, counted by walking the chunks. */
   activeCount(): number {
     return this.chunks().filter((c) => c.state === FIFO_STATE_LIVE).length;
   }
 
   /** Bytes not held by live fifos: never carved, plus the chunks on freelists. */
   freeBytes(): number {
-    let bytes = this.#m.size - this.bump();
-    for (let c = 0; c < SIZE_CLASSES; c++) bytes += this.freeCount(c) * chunkBytes(c);
-    return bytes;
+    return this.#locked(() => {
+      let bytes = this.#m.size - this.bump();
+      for (let c = 0; c < SIZE_CLASSES; c++) bytes += this.#list(c).length * chunkBytes(c);
+      return bytes;
+    });
   }
+
+  /**
+   * Checks the books under the lock (after repairing what a dead holder left): every chunk is
+   * either live with references or on its class's freelist exactly once.
+   */
+  audit(): AllocatorAudit {
+    return this.#locked(() => {
+      const onList = new Map<number, number>();
+      for (let c = 0; c < SIZE_CLASSES; c++) {
+        for (const offset of this.#list(c)) onList.set(offset, (onList.get(offset) ?? 0) + (c === -1 ? 0 : 1));
+      }
+      const lost: number[] = [];
+      let live = 0;
+      let free = 0;
+      const chunks = this.chunks();
+      for (const chunk of chunks) {
+        const refs = Atomics.load(this.#u32, (chunk.offset + FF_REFCOUNT) >>> 2);
+        const seq = Atomics.load(this.#u32, (chunk.offset + FF_ALLOC_SEQ) >>> 2);
+        const listed = onList.get(chunk.offset) ?? 0;
+        if (chunk.state === FIFO_STATE_LIVE && refs > 0 && seq !== 0 && listed === 0) live++;
+        else if (chunk.state === FIFO_STATE_FREE && listed === 1) free++;
+        else lost.push(chunk.offset);
+      }
+      return { chunks: chunks.length, live, free, lost };
+    });
+  }
+}
+
+function sizeClassOfLength(length: number): number {
+  for (let c = 0; c < SIZE_CLASSES; c++) if (chunkBytes(c) === length) return c;
+  throw new SegmentError("corrupt", `no size class has chunks of ${length} bytes`);
 }
 
 /** Checks a fifo size and returns its class. */

@@ -18,6 +18,12 @@ export const WORD_COPY_MAX = 512;
 
 const EMPTY = new DataView(new ArrayBuffer(0));
 
+/** Whether an array's buffer can change length (a resizable ArrayBuffer, a growable SharedArrayBuffer). */
+function resizable(array: Uint8Array): boolean {
+  const buffer = array.buffer as { resizable?: boolean; growable?: boolean };
+  return buffer.resizable === true || buffer.growable === true;
+}
+
 /** One fifo's copier: the segment's views and a cache of the caller's DataView. */
 export class ByteCopier {
   readonly #ring: Uint8Array;
@@ -36,10 +42,14 @@ export class ByteCopier {
     this.#ringWords = ringWords;
   }
 
-  /** Int32 words over the caller's destination, when it starts on a word boundary. */
+  /**
+   * Int32 words over the caller's destination, when it starts on a word boundary and its length
+   * is fixed: over a resizable buffer a cached word view would keep its first length while the
+   * array grows, and writes past it would be dropped without a word.
+   */
   #dstWordsOf(array: Uint8Array): Int32Array | null {
     if (array !== this.#dstWordsArray) {
-      if (array.byteOffset % 4 !== 0) return null;
+      if (array.byteOffset % 4 !== 0 || resizable(array)) return null;
       this.#dstWordsArray = array;
       this.#dstWords = new Int32Array(array.buffer, array.byteOffset, array.byteLength >>> 2);
     }

@@ -15,7 +15,12 @@ export type SegmentErrorCode =
   | "timeout" // the creator never set ready
   | "deleted" // used after delete
   | "not-in-main" // a segment that belongs to another SegmentMain
-  | "corrupt"; // shared state that breaks the layout's rules (a misbehaving peer)
+  | "corrupt" // shared state that breaks the layout's rules (a misbehaving peer)
+  | "freed" // a fifo handle whose fifo was freed (and perhaps allocated again since)
+  | "full" // every process slot of the segment is held by a live process
+  | "abandoned" // the creator died before the segment was ready
+  | "not-a-file" // the name or fd is not a regular file (a FIFO, a tty, a directory)
+  | "untrusted"; // owned by another user, or open to group or others
 
 /** A segment or fifo that cannot be used as asked. */
 export class SegmentError extends Error {

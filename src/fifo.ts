@@ -1,9 +1,10 @@
 /**
  * A single-producer single-consumer byte fifo inside a shared segment. Head and tail are
- * free-running u32 counters, each written by one side only and published with `Atomics.store`
- * after the bytes are in place; the other side reads it with `Atomics.load`. Each side caches
- * the other's counter and reloads it only when the fifo looks full (producer) or empty
- * (consumer). Layout: see `layout.ts`.
+ * counters (modulo a period that is a multiple of the capacity, see `layout.ts`), each written
+ * by one side only and published with `Atomics.store` after the bytes are in place; the other
+ * side reads it with `Atomics.load`. A counter's ring position is derived from it, never stored,
+ * so a process killed at any instruction leaves a consistent fifo. Each side caches the other's
+ * counter and reloads it only when the fifo looks full (producer) or empty (consumer).
  *
  * Everything read from shared memory is checked before use: a peer that scribbles on the
  * header gets a {@link SegmentError} with code "corrupt", never an access outside the ring.
@@ -13,28 +14,29 @@
 
 import { SegmentError } from "./errors.ts";
 import {
+  chunkBytes,
   classBytes,
+  counterPeriod,
+  FF_ALLOC_SEQ,
   FF_CAPACITY,
+  FF_CHUNK_LENGTH,
   FF_CLASS,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
   FF_CLOSED,
   FF_DATA_SEQ,
-  FF_DATA_WAITERS,
   FF_HAS_EVENT,
   FF_HEAD,
-  FF_HEAD_INDEX,
   FF_LIST,
   FF_MAGIC,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
   FF_SPACE_SEQ,
-  FF_SPACE_WAITERS,
   FF_STATE,
   FF_TAG,
   FF_TAIL,
-  FF_TAIL_INDEX,
   FF_WANT_DEQ_NTF,
+  FIFO_AREA_START,
   FIFO_HEADER_SIZE,
   FIFO_MAGIC,
   FIFO_STATE_LIVE,
@@ -43,6 +45,7 @@ import {
 import { OooRanges, type OooSegment } from "./ooo.ts";
 import { ByteCopier } from "./byte_copy.ts";
 import type { Signaller } from "./signaller.ts";
+import type { Waiters } from "./waiters.ts";
 import { readableOf, writableOf } from "./fifo_streams.ts";
 
 export type { OooSegment } from "./ooo.ts";
@@ -64,8 +67,12 @@ export interface FifoMemory {
   readonly name: string;
   /** Sleep and wake on the segment's words. */
   readonly signaller: Signaller;
-  /** Counts asynchronous waits pending on a word, so that deleting the segment can end them. */
-  trackWait(byteOffset: number, delta: 1 | -1): void;
+  /** Who sleeps on which word. */
+  readonly waiters: Waiters;
+  /** The buffer that views handed to callers are made over (never the segment's own). */
+  lent(): ArrayBuffer | SharedArrayBuffer;
+  /** Whether `view` lies in this segment's memory, through any mapping of it in this process. */
+  holds(view: Uint8Array): boolean;
 }
 
 /** Options of the waits. */
@@ -105,44 +112,63 @@ export class Fifo {
   readonly #i32: Int32Array;
   readonly #offset: number;
   readonly #cap: number;
+  /** Period of the head and tail counters, a multiple of the capacity. */
+  readonly #period: number;
   readonly #data: number;
   readonly #head: number;
-  readonly #headIndex: number;
   readonly #tail: number;
-  readonly #tailIndex: number;
   readonly #dataSeq: number;
-  readonly #dataWaiters: number;
   readonly #spaceSeq: number;
-  readonly #spaceWaiters: number;
   readonly #closed: number;
+  /** The allocation this handle belongs to, and the word that names the current one. */
+  readonly #seq: number;
+  readonly #seqWord: number;
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
   #cachedHead = 0;
   #cachedTail = 0;
+  /** The last counter value each side saw of its own counter, and its ring index (saves a division). */
+  #headMark = -1;
+  #headIdx = 0;
+  #tailMark = -1;
+  #tailIdx = 0;
   #freed = false;
-  readonly #ooo = new OooRanges();
+  readonly #ooo: OooRanges;
   readonly #copier: ByteCopier;
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
 
   /** @internal Use `segment.allocFifo` or `segment.fifoAt`. */
   constructor(mem: FifoMemory, offset: number) {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset % 64 !== 0 || offset + FIFO_HEADER_SIZE > mem.size) {
+    if (
+      !Number.isSafeInteger(offset) || offset < FIFO_AREA_START || offset % 64 !== 0 ||
+      offset + FIFO_HEADER_SIZE > mem.size
+    ) {
       throw new RangeError(`no fifo can start at offset ${offset} of segment "${mem.name}"`);
     }
     const w = offset >>> 2;
     const u32 = mem.u32;
-    if (u32[w + FF_MAGIC / 4] !== FIFO_MAGIC) {
-      throw new RangeError(`no fifo at offset ${offset} of segment "${mem.name}"`);
+    // Each word is read once, checked, and only the checked value is used: a peer that changes
+    // the header meanwhile cannot make this handle reach past its chunk.
+    const magic = Atomics.load(u32, w + FF_MAGIC / 4);
+    const state = Atomics.load(u32, w + FF_STATE / 4);
+    const seq = Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
+    if (magic !== FIFO_MAGIC || state !== FIFO_STATE_LIVE || seq === 0) {
+      throw new RangeError(`no live fifo at offset ${offset} of segment "${mem.name}"`);
     }
-    const sizeClass = u32[w + FF_CLASS / 4];
-    const cap = u32[w + FF_CAPACITY / 4];
+    const sizeClass = Atomics.load(u32, w + FF_CLASS / 4);
+    const length = Atomics.load(u32, w + FF_CHUNK_LENGTH / 4);
+    const cap = Atomics.load(u32, w + FF_CAPACITY / 4);
     if (
-      sizeClass >= SIZE_CLASSES || cap < 1 || cap > classBytes(sizeClass) ||
-      offset + FIFO_HEADER_SIZE + classBytes(sizeClass) > mem.size
+      sizeClass >= SIZE_CLASSES || length !== chunkBytes(sizeClass) || cap < 1 || cap > classBytes(sizeClass) ||
+      offset + length > mem.size
     ) {
       throw new SegmentError("corrupt", `fifo header at offset ${offset} of segment "${mem.name}" is out of bounds`);
     }
+    this.#seq = seq;
+    this.#seqWord = w + FF_ALLOC_SEQ / 4;
+    this.#period = counterPeriod(cap);
+    this.#ooo = new OooRanges(this.#period);
     this.#mem = mem;
     this.#u8 = mem.u8;
     this.#u32 = u32;
@@ -152,21 +178,23 @@ export class Fifo {
     this.#data = offset + FIFO_HEADER_SIZE;
     this.#copier = new ByteCopier(mem.u8, mem.view, mem.i32);
     this.#head = w + FF_HEAD / 4;
-    this.#headIndex = w + FF_HEAD_INDEX / 4;
     this.#tail = w + FF_TAIL / 4;
-    this.#tailIndex = w + FF_TAIL_INDEX / 4;
     this.#dataSeq = w + FF_DATA_SEQ / 4;
-    this.#dataWaiters = w + FF_DATA_WAITERS / 4;
     this.#spaceSeq = w + FF_SPACE_SEQ / 4;
-    this.#spaceWaiters = w + FF_SPACE_WAITERS / 4;
     this.#closed = w + FF_CLOSED / 4;
     this.#cachedHead = Atomics.load(u32, this.#head);
     this.#cachedTail = Atomics.load(u32, this.#tail);
   }
 
   #check(): void {
-    if (this.#freed) throw new TypeError(`fifo at offset ${this.#offset} was freed`);
+    if (this.#freed) throw new SegmentError("freed", `fifo at offset ${this.#offset} was freed through this handle`);
     if (this.#mem.deleted) throw new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
+    if (Atomics.load(this.#u32, this.#seqWord) !== this.#seq) {
+      throw new SegmentError(
+        "freed",
+        `fifo at offset ${this.#offset} of segment "${this.#mem.name}" was freed (and perhaps allocated again)`,
+      );
+    }
   }
 
   #corrupt(what: string): never {
@@ -181,35 +209,51 @@ export class Fifo {
    */
   #checkAlias(what: "src" | "dst", view: Uint8Array): void {
     if (view === (what === "src" ? this.#srcOk : this.#dstOk)) return;
-    if (view.buffer === this.#u8.buffer) {
+    if (view.buffer === this.#u8.buffer || this.#mem.holds(view)) {
       throw new TypeError(`${what} is a view of the segment's own memory; copy it through a buffer of your own`);
     }
     if (what === "src") this.#srcOk = view;
     else this.#dstOk = view;
   }
 
+  /** `to - from` modulo the period. */
+  #dist(to: number, from: number): number {
+    return to >= from ? to - from : to + this.#period - from;
+  }
+
+  /** A counter read from its word (Atomics.load: another handle may write it too), checked. */
+  #counter(word: number): number {
+    const value = Atomics.load(this.#u32, word);
+    if (value >= this.#period) this.#corrupt(`counter ${value} is past the period ${this.#period}`);
+    return value;
+  }
+
   /** Bytes readable now, as seen by the consumer: refreshes the cached tail. */
   #used(head: number): number {
-    const tail = Atomics.load(this.#u32, this.#tail);
+    const tail = this.#counter(this.#tail);
     this.#cachedTail = tail;
-    const used = (tail - head) >>> 0;
+    const used = this.#dist(tail, head);
     if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
     return used;
   }
 
   /** Free bytes now, as seen by the producer: refreshes the cached head. */
   #free(tail: number): number {
-    const head = Atomics.load(this.#u32, this.#head);
+    const head = this.#counter(this.#head);
     this.#cachedHead = head;
-    const used = (tail - head) >>> 0;
+    const used = this.#dist(tail, head);
     if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
     return this.#cap - used;
   }
 
-  #ownIndex(word: number): number {
-    const index = this.#u32[word];
-    if (index >= this.#cap) this.#corrupt(`ring index ${index} is past capacity ${this.#cap}`);
-    return index;
+  /** The ring index of the head counter `head`. */
+  #headIndex(head: number): number {
+    return head === this.#headMark ? this.#headIdx : head % this.#cap;
+  }
+
+  /** The ring index of the tail counter `tail`. */
+  #tailIndex(tail: number): number {
+    return tail === this.#tailMark ? this.#tailIdx : tail % this.#cap;
   }
 
   /** Writes n bytes of src (from srcAt) into the ring at ring index `at`. */
@@ -244,10 +288,13 @@ export class Fifo {
     if (moved === 0) return 0;
     let index = at + moved;
     if (index >= this.#cap) index -= this.#cap;
-    this.#u32[this.#tailIndex] = index;
-    Atomics.store(this.#u32, this.#tail, (tail + moved) >>> 0);
+    let next = tail + moved;
+    if (next >= this.#period) next -= this.#period;
+    this.#tailMark = next;
+    this.#tailIdx = index;
+    Atomics.store(this.#u32, this.#tail, next);
     // A system call only when a reader announced that it sleeps.
-    if (Atomics.load(this.#i32, this.#dataWaiters) !== 0) this.#wake(this.#dataSeq);
+    if (Atomics.load(this.#u32, this.#dataSeq + 1) !== 0) this.#wake(this.#dataSeq);
     return moved;
   }
 
@@ -255,22 +302,28 @@ export class Fifo {
   #consume(head: number, at: number, n: number): void {
     let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
-    this.#u32[this.#headIndex] = index;
-    Atomics.store(this.#u32, this.#head, (head + n) >>> 0);
-    if (Atomics.load(this.#i32, this.#spaceWaiters) !== 0) this.#wake(this.#spaceSeq);
+    let next = head + n;
+    if (next >= this.#period) next -= this.#period;
+    this.#headMark = next;
+    this.#headIdx = index;
+    Atomics.store(this.#u32, this.#head, next);
+    if (Atomics.load(this.#u32, this.#spaceSeq + 1) !== 0) this.#wake(this.#spaceSeq);
   }
 
-  /** Bumps a sequence word and wakes its sleepers. */
+  /**
+   * Bumps a sequence word and wakes its sleepers. When nobody was asleep, the waiter word may
+   * name a process that died asleep: the waiters clear it then.
+   */
   #wake(seq: number): void {
     Atomics.add(this.#i32, seq, 1);
-    this.#mem.signaller.wake(seq << 2);
+    if (this.#mem.signaller.wake(seq * 4) === 0) this.#mem.waiters.fruitless(seq + 1);
   }
 
   /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
   #ready(kind: number, n: number): boolean {
     this.#check();
-    if (kind === DATA) return Atomics.load(this.#i32, this.#closed) !== 0 || this.#used(this.#u32[this.#head]) > 0;
-    return this.#free(this.#u32[this.#tail]) >= n;
+    if (kind === DATA) return Atomics.load(this.#i32, this.#closed) !== 0 || this.#used(this.#counter(this.#head)) > 0;
+    return this.#free(this.#counter(this.#tail)) >= n;
   }
 
   /**
@@ -282,17 +335,17 @@ export class Fifo {
   #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
     checkTimeout(timeoutMs);
     if (this.#ready(kind, n)) return true;
-    const [seq, waiters] = this.#words(kind);
+    const seq = this.#seqOf(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-    Atomics.add(this.#i32, waiters, 1);
+    this.#mem.waiters.enter(seq + 1);
     try {
       for (;;) {
         const look = this.#look(kind, n, seq, deadline);
         if (typeof look === "boolean") return look;
-        this.#mem.signaller.waitSync(seq << 2, look.value, look.sleepMs);
+        this.#mem.signaller.waitSync(seq * 4, look.value, look.sleepMs);
       }
     } finally {
-      if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
+      if (!this.#mem.deleted) this.#mem.waiters.leave(seq + 1);
     }
   }
 
@@ -301,32 +354,30 @@ export class Fifo {
     checkTimeout(timeoutMs);
     signal?.throwIfAborted();
     if (this.#ready(kind, n)) return true;
-    const [seq, waiters] = this.#words(kind);
+    const seq = this.#seqOf(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
     const onAbort = () => {
       if (!this.#mem.deleted) this.#wake(seq);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    Atomics.add(this.#i32, waiters, 1);
-    this.#mem.trackWait(seq << 2, 1);
+    this.#mem.waiters.enter(seq + 1);
     try {
       for (;;) {
         const look = this.#look(kind, n, seq, deadline);
         if (typeof look === "boolean") return look;
-        await this.#mem.signaller.waitAsync(seq << 2, look.value, look.sleepMs);
+        await this.#mem.signaller.waitAsync(seq * 4, look.value, look.sleepMs);
         signal?.throwIfAborted();
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#mem.trackWait(seq << 2, -1);
-      if (!this.#mem.deleted) Atomics.sub(this.#i32, waiters, 1);
+      if (!this.#mem.deleted) this.#mem.waiters.leave(seq + 1);
     }
   }
 
-  /** The sequence word and the waiter count of a kind of wait, as i32 indices. */
-  #words(kind: number): [seq: number, waiters: number] {
-    return kind === DATA ? [this.#dataSeq, this.#dataWaiters] : [this.#spaceSeq, this.#spaceWaiters];
+  /** The sequence word of a kind of wait (a u32 index); its waiter word follows it. */
+  #seqOf(kind: number): number {
+    return kind === DATA ? this.#dataSeq : this.#spaceSeq;
   }
 
   /**
@@ -418,12 +469,12 @@ export class Fifo {
     this.#check();
     checkBytes("src", src);
     this.#checkAlias("src", src);
-    const tail = this.#u32[this.#tail];
-    let free = this.#cap - ((tail - this.#cachedHead) >>> 0);
+    const tail = this.#counter(this.#tail);
+    let free = this.#cap - this.#dist(tail, this.#cachedHead);
     if (free < src.length) free = this.#free(tail);
     if (exact && free < src.length) return -1;
     const n = src.length < free ? src.length : free;
-    const at = this.#ownIndex(this.#tailIndex);
+    const at = this.#tailIndex(tail);
     if (n > 0) this.#copyIn(at, src, 0, n);
     return this.#publish(tail, at, n);
   }
@@ -438,10 +489,10 @@ export class Fifo {
     checkCount("offset", offset);
     checkBytes("src", src);
     this.#checkAlias("src", src);
-    const tail = this.#u32[this.#tail];
+    const tail = this.#counter(this.#tail);
     if (offset + src.length > this.#free(tail)) return false;
     if (src.length === 0) return true;
-    let at = this.#ownIndex(this.#tailIndex) + (offset % this.#cap);
+    let at = this.#tailIndex(tail) + (offset % this.#cap);
     if (at >= this.#cap) at -= this.#cap;
     this.#copyIn(at, src, 0, src.length);
     this.#ooo.add(tail, offset, src.length);
@@ -458,13 +509,13 @@ export class Fifo {
     this.#check();
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
-    const head = this.#u32[this.#head];
-    let used = (this.#cachedTail - head) >>> 0;
+    const head = this.#counter(this.#head);
+    let used = this.#dist(this.#cachedTail, head);
     if (used < dst.length || used > this.#cap) used = this.#used(head);
     if (exact && used < dst.length) return -1;
     const n = dst.length < used ? dst.length : used;
     if (n === 0) return 0;
-    const at = this.#ownIndex(this.#headIndex);
+    const at = this.#headIndex(head);
     this.#copyOut(at, dst, n);
     this.#consume(head, at, n);
     return n;
@@ -490,12 +541,12 @@ export class Fifo {
     checkCount("offset", offset);
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
-    const head = this.#u32[this.#head];
-    let used = (this.#cachedTail - head) >>> 0;
+    const head = this.#counter(this.#head);
+    let used = this.#dist(this.#cachedTail, head);
     if (used < offset + dst.length || used > this.#cap) used = this.#used(head);
     if (offset >= used) return 0;
     const n = Math.min(dst.length, used - offset);
-    let at = this.#ownIndex(this.#headIndex) + offset;
+    let at = this.#headIndex(head) + offset;
     if (at >= this.#cap) at -= this.#cap;
     this.#copyOut(at, dst, n);
     return n;
@@ -505,31 +556,31 @@ export class Fifo {
   dequeueDrop(n: number): number {
     this.#check();
     checkCount("n", n);
-    const head = this.#u32[this.#head];
+    const head = this.#counter(this.#head);
     const drop = Math.min(n, this.#used(head));
-    if (drop > 0) this.#consume(head, this.#ownIndex(this.#headIndex), drop);
+    if (drop > 0) this.#consume(head, this.#headIndex(head), drop);
     return drop;
   }
 
   /** Removes every readable byte; only safe while the producer is quiet. Returns how many. */
   dequeueDropAll(): number {
     this.#check();
-    const head = this.#u32[this.#head];
+    const head = this.#counter(this.#head);
     const used = this.#used(head);
-    if (used > 0) this.#consume(head, this.#ownIndex(this.#headIndex), used);
+    if (used > 0) this.#consume(head, this.#headIndex(head), used);
     return used;
   }
 
   /** Bytes the consumer can read now. */
   get maxDequeue(): number {
     this.#check();
-    return this.#used(this.#u32[this.#head]);
+    return this.#used(this.#counter(this.#head));
   }
 
   /** Bytes the producer can write now. */
   get maxEnqueue(): number {
     this.#check();
-    return this.#free(this.#u32[this.#tail]);
+    return this.#free(this.#counter(this.#tail));
   }
 
   /** Capacity in bytes: exactly what was asked for at allocation. */
@@ -609,13 +660,13 @@ export class Fifo {
   /** The out-of-order ranges, relative to the current tail, sorted and disjoint. */
   oooSegments(): OooSegment[] {
     this.#check();
-    return this.#ooo.list(this.#u32[this.#tail]);
+    return this.#ooo.list(this.#counter(this.#tail));
   }
 
   /** The range the last out-of-order write created or grew, or null. */
   get newestOooSegment(): OooSegment | null {
     this.#check();
-    return this.#ooo.newest(this.#u32[this.#tail]);
+    return this.#ooo.newest(this.#counter(this.#tail));
   }
 
   /**
@@ -661,22 +712,27 @@ export class Fifo {
   /** Up to two in-place views of the readable bytes, oldest first. Follow with `dequeueDrop`. */
   readSegments(): Uint8Array[] {
     this.#check();
-    const used = this.#used(this.#u32[this.#head]);
-    return this.#segments(this.#ownIndex(this.#headIndex), used);
+    const head = this.#counter(this.#head);
+    return this.#segments(this.#headIndex(head), this.#used(head));
   }
 
   /** Up to two in-place views of the free space, in order. Follow with `enqueueNocopy`. */
   writeSegments(): Uint8Array[] {
     this.#check();
-    const free = this.#free(this.#u32[this.#tail]);
-    return this.#segments(this.#ownIndex(this.#tailIndex), free);
+    const tail = this.#counter(this.#tail);
+    return this.#segments(this.#tailIndex(tail), this.#free(tail));
   }
 
+  /**
+   * Views over a lent buffer, never the segment's own: a caller that detaches one (a
+   * `transfer()`, a postMessage transfer list) cannot break this fifo or the segment.
+   */
   #segments(at: number, n: number): Uint8Array[] {
     if (n === 0) return [];
+    const buffer = this.#mem.lent();
     const first = Math.min(n, this.#cap - at);
-    const views = [new Uint8Array(this.#u8.buffer, this.#data + at, first)];
-    if (first < n) views.push(new Uint8Array(this.#u8.buffer, this.#data, n - first));
+    const views = [new Uint8Array(buffer, this.#data + at, first)];
+    if (first < n) views.push(new Uint8Array(buffer, this.#data, n - first));
     return views;
   }
 
@@ -684,36 +740,39 @@ export class Fifo {
   enqueueNocopy(n: number): number {
     this.#check();
     checkCount("n", n);
-    const tail = this.#u32[this.#tail];
-    if (n > this.#free(tail)) {
-      throw new RangeError(`cannot publish ${n} bytes: only ${this.#cap - ((tail - this.#cachedHead) >>> 0)} free`);
-    }
-    return this.#publish(tail, this.#ownIndex(this.#tailIndex), n);
+    const tail = this.#counter(this.#tail);
+    const free = this.#free(tail);
+    if (n > free) throw new RangeError(`cannot publish ${n} bytes: only ${free} free`);
+    return this.#publish(tail, this.#tailIndex(tail), n);
   }
 
   /**
-   * Places head and tail at `position` (any u32), e.g. just below 2^32 to test the wrap. Only
-   * when the fifo is empty, has no out-of-order data, and neither side is active.
+   * Places head and tail at `position` (any u32, taken modulo the counters' period), e.g. just
+   * below 2^32 to test the wrap. Only when the fifo is empty, has no out-of-order data, and
+   * neither side is active.
    */
   initPointers(position: number): void {
     this.#check();
     if (!Number.isInteger(position) || position < 0 || position > 0xffffffff) {
       throw new RangeError(`position must be a u32, got ${position}`);
     }
-    const head = this.#u32[this.#head];
+    const head = this.#counter(this.#head);
     if (this.#used(head) !== 0 || this.#ooo.count !== 0) throw new RangeError("initPointers needs an empty fifo");
-    this.#u32[this.#headIndex] = 0;
-    this.#u32[this.#tailIndex] = 0;
-    Atomics.store(this.#u32, this.#head, position);
-    Atomics.store(this.#u32, this.#tail, position);
-    this.#cachedHead = position;
-    this.#cachedTail = position;
+    const at = position % this.#period;
+    Atomics.store(this.#u32, this.#head, at);
+    Atomics.store(this.#u32, this.#tail, at);
+    this.#cachedHead = at;
+    this.#cachedTail = at;
   }
 
   /** Whether the fifo's header still says it is allocated. */
   get isLive(): boolean {
-    return !this.#freed && !this.#mem.deleted &&
-      Atomics.load(this.#u32, (this.#offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE;
+    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
+  }
+
+  /** @internal The allocation number this handle belongs to. */
+  get allocationSeq(): number {
+    return this.#seq;
   }
 
   /** @internal Whether this object reads `mem` (the segment it came from). */
@@ -729,7 +788,7 @@ export class Fifo {
 
   /** A one-line description. */
   toString(): string {
-    if (this.#freed || this.#mem.deleted) return `fifo @${this.#offset} (gone)`;
+    if (!this.isLive) return `fifo @${this.#offset} (gone)`;
     return `fifo @${this.#offset}: ${this.maxDequeue} of ${this.#cap} bytes used, list ${this.list}, tag ${this.tag}` +
       `, ${this.#ooo.count} out-of-order ranges`;
   }

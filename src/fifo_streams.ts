@@ -12,9 +12,14 @@ const CHUNK = 64 * 1024;
 
 /** A byte stream of what the consumer side of `fifo` reads. */
 export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
+  // Cancelling the stream ends the wait its pending pull sleeps in.
+  const cancelled = new AbortController();
   return new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: CHUNK,
+    cancel(reason) {
+      cancelled.abort(reason);
+    },
     async pull(controller) {
       const request = controller.byobRequest!;
       const view = request.view!;
@@ -32,7 +37,12 @@ export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
           request.respond(0);
           return;
         }
-        await fifo.waitForData();
+        try {
+          await fifo.waitForData({ signal: cancelled.signal });
+        } catch (error) {
+          if (cancelled.signal.aborted) return; // the stream is cancelled: nobody reads on
+          throw error;
+        }
       }
     },
   });

@@ -15,18 +15,33 @@
  *   32  u8[256] name          UTF-8, not NUL-terminated
  *   288 ..511 reserved (zero)
  * Fifo-segment header (same page, from byte 512)
- *   512 u32  bump             offset of the first byte never handed out (claim word lives there)
+ *   512 u32  bump             offset of the first byte never carved into a chunk
  *   516 u32  flags            bit 0: preallocated (allocate only from the freelists)
- *   520 u32  reserved         (fifos in use are counted by walking the chunks)
- *   524 u32  allocation seq   incremented for each allocation; orders fifos()
- *   528 ..575 reserved
- *   576 u64[SIZE_CLASSES] freelist heads, one per size class: low 32 bits the offset of the
- *            first free fifo (0 = empty), high 32 bits an ABA tag bumped on every change
+ *   520 u32  allocator lock   process tag of the holder, 0 when free (see "Process tags")
+ *   524 u32  allocation seq   last allocation number handed out (never 0); orders fifos()
+ *   528 u32  journal op       the holder's operation in progress: 0 none, 1 pop, 2 carve, 3 free
+ *   532 u32  journal chunk    the chunk (pop, free) or the bump before carving (carve)
+ *   536 u32  journal class    the size class the operation works on
+ *   540 u32  creator tag      process tag of the creator
+ *   544 ..575 reserved
+ *   576 u32[SIZE_CLASSES] freelist heads, one per size class: offset of the first free fifo
+ *            (0 = empty); changed only under the allocator lock
+ *   1024 process table: PROC_SLOTS entries of 8 bytes, one per attached process
+ *        +0 u32 tag   (generation << 8 | slot), rewritten with a new generation by each claimer
+ *        +4 u32 pid   of the claimer, for display
  * Fifo area: from FIFO_AREA_START to the segment's end, carved into chunks.
  *
+ * Process tags: a process (one SegmentMain) that maps a segment claims a free slot of its
+ * process table by taking an open-file-description lock (fcntl F_OFD_SETLK) on the byte at file
+ * position PROC_LOCK_BASE + slot, far past the end of the data, and holds it for as long as it
+ * has the segment mapped; the kernel drops it when the process dies. The creator holds slot 0
+ * from before it formats. A tag names a slot and the generation that claimed it, so a tag is
+ * alive while the table still shows it and its lock byte is held. In a private segment (one
+ * process) every tag is PRIVATE_TAG and always alive.
+ *
  * Chunk = fifo header (FIFO_HEADER_SIZE bytes, four 64-byte lines) + data (class bytes)
- *   line 0, allocator and identity (written at allocation and free)
- *   +0   u32  chunk length     the claim word: header + data, written before the bump moves
+ *   line 0, allocator and identity (written at allocation and free, under the allocator lock)
+ *   +0   u32  chunk length     header + data, written when the chunk is carved
  *   +4   u32  magic            FIFO_MAGIC
  *   +8   u32  state            1 free, 2 live
  *   +12  u32  refcount
@@ -35,24 +50,29 @@
  *   +24  u32  next free        offset of the next fifo on the freelist (0 = none)
  *   +28  u32  list             0 none, 1 rx, 2 tx
  *   +32  u32  tag              the user's
- *   +36  u32  allocation seq
+ *   +36  u32  allocation seq   this allocation's number while live, 0 while free: a handle
+ *                              remembers it and fails once the fifo was freed or reallocated
  *   +40  u32  master session index   +44 u32 master thread index
  *   +48  u32  client session index   +52 u32 client thread index
+ *   +56  u32  owner            process tag of the allocator
  *   line 1, written only by the consumer
- *   +64  u32  head             free-running count of bytes dequeued (mod 2^32)
- *   +68  u32  head index       head's position in the ring, 0 <= index < capacity
+ *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
- *   +128 u32  tail             free-running count of bytes enqueued (mod 2^32)
- *   +132 u32  tail index       tail's position in the ring
+ *   +128 u32  tail             bytes enqueued, counted modulo the period
  *   line 3, signalling (both sides)
  *   +192 i32  has event        0/1, set and cleared with atomic exchange
  *   +196 i32  want dequeue notification   set by a producer that found the fifo full
  *   +200 i32  data sequence    futex word: bumped by the producer when a reader waits
- *   +204 i32  data waiters     readers announced as sleeping
+ *   +204 u32  data waiter      the sleeping reader (see waiters.ts); 0 = nobody sleeps
  *   +208 i32  space sequence   futex word: bumped by the consumer when a writer waits
- *   +212 i32  space waiters    writers announced as sleeping
+ *   +212 u32  space waiter     the sleeping writer; 0 = nobody sleeps
  *   +216 i32  closed           1 once the producer ends the stream
  *   +256 data
+ *
+ * The period of head and tail is the largest multiple of the capacity that fits in 2^32
+ * (2^32 itself for a power-of-two capacity), so a counter's position in the ring is the counter
+ * modulo the capacity: there is no second word that a process killed between two stores could
+ * leave disagreeing with it.
  * ```
  *
  * @module
@@ -63,7 +83,7 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
 /** Smallest segment: the header page plus one page of fifo area. */
@@ -82,8 +102,29 @@ export const SEG_NAME = 32;
 
 export const FS_BUMP = 512;
 export const FS_FLAGS = 516;
+export const FS_LOCK = 520;
 export const FS_ALLOC_SEQ = 524;
+export const FS_JOURNAL_OP = 528;
+export const FS_JOURNAL_CHUNK = 532;
+export const FS_JOURNAL_CLASS = 536;
+export const FS_CREATOR_TAG = 540;
 export const FS_FREELISTS = 576;
+/** Journal operations. */
+export const JOURNAL_NONE = 0;
+export const JOURNAL_POP = 1;
+export const JOURNAL_CARVE = 2;
+export const JOURNAL_FREE = 3;
+
+/** The process table. */
+export const PROC_TABLE = 1024;
+export const PROC_SLOTS = 256;
+export const PROC_ENTRY_SIZE = 8;
+export const PROC_TAG = 0;
+export const PROC_PID = 4;
+/** File position of slot 0's lock byte; far past any segment's data. */
+export const PROC_LOCK_BASE = 2 ** 40;
+/** The tag of every holder in a private segment, where nobody dies alone. */
+export const PRIVATE_TAG = 1;
 /** Bit of FS_FLAGS: allocate only from what was preallocated. */
 export const FS_FLAG_PREALLOCATED = 1;
 
@@ -119,16 +160,15 @@ export const FF_MASTER_SESSION = 40;
 export const FF_MASTER_THREAD = 44;
 export const FF_CLIENT_SESSION = 48;
 export const FF_CLIENT_THREAD = 52;
+export const FF_OWNER = 56;
 export const FF_HEAD = 64;
-export const FF_HEAD_INDEX = 68;
 export const FF_TAIL = 128;
-export const FF_TAIL_INDEX = 132;
 export const FF_HAS_EVENT = 192;
 export const FF_WANT_DEQ_NTF = 196;
 export const FF_DATA_SEQ = 200;
-export const FF_DATA_WAITERS = 204;
+export const FF_DATA_WAITER = 204;
 export const FF_SPACE_SEQ = 208;
-export const FF_SPACE_WAITERS = 212;
+export const FF_SPACE_WAITER = 212;
 export const FF_CLOSED = 216;
 
 /** Data bytes of a size class. */
@@ -139,4 +179,15 @@ export function classBytes(sizeClass: number): number {
 /** Bytes of a chunk of a class: header and data. */
 export function chunkBytes(sizeClass: number): number {
   return FIFO_HEADER_SIZE + classBytes(sizeClass);
+}
+
+/** Whether `length` is the chunk length of some size class. */
+export function isChunkLength(length: number): boolean {
+  for (let c = 0; c < SIZE_CLASSES; c++) if (chunkBytes(c) === length) return true;
+  return false;
+}
+
+/** The period of a fifo's head and tail counters: the largest multiple of `capacity` <= 2^32. */
+export function counterPeriod(capacity: number): number {
+  return capacity * Math.floor(2 ** 32 / capacity);
 }

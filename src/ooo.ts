@@ -18,7 +18,16 @@ export interface OooSegment {
 
 /** The producer's list of out-of-order ranges. */
 export class OooRanges {
-  /** Absolute u32 start positions, sorted by distance from the tail. */
+  /** The period of the fifo's counters: positions are counted modulo it. */
+  readonly #period: number;
+  constructor(period: number) {
+    this.#period = period;
+  }
+  /** How far `position` lies past `tail`, modulo the period. */
+  #past(position: number, tail: number): number {
+    return position >= tail ? position - tail : position + this.#period - tail;
+  }
+  /** Absolute start positions (modulo the period), sorted by distance from the tail. */
   #starts: number[] = [];
   #lengths: number[] = [];
   /** Index of the range the last add created or grew, or -1. */
@@ -38,13 +47,13 @@ export class OooRanges {
 
   /** The ranges relative to `tail`, sorted. */
   list(tail: number): OooSegment[] {
-    return this.#starts.map((s, i) => ({ offset: (s - tail) >>> 0, length: this.#lengths[i] }));
+    return this.#starts.map((s, i) => ({ offset: this.#past(s, tail), length: this.#lengths[i] }));
   }
 
   /** The range the last add created or grew, relative to `tail`, or null. */
   newest(tail: number): OooSegment | null {
     const i = this.#newest;
-    return i < 0 ? null : { offset: (this.#starts[i] - tail) >>> 0, length: this.#lengths[i] };
+    return i < 0 ? null : { offset: this.#past(this.#starts[i], tail), length: this.#lengths[i] };
   }
 
   /** Records bytes [offset, offset + length) past `tail`, merging with touching ranges. */
@@ -55,15 +64,15 @@ export class OooRanges {
     const lengths = this.#lengths;
     // First range that ends at or after lo (touching counts).
     let first = 0;
-    while (first < starts.length && ((starts[first] - tail) >>> 0) + lengths[first] < lo) first++;
+    while (first < starts.length && this.#past(starts[first], tail) + lengths[first] < lo) first++;
     let last = first; // one past the last range that starts at or before hi
-    while (last < starts.length && ((starts[last] - tail) >>> 0) <= hi) {
-      const s = (starts[last] - tail) >>> 0;
+    while (last < starts.length && this.#past(starts[last], tail) <= hi) {
+      const s = this.#past(starts[last], tail);
       if (s < lo) lo = s;
       if (s + lengths[last] > hi) hi = s + lengths[last];
       last++;
     }
-    starts.splice(first, last - first, (tail + lo) >>> 0);
+    starts.splice(first, last - first, (tail + lo) % this.#period);
     lengths.splice(first, last - first, hi - lo);
     this.#newest = first;
   }
@@ -79,7 +88,7 @@ export class OooRanges {
     let n = 0;
     let extra = 0;
     while (n < starts.length) {
-      const s = (starts[n] - tail) >>> 0;
+      const s = this.#past(starts[n], tail);
       if (s > written) break;
       const end = s + lengths[n];
       if (end > written) extra = end - written;

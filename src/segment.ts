@@ -6,12 +6,14 @@
  */
 
 import type { Mapping } from "../ffi/os.ts";
-import { classOf, FifoAllocator } from "./allocator.ts";
+import { type AllocatorAudit, classOf, FifoAllocator } from "./allocator.ts";
 import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
-import { classBytes, SIZE_CLASSES } from "./layout.ts";
+import { classBytes, FS_CREATOR_TAG, SIZE_CLASSES } from "./layout.ts";
 import type { SegmentType } from "./segment_header.ts";
 import type { Signaller } from "./signaller.ts";
+import type { Liveness } from "./process_table.ts";
+import type { Waiters } from "./waiters.ts";
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
@@ -50,6 +52,12 @@ export interface SegmentInit {
   readonly mapping?: Mapping;
   readonly fd?: number;
   readonly signaller: Signaller;
+  readonly liveness: Liveness;
+  readonly waiters: Waiters;
+  /** A fresh buffer over the segment's memory for views handed to callers. */
+  readonly lend: () => ArrayBuffer | SharedArrayBuffer;
+  /** Whether a view lies in this segment's memory through any mapping of it in this process. */
+  readonly holds: (segment: Segment, view: Uint8Array) => boolean;
   readonly release: (segment: Segment) => void;
 }
 
@@ -77,11 +85,17 @@ export class Segment {
   readonly view: DataView;
   /** @internal The OS mapping (undefined for private segments). */
   readonly mapping: Mapping | undefined;
-  /** @internal The memfd this process created (closed on delete). */
+  /** @internal The fd this process holds the segment by; its process-slot lock rides on it. Closed on delete. */
   readonly fd: number | undefined;
   /** @internal Sleep and wake on this segment's words. */
   readonly signaller: Signaller;
-  readonly #waits = new Map<number, number>();
+  /** @internal This process's tag in the segment, and the liveness of others. */
+  readonly liveness: Liveness;
+  /** @internal Who sleeps on which word. */
+  readonly waiters: Waiters;
+  readonly #lend: () => ArrayBuffer | SharedArrayBuffer;
+  readonly #holds: (segment: Segment, view: Uint8Array) => boolean;
+  #lent: ArrayBuffer | SharedArrayBuffer | undefined;
   #index = -1;
   #deleted = false;
   readonly #release: (segment: Segment) => void;
@@ -97,6 +111,10 @@ export class Segment {
     this.mapping = init.mapping;
     this.fd = init.fd;
     this.signaller = init.signaller;
+    this.liveness = init.liveness;
+    this.waiters = init.waiters;
+    this.#lend = init.lend;
+    this.#holds = init.holds;
     this.#release = init.release;
     // Every view derives from the one buffer, and only the first `size` bytes are used.
     this.u8 = new Uint8Array(init.buffer, 0, init.size);
@@ -105,6 +123,12 @@ export class Segment {
     this.u64 = new BigUint64Array(init.buffer, 0, init.size / 8);
     this.view = new DataView(init.buffer, 0, init.size);
     this.#allocator = new FifoAllocator(this);
+  }
+
+  /** Whether the process that created the segment is still alive (always true for a private one). */
+  get creatorAlive(): boolean {
+    this.#check();
+    return this.liveness.isAlive(Atomics.load(this.u32, FS_CREATOR_TAG >>> 2));
   }
 
   /** Position in the owning SegmentMain's pool. */
@@ -122,22 +146,29 @@ export class Segment {
     this.#index = index;
   }
 
-  /** @internal Counts asynchronous waits pending on a word of this segment. */
-  trackWait(byteOffset: number, delta: 1 | -1): void {
-    const count = (this.#waits.get(byteOffset) ?? 0) + delta;
-    if (count > 0) this.#waits.set(byteOffset, count);
-    else this.#waits.delete(byteOffset);
+  /** @internal The buffer views handed to callers are made over; a new one if a caller detached it. */
+  lent(): ArrayBuffer | SharedArrayBuffer {
+    const buffer = this.#lent;
+    if (buffer !== undefined && !(buffer instanceof ArrayBuffer && buffer.detached)) return buffer;
+    return (this.#lent = this.#lend());
+  }
+
+  /** @internal Whether `view` lies in this segment's memory, through any mapping of it here. */
+  holds(view: Uint8Array): boolean {
+    return this.#holds(this, view);
   }
 
   /**
-   * @internal Marks the segment deleted (its main unmaps it next) and wakes this process's
-   * pending waits, which then fail with "deleted" instead of sleeping on unmapped memory.
+   * @internal Marks the segment deleted (its main unmaps it next), withdraws this process's
+   * sleepers from the waiter words (others must not go on waking nobody), and wakes its pending
+   * waits, which then fail with "deleted" instead of sleeping on unmapped memory.
    */
   markDeleted(): void {
     this.#deleted = true;
-    for (const byteOffset of this.#waits.keys()) {
-      Atomics.add(this.i32, byteOffset >>> 2, 1);
-      this.signaller.wake(byteOffset);
+    for (const waiterWord of this.waiters.leaveAll()) {
+      const seq = waiterWord - 1;
+      Atomics.add(this.i32, seq, 1);
+      this.signaller.wake(seq * 4);
     }
   }
 
@@ -163,8 +194,8 @@ export class Segment {
   freeFifo(fifo: Fifo): void {
     this.#check();
     this.#ownFifo(fifo);
-    if (!fifo.isLive) throw new RangeError(`fifo at offset ${fifo.offset} is not allocated`);
-    this.#allocator.release(fifo.offset);
+    if (!fifo.isLive) throw new SegmentError("freed", `fifo at offset ${fifo.offset} is not allocated`);
+    this.#allocator.release(fifo.offset, fifo.allocationSeq);
     fifo.markFreed();
   }
 
@@ -172,7 +203,8 @@ export class Segment {
   retainFifo(fifo: Fifo): number {
     this.#check();
     this.#ownFifo(fifo);
-    return this.#allocator.retain(fifo.offset);
+    if (!fifo.isLive) throw new SegmentError("freed", `fifo at offset ${fifo.offset} is not allocated`);
+    return this.#allocator.retain(fifo.offset, fifo.allocationSeq);
   }
 
   #ownFifo(fifo: Fifo): void {
@@ -208,6 +240,34 @@ export class Segment {
       throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
     }
     return new Fifo(this, offset);
+  }
+
+  /**
+   * The live fifos whose allocating process has died (its tag's lock is gone), for a service
+   * that cleans up after crashed clients: free them with `freeFifo` once nobody reads them.
+   */
+  orphanedFifos(): Fifo[] {
+    this.#check();
+    return this.#allocator.orphans().map((offset) => new Fifo(this, offset));
+  }
+
+  /** The pid of the process that allocated `fifo` (0 when unknown, e.g. in a private segment). */
+  ownerPidOf(fifo: Fifo): number {
+    this.#check();
+    this.#ownFifo(fifo);
+    return this.#allocator.ownerPid(fifo.offset);
+  }
+
+  /** @internal Checks the allocator's books: every chunk live or on its freelist once. */
+  audit(): AllocatorAudit {
+    this.#check();
+    return this.#allocator.audit();
+  }
+
+  /** @internal Repairs what a process that died inside the allocator left. */
+  repair(): void {
+    this.#check();
+    this.#allocator.repair();
   }
 
   /** Fifos in use. */
@@ -247,7 +307,7 @@ export class Segment {
       creatorPid: this.creatorPid,
       createdHere: this.createdHere,
       index: this.#index,
-      ...(this.fd !== undefined ? { fd: this.fd } : {}),
+      ...(this.fd !== undefined && this.type === "memfd" && this.createdHere ? { fd: this.fd } : {}),
       activeFifos: this.numFifos,
       freeFifos: this.numFreeFifos(),
       freeBytes: this.freeBytes,

@@ -54,7 +54,7 @@ export function checkSize(size: unknown): number {
   return rounded;
 }
 
-/** Formats a fresh (zeroed) header and sets `ready` last, with a release store. */
+/** Formats a fresh (zeroed) header; `setReady` follows once the creator holds its process slot. */
 export function formatHeader(
   buffer: ArrayBuffer | SharedArrayBuffer,
   type: SegmentType,
@@ -72,6 +72,10 @@ export function formatHeader(
   new Uint8Array(buffer, SEG_NAME, nameBytes.length).set(nameBytes);
   Atomics.store(u32, FS_BUMP >>> 2, FIFO_AREA_START);
   Atomics.store(u32, SEG_MAGIC >>> 2, SEGMENT_MAGIC);
+}
+
+/** Sets `ready` with a release store: the last step of making a segment. */
+export function setReady(buffer: ArrayBuffer | SharedArrayBuffer): void {
   Atomics.store(new Int32Array(buffer, 0, PAGE_SIZE / 4), SEG_READY >>> 2, 1);
 }
 

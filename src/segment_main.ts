@@ -17,12 +17,17 @@ import {
   O_CLOEXEC,
   O_CREAT,
   O_EXCL,
+  O_NOFOLLOW,
+  O_NONBLOCK,
+  O_RDONLY,
   O_RDWR,
 } from "../ffi/symbols.ts";
 import { SegmentError } from "./errors.ts";
-import { PAGE_SIZE, SEG_READY } from "./layout.ts";
+import { FS_CREATOR_TAG, PAGE_SIZE, SEG_READY } from "./layout.ts";
 import { Segment } from "./segment.ts";
 import { AtomicsSignaller, FutexSignaller } from "./signaller.ts";
+import { creatorAlive, type Liveness, lockCreatorSlot, PRIVATE_LIVENESS, ProcessTable } from "./process_table.ts";
+import { CountedWaiters, TaggedWaiters } from "./waiters.ts";
 import {
   checkName,
   checkSize,
@@ -32,6 +37,7 @@ import {
   readMagic,
   readReady,
   type SegmentType,
+  setReady,
 } from "./segment_header.ts";
 
 /** Options of a {@link SegmentMain}. */
@@ -54,7 +60,15 @@ export interface CreateArgs {
 
 /** Arguments of `attach`. */
 export type AttachArgs =
-  | { type: "shm"; name: string }
+  | {
+    type: "shm";
+    name: string;
+    /**
+     * Attach even when the object belongs to another user or is open to group or others (mode
+     * bits 077). Off by default: such a segment can be changed or truncated by others.
+     */
+    allowForeign?: boolean;
+  }
   | { type: "memfd"; pid: number; fd: number }
   | { type: "memfd"; fd: number; pid?: undefined }
   | { type: "private"; buffer: SharedArrayBuffer };
@@ -63,15 +77,27 @@ const SEAL_NEEDED = F_SEAL_SHRINK;
 
 /** An attach in progress. */
 interface PendingAttach {
-  readonly fd: number;
-  /** True when the attach opened the fd itself (and so closes it). */
-  readonly ownFd: boolean;
+  /** An fd of our own (a new open file description: it carries this process's slot lock). */
+  fd: number;
   readonly type: "shm" | "memfd";
   readonly label: string;
   /** performance.now() by which the creator must have set `ready`. */
   readonly deadline: number;
+  /** When the object was first seen too short and with nobody holding the creator's slot. */
+  orphanSince?: number;
   /** The header page, mapped once the object is long enough. */
   header?: Mapping;
+}
+
+/** How long a too-short object with no creator may stay so before it counts as abandoned. */
+const CREATOR_GRACE_MS = 1000;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** Which file a segment is: device and inode, compared before unlinking a name. */
+interface FileId {
+  readonly dev: number;
+  readonly ino: number;
 }
 
 function processId(): number {
@@ -90,6 +116,8 @@ export class SegmentMain implements Iterable<Segment> {
   #os: Os | undefined;
   readonly #ownsOs: boolean;
   readonly #pool: (Segment | undefined)[] = [];
+  /** The file of each mapped segment (by segment), to tell our own memory and our own names. */
+  readonly #files = new Map<Segment, FileId>();
   #live = 0;
 
   /** An empty pool. `timeoutSeconds` bounds how long `attach` waits for a creator. */
@@ -118,6 +146,7 @@ export class SegmentMain implements Iterable<Segment> {
     if (type === "private") {
       const buffer = new SharedArrayBuffer(size);
       formatHeader(buffer, type, nameBytes, size, processId());
+      setReady(buffer);
       return this.#add({ type, name: args.name, size, creatorPid: processId(), createdHere: true, buffer });
     }
     if (type === "shm" || type === "memfd") return this.#createMapped(type, args.name, nameBytes, size);
@@ -131,34 +160,31 @@ export class SegmentMain implements Iterable<Segment> {
     const fd = type === "shm"
       ? os.shmOpen(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
       : os.memfdCreate(name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
-    let fdOpen = true;
     let mapping: Mapping | undefined;
     try {
+      // The creator's slot, before anything else: an attacher that finds the object unready
+      // and this lock free knows the creator died.
+      lockCreatorSlot(os, fd);
       os.ftruncate(fd, size);
+      // Every page reserved now: a full tmpfs fails here (ENOSPC), never later with SIGBUS.
+      os.fallocate(fd, size);
       // Sealed before anyone can attach: nobody can shrink it under a peer's mapping.
       if (type === "memfd") os.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       mapping = os.mmap(fd, size);
       const pid = os.getpid();
       formatHeader(mapping.buffer, type, nameBytes, size, pid);
+      const stat = os.fstat(fd);
+      const segment = this.#add(
+        { type, name, size, creatorPid: pid, createdHere: true, buffer: mapping.buffer, mapping, fd },
+        { creator: true, file: { dev: stat.dev, ino: stat.ino } },
+      );
+      Atomics.store(segment.u32, FS_CREATOR_TAG >>> 2, segment.liveness.ownTag);
+      setReady(mapping.buffer);
       os.futexWake(mapping, SEG_READY, 0x7fffffff); // attachers asleep on `ready`
-      if (type === "shm") {
-        os.close(fd); // the name keeps the object; a memfd's fd is how others reach it
-        fdOpen = false;
-      }
-      const buffer = mapping.buffer;
-      return this.#add({
-        type,
-        name,
-        size,
-        creatorPid: pid,
-        createdHere: true,
-        buffer,
-        mapping,
-        ...(fdOpen ? { fd } : {}),
-      });
+      return segment;
     } catch (error) {
       if (mapping) os.munmap(mapping);
-      if (fdOpen) os.close(fd);
+      os.close(fd);
       if (type === "shm") os.shmUnlink(path);
       throw error;
     }
@@ -200,30 +226,61 @@ export class SegmentMain implements Iterable<Segment> {
     }
   }
 
-  /** Opens what `args` names: a new fd for shm and /proc/PID/fd/N, the caller's fd otherwise. */
+  /**
+   * Opens what `args` names as a new open file description of our own (a caller's memfd fd is
+   * reopened through /proc/self/fd, so that our slot lock does not ride on the caller's fd),
+   * and checks that it is a regular file we may trust. Never blocks (O_NONBLOCK: a FIFO).
+   */
   #open(args: AttachArgs): PendingAttach {
     if (typeof args !== "object" || args === null) throw new TypeError("attach takes { type, ... }");
     const deadline = monotonicMs() + this.timeoutSeconds * 1000;
+    const flags = O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW;
+    let pending: PendingAttach;
     if (args.type === "shm") {
       checkName(args.name);
-      const fd = this.os.shmOpen(`/${args.name}`, O_RDWR | O_CLOEXEC, 0);
-      return { fd, ownFd: true, type: "shm", label: `shm segment "${args.name}"`, deadline };
-    }
-    if (args.type === "memfd") {
+      const fd = this.os.shmOpen(`/${args.name}`, flags, 0);
+      pending = { fd, type: "shm", label: `shm segment "${args.name}"`, deadline };
+    } else if (args.type === "memfd") {
       checkFd(args.fd);
-      if (args.pid === undefined) {
-        return { fd: args.fd, ownFd: false, type: "memfd", label: `memfd fd ${args.fd}`, deadline };
-      }
-      if (!Number.isSafeInteger(args.pid) || args.pid <= 0) {
+      if (args.pid !== undefined && (!Number.isSafeInteger(args.pid) || args.pid <= 0)) {
         throw new RangeError(`pid must be a positive integer, got ${args.pid}`);
       }
-      const path = `/proc/${args.pid}/fd/${args.fd}`;
-      const fd = this.os.open(path, O_RDWR | O_CLOEXEC);
-      return { fd, ownFd: true, type: "memfd", label: `memfd ${path}`, deadline };
+      const path = args.pid === undefined ? `/proc/self/fd/${args.fd}` : `/proc/${args.pid}/fd/${args.fd}`;
+      const fd = this.os.open(path, flags & ~O_NOFOLLOW); // /proc/.../fd/N is a link by nature
+      pending = {
+        fd,
+        type: "memfd",
+        label: args.pid === undefined ? `memfd fd ${args.fd}` : `memfd ${path}`,
+        deadline,
+      };
+    } else {
+      throw new RangeError(
+        `segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`,
+      );
     }
-    throw new RangeError(
-      `segment type must be "shm", "memfd" or "private", got ${String((args as { type: unknown }).type)}`,
-    );
+    try {
+      const stat = this.os.fstat(pending.fd);
+      if ((stat.mode & S_IFMT) !== S_IFREG) {
+        throw new SegmentError(
+          "not-a-file",
+          `${pending.label} is not a regular file (mode 0o${stat.mode.toString(8)})`,
+        );
+      }
+      if (args.type === "shm" && !args.allowForeign) {
+        const me = this.os.geteuid();
+        if (stat.uid !== me || (stat.mode & 0o077) !== 0) {
+          throw new SegmentError(
+            "untrusted",
+            `${pending.label} belongs to uid ${stat.uid} with mode 0o${(stat.mode & 0o777).toString(8)}; ` +
+              `only segments of uid ${me} closed to group and others are attached (allowForeign: true overrides)`,
+          );
+        }
+      }
+    } catch (error) {
+      this.os.close(pending.fd);
+      throw error;
+    }
+    return pending;
   }
 
   #attachPrivate(args: { type: "private"; buffer: SharedArrayBuffer }): Segment {
@@ -250,6 +307,21 @@ export class SegmentMain implements Iterable<Segment> {
       if (readReady(p.header.buffer) === 1) return { ready: true, objectSize: size };
       if (readMagic(p.header.buffer) !== 0) readHeader(p.header.buffer, p.label, size);
     }
+    // The creator locks its slot before it sizes the object: a sized, unready object whose slot
+    // nobody holds will never become ready. A too-short one gets a grace period, for a creator
+    // between its shm_open and its lock.
+    if (!creatorAlive(this.os, p.fd)) {
+      const now = monotonicMs();
+      p.orphanSince ??= now;
+      if (size >= PAGE_SIZE || now - p.orphanSince >= CREATOR_GRACE_MS) {
+        throw new SegmentError(
+          "abandoned",
+          `${p.label} is not ready and nobody is making it (its creator died, or it is not a segment of this library)`,
+        );
+      }
+    } else {
+      p.orphanSince = undefined;
+    }
     const left = p.deadline - monotonicMs();
     if (left <= 0) {
       throw new SegmentError(
@@ -271,26 +343,77 @@ export class SegmentMain implements Iterable<Segment> {
       );
     }
     const mapping = os.mmap(p.fd, facts.size);
-    return this.#add({ ...facts, createdHere: false, buffer: mapping.buffer, mapping });
+    const fd = p.fd;
+    try {
+      const stat = os.fstat(fd);
+      const segment = this.#add(
+        { ...facts, createdHere: false, buffer: mapping.buffer, mapping, fd },
+        { creator: false, file: { dev: stat.dev, ino: stat.ino } },
+      );
+      p.fd = -1; // the segment holds it now
+      try {
+        segment.repair(); // finish what a process that died inside the allocator left
+      } catch (error) {
+        this.delete(segment);
+        throw error;
+      }
+      return segment;
+    } catch (error) {
+      if (p.fd >= 0) os.munmap(mapping);
+      throw error;
+    }
   }
 
-  /** Releases what an attach held while waiting: the header mapping and its own fd. */
+  /** Releases what an attach held while waiting: the header mapping and its fd, unless a segment took it. */
   #abandon(p: PendingAttach): void {
     if (p.header) this.os.munmap(p.header);
-    if (p.ownFd) this.os.close(p.fd);
+    if (p.fd >= 0) this.os.close(p.fd);
   }
 
-  #add(init: Omit<ConstructorParameters<typeof Segment>[0], "release" | "signaller">): Segment {
-    const signaller = init.mapping
-      ? new FutexSignaller(this.os, init.mapping)
-      : new AtomicsSignaller(init.buffer as SharedArrayBuffer);
-    const segment = new Segment({ ...init, signaller, release: (s) => this.delete(s) });
+  #add(
+    init: Omit<
+      ConstructorParameters<typeof Segment>[0],
+      "release" | "signaller" | "liveness" | "waiters" | "lend" | "holds"
+    >,
+    mapped?: { creator: boolean; file: FileId },
+  ): Segment {
+    const os = mapped ? this.os : undefined;
+    const u32 = new Uint32Array(init.buffer, 0, PAGE_SIZE / 4);
+    const liveness: Liveness = mapped
+      ? new ProcessTable(os!, init.fd!, u32, os!.getpid(), mapped.creator)
+      : PRIVATE_LIVENESS;
+    const segment = new Segment({
+      ...init,
+      signaller: init.mapping
+        ? new FutexSignaller(os!, init.mapping)
+        : new AtomicsSignaller(init.buffer as SharedArrayBuffer),
+      liveness,
+      waiters: mapped
+        ? new TaggedWaiters(new Uint32Array(init.buffer, 0, init.size / 4), liveness)
+        : new CountedWaiters(new Uint32Array(init.buffer, 0, init.size / 4)),
+      lend: init.mapping ? () => os!.lend(init.mapping!) : () => init.buffer,
+      holds: (s, view) => this.#holds(s, view),
+      release: (s) => this.delete(s),
+    });
+    if (mapped) this.#files.set(segment, mapped.file);
     let index = this.#pool.indexOf(undefined);
     if (index < 0) index = this.#pool.length;
     this.#pool[index] = segment;
     segment.setIndex(index);
     this.#live++;
     return segment;
+  }
+
+  /** Whether `view` lies in the memory of `segment`'s file, through any mapping of it in this pool. */
+  #holds(segment: Segment, view: Uint8Array): boolean {
+    const file = this.#files.get(segment);
+    if (file === undefined) return false; // private: the caller compared buffers already
+    for (const [other, id] of this.#files) {
+      if (id.dev === file.dev && id.ino === file.ino && other.mapping && this.os.holds(other.mapping, view)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -306,6 +429,8 @@ export class SegmentMain implements Iterable<Segment> {
     }
     this.#pool[segment.index] = undefined;
     this.#live--;
+    const file = this.#files.get(segment);
+    this.#files.delete(segment);
     segment.markDeleted();
     const errors: unknown[] = [];
     const attempt = (step: () => void) => {
@@ -316,17 +441,37 @@ export class SegmentMain implements Iterable<Segment> {
       }
     };
     if (segment.mapping) attempt(() => this.os.munmap(segment.mapping!));
-    if (segment.createdHere && segment.type === "shm") {
-      attempt(() => {
-        try {
-          this.os.shmUnlink(`/${segment.name}`);
-        } catch (error) {
-          if ((error as { code?: string }).code !== "ENOENT") throw error; // someone else removed the name
-        }
-      });
-    }
+    if (segment.createdHere && segment.type === "shm" && file) attempt(() => this.#unlinkOwn(segment.name, file));
     if (segment.fd !== undefined) attempt(() => this.os.close(segment.fd!));
     if (errors.length > 0) throw errors[0];
+  }
+
+  /**
+   * Unlinks the name only while it still names the file this process created: after someone
+   * else removed it, the name may belong to another program's object now.
+   */
+  #unlinkOwn(name: string, file: FileId): void {
+    const os = this.os;
+    let fd: number;
+    try {
+      fd = os.shmOpen(`/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, 0);
+    } catch (error) {
+      if ((error as { code?: string }).code === "ENOENT") return; // someone else removed the name
+      throw error;
+    }
+    let same: boolean;
+    try {
+      const stat = os.fstat(fd);
+      same = stat.dev === file.dev && stat.ino === file.ino;
+    } finally {
+      os.close(fd);
+    }
+    if (!same) return;
+    try {
+      os.shmUnlink(`/${name}`);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ENOENT") throw error;
+    }
   }
 
   /** The segment at `index` of the pool, or undefined. */

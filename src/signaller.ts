@@ -14,8 +14,8 @@ export interface Signaller {
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void;
   /** The same without blocking the event loop. */
   waitAsync(byteOffset: number, expected: number, timeoutMs: number): Promise<unknown>;
-  /** Wakes every sleeper on the word. A system call: only when someone announced a sleep. */
-  wake(byteOffset: number): void;
+  /** Wakes every sleeper on the word; returns how many woke. A system call: only when someone sleeps. */
+  wake(byteOffset: number): number;
 }
 
 /** Futex waits on a mapped (shm or memfd) segment. */
@@ -32,8 +32,8 @@ export class FutexSignaller implements Signaller {
   waitAsync(byteOffset: number, expected: number, timeoutMs: number): Promise<unknown> {
     return this.#os.futexWaitAsync(this.#mapping, byteOffset, expected, timeoutMs);
   }
-  wake(byteOffset: number): void {
-    this.#os.futexWake(this.#mapping, byteOffset, 0x7fffffff);
+  wake(byteOffset: number): number {
+    return this.#os.futexWake(this.#mapping, byteOffset, 0x7fffffff);
   }
 }
 
@@ -53,7 +53,7 @@ export class AtomicsSignaller implements Signaller {
     const keepAlive = setTimeout(() => {}, timeoutMs + 10);
     return result.value.finally(() => clearTimeout(keepAlive));
   }
-  wake(byteOffset: number): void {
-    Atomics.notify(this.#i32, byteOffset >>> 2);
+  wake(byteOffset: number): number {
+    return Atomics.notify(this.#i32, byteOffset >>> 2);
   }
 }

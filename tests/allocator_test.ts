@@ -2,7 +2,7 @@
 // test programs (hello world, master/slave, mempig, offset); a two-runtime stress and a kill test.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type Fifo, type Segment, SegmentMain } from "../mod.ts";
+import { type Fifo, type Segment, SegmentError, SegmentMain } from "../mod.ts";
 import { expectSuccess, OTHER, running, RUNTIME, RUNTIMES, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { churn } from "./peers/churn.ts";
 
@@ -81,7 +81,11 @@ test("freeFifo: refcounted, back on its freelist, reused at once with flags and 
   segment.freeFifo(again); // 1 -> 0: freed
   assert.equal(segment.numFifos, 0);
   assert.equal(segment.numFreeFifos(4096), free0 + 1);
-  assert.throws(() => segment.freeFifo(again), RangeError, "a double free");
+  assert.throws(
+    () => segment.freeFifo(again),
+    (e: unknown) => e instanceof SegmentError && e.code === "freed",
+    "a double free",
+  );
   assert.throws(() => segment.fifoAt(fifo.offset), RangeError, "no longer live");
   const reused = segment.allocFifo(3000, "rx")!;
   assert.equal(reused.offset, fifo.offset, "last freed, first reused");

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SegmentMain } from "../mod.ts";
+import { PROC_LOCK_BASE } from "../src/layout.ts";
 import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { pattern, patternByte } from "./helpers.ts";
 
@@ -121,6 +122,7 @@ test(`attachAsync: the event loop runs while a ${OTHER} creator finishes, and er
     using quick = new SegmentMain({ timeoutSeconds: 0.1 });
     const fd = quick.os.shmOpen(`/${name}-never`, 0o302, 0o600);
     try {
+      quick.os.lockByte(fd, PROC_LOCK_BASE); // a creator that lives but never finishes
       quick.os.ftruncate(fd, 8192);
       await assert.rejects(quick.attachAsync({ type: "shm", name: `${name}-never` }), {
         name: "SegmentError",

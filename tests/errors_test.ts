@@ -3,6 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { OsError, PAGE_SIZE, SegmentError, SegmentMain } from "../mod.ts";
+import { LAYOUT_VERSION, PROC_LOCK_BASE } from "../src/layout.ts";
+import { O_RDWR } from "../ffi/symbols.ts";
 import { shmEntries, uniqueName } from "./helpers.ts";
 
 function segmentError(code: string) {
@@ -100,7 +102,7 @@ function forge(name: string, size: number, edit: (view: DataView) => void): void
   const bytes = new Uint8Array(Math.max(size, PAGE_SIZE));
   const view = new DataView(bytes.buffer);
   view.setUint32(0, 0x314d5653, true); // magic
-  view.setUint32(4, 1, true); // version
+  view.setUint32(4, LAYOUT_VERSION, true); // version
   view.setBigUint64(8, BigInt(size), true);
   view.setUint32(16, 1, true);
   view.setUint32(20, 1, true); // shm
@@ -110,7 +112,7 @@ function forge(name: string, size: number, edit: (view: DataView) => void): void
   writeFileSync(`/dev/shm/${name}`, bytes.subarray(0, size), { mode: 0o600 });
 }
 
-test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismatch, timeout", () => {
+test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismatch, abandoned, timeout", () => {
   const name = uniqueName("forged");
   using sm = new SegmentMain({ timeoutSeconds: 0.2 });
   const cases: [string, number, (v: DataView) => void][] = [
@@ -121,17 +123,44 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
     ["bad-header", 8192, (v) => v.setUint32(20, 9, true)], // unknown type
     ["bad-header", 8192, (v) => v.setUint32(28, 4000, true)], // name too long
     ["type-mismatch", 8192, (v) => v.setUint32(20, 2, true)], // says memfd
-    ["timeout", 8192, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true))], // never ready
-    ["timeout", 100, () => {}], // shorter than a header page: never looks ready
+    // Never ready and nobody holds the creator's slot: abandoned at once, not after the timeout.
+    ["abandoned", 8192, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true))],
+    ["abandoned", 8192, (v) => v.setInt32(24, 0, true)],
   ];
   for (const [code, size, edit] of cases) {
     try {
       forge(name, size, edit);
+      const started = performance.now();
       assert.throws(() => sm.attach({ type: "shm", name }), segmentError(code), code);
+      if (code === "abandoned") assert.ok(performance.now() - started < 100, "abandoned is seen at once");
       assert.equal(sm.size, 0);
     } finally {
       rmSync(`/dev/shm/${name}`, { force: true });
     }
+  }
+  // A creator that lives (holds its slot) but never finishes: the attach waits out its timeout.
+  for (const size of [8192, 100]) {
+    forge(name, size, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true)));
+    const fd = sm.os.shmOpen(`/${name}`, O_RDWR, 0);
+    try {
+      assert.ok(sm.os.lockByte(fd, PROC_LOCK_BASE), "the test plays the creator");
+      const started = performance.now();
+      assert.throws(() => sm.attach({ type: "shm", name }), segmentError("timeout"));
+      assert.ok(performance.now() - started >= 150, "waited for the live creator");
+    } finally {
+      sm.os.close(fd);
+      rmSync(`/dev/shm/${name}`, { force: true });
+    }
+  }
+  // Too short, and nobody holds the creator's slot: abandoned after a grace period of one second.
+  forge(name, 100, () => {});
+  try {
+    assert.throws(
+      () => new SegmentMain({ timeoutSeconds: 5 }).attach({ type: "shm", name }),
+      segmentError("abandoned"),
+    );
+  } finally {
+    rmSync(`/dev/shm/${name}`, { force: true });
   }
   nothingLeft(sm, name);
 });

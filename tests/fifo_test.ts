@@ -212,11 +212,17 @@ test("a peer that scribbles on the header gets a 'corrupt' error, never an out-o
   assert.throws(() => fifo.dequeue(new Uint8Array(4)), corrupt);
   assert.throws(() => fifo.enqueue(seq(1)), corrupt);
   u32.set(saved, w);
-  u32[w + 17] = 999; // head index past capacity
-  assert.throws(() => fifo.dequeue(new Uint8Array(4)), corrupt);
+  u32[w + 16] = 0xffff_fff0; // head past the counters' period (2^32 - 2^32 % 64 ... here 2^32): fine
+  u32[w + 32] = 0xffff_fff0 + 10;
+  assert.equal(fifo.maxDequeue, 10, "a power-of-two capacity's period is 2^32");
   u32.set(saved, w);
-  u32[w + 33] = 64; // tail index == capacity
-  assert.throws(() => fifo.enqueue(seq(1)), corrupt);
+  const odd = segment.allocFifo(100)!; // period 100 * floor(2^32 / 100) = 4294967200
+  const ow = odd.offset / 4;
+  u32[ow + 32] = 4294967200; // the tail at the period is past it
+  assert.throws(() => odd.enqueue(seq(1)), corrupt);
+  assert.throws(() => odd.maxDequeue, corrupt);
+  u32[ow + 32] = 0;
+  segment.freeFifo(odd);
   u32.set(saved, w);
   u32[w + 4] = 1 << 30; // capacity beyond its size class: a new Fifo object refuses it
   assert.throws(() => segment.fifoAt(fifo.offset), corrupt);

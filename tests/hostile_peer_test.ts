@@ -104,6 +104,7 @@ test("attaching to segments with random header bytes: a clear error or a usable 
       writeFileSync(
         `/dev/shm/${name}`,
         bytes.subarray(0, rand() < 0.2 ? 4096 + Math.floor(rand() * 60_000) : bytes.length),
+        { mode: 0o600 },
       );
       try {
         const seen = sm.attach({ type: "shm", name });

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { privateFifo, seq } from "./fifo_fixture.ts";
+import { SegmentError } from "../mod.ts";
 import { pattern, patternByte } from "./helpers.ts";
 
 const r = (offset: number, length: number) => ({ offset, length });
@@ -107,7 +108,11 @@ test("freeing a fifo forgets its ranges; a reused fifo starts clean", () => {
   assert.equal(again.offset, fifo.offset, "the same memory is reused");
   assert.deepEqual(again.oooSegments(), []);
   assert.equal(again.maxDequeue, 0);
-  assert.throws(() => fifo.oooSegments(), TypeError, "the freed object is dead");
+  assert.throws(
+    () => fifo.oooSegments(),
+    (e: unknown) => e instanceof SegmentError && e.code === "freed",
+    "the freed object is dead",
+  );
 });
 
 test("2 GiB through a 64 KiB fifo, half the writes out of order, every byte checked", () => {

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { statSync } from "node:fs";
 import { PAGE_SIZE, Segment, SegmentError, SegmentMain } from "../mod.ts";
 import { shmEntries, uniqueName } from "./helpers.ts";
+import { PROC_LOCK_BASE } from "../src/layout.ts";
 
 test("shm: create rounds the size to pages, attach from a second main sees the same bytes", () => {
   const name = uniqueName("shm");
@@ -165,6 +166,7 @@ test("attach gives up after timeoutSeconds on a creator that never sets ready, s
   const os = sm.os;
   const fd = os.shmOpen(`/${name}`, 0o302, 0o600);
   try {
+    os.lockByte(fd, PROC_LOCK_BASE); // a creator that lives but never finishes
     os.ftruncate(fd, 8192);
     const start = performance.now();
     const cpuStart = process.cpuUsage();

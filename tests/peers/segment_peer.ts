@@ -5,7 +5,8 @@
 //                             answer "ok", print SAW {...}
 //   slow-create NAME MS       shm_open + ftruncate, print OPENED, wait MS, then format and set ready
 import { SegmentMain } from "../../mod.ts";
-import { formatHeader } from "../../src/segment_header.ts";
+import { formatHeader, setReady } from "../../src/segment_header.ts";
+import { PROC_LOCK_BASE } from "../../src/layout.ts";
 import { SEG_READY } from "../../src/layout.ts";
 import { pattern, patternByte } from "../helpers.ts";
 
@@ -76,11 +77,13 @@ async function slowCreate(): Promise<void> {
   const sm = new SegmentMain();
   const os = sm.os;
   const fd = os.shmOpen(`/${type}`, 0o302, 0o600); // here `type` holds the name
+  os.lockByte(fd, PROC_LOCK_BASE); // the creator's slot, as SegmentMain.create takes it
   os.ftruncate(fd, 1 << 16);
   console.log("OPENED");
   await sleep(Number(name));
   const mapping = os.mmap(fd, 1 << 16);
   formatHeader(mapping.buffer, "shm", new TextEncoder().encode(type), 1 << 16, process.pid);
+  setReady(mapping.buffer);
   os.futexWake(mapping, SEG_READY, 100);
   console.log("FORMATTED");
   os.munmap(mapping);
