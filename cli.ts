@@ -228,11 +228,26 @@ function show(args: string[]): void {
     try {
       segment = sm.attach({ type: "shm", name });
     } catch (error) {
+      if (error instanceof SegmentError && error.code === "abandoned") {
+        // Its creator died before it was ready: nobody can ever attach to it.
+        shown++;
+        console.log(`${name}: abandoned (its creator died before it was ready)`);
+        if (clean) {
+          sm.os.shmUnlink(`/${name}`);
+          console.log(`  removed`);
+        }
+        continue;
+      }
+      if (error instanceof SegmentError && error.code !== "bad-magic" && error.code !== "not-a-file") {
+        shown++;
+        console.log(`${name}: cannot attach (${error.code}): ${error.message}`);
+        continue;
+      }
       if (error instanceof SegmentError || error instanceof OsError) continue; // not ours, or unreadable
       throw error;
     }
     shown++;
-    const alive = sm.os.processAlive(segment.creatorPid);
+    const alive = segment.creatorAlive;
     const fifos = segment.fifos();
     console.log(
       `${name}: ${formatBytes(segment.size)}, creator pid ${segment.creatorPid} (${alive ? "alive" : "dead"}),` +

@@ -56,6 +56,7 @@ import {
   JOURNAL_FREE,
   JOURNAL_NONE,
   JOURNAL_POP,
+  PRIVATE_TAG,
   SIZE_CLASSES,
 } from "./layout.ts";
 import type { Liveness } from "./process_table.ts";
@@ -160,6 +161,19 @@ export class FifoAllocator {
     return false;
   }
 
+  /** Where the chunk that starts at `offset` ends, by this process's index (not by its header); 0 if none starts there. */
+  chunkEnd(offset: number): number {
+    if (!this.isChunkStart(offset)) return 0;
+    let lo = 0;
+    let hi = this.#walked - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#starts[mid] < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1 < this.#walked ? this.#starts[lo + 1] : this.#walkedEnd;
+  }
+
   /** Whether `offset` is a chunk of `sizeClass` in state `state`. */
   #isChunkOf(offset: number, sizeClass: number, state: number): boolean {
     const w = offset >>> 2;
@@ -179,6 +193,11 @@ export class FifoAllocator {
     for (let spins = 0;; spins++) {
       const holder = Atomics.compareExchange(u32, FS_LOCK >>> 2, 0, me);
       if (holder === 0) break;
+      // Our own (unique) tag while we do not hold the lock was written by someone else.
+      if (holder === me && me !== PRIVATE_TAG) {
+        if (Atomics.compareExchange(u32, FS_LOCK >>> 2, holder, me) === holder) break;
+        continue;
+      }
       if (spins < SPINS_BEFORE_CHECK) continue;
       spins = 0;
       if (!liveness.isAlive(holder)) {

@@ -138,8 +138,11 @@ export class Fifo {
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
 
-  /** @internal Use `segment.allocFifo` or `segment.fifoAt`. */
-  constructor(mem: FifoMemory, offset: number) {
+  /**
+   * @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
+   * chunk index says the chunk ends: the header must agree with it.
+   */
+  constructor(mem: FifoMemory, offset: number, chunkEnd: number) {
     if (
       !Number.isSafeInteger(offset) || offset < FIFO_AREA_START || offset % 64 !== 0 ||
       offset + FIFO_HEADER_SIZE > mem.size
@@ -161,7 +164,7 @@ export class Fifo {
     const cap = Atomics.load(u32, w + FF_CAPACITY / 4);
     if (
       sizeClass >= SIZE_CLASSES || length !== chunkBytes(sizeClass) || cap < 1 || cap > classBytes(sizeClass) ||
-      offset + length > mem.size
+      offset + length !== chunkEnd || chunkEnd > mem.size
     ) {
       throw new SegmentError("corrupt", `fifo header at offset ${offset} of segment "${mem.name}" is out of bounds`);
     }
@@ -366,7 +369,12 @@ export class Fifo {
       for (;;) {
         const look = this.#look(kind, n, seq, deadline);
         if (typeof look === "boolean") return look;
-        await this.#mem.signaller.waitAsync(seq * 4, look.value, look.sleepMs);
+        try {
+          await this.#mem.signaller.waitAsync(seq * 4, look.value, look.sleepMs);
+        } catch (error) {
+          this.#check(); // a sleep on memory unmapped meanwhile (EFAULT): the segment was deleted
+          throw error;
+        }
         signal?.throwIfAborted();
       }
     } finally {

@@ -187,7 +187,12 @@ export class Segment {
       throw new RangeError(`list must be "rx", "tx" or "none", got ${String(list)}`);
     }
     const offset = this.#allocator.alloc(size, list);
-    return offset === 0 ? null : new Fifo(this, offset);
+    return offset === 0 ? null : this.#fifo(offset);
+  }
+
+  /** A handle over the chunk at `offset`, bounded by where this process's chunk index says it ends. */
+  #fifo(offset: number): Fifo {
+    return new Fifo(this, offset, this.#allocator.chunkEnd(offset));
   }
 
   /** Drops a reference to the fifo; the last reference puts it back on its freelist. */
@@ -227,7 +232,7 @@ export class Segment {
   /** The fifos in use, in allocation order, each as a new Fifo object of this process. */
   fifos(): Fifo[] {
     this.#check();
-    return this.#allocator.liveFifos().map((offset) => new Fifo(this, offset));
+    return this.#allocator.liveFifos().map((offset) => this.#fifo(offset));
   }
 
   /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
@@ -239,7 +244,7 @@ export class Segment {
     if (!this.#allocator.isLiveFifo(offset)) {
       throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
     }
-    return new Fifo(this, offset);
+    return this.#fifo(offset);
   }
 
   /**
@@ -248,7 +253,7 @@ export class Segment {
    */
   orphanedFifos(): Fifo[] {
     this.#check();
-    return this.#allocator.orphans().map((offset) => new Fifo(this, offset));
+    return this.#allocator.orphans().map((offset) => this.#fifo(offset));
   }
 
   /** The pid of the process that allocated `fifo` (0 when unknown, e.g. in a private segment). */

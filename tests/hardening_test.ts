@@ -1,0 +1,376 @@
+// Issue 9: each way a hostile peer or a careless caller could crash the process, shift a
+// stream, lose a chunk or leave a stuck waiter, reproduced, with what must happen instead.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { OsError, SegmentError, SegmentMain } from "../mod.ts";
+import {
+  chunkBytes,
+  FF_ALLOC_SEQ,
+  FF_CAPACITY,
+  FF_CHUNK_LENGTH,
+  FF_CLASS,
+  FF_DATA_WAITER,
+  FF_MAGIC,
+  FF_STATE,
+  FIFO_MAGIC,
+  FIFO_STATE_LIVE,
+  FS_BUMP,
+  FS_FREELISTS,
+} from "../src/layout.ts";
+import {
+  expectSuccess,
+  OTHER,
+  ROOT,
+  RUNTIME,
+  RUNTIMES,
+  scriptCommand,
+  shmEntries,
+  startPeer,
+  uniqueName,
+} from "./helpers.ts";
+
+const isSegmentError = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isRoot = (process.getuid?.() ?? -1) === 0;
+
+/** Runs a hardening peer in a mount namespace whose /dev/shm is a 2 MiB tmpfs. */
+function inSmallTmpfs(runtime: "deno" | "bun", args: string[]) {
+  const [bin, argv] = scriptCommand(runtime, `${ROOT}/tests/peers/hardening_peer.ts`, args);
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const script = `mount -t tmpfs -o size=2m tmpfs /dev/shm && exec ${[bin, ...argv].map(quote).join(" ")}`;
+  return spawnSync("unshare", ["-m", "sh", "-c", script], { encoding: "utf8", timeout: 60_000 });
+}
+
+const canUnshare = isRoot && spawnSync("unshare", ["-m", "true"]).status === 0;
+
+for (const runtime of RUNTIMES) {
+  test(
+    `1. a full /dev/shm: ${runtime}'s create fails with OsError ENOSPC instead of a later SIGBUS`,
+    { skip: canUnshare ? false : "needs root and unshare(1) to mount a small tmpfs" },
+    () => {
+      const result = inSmallTmpfs(runtime, ["enospc", uniqueName("enospc")]);
+      assert.equal(result.signal, null, `the peer died of ${result.signal}: ${result.stderr}`);
+      assert.match(result.stdout, /^OSERROR posix_fallocate ENOSPC$/m, result.stdout + result.stderr);
+    },
+  );
+}
+
+for (const runtime of RUNTIMES) {
+  test(`3. a caller that transfers a zero-copy view's buffer cannot break or crash ${runtime}`, async () => {
+    const name = uniqueName("transfer");
+    const peer = startPeer(runtime, "hardening_peer", ["transfer", name]);
+    const result = await peer.done;
+    expectSuccess(result, "transfer scenario");
+    assert.match(result.stdout, /^OK/m);
+    assert.deepEqual(shmEntries(name), []);
+  });
+}
+
+test("4. dequeue and peek into a resizable buffer that grew after first use write every byte", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "resizable", size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  const rab = new ArrayBuffer(16, { maxByteLength: 4096 });
+  const dst = new Uint8Array(rab); // tracks the buffer's length
+  fifo.enqueue(new Uint8Array(16).fill(1));
+  assert.equal(fifo.dequeue(dst), 16);
+  rab.resize(512);
+  const src = Uint8Array.from({ length: 512 }, (_, i) => (i * 7 + 3) & 0xff);
+  fifo.enqueue(src);
+  assert.equal(fifo.peek(0, dst), 512);
+  assert.deepEqual(dst, src, "peek wrote all 512 bytes");
+  dst.fill(0);
+  assert.equal(fifo.dequeue(dst), 512);
+  assert.deepEqual(dst, src, "dequeue wrote all 512 bytes");
+  rab.resize(8);
+  fifo.enqueue(src.subarray(0, 100));
+  assert.equal(fifo.dequeue(dst), 8, "a shrunk buffer takes what fits");
+  assert.deepEqual(dst, src.subarray(0, 8));
+});
+
+test("5. a second handle fails with 'freed' once its fifo was freed and the chunk reused", () => {
+  const name = uniqueName("stale");
+  using sm = new SegmentMain();
+  using other = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const peerView = other.attach({ type: "shm", name });
+  const fifo = segment.allocFifo(4096)!;
+  const second = segment.fifoAt(fifo.offset);
+  const peers = peerView.fifoAt(fifo.offset);
+  segment.freeFifo(fifo);
+  const reused = segment.allocFifo(4096)!;
+  assert.equal(reused.offset, fifo.offset, "the chunk was handed out again");
+  reused.enqueue(new Uint8Array([1, 2, 3]));
+  for (const stale of [second, peers]) {
+    assert.throws(() => stale.enqueue(new Uint8Array([9])), isSegmentError("freed"));
+    assert.throws(() => stale.dequeue(new Uint8Array(3)), isSegmentError("freed"));
+    assert.throws(() => stale.close(), isSegmentError("freed"));
+    assert.equal(stale.isLive, false);
+  }
+  assert.throws(() => segment.freeFifo(second), isSegmentError("freed"));
+  assert.throws(() => peerView.freeFifo(peers), isSegmentError("freed"));
+  assert.throws(() => segment.retainFifo(second), isSegmentError("freed"));
+  assert.equal(reused.maxDequeue, 3, "the new fifo is untouched");
+  assert.equal(segment.allocFifo(4096)!.offset === reused.offset, false, "the chunk is not handed out twice");
+  assert.deepEqual(segment.audit().lost, []);
+});
+
+test(
+  "7. a fifo past 2 GiB waits, wakes and closes",
+  { skip: totalMemoryGiB() < 8 ? "needs 8 GiB" : false },
+  async () => {
+    const name = uniqueName("big");
+    using sm = new SegmentMain();
+    const size = 2 ** 31 + 256 * 1024;
+    const segment = sm.create({ type: "shm", name, size });
+    const big = segment.allocFifo(2 ** 30)!; // fills the first GiB of the area
+    const big2 = segment.allocFifo(2 ** 30 - 8192)!; // the second: what follows lies past 2 GiB
+    const fifo = segment.allocFifo(4096)!;
+    assert.ok(fifo.offset > 2 ** 31, `fifo at ${fifo.offset}`);
+    const woken = fifo.waitForData({ timeoutMs: 5000 });
+    await sleep(20);
+    fifo.enqueue(new Uint8Array([42]));
+    assert.equal(await woken, true);
+    assert.equal(fifo.dequeue(new Uint8Array(1)), 1);
+    const ended = fifo.waitForData({ timeoutMs: 5000 });
+    fifo.close();
+    assert.equal(await ended, true);
+    assert.equal(fifo.isClosed, true);
+    const space = fifo.waitForSpace(4096, { timeoutMs: 5000 });
+    assert.equal(await space, true);
+    segment.freeFifo(big);
+    segment.freeFifo(big2);
+  },
+);
+
+function totalMemoryGiB(): number {
+  const line = readFileSync("/proc/meminfo", "utf8").split("\n").find((l) => l.startsWith("MemTotal:")) ?? "";
+  return Number(line.replace(/\D/g, "")) / (1 << 20);
+}
+
+for (const runtime of RUNTIMES) {
+  test(`8. a ${runtime} reader killed asleep does not leave every later write paying a system call`, async () => {
+    const name = uniqueName("deadwaiter");
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+    const fifo = segment.allocFifo(4096)!;
+    const word = (fifo.offset + FF_DATA_WAITER) >>> 2;
+    const peer = startPeer(runtime, "hardening_peer", ["wait", name, String(fifo.offset)]);
+    await peer.line(/^WAITING/);
+    const deadline = Date.now() + 5000;
+    while (Atomics.load(segment.u32, word) === 0 && Date.now() < deadline) await sleep(5);
+    assert.notEqual(Atomics.load(segment.u32, word), 0, "the reader announced its sleep");
+    peer.kill("SIGKILL");
+    await peer.done;
+    // The first write finds nobody asleep, sees the sleeper is dead and clears the word.
+    fifo.enqueue(new Uint8Array(1));
+    assert.equal(Atomics.load(segment.u32, word), 0, "the dead reader's mark is gone");
+    fifo.dequeue(new Uint8Array(1));
+  });
+}
+
+test("8. deleting a segment with a wait pending withdraws the waiter from the shared word", async () => {
+  const name = uniqueName("delwaiter");
+  using sm = new SegmentMain();
+  using other = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  const word = (fifo.offset + FF_DATA_WAITER) >>> 2;
+  const attached = other.attach({ type: "shm", name });
+  const waiting = attached.fifoAt(fifo.offset).waitForData();
+  await sleep(10);
+  assert.notEqual(Atomics.load(segment.u32, word), 0);
+  other.delete(attached);
+  await assert.rejects(waiting, isSegmentError("deleted"));
+  assert.equal(Atomics.load(segment.u32, word), 0);
+});
+
+test("8. cancelling a fifo's readable ends its pending wait", async () => {
+  const name = uniqueName("cancel");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const fifos = Array.from({ length: 40 }, () => segment.allocFifo(4096)!);
+  const readers = fifos.map((f) => f.readable.getReader());
+  const reads = readers.map((r) => r.read());
+  await sleep(20);
+  const waiting = () => fifos.filter((f) => Atomics.load(segment.u32, (f.offset + FF_DATA_WAITER) >>> 2) !== 0);
+  assert.equal(waiting().length, 40);
+  await Promise.all(readers.map((r) => r.cancel()));
+  const results = await Promise.all(reads);
+  assert.ok(results.every((r) => r.done));
+  const deadline = Date.now() + 2000;
+  while (waiting().length > 0 && Date.now() < deadline) await sleep(5);
+  assert.equal(waiting().length, 0, "every wait ended");
+});
+
+test("9. delete() leaves alone a file that took the segment's name after it was removed", () => {
+  const name = uniqueName("foreignfile");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 16 });
+  rmSync(`/dev/shm/${name}`);
+  writeFileSync(`/dev/shm/${name}`, "another program's data", { mode: 0o600 });
+  try {
+    sm.delete(segment);
+    assert.equal(readFileSync(`/dev/shm/${name}`, "utf8"), "another program's data");
+  } finally {
+    rmSync(`/dev/shm/${name}`, { force: true });
+  }
+});
+
+test("10. a freelist head pointing at a live fifo is refused, and the fifo keeps its bytes", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "hostile-freelist", size: 1 << 20 });
+  const live = segment.allocFifo(4096)!;
+  live.enqueue(new Uint8Array([1, 2, 3]));
+  const spare = segment.allocFifo(4096)!; // the class's freelist is not empty now
+  segment.freeFifo(spare);
+  Atomics.store(segment.u32, FS_FREELISTS >>> 2, live.offset); // class 0's head
+  assert.throws(() => segment.allocFifo(4096), isSegmentError("corrupt"));
+  assert.equal(live.maxDequeue, 3);
+  assert.equal(live.isLive, true);
+  const out = new Uint8Array(3);
+  live.dequeue(out);
+  assert.deepEqual([...out], [1, 2, 3]);
+});
+
+test("10. a bump moved back into a live chunk is refused before anything is carved there", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "hostile-bump", size: 1 << 20 });
+  const live = segment.allocFifo(4096)!;
+  const data = new Uint8Array(4096); // zeros: to a claim, the bytes at the bump look unclaimed
+  live.enqueue(data);
+  assert.ok(segment.freeBytes > 0);
+  Atomics.store(segment.u32, FS_BUMP >>> 2, live.offset + 256 + 1024); // inside live's data
+  assert.throws(() => segment.allocFifo(64 * 1024), isSegmentError("corrupt"));
+  const out = new Uint8Array(4096);
+  assert.equal(live.peek(0, out), 4096);
+  assert.deepEqual(out, data, "the live fifo's bytes are untouched");
+});
+
+test("10. a header that claims a bigger class than its chunk is refused by fifoAt, from a fresh process view", () => {
+  const name = uniqueName("hostile-class");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const a = segment.allocFifo(4096)!;
+  const b = segment.allocFifo(4096)!;
+  b.enqueue(new Uint8Array(4096).fill(0x5a));
+  using other = new SegmentMain();
+  const view = other.attach({ type: "shm", name }); // walks the chunks as they are
+  view.fifoAt(b.offset);
+  // A consistent lie: a's header now says class 1 (8 KiB), its chunk swallowing b.
+  const w = a.offset >>> 2;
+  Atomics.store(segment.u32, w + FF_CLASS / 4, 1);
+  Atomics.store(segment.u32, w + FF_CHUNK_LENGTH / 4, chunkBytes(1));
+  Atomics.store(segment.u32, w + FF_CAPACITY / 4, 8192);
+  assert.throws(() => view.fifoAt(a.offset), isSegmentError("corrupt"));
+  assert.equal(view.fifoAt(b.offset).maxDequeue, 4096, "b is still where the index says");
+});
+
+test("10. an offset inside a fifo's data with a forged header is no fifo", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "forged-inner", size: 1 << 20 });
+  const a = segment.allocFifo(8192)!;
+  const inner = a.offset + 256 + 1024;
+  const w = inner >>> 2;
+  Atomics.store(segment.u32, w + FF_CHUNK_LENGTH / 4, chunkBytes(0));
+  Atomics.store(segment.u32, w + FF_MAGIC / 4, FIFO_MAGIC);
+  Atomics.store(segment.u32, w + FF_STATE / 4, FIFO_STATE_LIVE);
+  Atomics.store(segment.u32, w + FF_CAPACITY / 4, 100);
+  Atomics.store(segment.u32, w + FF_ALLOC_SEQ / 4, 12345);
+  assert.throws(() => segment.fifoAt(inner), RangeError);
+});
+
+test(`11. a ${OTHER} creator killed before ready: attach fails at once with 'abandoned', show --clean removes it`, async () => {
+  const name = uniqueName("abandoned");
+  const peer = startPeer(OTHER, "segment_peer", ["slow-create", name, "60000"]);
+  try {
+    await peer.line(/^OPENED/);
+    using sm = new SegmentMain({ timeoutSeconds: 0.5 });
+    assert.throws(() => sm.attach({ type: "shm", name }), isSegmentError("timeout"), "alive: we wait");
+    peer.kill("SIGKILL");
+    await peer.done;
+    using patient = new SegmentMain({ timeoutSeconds: 20 });
+    const started = performance.now();
+    assert.throws(() => patient.attach({ type: "shm", name }), isSegmentError("abandoned"));
+    assert.ok(performance.now() - started < 500, "at once, not after the timeout");
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["show", "--clean"]);
+    const out = execFileSync(bin, argv, { encoding: "utf8" });
+    assert.match(out, new RegExp(`${name}: abandoned`));
+    assert.deepEqual(shmEntries(name), []);
+  } finally {
+    peer.kill();
+    await peer.done;
+    rmSync(`/dev/shm/${name}`, { force: true });
+  }
+});
+
+test("11. a FIFO or a directory under the name fails at once with 'not-a-file'", () => {
+  const name = uniqueName("notafile");
+  using sm = new SegmentMain({ timeoutSeconds: 10 });
+  execFileSync("mkfifo", [`/dev/shm/${name}`]);
+  try {
+    const started = performance.now();
+    assert.throws(() => sm.attach({ type: "shm", name }), isSegmentError("not-a-file"));
+    assert.ok(performance.now() - started < 500);
+  } finally {
+    rmSync(`/dev/shm/${name}`, { force: true });
+  }
+  assert.equal(sm.size, 0);
+});
+
+test("11. a segment open to others or owned by another user is refused unless allowed", () => {
+  const name = uniqueName("foreign");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 16 });
+  using other = new SegmentMain();
+  chmodSync(`/dev/shm/${name}`, 0o666);
+  assert.throws(() => other.attach({ type: "shm", name }), isSegmentError("untrusted"));
+  other.delete(other.attach({ type: "shm", name, allowForeign: true }));
+  chmodSync(`/dev/shm/${name}`, 0o600);
+  if (isRoot) {
+    chownSync(`/dev/shm/${name}`, 65534, 65534);
+    assert.throws(() => other.attach({ type: "shm", name }), isSegmentError("untrusted"));
+    chownSync(`/dev/shm/${name}`, 0, 0);
+  }
+  other.delete(other.attach({ type: "shm", name }));
+  assert.equal(other.size, 0);
+  sm.delete(segment);
+});
+
+test("12. a view of a second mapping of the same segment is refused as a source or destination", () => {
+  const name = uniqueName("alias");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const second = sm.attach({ type: "shm", name });
+  const fifo = segment.allocFifo(4096)!;
+  const viaSecond = second.fifoAt(fifo.offset);
+  fifo.enqueue(new Uint8Array(64));
+  const ownLent = fifo.readSegments()[0]; // a lent buffer over the same memory
+  const otherMapping = viaSecond.readSegments()[0];
+  for (const view of [ownLent, otherMapping]) {
+    assert.throws(() => fifo.enqueue(view), TypeError);
+    assert.throws(() => fifo.dequeue(view), TypeError);
+    assert.throws(() => fifo.peek(0, view), TypeError);
+  }
+  // A view of another segment's memory is a legitimate zero-copy source.
+  const elsewhere = sm.create({ type: "private", name: "elsewhere", size: 1 << 16 });
+  const src = elsewhere.allocFifo(4096)!;
+  src.enqueue(new Uint8Array(10).fill(3));
+  assert.equal(fifo.enqueue(src.readSegments()[0]), 10);
+});
+
+test("12. OsError names every errno, e.g. ELOOP for a symlink under the segment's name", () => {
+  assert.equal(new OsError("open", 40).code, "ELOOP");
+  assert.equal(new OsError("x", 95).code, "ENOTSUP");
+  const name = uniqueName("link");
+  symlinkSync("/etc/hostname", `/dev/shm/${name}`);
+  try {
+    using sm = new SegmentMain();
+    assert.throws(() => sm.attach({ type: "shm", name }), (e: unknown) => e instanceof OsError && e.code === "ELOOP");
+  } finally {
+    rmSync(`/dev/shm/${name}`, { force: true });
+  }
+  assert.equal(existsSync("/etc/hostname"), true);
+});
