@@ -190,6 +190,7 @@ export class FifoAllocator {
     const u32 = this.#u32;
     const liveness = this.#m.liveness;
     const me = liveness.ownTag;
+    let dead = 0; // the holder we took the lock from, if it died holding it
     for (let spins = 0;; spins++) {
       const holder = Atomics.compareExchange(u32, FS_LOCK >>> 2, 0, me);
       if (holder === 0) break;
@@ -201,19 +202,24 @@ export class FifoAllocator {
       if (spins < SPINS_BEFORE_CHECK) continue;
       spins = 0;
       if (!liveness.isAlive(holder)) {
-        if (Atomics.compareExchange(u32, FS_LOCK >>> 2, holder, me) === holder) break;
+        if (Atomics.compareExchange(u32, FS_LOCK >>> 2, holder, me) === holder) {
+          dead = holder;
+          break;
+        }
         continue;
       }
       liveness.pause();
     }
-    // A live holder always clears its journal before it lets go: one left here is a dead one's.
+    // A live holder always clears its journal before it lets go, so only a lock taken from a
+    // dead holder has a journal to replay; one found on a free lock was forged and is dropped.
     if (Atomics.load(u32, FS_JOURNAL_OP >>> 2) !== JOURNAL_NONE) {
       try {
-        this.#recover();
+        if (dead !== 0) this.#recover(dead);
       } catch (error) {
         this.#unlock(); // a journal that cannot be replayed is dropped, and the lock let go
         throw error;
       }
+      Atomics.store(u32, FS_JOURNAL_OP >>> 2, JOURNAL_NONE);
     }
   }
 
@@ -238,8 +244,12 @@ export class FifoAllocator {
     Atomics.store(this.#u32, FS_JOURNAL_OP >>> 2, op);
   }
 
-  /** Finishes or undoes the operation a dead holder journaled. Runs under the lock. */
-  #recover(): void {
+  /**
+   * Finishes or undoes the operation the dead holder `holder` journaled. Runs under the lock.
+   * The journal is a peer's word like any other: a live fifo is touched only when the dead
+   * holder had just made it live (its owner), never on the journal's say alone.
+   */
+  #recover(holder: number): void {
     const u32 = this.#u32;
     const op = Atomics.load(u32, FS_JOURNAL_OP >>> 2);
     const chunk = Atomics.load(u32, FS_JOURNAL_CHUNK >>> 2);
@@ -247,15 +257,22 @@ export class FifoAllocator {
     if (sizeClass >= SIZE_CLASSES) this.#corrupt(`journal names class ${sizeClass}`);
     if (op === JOURNAL_POP) {
       // Popped (the head moved on) but never handed to anyone: put it back.
-      if (this.#head(sizeClass) !== chunk && this.isChunkStart(chunk) && !this.#onList(sizeClass, chunk)) {
+      const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
+      const mine = state === FIFO_STATE_FREE ||
+        (state === FIFO_STATE_LIVE && Atomics.load(u32, (chunk + FF_OWNER) >>> 2) === holder);
+      if (
+        mine && this.#head(sizeClass) !== chunk && this.#isChunkOf(chunk, sizeClass, state) &&
+        !this.#onList(sizeClass, chunk)
+      ) {
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
       }
     } else if (op === JOURNAL_FREE) {
       // The last reference was dropped (refcount 0) but the fifo may not be on its list yet.
+      const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
       if (
-        this.isChunkStart(chunk) && Atomics.load(u32, (chunk + FF_REFCOUNT) >>> 2) === 0 &&
-        !this.#onList(sizeClass, chunk)
+        (state === FIFO_STATE_LIVE || state === FIFO_STATE_FREE) && this.#isChunkOf(chunk, sizeClass, state) &&
+        Atomics.load(u32, (chunk + FF_REFCOUNT) >>> 2) === 0 && !this.#onList(sizeClass, chunk)
       ) {
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
@@ -267,7 +284,10 @@ export class FifoAllocator {
       for (let offset = chunk; offset < this.#walkedEnd;) {
         if (!this.isChunkStart(offset)) this.#corrupt(`journal's carve start ${offset} is not a chunk`);
         const length = Atomics.load(u32, (offset + FF_CHUNK_LENGTH) >>> 2);
-        if (!listed.has(offset)) {
+        // A carve only ever makes free chunks: a live one in the range was not this carve's.
+        const live = Atomics.load(u32, (offset + FF_STATE) >>> 2) === FIFO_STATE_LIVE &&
+          Atomics.load(u32, (offset + FF_MAGIC) >>> 2) === FIFO_MAGIC;
+        if (!live && !listed.has(offset)) {
           this.#formatFree(offset, sizeClassOfLength(length));
           this.#push(sizeClassOfLength(length), offset);
         }
@@ -276,7 +296,6 @@ export class FifoAllocator {
     } else {
       this.#corrupt(`journal holds an unknown operation ${op}`);
     }
-    Atomics.store(u32, FS_JOURNAL_OP >>> 2, JOURNAL_NONE);
   }
 
   /** If the lock is held by a dead process, takes it and repairs what it left. */
@@ -532,10 +551,17 @@ export class FifoAllocator {
     return sizeClass < SIZE_CLASSES && this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE);
   }
 
-  /** Offsets of live fifos whose allocating process is dead. */
-  orphans(): number[] {
+  /**
+   * Live fifos whose allocating process is dead, with their allocation numbers, decided under
+   * the lock (outside it a fifo being freed by its live owner looks live with no owner).
+   */
+  orphans(): { offset: number; seq: number }[] {
     const liveness = this.#m.liveness;
-    return this.liveFifos().filter((offset) => !liveness.isAlive(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2)));
+    return this.#locked(() =>
+      this.liveFifos()
+        .filter((offset) => !liveness.isAlive(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2)))
+        .map((offset) => ({ offset, seq: Atomics.load(this.#u32, (offset + FF_ALLOC_SEQ) >>> 2) }))
+    );
   }
 
   /** The pid of the process that allocated the fifo at `offset` (0 when unknown). */

@@ -253,7 +253,16 @@ export class Segment {
    */
   orphanedFifos(): Fifo[] {
     this.#check();
-    return this.#allocator.orphans().map((offset) => this.#fifo(offset));
+    const out: Fifo[] = [];
+    for (const { offset, seq } of this.#allocator.orphans()) {
+      try {
+        const fifo = this.#fifo(offset);
+        if (fifo.allocationSeq === seq) out.push(fifo); // else freed and handed out again since
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error; // freed since: not an orphan any more
+      }
+    }
+    return out;
   }
 
   /** The pid of the process that allocated `fifo` (0 when unknown, e.g. in a private segment). */

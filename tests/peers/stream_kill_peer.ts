@@ -1,0 +1,49 @@
+// One side of the kill matrix's stream, restarted after every SIGKILL. It resumes where the
+// fifo's own counter says (a fifo of capacity C counts modulo a multiple of C, and the stream
+// stays below that period, so the counter is the stream position), writes or reads sizes drawn
+// from SEED (mostly 1-3 bytes, so that kills land inside operations), and checks every byte it
+// reads against the pattern of its position.
+//   produce NAME OFFSET SEED    prints READY, then writes until killed
+//   consume NAME OFFSET SEED    prints READY, then reads until killed; prints BAD and exits 1 on a wrong byte
+import { SegmentMain } from "../../mod.ts";
+import { FF_HEAD, FF_TAIL } from "../../src/layout.ts";
+import { STREAM_PERIOD, streamTable, xorshift } from "../helpers.ts";
+
+const [mode, name, offsetText, seedText] = process.argv.slice(2);
+const sm = new SegmentMain({ timeoutSeconds: 10 });
+const segment = sm.attach({ type: "shm", name });
+const fifo = segment.fifoAt(Number(offsetText));
+const table = streamTable();
+const rand = xorshift(Number(seedText));
+const size = () => (rand() < 0.8 ? 1 + Math.floor(rand() * 3) : 1 + Math.floor(rand() * 1500));
+const counter = (field: number) => Atomics.load(segment.u32, (fifo.offset + field) >>> 2);
+
+if (mode === "produce") {
+  let position = counter(FF_TAIL);
+  console.log(`READY ${position}`);
+  for (;;) {
+    const n = size();
+    const at = position % STREAM_PERIOD;
+    const wrote = fifo.enqueue(table.subarray(at, at + n));
+    position += wrote;
+    if (wrote === 0) await fifo.waitForSpace(Math.min(n, fifo.size >> 2), { timeoutMs: 200 });
+  }
+} else if (mode === "consume") {
+  let position = counter(FF_HEAD);
+  const buf = new Uint8Array(1500);
+  console.log(`READY ${position}`);
+  for (;;) {
+    const got = fifo.dequeue(buf.subarray(0, size()));
+    for (let i = 0; i < got; i++) {
+      const expected = table[(position + i) % STREAM_PERIOD];
+      if (buf[i] !== expected) {
+        console.log(`BAD at ${position + i}: ${buf[i]} instead of ${expected}`);
+        process.exit(1);
+      }
+    }
+    position += got;
+    if (got === 0) await fifo.waitForData({ timeoutMs: 200 });
+  }
+} else {
+  throw new Error(`unknown mode ${mode}`);
+}
