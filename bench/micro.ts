@@ -44,6 +44,15 @@ for (const [size, { src, dst }] of bufs) {
 bench.add("allocFifo+freeFifo 4 KiB", () => {
   for (let i = 0; i < INNER; i++) segment.freeFifo(segment.allocFifo(4096)!);
 });
+{
+  // fifoAt among many fifos: a binary search of this process's chunk index, not a walk.
+  const many = sm.create({ type: "private", name: "many", size: (quick ? 8 : 280) << 20 });
+  const offsets: number[] = [];
+  for (let fifo = many.allocFifo(100); fifo; fifo = many.allocFifo(100)) offsets.push(fifo.offset);
+  bench.add(`fifoAt among ${offsets.length} fifos`, () => {
+    for (let i = 0; i < INNER; i++) many.fifoAt(offsets[(i * 7919) % offsets.length]);
+  });
+}
 
 await bench.run();
 fifo.dequeueDropAll();

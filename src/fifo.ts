@@ -25,6 +25,7 @@ import {
   FF_CLIENT_THREAD,
   FF_CLOSED,
   FF_DATA_SEQ,
+  FF_DATA_WAITER,
   FF_HAS_EVENT,
   FF_HEAD,
   FF_LIST,
@@ -32,6 +33,7 @@ import {
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
   FF_SPACE_SEQ,
+  FF_SPACE_WAITER,
   FF_STATE,
   FF_TAG,
   FF_TAIL,
@@ -118,7 +120,9 @@ export class Fifo {
   readonly #head: number;
   readonly #tail: number;
   readonly #dataSeq: number;
+  readonly #dataWaiter: number;
   readonly #spaceSeq: number;
+  readonly #spaceWaiter: number;
   readonly #closed: number;
   /** The allocation this handle belongs to, and the word that names the current one. */
   readonly #seq: number;
@@ -183,7 +187,9 @@ export class Fifo {
     this.#head = w + FF_HEAD / 4;
     this.#tail = w + FF_TAIL / 4;
     this.#dataSeq = w + FF_DATA_SEQ / 4;
+    this.#dataWaiter = w + FF_DATA_WAITER / 4;
     this.#spaceSeq = w + FF_SPACE_SEQ / 4;
+    this.#spaceWaiter = w + FF_SPACE_WAITER / 4;
     this.#closed = w + FF_CLOSED / 4;
     this.#cachedHead = Atomics.load(u32, this.#head);
     this.#cachedTail = Atomics.load(u32, this.#tail);
@@ -297,7 +303,7 @@ export class Fifo {
     this.#tailIdx = index;
     Atomics.store(this.#u32, this.#tail, next);
     // A system call only when a reader announced that it sleeps.
-    if (Atomics.load(this.#u32, this.#dataSeq + 1) !== 0) this.#wake(this.#dataSeq);
+    if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) this.#wake(this.#dataSeq, this.#dataWaiter);
     return moved;
   }
 
@@ -310,16 +316,16 @@ export class Fifo {
     this.#headMark = next;
     this.#headIdx = index;
     Atomics.store(this.#u32, this.#head, next);
-    if (Atomics.load(this.#u32, this.#spaceSeq + 1) !== 0) this.#wake(this.#spaceSeq);
+    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) this.#wake(this.#spaceSeq, this.#spaceWaiter);
   }
 
   /**
    * Bumps a sequence word and wakes its sleepers. When nobody was asleep, the waiter word may
    * name a process that died asleep: the waiters clear it then.
    */
-  #wake(seq: number): void {
+  #wake(seq: number, waiter: number): void {
     Atomics.add(this.#i32, seq, 1);
-    if (this.#mem.signaller.wake(seq * 4) === 0) this.#mem.waiters.fruitless(seq + 1);
+    if (this.#mem.signaller.wake(seq * 4) === 0) this.#mem.waiters.fruitless(waiter);
   }
 
   /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
@@ -338,9 +344,9 @@ export class Fifo {
   #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
     checkTimeout(timeoutMs);
     if (this.#ready(kind, n)) return true;
-    const seq = this.#seqOf(kind);
+    const [seq, waiter] = this.#wordsOf(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-    this.#mem.waiters.enter(seq + 1);
+    this.#mem.waiters.enter(waiter);
     try {
       for (;;) {
         const look = this.#look(kind, n, seq, deadline);
@@ -348,7 +354,7 @@ export class Fifo {
         this.#mem.signaller.waitSync(seq * 4, look.value, look.sleepMs);
       }
     } finally {
-      if (!this.#mem.deleted) this.#mem.waiters.leave(seq + 1);
+      if (!this.#mem.deleted) this.#mem.waiters.leave(waiter);
     }
   }
 
@@ -357,14 +363,14 @@ export class Fifo {
     checkTimeout(timeoutMs);
     signal?.throwIfAborted();
     if (this.#ready(kind, n)) return true;
-    const seq = this.#seqOf(kind);
+    const [seq, waiter] = this.#wordsOf(kind);
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
     const onAbort = () => {
-      if (!this.#mem.deleted) this.#wake(seq);
+      if (!this.#mem.deleted) this.#wake(seq, waiter);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    this.#mem.waiters.enter(seq + 1);
+    this.#mem.waiters.enter(waiter);
     try {
       for (;;) {
         const look = this.#look(kind, n, seq, deadline);
@@ -379,13 +385,13 @@ export class Fifo {
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      if (!this.#mem.deleted) this.#mem.waiters.leave(seq + 1);
+      if (!this.#mem.deleted) this.#mem.waiters.leave(waiter);
     }
   }
 
-  /** The sequence word of a kind of wait (a u32 index); its waiter word follows it. */
-  #seqOf(kind: number): number {
-    return kind === DATA ? this.#dataSeq : this.#spaceSeq;
+  /** The sequence word and the waiter word of a kind of wait (u32 indices). */
+  #wordsOf(kind: number): [seq: number, waiter: number] {
+    return kind === DATA ? [this.#dataSeq, this.#dataWaiter] : [this.#spaceSeq, this.#spaceWaiter];
   }
 
   /**
@@ -436,7 +442,7 @@ export class Fifo {
   close(): void {
     this.#check();
     Atomics.store(this.#i32, this.#closed, 1);
-    this.#wake(this.#dataSeq);
+    this.#wake(this.#dataSeq, this.#dataWaiter);
   }
 
   /** True once the producer closed the fifo (there may still be bytes to read). */

@@ -170,6 +170,8 @@ export const FF_DATA_WAITER = 204;
 export const FF_SPACE_SEQ = 208;
 export const FF_SPACE_WAITER = 212;
 export const FF_CLOSED = 216;
+/** Words from a sequence word to its waiter word (both kinds of wait are laid out alike). */
+export const WAITER_AFTER_SEQ = (FF_DATA_WAITER - FF_DATA_SEQ) / 4;
 
 /** Data bytes of a size class. */
 export function classBytes(sizeClass: number): number {

@@ -9,7 +9,7 @@ import type { Mapping } from "../ffi/os.ts";
 import { type AllocatorAudit, classOf, FifoAllocator } from "./allocator.ts";
 import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
-import { classBytes, FS_CREATOR_TAG, SIZE_CLASSES } from "./layout.ts";
+import { classBytes, FS_CREATOR_TAG, SIZE_CLASSES, WAITER_AFTER_SEQ } from "./layout.ts";
 import type { SegmentType } from "./segment_header.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Liveness } from "./process_table.ts";
@@ -166,7 +166,7 @@ export class Segment {
   markDeleted(): void {
     this.#deleted = true;
     for (const waiterWord of this.waiters.leaveAll()) {
-      const seq = waiterWord - 1;
+      const seq = waiterWord - WAITER_AFTER_SEQ; // the sequence word a waiter word belongs to
       Atomics.add(this.i32, seq, 1);
       this.signaller.wake(seq * 4);
     }

@@ -280,18 +280,19 @@ test(`kill: a ${OTHER} process SIGKILLed while allocating and freeing, 20 times;
     survivor.kill("SIGTERM");
     await survivor.done;
     const books = audit(segment);
-    // What the dead held stays live (leaked); every other chunk is free and on its freelist.
+    // What the dead held stays live until freed; no chunk is lost.
     assert.equal(books.numFifos, books.live);
     assert.ok(books.live <= 9 * 21, `at most what 21 killed processes held: ${books.live}`);
-    assert.ok(
-      books.onFreelists + books.live + books.unformatted >= books.chunks - 21,
-      "at most one chunk lost per kill",
-    );
-    assert.ok(books.onFreelists <= books.free);
+    assert.deepEqual(segment.audit().lost, [], "every chunk live or on its freelist");
+    assert.equal(books.onFreelists + books.live, books.chunks);
+    const orphans = segment.orphanedFifos();
+    assert.equal(orphans.length, books.live, "every live fifo's allocator is dead");
+    for (const orphan of orphans) segment.freeFifo(orphan);
     const after = churn(segment, 2000, 4242);
     assert.equal(after.corrupt, 0);
     assert.ok(after.allocs > 500);
-    assert.equal(audit(segment).live, books.live, "allocating and freeing still balance");
+    assert.equal(audit(segment).live, 0, "allocating and freeing still balance");
+    assert.equal(audit(segment).onFreelists, audit(segment).chunks);
   } finally {
     survivor.kill();
     await survivor.done;

@@ -27,7 +27,7 @@ function transfer(): void {
   const fifo = segment.allocFifo(4096)!;
   fifo.enqueue(new Uint8Array([1, 2, 3, 4]));
   // What a postMessage transfer list does to a view's buffer.
-  const moved = fifo.readSegments()[0].buffer.transfer();
+  const moved = (fifo.readSegments()[0].buffer as ArrayBuffer).transfer();
   // The library's own memory is untouched: the fifo goes on working.
   fifo.enqueue(new Uint8Array([5]));
   const out = new Uint8Array(5);
