@@ -95,7 +95,11 @@ function checkTimeout(timeoutMs: number | undefined): void {
 }
 
 function checkBytes(what: string, value: Uint8Array): void {
-  if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array`);
+  if (!(value instanceof Uint8Array)) notBytes(what);
+}
+
+function notBytes(what: string): never {
+  throw new TypeError(`${what} must be a Uint8Array`);
 }
 
 function checkCount(what: string, value: number): void {
@@ -193,17 +197,36 @@ export class Fifo {
     this.#closed = w + FF_CLOSED / 4;
     this.#cachedHead = Atomics.load(u32, this.#head);
     this.#cachedTail = Atomics.load(u32, this.#tail);
+    this.#markHead(this.#cachedHead);
+    this.#markTail(this.#cachedTail);
   }
 
+  /** Remembers a counter's ring index, so that the next operation needs no division. */
+  #markHead(head: number): void {
+    this.#headMark = head;
+    this.#headIdx = (head % this.#cap) | 0; // an int32 index, even from a counter past 2^31
+  }
+
+  #markTail(tail: number): void {
+    this.#tailMark = tail;
+    this.#tailIdx = (tail % this.#cap) | 0;
+  }
+
+  /**
+   * Throws unless this handle's fifo can be used. Hot: every operation runs it, so its failure
+   * paths live in {@link #unusable}, out of the way of the JIT's inlining budget.
+   */
   #check(): void {
+    if (this.#freed || this.#mem.deleted || Atomics.load(this.#u32, this.#seqWord) !== this.#seq) this.#unusable();
+  }
+
+  #unusable(): never {
     if (this.#freed) throw new SegmentError("freed", `fifo at offset ${this.#offset} was freed through this handle`);
     if (this.#mem.deleted) throw new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
-    if (Atomics.load(this.#u32, this.#seqWord) !== this.#seq) {
-      throw new SegmentError(
-        "freed",
-        `fifo at offset ${this.#offset} of segment "${this.#mem.name}" was freed (and perhaps allocated again)`,
-      );
-    }
+    throw new SegmentError(
+      "freed",
+      `fifo at offset ${this.#offset} of segment "${this.#mem.name}" was freed (and perhaps allocated again)`,
+    );
   }
 
   #corrupt(what: string): never {
@@ -217,7 +240,10 @@ export class Fifo {
    * remembered per direction (an array never changes buffer; reading `.buffer` is slow in V8).
    */
   #checkAlias(what: "src" | "dst", view: Uint8Array): void {
-    if (view === (what === "src" ? this.#srcOk : this.#dstOk)) return;
+    if (view !== (what === "src" ? this.#srcOk : this.#dstOk)) this.#aliasMiss(what, view);
+  }
+
+  #aliasMiss(what: "src" | "dst", view: Uint8Array): void {
     if (view.buffer === this.#u8.buffer || this.#mem.holds(view)) {
       throw new TypeError(`${what} is a view of the segment's own memory; copy it through a buffer of your own`);
     }
@@ -225,16 +251,38 @@ export class Fifo {
     else this.#dstOk = view;
   }
 
-  /** `to - from` modulo the period. */
+  /** `to - from` modulo the period (written so that no step leaves int32 range). */
   #dist(to: number, from: number): number {
-    return to >= from ? to - from : to + this.#period - from;
+    const d = to - from;
+    return d >= 0 ? d : d + this.#period;
   }
 
-  /** A counter read from its word (Atomics.load: another handle may write it too), checked. */
+  /**
+   * A counter read from its word (Atomics.load: another handle, or a peer, may write it),
+   * checked. The failure paths below are cold functions, to keep the hot ones small.
+   */
   #counter(word: number): number {
     const value = Atomics.load(this.#u32, word);
-    if (value >= this.#period) this.#corrupt(`counter ${value} is past the period ${this.#period}`);
+    if (value >= this.#period) this.#badCounter(value);
     return value;
+  }
+
+  /**
+   * This side's own counter: only this side writes it, so a plain read (as in any
+   * single-writer ring) is enough; it is checked like any shared word.
+   */
+  #own(word: number): number {
+    const value = this.#u32[word];
+    if (value >= this.#period) this.#badCounter(value);
+    return value;
+  }
+
+  #badCounter(value: number): never {
+    this.#corrupt(`counter ${value} is past the period ${this.#period}`);
+  }
+
+  #badDistance(head: number, tail: number): never {
+    this.#corrupt(`head ${head} and tail ${tail} are ${this.#dist(tail, head)} bytes apart, capacity ${this.#cap}`);
   }
 
   /** Bytes readable now, as seen by the consumer: refreshes the cached tail. */
@@ -242,7 +290,7 @@ export class Fifo {
     const tail = this.#counter(this.#tail);
     this.#cachedTail = tail;
     const used = this.#dist(tail, head);
-    if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
+    if (used > this.#cap) this.#badDistance(head, tail);
     return used;
   }
 
@@ -251,18 +299,18 @@ export class Fifo {
     const head = this.#counter(this.#head);
     this.#cachedHead = head;
     const used = this.#dist(tail, head);
-    if (used > this.#cap) this.#corrupt(`head ${head} and tail ${tail} are ${used} bytes apart, capacity ${this.#cap}`);
+    if (used > this.#cap) this.#badDistance(head, tail);
     return this.#cap - used;
   }
 
   /** The ring index of the head counter `head`. */
   #headIndex(head: number): number {
-    return head === this.#headMark ? this.#headIdx : head % this.#cap;
+    return head === this.#headMark ? this.#headIdx : (head % this.#cap) | 0;
   }
 
   /** The ring index of the tail counter `tail`. */
   #tailIndex(tail: number): number {
-    return tail === this.#tailMark ? this.#tailIdx : tail % this.#cap;
+    return tail === this.#tailMark ? this.#tailIdx : (tail % this.#cap) | 0;
   }
 
   /** Writes n bytes of src (from srcAt) into the ring at ring index `at`. */
@@ -297,8 +345,8 @@ export class Fifo {
     if (moved === 0) return 0;
     let index = at + moved;
     if (index >= this.#cap) index -= this.#cap;
-    let next = tail + moved;
-    if (next >= this.#period) next -= this.#period;
+    let next = tail - (this.#period - moved); // tail + moved - period, in int32 range
+    if (next < 0) next += this.#period;
     this.#tailMark = next;
     this.#tailIdx = index;
     Atomics.store(this.#u32, this.#tail, next);
@@ -311,8 +359,8 @@ export class Fifo {
   #consume(head: number, at: number, n: number): void {
     let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
-    let next = head + n;
-    if (next >= this.#period) next -= this.#period;
+    let next = head - (this.#period - n);
+    if (next < 0) next += this.#period;
     this.#headMark = next;
     this.#headIdx = index;
     Atomics.store(this.#u32, this.#head, next);
@@ -483,7 +531,7 @@ export class Fifo {
     this.#check();
     checkBytes("src", src);
     this.#checkAlias("src", src);
-    const tail = this.#counter(this.#tail);
+    const tail = this.#own(this.#tail);
     let free = this.#cap - this.#dist(tail, this.#cachedHead);
     if (free < src.length) free = this.#free(tail);
     if (exact && free < src.length) return -1;
@@ -523,7 +571,7 @@ export class Fifo {
     this.#check();
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
-    const head = this.#counter(this.#head);
+    const head = this.#own(this.#head);
     let used = this.#dist(this.#cachedTail, head);
     if (used < dst.length || used > this.#cap) used = this.#used(head);
     if (exact && used < dst.length) return -1;
@@ -555,7 +603,7 @@ export class Fifo {
     checkCount("offset", offset);
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
-    const head = this.#counter(this.#head);
+    const head = this.#own(this.#head);
     let used = this.#dist(this.#cachedTail, head);
     if (used < offset + dst.length || used > this.#cap) used = this.#used(head);
     if (offset >= used) return 0;
@@ -777,6 +825,8 @@ export class Fifo {
     Atomics.store(this.#u32, this.#tail, at);
     this.#cachedHead = at;
     this.#cachedTail = at;
+    this.#markHead(at);
+    this.#markTail(at);
   }
 
   /** Whether the fifo's header still says it is allocated. */

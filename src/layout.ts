@@ -69,10 +69,10 @@
  *   +216 i32  closed           1 once the producer ends the stream
  *   +256 data
  *
- * The period of head and tail is the largest multiple of the capacity that fits in 2^32
- * (2^32 itself for a power-of-two capacity), so a counter's position in the ring is the counter
- * modulo the capacity: there is no second word that a process killed between two stores could
- * leave disagreeing with it.
+ * The period of head and tail is the largest multiple of the capacity up to 2^31 (2^31 itself for
+ * a power-of-two capacity below 2 GiB; 2^32 for a 2 GiB fifo), so a counter's position in the ring
+ * is the counter modulo the capacity: there is no second word that a process killed between two
+ * stores could leave disagreeing with it.
  * ```
  *
  * @module
@@ -189,7 +189,11 @@ export function isChunkLength(length: number): boolean {
   return false;
 }
 
-/** The period of a fifo's head and tail counters: the largest multiple of `capacity` <= 2^32. */
+/**
+ * The period of a fifo's head and tail counters: the largest multiple of `capacity` up to 2^31,
+ * so that counters, distances and ring indices are all int32 values (which both engines compile
+ * to integer code); 2^32 for the one capacity that needs more, 2 GiB.
+ */
 export function counterPeriod(capacity: number): number {
-  return capacity * Math.floor(2 ** 32 / capacity);
+  return capacity < 2 ** 31 ? capacity * Math.floor(2 ** 31 / capacity) : 2 ** 32;
 }

@@ -57,8 +57,8 @@ test("wrap at the end of the ring: writes and reads split in two copies", () => 
   assert.deepEqual(out, seq(10, 100));
 });
 
-test("wrap of the counters at 2^32", () => {
-  for (const start of [0xffff_fff0, 0xffff_ffff, 0xffff_fffa]) {
+test("wrap of the counters at their period (2^31 for a power-of-two capacity; initPointers takes any u32)", () => {
+  for (const start of [0xffff_fff0, 0xffff_ffff, 0xffff_fffa, 0x7fff_fff0]) {
     const { sm, fifo } = privateFifo(64);
     using _ = sm;
     fifo.initPointers(start);
@@ -212,13 +212,13 @@ test("a peer that scribbles on the header gets a 'corrupt' error, never an out-o
   assert.throws(() => fifo.dequeue(new Uint8Array(4)), corrupt);
   assert.throws(() => fifo.enqueue(seq(1)), corrupt);
   u32.set(saved, w);
-  u32[w + 16] = 0xffff_fff0; // head past the counters' period (2^32 - 2^32 % 64 ... here 2^32): fine
-  u32[w + 32] = 0xffff_fff0 + 10;
-  assert.equal(fifo.maxDequeue, 10, "a power-of-two capacity's period is 2^32");
+  u32[w + 16] = 0x7fff_fffc; // head 4 bytes below the period of a 64-byte fifo, 2^31
+  u32[w + 32] = 6; // and the tail 10 bytes on, past the wrap
+  assert.equal(fifo.maxDequeue, 10, "a power-of-two capacity's period is 2^31");
   u32.set(saved, w);
-  const odd = segment.allocFifo(100)!; // period 100 * floor(2^32 / 100) = 4294967200
+  const odd = segment.allocFifo(100)!; // period 100 * floor(2^31 / 100) = 2147483600
   const ow = odd.offset / 4;
-  u32[ow + 32] = 4294967200; // the tail at the period is past it
+  u32[ow + 32] = 2147483600; // the tail at the period is past it
   assert.throws(() => odd.enqueue(seq(1)), corrupt);
   assert.throws(() => odd.maxDequeue, corrupt);
   u32[ow + 32] = 0;
