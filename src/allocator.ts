@@ -30,6 +30,7 @@ import {
   FF_CAPACITY,
   FF_CHUNK_LENGTH,
   FF_CLASS,
+  FF_KIND,
   FF_LIST,
   FF_MAGIC,
   FF_NEXT_FREE,
@@ -56,6 +57,7 @@ import {
   JOURNAL_FREE,
   JOURNAL_NONE,
   JOURNAL_POP,
+  KIND_FIFO,
   PRIVATE_TAG,
   SIZE_CLASSES,
 } from "./layout.ts";
@@ -409,8 +411,8 @@ export class FifoAllocator {
     return (Atomics.load(this.#u32, FS_FLAGS >>> 2) & FS_FLAG_PREALLOCATED) !== 0;
   }
 
-  /** Takes a chunk for a fifo of `size` bytes and makes it live; returns its offset or 0. */
-  alloc(size: number, list: FifoList): number {
+  /** Takes a chunk for `size` bytes of a kind (a fifo by default) and makes it live; returns its offset or 0. */
+  alloc(size: number, list: FifoList, kind = KIND_FIFO): number {
     const sizeClass = classOf(size);
     return this.#locked(() => {
       let offset = this.#pop(sizeClass);
@@ -418,12 +420,12 @@ export class FifoAllocator {
         offset = this.#pop(sizeClass);
       }
       if (offset === 0) return 0;
-      this.#makeLive(offset, size, list);
+      this.#makeLive(offset, size, list, kind);
       return offset;
     });
   }
 
-  #makeLive(offset: number, size: number, list: FifoList): void {
+  #makeLive(offset: number, size: number, list: FifoList, kind: number): void {
     const u32 = this.#u32;
     const w = offset >>> 2;
     // Zero everything from line 0's user fields through the signalling line: a reused fifo
@@ -433,6 +435,7 @@ export class FifoAllocator {
     u32[w + FF_LIST / 4] = FIFO_LIST_CODES[list];
     u32[w + FF_NEXT_FREE / 4] = 0;
     u32[w + FF_OWNER / 4] = this.#m.liveness.ownTag;
+    u32[w + FF_KIND / 4] = kind;
     let seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     if (seq === 0) seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
@@ -535,11 +538,13 @@ export class FifoAllocator {
     return out;
   }
 
-  /** Offsets of the live fifos, in allocation order. */
-  liveFifos(): number[] {
+  /** Offsets of the live chunks of a kind (any kind when undefined), in allocation order. */
+  liveFifos(kind?: number): number[] {
     const u32 = this.#u32;
     return this.chunks()
-      .filter((c) => c.state === FIFO_STATE_LIVE)
+      .filter((c) =>
+        c.state === FIFO_STATE_LIVE && (kind === undefined || Atomics.load(u32, (c.offset + FF_KIND) >>> 2) === kind)
+      )
       .map((c) => ({ offset: c.offset, seq: u32[(c.offset + FF_ALLOC_SEQ) >>> 2] }))
       .sort((a, b) => a.seq - b.seq)
       .map((c) => c.offset);
@@ -569,9 +574,9 @@ export class FifoAllocator {
     return this.#m.liveness.pidOf(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2));
   }
 
-  /** Fifos in use, counted by walking the chunks. */
-  activeCount(): number {
-    return this.chunks().filter((c) => c.state === FIFO_STATE_LIVE).length;
+  /** Live chunks of a kind, counted by walking the chunks. */
+  activeCount(kind: number): number {
+    return this.liveFifos(kind).length;
   }
 
   /** Bytes not held by live fifos: never carved, plus the chunks on freelists. */

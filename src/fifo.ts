@@ -28,6 +28,7 @@ import {
   FF_DATA_WAITER,
   FF_HAS_EVENT,
   FF_HEAD,
+  FF_KIND,
   FF_LIST,
   FF_MAGIC,
   FF_MASTER_SESSION,
@@ -42,12 +43,16 @@ import {
   FIFO_HEADER_SIZE,
   FIFO_MAGIC,
   FIFO_STATE_LIVE,
+  KIND_FIFO,
   SIZE_CLASSES,
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
 import { ByteCopier } from "./byte_copy.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
+import { waitAsync, type WaitCondition, type WaitOptions, waitSync, wake } from "./word_wait.ts";
+
+export type { WaitOptions } from "./word_wait.ts";
 import { readableOf, writableOf } from "./fifo_streams.ts";
 
 export type { OooSegment } from "./ooo.ts";
@@ -77,22 +82,8 @@ export interface FifoMemory {
   holds(view: Uint8Array): boolean;
 }
 
-/** Options of the waits. */
-export interface WaitOptions {
-  /** Give up after this many milliseconds (the wait then resolves false). Default: no limit. */
-  timeoutMs?: number;
-  /** Cancels the wait: it rejects with the signal's reason. Async waits only. */
-  signal?: AbortSignal;
-}
-
-/** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
-const SLICE_MS = 1000;
 const DATA = 0;
 const SPACE = 1;
-
-function checkTimeout(timeoutMs: number | undefined): void {
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
-}
 
 function checkBytes(what: string, value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) notBytes(what);
@@ -164,7 +155,8 @@ export class Fifo {
     const magic = Atomics.load(u32, w + FF_MAGIC / 4);
     const state = Atomics.load(u32, w + FF_STATE / 4);
     const seq = Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
-    if (magic !== FIFO_MAGIC || state !== FIFO_STATE_LIVE || seq === 0) {
+    const kind = Atomics.load(u32, w + FF_KIND / 4);
+    if (magic !== FIFO_MAGIC || state !== FIFO_STATE_LIVE || seq === 0 || kind !== KIND_FIFO) {
       throw new RangeError(`no live fifo at offset ${offset} of segment "${mem.name}"`);
     }
     const sizeClass = Atomics.load(u32, w + FF_CLASS / 4);
@@ -372,8 +364,7 @@ export class Fifo {
    * name a process that died asleep: the waiters clear it then.
    */
   #wake(seq: number, waiter: number): void {
-    Atomics.add(this.#i32, seq, 1);
-    if (this.#mem.signaller.wake(seq * 4) === 0) this.#mem.waiters.fruitless(waiter);
+    wake(this.#mem, seq, waiter);
   }
 
   /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
@@ -383,76 +374,22 @@ export class Fifo {
     return this.#free(this.#counter(this.#tail)) >= n;
   }
 
-  /**
-   * The sleeping protocol: announce a waiter, then read the sequence word, then re-check the
-   * condition, then sleep only while the word is unchanged. The other side changes the fifo
-   * first and looks for waiters second, so whichever order the two run in, the sleeper either
-   * sees the change or is woken: no wake-up is lost.
-   */
-  #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
-    checkTimeout(timeoutMs);
-    if (this.#ready(kind, n)) return true;
-    const [seq, waiter] = this.#wordsOf(kind);
-    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-    this.#mem.waiters.enter(waiter);
-    try {
-      for (;;) {
-        const look = this.#look(kind, n, seq, deadline);
-        if (typeof look === "boolean") return look;
-        this.#mem.signaller.waitSync(seq * 4, look.value, look.sleepMs);
-      }
-    } finally {
-      if (!this.#mem.deleted) this.#mem.waiters.leave(waiter);
-    }
-  }
-
-  async #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
-    const { timeoutMs, signal } = options;
-    checkTimeout(timeoutMs);
-    signal?.throwIfAborted();
-    if (this.#ready(kind, n)) return true;
-    const [seq, waiter] = this.#wordsOf(kind);
-    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-    // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
-    const onAbort = () => {
-      if (!this.#mem.deleted) this.#wake(seq, waiter);
+  /** What a wait for `kind` waits on: its words, and the condition (data or the end; `n` free bytes). */
+  #condition(kind: number, n: number): WaitCondition {
+    return {
+      seq: kind === DATA ? this.#dataSeq : this.#spaceSeq,
+      waiter: kind === DATA ? this.#dataWaiter : this.#spaceWaiter,
+      check: () => this.#check(),
+      ready: () => this.#ready(kind, n),
     };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#mem.waiters.enter(waiter);
-    try {
-      for (;;) {
-        const look = this.#look(kind, n, seq, deadline);
-        if (typeof look === "boolean") return look;
-        try {
-          await this.#mem.signaller.waitAsync(seq * 4, look.value, look.sleepMs);
-        } catch (error) {
-          this.#check(); // a sleep on memory unmapped meanwhile (EFAULT): the segment was deleted
-          throw error;
-        }
-        signal?.throwIfAborted();
-      }
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      if (!this.#mem.deleted) this.#mem.waiters.leave(waiter);
-    }
   }
 
-  /** The sequence word and the waiter word of a kind of wait (u32 indices). */
-  #wordsOf(kind: number): [seq: number, waiter: number] {
-    return kind === DATA ? [this.#dataSeq, this.#dataWaiter] : [this.#spaceSeq, this.#spaceWaiter];
+  #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
+    return waitSync(this.#mem, this.#condition(kind, n), timeoutMs);
   }
 
-  /**
-   * One look inside an announced wait: true when the condition holds, false at the deadline,
-   * otherwise the sequence value to sleep on (read before the re-check) and for how long.
-   */
-  #look(kind: number, n: number, seq: number, deadline: number): boolean | { value: number; sleepMs: number } {
-    this.#check(); // a segment deleted while we slept: stop here, before reading its memory
-    const value = Atomics.load(this.#i32, seq);
-    if (this.#ready(kind, n)) return true;
-    const left = deadline - performance.now();
-    if (left <= 0) return false;
-    return { value, sleepMs: Math.min(left, SLICE_MS) };
+  #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
+    return waitAsync(this.#mem, this.#condition(kind, n), options);
   }
 
   /**

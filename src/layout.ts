@@ -55,6 +55,7 @@
  *   +40  u32  master session index   +44 u32 master thread index
  *   +48  u32  client session index   +52 u32 client thread index
  *   +56  u32  owner            process tag of the allocator
+ *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue
  *   line 1, written only by the consumer
  *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
@@ -68,6 +69,25 @@
  *   +212 u32  space waiter     the sleeping writer; 0 = nobody sleeps
  *   +216 i32  closed           1 once the producer ends the stream
  *   +256 data
+ *
+ * Message queue (a live chunk of kind 1): its own header and rings fill the chunk's data area,
+ * from D = chunk + FIFO_HEADER_SIZE; the fifo lines 1-3 of the chunk header are unused.
+ *   D+0   u32  magic          MQ_MAGIC
+ *   D+4   u32  ring count     1 .. MQ_MAX_RINGS
+ *   D+64  i32  data seq       futex word: bumped by a producer when the consumer sleeps
+ *   D+68  u32  data waiter    the sleeping consumer (waiters.ts)
+ *   D+72  i32  space seq      bumped by the consumer when a producer sleeps
+ *   D+76  u32  space waiter   a sleeping producer
+ *   D+128 ring descriptors, MQ_RING_SIZE bytes each:
+ *     +0  u32 slots N   +4 u32 slot payload bytes   +8 u32 slot stride   +12 u32 slots' offset from D
+ *     +64 u32 tail      position of the next slot to claim (producers; any of them moves it on)
+ *     +128 u32 head     position of the next slot to read (the consumer)
+ *   slots, each ring's N slots of `stride` bytes (8-aligned):
+ *     +0  u32 state     position * 4 + 0 (free for that position) or + 1 (ready at that position)
+ *     +4  u32 writer    tag of the producer writing it (claimed by CAS 0 -> tag), 0 when free
+ *     +8  u32 sender    the sending handle's id      +12 u32 sender seq: 1, 2, 3... per handle
+ *     +16 u32 length    +20 u32 reserved              +24 payload
+ *   Positions run modulo the ring's period, N * floor(2^29 / N), so that state words are int32.
  *
  * The period of head and tail is the largest multiple of the capacity up to 2^31 (2^31 itself for
  * a power-of-two capacity below 2 GiB; 2^32 for a 2 GiB fifo), so a counter's position in the ring
@@ -161,6 +181,45 @@ export const FF_MASTER_THREAD = 44;
 export const FF_CLIENT_SESSION = 48;
 export const FF_CLIENT_THREAD = 52;
 export const FF_OWNER = 56;
+export const FF_KIND = 60;
+/** Kinds of chunk. */
+export const KIND_FIFO = 0;
+export const KIND_MESSAGE_QUEUE = 1;
+
+/** "MSGQ" read as a little-endian u32. */
+export const MQ_MAGIC = 0x5147534d;
+export const MQ_MAX_RINGS = 8;
+export const MQ_RING_COUNT = 4;
+export const MQ_DATA_SEQ = 64;
+export const MQ_DATA_WAITER = 68;
+export const MQ_SPACE_SEQ = 72;
+export const MQ_SPACE_WAITER = 76;
+export const MQ_RINGS = 128;
+export const MQ_RING_SIZE = 192;
+export const MQR_SLOTS = 0;
+export const MQR_SLOT_BYTES = 4;
+export const MQR_STRIDE = 8;
+export const MQR_BASE = 12;
+export const MQR_TAIL = 64;
+export const MQR_HEAD = 128;
+export const MQS_STATE = 0;
+export const MQS_WRITER = 4;
+export const MQS_SENDER = 8;
+export const MQS_SENDER_SEQ = 12;
+export const MQS_LENGTH = 16;
+export const MQS_PAYLOAD = 24;
+/** Bytes of a queue's header: its own words and the ring descriptors. */
+export function messageQueueHeaderBytes(rings: number): number {
+  return MQ_RINGS + rings * MQ_RING_SIZE;
+}
+/** Bytes of one slot carrying up to `slotBytes` of payload. */
+export function messageSlotStride(slotBytes: number): number {
+  return (MQS_PAYLOAD + slotBytes + 7) & ~7;
+}
+/** The period of a ring's positions. */
+export function ringPeriod(slots: number): number {
+  return slots * Math.floor(2 ** 29 / slots);
+}
 export const FF_HEAD = 64;
 export const FF_TAIL = 128;
 export const FF_HAS_EVENT = 192;

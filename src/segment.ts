@@ -9,7 +9,22 @@ import type { Mapping } from "../ffi/os.ts";
 import { type AllocatorAudit, classOf, FifoAllocator } from "./allocator.ts";
 import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
-import { classBytes, FS_CREATOR_TAG, SIZE_CLASSES, WAITER_AFTER_SEQ } from "./layout.ts";
+import {
+  classBytes,
+  FIFO_HEADER_SIZE,
+  FS_CREATOR_TAG,
+  KIND_FIFO,
+  KIND_MESSAGE_QUEUE,
+  SIZE_CLASSES,
+  WAITER_AFTER_SEQ,
+} from "./layout.ts";
+import {
+  formatMessageQueue,
+  MessageQueue,
+  messageQueueBytes,
+  type MessageQueueSpec,
+  ringsOf,
+} from "./queue/message_queue.ts";
 import type { SegmentType } from "./segment_header.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Liveness } from "./process_table.ts";
@@ -33,6 +48,8 @@ export interface SegmentInfo {
   readonly fd?: number;
   /** Fifos in use. */
   readonly activeFifos: number;
+  /** Message queues in use. */
+  readonly messageQueues: number;
   /** Fifos waiting on freelists, all classes. */
   readonly freeFifos: number;
   /** Bytes not held by live fifos. */
@@ -232,7 +249,7 @@ export class Segment {
   /** The fifos in use, in allocation order, each as a new Fifo object of this process. */
   fifos(): Fifo[] {
     this.#check();
-    return this.#allocator.liveFifos().map((offset) => this.#fifo(offset));
+    return this.#allocator.liveFifos(KIND_FIFO).map((offset) => this.#fifo(offset));
   }
 
   /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
@@ -245,6 +262,51 @@ export class Segment {
       throw new RangeError(`no live fifo at offset ${offset} of segment "${this.name}"`);
     }
     return this.#fifo(offset);
+  }
+
+  /**
+   * A new message queue (many producers in any processes, one consumer; see {@link MessageQueue})
+   * of one ring (`{ slots, slotSize }`) or several (`{ rings: [...] }`), or null when the
+   * segment has no room.
+   */
+  allocMessageQueue(spec: MessageQueueSpec): MessageQueue | null {
+    this.#check();
+    const rings = ringsOf(spec);
+    const bytes = messageQueueBytes(rings);
+    if (bytes > classBytes(SIZE_CLASSES - 1)) throw new RangeError(`a message queue of ${bytes} bytes is too large`);
+    const offset = this.#allocator.alloc(bytes, "none", KIND_MESSAGE_QUEUE);
+    if (offset === 0) return null;
+    formatMessageQueue(this.u32, offset + FIFO_HEADER_SIZE, rings);
+    return new MessageQueue(this, offset, this.#allocator.chunkEnd(offset));
+  }
+
+  /** A MessageQueue object over the live queue at `offset` (from another process's `queue.offset`). */
+  messageQueueAt(offset: number): MessageQueue {
+    this.#check();
+    if (!Number.isSafeInteger(offset) || offset < 0 || !this.#allocator.isLiveFifo(offset)) {
+      throw new RangeError(`no live message queue at offset ${offset} of segment "${this.name}"`);
+    }
+    return new MessageQueue(this, offset, this.#allocator.chunkEnd(offset));
+  }
+
+  /** Frees a message queue: its chunk goes back to the freelists, and every handle to it fails from then on. */
+  freeMessageQueue(queue: MessageQueue): void {
+    this.#check();
+    if (!(queue instanceof MessageQueue)) throw new TypeError("expected a MessageQueue");
+    if (!queue.isIn(this)) {
+      throw new RangeError(`message queue at offset ${queue.offset} is not in segment "${this.name}"`);
+    }
+    if (!queue.isLive) throw new SegmentError("freed", `message queue at offset ${queue.offset} is not allocated`);
+    this.#allocator.release(queue.offset, queue.allocationSeq);
+    queue.markFreed();
+  }
+
+  /** The message queues in use, in allocation order, each as a new object of this process. */
+  messageQueues(): MessageQueue[] {
+    this.#check();
+    return this.#allocator.liveFifos(KIND_MESSAGE_QUEUE).map((offset) =>
+      new MessageQueue(this, offset, this.#allocator.chunkEnd(offset))
+    );
   }
 
   /**
@@ -287,7 +349,7 @@ export class Segment {
   /** Fifos in use. */
   get numFifos(): number {
     this.#check();
-    return this.#allocator.activeCount();
+    return this.#allocator.activeCount(KIND_FIFO);
   }
 
   /** Fifos on the freelists: of the class that holds `size`, or of all classes. */
@@ -323,6 +385,7 @@ export class Segment {
       index: this.#index,
       ...(this.fd !== undefined && this.type === "memfd" && this.createdHere ? { fd: this.fd } : {}),
       activeFifos: this.numFifos,
+      messageQueues: this.#allocator.activeCount(KIND_MESSAGE_QUEUE),
       freeFifos: this.numFreeFifos(),
       freeBytes: this.freeBytes,
       preallocated: this.#allocator.preallocated,
@@ -339,6 +402,7 @@ export class Segment {
       `  memory: ${formatBytes(used)} used of ${formatBytes(this.size)}, ${this.numFifos} active fifos` +
       (this.#allocator.preallocated ? ", preallocated" : ""),
     ];
+    for (const queue of this.messageQueues()) lines.push(`  ${queue.toString()}`);
     for (let c = 0; c < SIZE_CLASSES; c++) {
       const free = this.#allocator.freeCount(c);
       if (free > 0) lines.push(`  ${formatBytes(classBytes(c))}: ${free} free`);

@@ -1,0 +1,132 @@
+/**
+ * Sleeping until a condition on shared memory holds, for anything built on the segment (fifos,
+ * message queues). A condition has a sequence word (a futex word the changing side bumps) and a
+ * waiter word (`waiters.ts`: who sleeps, so that the changing side makes a system call only
+ * then). The protocol: announce the sleeper, read the sequence word, re-check the condition,
+ * sleep only while the word is unchanged. The changing side changes the shared state first
+ * and looks for sleepers second, so whichever order the two run in, the sleeper either sees
+ * the change or is woken: no wake-up is lost. Each sleep lasts at most {@link SLICE_MS}.
+ *
+ * @module
+ */
+
+import type { Signaller } from "./signaller.ts";
+import type { Waiters } from "./waiters.ts";
+
+/** Options of the waits. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds (the wait then resolves false). Default: no limit. */
+  timeoutMs?: number;
+  /** Cancels the wait: it rejects with the signal's reason. Async waits only. */
+  signal?: AbortSignal;
+}
+
+/** What a wait needs of the segment. */
+export interface WaitMemory {
+  readonly i32: Int32Array;
+  readonly signaller: Signaller;
+  readonly waiters: Waiters;
+  readonly deleted: boolean;
+}
+
+/** One condition to wait for. */
+export interface WaitCondition {
+  /** The sequence word and the waiter word, as u32 indices. */
+  readonly seq: number;
+  readonly waiter: number;
+  /** Throws when the object waited on can no longer be used (deleted, freed). */
+  check(): void;
+  /** Whether the wait can end; runs after `check`. */
+  ready(): boolean;
+}
+
+/** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
+export const SLICE_MS = 1000;
+
+export function checkTimeout(timeoutMs: number | undefined): void {
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
+}
+
+/** Bumps a sequence word and wakes its sleepers; a fruitless wake lets the waiters clear a dead sleeper. */
+export function wake(mem: WaitMemory, seq: number, waiter: number): void {
+  Atomics.add(mem.i32, seq, 1);
+  if (mem.signaller.wake(seq * 4) === 0) mem.waiters.fruitless(waiter);
+}
+
+/**
+ * One look inside an announced wait: true when the condition holds, false at the deadline,
+ * otherwise the sequence value to sleep on (read before the re-check) and for how long.
+ */
+function look(
+  mem: WaitMemory,
+  c: WaitCondition,
+  deadline: number,
+  sliceMs: number,
+): boolean | { value: number; sleepMs: number } {
+  c.check(); // deleted while we slept: stop here, before reading its memory
+  const value = Atomics.load(mem.i32, c.seq);
+  if (c.ready()) return true;
+  const left = deadline - performance.now();
+  if (left <= 0) return false;
+  return { value, sleepMs: Math.min(left, sliceMs) };
+}
+
+/** Blocks the calling thread until the condition holds (true) or the timeout passes (false). */
+export function waitSync(
+  mem: WaitMemory,
+  c: WaitCondition,
+  timeoutMs: number | undefined,
+  sliceMs = SLICE_MS,
+): boolean {
+  checkTimeout(timeoutMs);
+  c.check();
+  if (c.ready()) return true;
+  const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+  mem.waiters.enter(c.waiter);
+  try {
+    for (;;) {
+      const next = look(mem, c, deadline, sliceMs);
+      if (typeof next === "boolean") return next;
+      mem.signaller.waitSync(c.seq * 4, next.value, next.sleepMs);
+    }
+  } finally {
+    if (!mem.deleted) mem.waiters.leave(c.waiter);
+  }
+}
+
+/** Sleeps without blocking the event loop until the condition holds (true) or the timeout passes (false). */
+export async function waitAsync(
+  mem: WaitMemory,
+  c: WaitCondition,
+  options: WaitOptions,
+  sliceMs = SLICE_MS,
+): Promise<boolean> {
+  const { timeoutMs, signal } = options;
+  checkTimeout(timeoutMs);
+  signal?.throwIfAborted();
+  c.check();
+  if (c.ready()) return true;
+  const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+  // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
+  const onAbort = () => {
+    if (!mem.deleted) wake(mem, c.seq, c.waiter);
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  mem.waiters.enter(c.waiter);
+  try {
+    for (;;) {
+      const next = look(mem, c, deadline, sliceMs);
+      if (typeof next === "boolean") return next;
+      try {
+        await mem.signaller.waitAsync(c.seq * 4, next.value, next.sleepMs);
+      } catch (error) {
+        c.check(); // a sleep on memory unmapped meanwhile (EFAULT): the segment was deleted
+        throw error;
+      }
+      signal?.throwIfAborted();
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    if (!mem.deleted) mem.waiters.leave(c.waiter);
+  }
+}

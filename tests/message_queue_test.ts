@@ -1,0 +1,277 @@
+// Message queues (issue 10): many producers in processes of both runtimes, one consumer.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type MessageQueue, SegmentError, SegmentMain } from "../mod.ts";
+import { FIFO_HEADER_SIZE, MQ_RINGS, ringPeriod } from "../src/layout.ts";
+import { expectSuccess, OTHER, type Peer, RUNTIME, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
+import { checkMessage, messageOf } from "./mq_message.ts";
+
+const LONG = process.env.SVM_LONG === "1";
+const isSegmentError = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function privateQueue(spec: Parameters<import("../mod.ts").Segment["allocMessageQueue"]>[0]) {
+  const sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "mq", size: 4 << 20 });
+  return { sm, segment, queue: segment.allocMessageQueue(spec)! };
+}
+
+test("message queue: full and empty edges, lengths, a dst too short, a message too long", () => {
+  const { sm, queue } = privateQueue({ slots: 3, slotSize: 10 });
+  using _ = sm;
+  const dst = new Uint8Array(10);
+  assert.equal(queue.tryReceive(dst), -1, "empty");
+  assert.equal(queue.capacity, 3);
+  assert.equal(queue.slotSize, 10);
+  for (let i = 0; i < 3; i++) assert.equal(queue.trySend(Uint8Array.of(i, i, i)), true);
+  assert.equal(queue.trySend(new Uint8Array(1)), false, "full");
+  assert.equal(queue.size, 3);
+  assert.throws(() => queue.trySend(new Uint8Array(11)), RangeError);
+  assert.throws(() => queue.tryReceive(new Uint8Array(2)), RangeError, "dst too short");
+  assert.equal(queue.size, 3, "the message stayed");
+  assert.equal(queue.tryReceive(dst), 3);
+  assert.deepEqual([...dst.subarray(0, 3)], [0, 0, 0]);
+  assert.equal(queue.trySend(new Uint8Array(0)), true, "an empty message");
+  assert.equal(queue.tryReceive(dst), 3);
+  assert.equal(queue.tryReceive(dst), 3);
+  assert.equal(queue.tryReceive(dst), 0);
+  assert.equal(queue.tryReceive(dst), -1);
+});
+
+test("message queue: several rings; the smallest that fits and has room; per-sender order across rings", () => {
+  const { sm, segment, queue } = privateQueue({ rings: [{ slots: 2, slotSize: 16 }, { slots: 4, slotSize: 64 }] });
+  using _ = sm;
+  assert.deepEqual(queue.rings, [{ slots: 2, slotSize: 16 }, { slots: 4, slotSize: 64 }]);
+  // Small messages fill ring 0, then spill into ring 1; a 17-byte one goes to ring 1 only.
+  const small = (seq: number) => Uint8Array.of(seq, 0, 0, 0, 0, 0, 0, 0);
+  for (let seq = 1; seq <= 6; seq++) assert.equal(queue.trySend(small(seq)), true, `message ${seq}`);
+  assert.equal(queue.trySend(new Uint8Array(8)), false, "both rings full");
+  const got: number[] = [];
+  queue.receiveBatch((bytes) => got.push(bytes[0]), 3);
+  assert.equal(queue.trySend(new Uint8Array(17)), true, "a 17-byte message finds room in ring 1");
+  queue.receiveBatch((bytes, length) => length === 8 && got.push(bytes[0]));
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6], "in the order sent, whichever ring each went to");
+  // Two senders, messages of random lengths over both rings, drained a few at a time.
+  const a = segment.messageQueueAt(queue.offset);
+  const b = segment.messageQueueAt(queue.offset);
+  const buf = new Uint8Array(64);
+  const last = new Map<number, number>();
+  const take = (bytes: Uint8Array, length: number) => {
+    const { id, seq } = checkMessage(bytes, length);
+    assert.equal(seq, (last.get(id) ?? 0) + 1, `sender ${id} in order`);
+    last.set(id, seq);
+  };
+  const sent = new Map([[7, 0], [8, 0]]);
+  const rand = xorshift(3);
+  while (sent.get(7)! < 300 || sent.get(8)! < 300) {
+    for (const [id, handle] of [[7, a], [8, b]] as const) {
+      const seq = sent.get(id)! + 1;
+      if (seq <= 300 && handle.trySend(messageOf(buf, id, seq))) sent.set(id, seq);
+    }
+    queue.receiveBatch(take, 1 + Math.floor(rand() * 3));
+  }
+  queue.receiveBatch(take);
+  assert.equal(last.get(7), 300);
+  assert.equal(last.get(8), 300);
+  assert.equal(queue.size, 0);
+});
+
+test("message queue: wrap of positions and sender sequences", () => {
+  for (const rings of [[{ slots: 3, slotSize: 8 }], [{ slots: 2, slotSize: 8 }, { slots: 5, slotSize: 64 }]]) {
+    const { sm, queue } = privateQueue({ rings });
+    using _ = sm;
+    const period = ringPeriod(rings[0].slots);
+    queue.initPositions(period - 2, 0xffff_fffd);
+    const buf = new Uint8Array(64);
+    const dst = new Uint8Array(64);
+    let next = 1;
+    for (let seq = 1; seq <= 40; seq++) {
+      const m = messageOf(buf, 5, seq);
+      if (m.length > 8 && rings.length === 1) m.fill(0, 8); // one ring: only 8-byte slots
+      assert.equal(queue.trySend(m.subarray(0, rings.length === 1 ? 8 : m.length)), true);
+      if (seq % 2 === 0 || seq === 40) {
+        for (let n; (n = queue.tryReceive(dst)) >= 0;) {
+          assert.equal(new DataView(dst.buffer).getUint32(4, true), next++, "in order across the wrap");
+          assert.ok(n <= 64);
+        }
+      }
+    }
+    assert.equal(next, 41);
+  }
+});
+
+test("message queue: handles, offsets, kinds and frees are checked", () => {
+  const { sm, segment, queue } = privateQueue({ slots: 4, slotSize: 8 });
+  using _ = sm;
+  const fifo = segment.allocFifo(4096)!;
+  assert.throws(() => segment.fifoAt(queue.offset), RangeError, "a queue is no fifo");
+  assert.throws(() => segment.messageQueueAt(fifo.offset), RangeError, "a fifo is no queue");
+  assert.throws(() => segment.messageQueueAt(queue.offset + 64), RangeError);
+  assert.throws(() => segment.messageQueueAt(-1), RangeError);
+  assert.throws(() => segment.allocMessageQueue({ slots: 0, slotSize: 8 }), RangeError);
+  assert.throws(() => segment.allocMessageQueue({ rings: [] }), RangeError);
+  assert.throws(() => segment.allocMessageQueue({ slots: 4, slotSize: 0 }), RangeError);
+  assert.throws(() => queue.trySend([1] as unknown as Uint8Array), TypeError);
+  assert.equal(segment.info().messageQueues, 1);
+  assert.deepEqual(segment.messageQueues().map((q) => q.offset), [queue.offset]);
+  assert.deepEqual(segment.fifos().map((f) => f.offset), [fifo.offset]);
+  const other = segment.messageQueueAt(queue.offset);
+  segment.freeMessageQueue(queue);
+  assert.throws(() => other.trySend(new Uint8Array(1)), isSegmentError("freed"));
+  assert.throws(() => segment.freeMessageQueue(other), isSegmentError("freed"));
+  assert.equal(segment.info().messageQueues, 0);
+  assert.equal(segment.allocMessageQueue({ slots: 1 << 16, slotSize: 1 << 10 }), null, "no room: null");
+  assert.throws(() => segment.allocMessageQueue({ slots: 1 << 20, slotSize: 1 << 20 }), RangeError, "too large");
+});
+
+test("message queue: a peer scribbling on the queue's header and slots gets typed errors only", () => {
+  const { sm, segment } = privateQueue({ slots: 2, slotSize: 8 });
+  using _ = sm;
+  const template = segment.allocMessageQueue({ rings: [{ slots: 4, slotSize: 16 }, { slots: 3, slotSize: 64 }] })!;
+  const start = template.offset >>> 2;
+  const words = (FIFO_HEADER_SIZE + MQ_RINGS + 2 * 192 + 4 * 40 + 3 * 88) >>> 2;
+  const saved = segment.u32.slice(start, start + words);
+  const kinds = new Map<string, number>();
+  const buf = new Uint8Array(64);
+  for (let seed = 1; seed <= 300; seed++) {
+    segment.u32.set(saved, start);
+    const rand = xorshift(seed);
+    const queue = segment.messageQueueAt(template.offset);
+    for (let i = 0; i < 5; i++) queue.trySend(messageOf(buf, 1, i + 1));
+    for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
+      const word = start + (FIFO_HEADER_SIZE >>> 2) + Math.floor(rand() * (words - (FIFO_HEADER_SIZE >>> 2)));
+      segment.u32[word] = rand() < 0.5 ? Math.floor(rand() * 2 ** 32) : Math.floor(rand() * 64);
+    }
+    for (
+      const op of [
+        () => segment.messageQueueAt(template.offset),
+        () => queue.trySend(messageOf(buf, 1, 9)),
+        () => queue.tryReceive(new Uint8Array(64)),
+        () => queue.receiveBatch(() => {}),
+        () => queue.size,
+        () => queue.toString(),
+      ]
+    ) {
+      try {
+        op();
+      } catch (error) {
+        assert.ok(error instanceof SegmentError || error instanceof RangeError, `seed ${seed}: ${error}`);
+        const kind = error instanceof SegmentError ? error.code : "RangeError";
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+    }
+  }
+  assert.ok((kinds.get("corrupt") ?? 0) > 20, `corruption was reported: ${[...kinds]}`);
+  segment.u32.set(saved, start);
+});
+
+/** A shm segment with one two-ring queue, for the cross-process tests. */
+function sharedQueue(tag: string, spec = { rings: [{ slots: 64, slotSize: 16 }, { slots: 128, slotSize: 64 }] }) {
+  const name = uniqueName(tag);
+  const sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+  return { name, sm, segment, queue: segment.allocMessageQueue(spec)! };
+}
+
+/** Receives until `done()`; checks every message and each producer's order; returns what each sent. */
+async function consume(queue: MessageQueue, done: () => boolean, allowGaps = false) {
+  const last = new Map<number, number>();
+  let count = 0;
+  let previous = performance.now();
+  let longestGap = 0;
+  const dst = new Uint8Array(64);
+  const take = (bytes: Uint8Array, length: number) => {
+    const now = performance.now();
+    if (!done()) longestGap = Math.max(longestGap, now - previous);
+    previous = now;
+    const { id, seq } = checkMessage(bytes, length);
+    const before = last.get(id) ?? 0;
+    if (allowGaps ? seq <= before : seq !== before + 1) throw new Error(`producer ${id}: ${seq} after ${before}`);
+    last.set(id, seq);
+    count++;
+  };
+  for (;;) {
+    if (queue.receiveBatch(take, 64) > 0) continue;
+    if (done() && queue.size === 0) break;
+    const n = await queue.receive(dst, { timeoutMs: 200 });
+    if (n >= 0) take(dst, n);
+  }
+  return { last, count, longestGap };
+}
+
+test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) send 1M messages; every one checked, each producer in order`, async () => {
+  const { name, sm, queue } = sharedQueue("mq4");
+  using _ = sm;
+  const per = 250_000;
+  const peers: Peer[] = [0, 1, 2, 3].map((i) =>
+    startPeer(i % 2 === 0 ? RUNTIME : OTHER, "mq_peer", [
+      "produce",
+      name,
+      String(queue.offset),
+      String(i + 1),
+      String(per),
+    ])
+  );
+  let finished = 0;
+  const ends = peers.map((p) => p.done.then((r) => (finished++, r)));
+  const { last, count } = await consume(queue, () => finished === 4);
+  for (const end of await Promise.all(ends)) expectSuccess(end, "producer");
+  assert.equal(count, 4 * per);
+  for (let id = 1; id <= 4; id++) assert.equal(last.get(id), per);
+  sm.delete(sm.get(0)!);
+  assert.deepEqual(shmEntries(name), []);
+});
+
+test(`message queue: a consumer asleep in receive is woken by a ${OTHER} producer`, async () => {
+  const { name, sm, queue } = sharedQueue("mqwake");
+  using _ = sm;
+  const peer = startPeer(OTHER, "mq_peer", ["late", name, String(queue.offset), "300"]);
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  const n = await queue.receive(new Uint8Array(64), { timeoutMs: 10_000 });
+  const waited = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  expectSuccess(await peer.done, "late producer");
+  assert.ok(n > 0);
+  assert.ok(waited >= 250, `woke after ${waited} ms, when the message came`);
+  assert.ok((used.user + used.system) / 1000 < waited / 2, "slept meanwhile");
+  assert.equal(await queue.receive(new Uint8Array(64), { timeoutMs: 50 }), -1, "then times out");
+});
+
+const KILLS = LONG ? 200 : 30;
+test(`message queue: ${KILLS} producers SIGKILLed mid-send; the survivors' messages all arrive, in order`, async () => {
+  const { name, sm, queue } = sharedQueue("mqkill");
+  using _ = sm;
+  const offset = String(queue.offset);
+  const survivorCount = 20_000;
+  const survivors = [
+    startPeer(RUNTIME, "mq_peer", ["produce", name, offset, "1", String(survivorCount)]),
+    startPeer(OTHER, "mq_peer", ["produce", name, offset, "2", String(survivorCount)]),
+  ];
+  let survivorsDone = 0;
+  const survivorEnds = survivors.map((p) => p.done.then((r) => (survivorsDone++, r)));
+  const rand = xorshift(0x51);
+  let killing = true;
+  const killer = (async () => {
+    for (let k = 0; k < KILLS; k++) {
+      const victim = startPeer(k % 2 === 0 ? OTHER : RUNTIME, "mq_peer", ["forever", name, offset, String(100 + k)]);
+      await victim.line(/^READY/);
+      await sleep(1 + Math.floor(rand() * 25));
+      victim.kill("SIGKILL");
+      await victim.done;
+    }
+    killing = false;
+  })();
+  const { last, longestGap } = await consume(queue, () => !killing && survivorsDone === 2, true);
+  assert.ok(longestGap < 1500, `a dead producer's slot held the consumer up for ${longestGap} ms`);
+  await killer;
+  for (const end of await Promise.all(survivorEnds)) expectSuccess(end, "survivor");
+  assert.equal(last.get(1), survivorCount, "every message of survivor 1");
+  assert.equal(last.get(2), survivorCount, "every message of survivor 2");
+  // Still usable, and nothing left claimed.
+  assert.equal(queue.trySend(messageOf(new Uint8Array(64), 9, 1)), true);
+  assert.equal(queue.tryReceive(new Uint8Array(64)) > 0, true);
+  assert.equal(queue.size, 0);
+  sm.delete(sm.get(0)!);
+  assert.deepEqual(shmEntries(name), []);
+});
