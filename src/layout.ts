@@ -86,7 +86,8 @@
  *     +0  u32 state     position * 4 + 0 (free for that position) or + 1 (ready at that position)
  *     +4  u32 writer    tag of the producer writing it (claimed by CAS 0 -> tag), 0 when free
  *     +8  u32 sender    the sending handle's id      +12 u32 sender seq: 1, 2, 3... per handle
- *     +16 u32 length    +20 u32 reserved              +24 payload
+ *     +16 u32 length    +20 u32 claimed position + 1, written by the claimer right after its claim
+ *     +24 payload
  *   Positions run modulo the ring's period, N * floor(2^29 / N), so that state words are int32.
  *
  * The period of head and tail is the largest multiple of the capacity up to 2^31 (2^31 itself for
@@ -207,6 +208,7 @@ export const MQS_WRITER = 4;
 export const MQS_SENDER = 8;
 export const MQS_SENDER_SEQ = 12;
 export const MQS_LENGTH = 16;
+export const MQS_CLAIM_POS = 20;
 export const MQS_PAYLOAD = 24;
 /** Bytes of a queue's header: its own words and the ring descriptors. */
 export function messageQueueHeaderBytes(rings: number): number {

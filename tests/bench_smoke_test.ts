@@ -26,6 +26,21 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
   assert.deepEqual(shmEntries("svmbench-"), []);
 });
 
+test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and checks its order`, () => {
+  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+  try {
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, ["--quick", "--out", out]);
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /\| 4 producer processes \|/);
+    assert.match(run.stdout, /wake-up of a sleeping consumer/);
+    assert.equal(JSON.parse(readFileSync(`${out}/queue-quick.json`, "utf8")).quick, true);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  assert.deepEqual(shmEntries("svmbench-"), []);
+});
+
 test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
   const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });

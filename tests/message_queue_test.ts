@@ -2,7 +2,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type MessageQueue, SegmentError, SegmentMain } from "../mod.ts";
-import { FIFO_HEADER_SIZE, MQ_RINGS, ringPeriod } from "../src/layout.ts";
+import {
+  FIFO_HEADER_SIZE,
+  messageQueueHeaderBytes,
+  messageSlotStride,
+  MQ_RINGS,
+  MQR_TAIL,
+  MQS_WRITER,
+  ringPeriod,
+} from "../src/layout.ts";
 import { expectSuccess, OTHER, type Peer, RUNTIME, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
 import { checkMessage, messageOf } from "./mq_message.ts";
 
@@ -163,6 +171,41 @@ test("message queue: a peer scribbling on the queue's header and slots gets type
   }
   assert.ok((kinds.get("corrupt") ?? 0) > 20, `corruption was reported: ${[...kinds]}`);
   segment.u32.set(saved, start);
+});
+
+test("message queue: a slot held for an instant by a producer with a stale position does not move the tail", async () => {
+  const name = uniqueName("mqstale");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const queue = segment.allocMessageQueue({ slots: 4, slotSize: 8 })!;
+  using other = new SegmentMain(); // a live process of its own (its own slot lock)
+  const stale = other.attach({ type: "shm", name });
+  const data = queue.offset + FIFO_HEADER_SIZE;
+  const tailWord = (data + MQ_RINGS + MQR_TAIL) >>> 2;
+  const writerOf = (position: number) =>
+    (data + messageQueueHeaderBytes(1) + (position % 4) * messageSlotStride(8) + MQS_WRITER) >>> 2;
+  const u32 = segment.u32;
+  // What a producer holding a stale position leaves for an instant: the writer word of the
+  // tail's free slot holds its tag, with no claim of this position recorded.
+  Atomics.store(u32, writerOf(0), stale.liveness.ownTag);
+  assert.equal(queue.trySend(Uint8Array.of(1)), false, "busy, like full");
+  assert.equal(Atomics.load(u32, tailWord), 0, "the tail did not move past the unclaimed slot");
+  Atomics.store(u32, writerOf(0), 0); // the stale producer gave it back
+  assert.equal(queue.trySend(Uint8Array.of(2)), true);
+  const dst = new Uint8Array(8);
+  assert.equal(queue.tryReceive(dst), 1);
+  assert.equal(dst[0], 2);
+  // Held by a process that died in that instant: the consumer skips the slot; nothing is lost.
+  Atomics.store(u32, writerOf(1), (9 << 8) | 200); // a tag no live process holds
+  assert.equal(queue.trySend(Uint8Array.of(3)), false);
+  assert.equal(queue.tryReceive(dst), -1, "held up: first look");
+  await sleep(40);
+  assert.equal(queue.tryReceive(dst), -1, "the dead holder's slot is skipped, and nothing was in it");
+  assert.equal(queue.trySend(Uint8Array.of(4)), true);
+  assert.equal(queue.tryReceive(dst), 1);
+  assert.equal(dst[0], 4);
+  assert.equal(queue.size, 0);
+  other.delete(stale);
 });
 
 /** A shm segment with one two-ring queue, for the cross-process tests. */

@@ -8,9 +8,12 @@
  *
  * - A producer claims the slot at a ring's tail with one compare-and-swap of the slot's writer
  *   word from 0 to its process tag, while the slot's state says it is free for exactly that
- *   position: the claim and the claimer's identity are one atomic step. Any producer that finds
- *   the tail's slot claimed moves the tail on, so a producer that dies after claiming holds up
- *   no other producer.
+ *   position: the claim and the claimer's identity are one atomic step. The claimer then writes
+ *   the position it claimed into the slot, and any producer that finds the tail's slot claimed
+ *   for the tail's position moves the tail on, so a producer that dies after claiming holds up
+ *   no other producer. (A producer with a stale position can hold a writer word for an instant
+ *   before it sees the state and gives it back: such a hold moves no tail, and a holder that
+ *   dies in that instant is skipped by the consumer like a dead claimer.)
  * - The claimer writes the message and publishes it with a release store of the state
  *   ("ready at this position"). The consumer reads ready slots in position order, then frees
  *   each (writer 0, then state "free for the position one lap on").
@@ -60,6 +63,7 @@ import {
   MQR_SLOTS,
   MQR_STRIDE,
   MQR_TAIL,
+  MQS_CLAIM_POS,
   MQS_LENGTH,
   MQS_PAYLOAD,
   MQS_SENDER,
@@ -137,6 +141,7 @@ export function formatMessageQueue(u32: Uint32Array, data: number, rings: readon
       const s = (data + base + i * stride) >>> 2;
       u32[s + MQS_STATE / 4] = i * 4; // free for position i
       u32[s + MQS_WRITER / 4] = 0;
+      u32[s + MQS_CLAIM_POS / 4] = 0;
     }
     base += ring.slots * stride;
   });
@@ -329,15 +334,22 @@ export class MessageQueue {
     const me = this.#mem.liveness.ownTag;
     const n = this.#slots[r];
     const period = this.#period[r];
+    let held = 0;
     for (let attempt = 0;; attempt++) {
-      if (attempt > 4 * n + 64) this.#corrupt(`ring ${r} never offers a slot to claim`);
+      if (attempt > 4 * n + 256) this.#corrupt(`ring ${r} never offers a slot to claim`);
       const p = this.#position(r, this.#tailWord[r]);
       const s = this.#slot(r, p);
       const state = Atomics.load(u32, s + MQS_STATE / 4);
       if (state === p * 4) {
         // Free for p: claim it by writing our tag into its writer word.
         if (Atomics.compareExchange(u32, s + MQS_WRITER / 4, 0, me) !== 0) {
-          Atomics.compareExchange(u32, this.#tailWord[r], p, this.#next(r, p)); // claimed by another: help
+          // Claimed for p by another: help move the tail on. Held without such a claim (a stale
+          // producer's instant, or a claimer that died before recording p): busy, like full.
+          if (Atomics.load(u32, s + MQS_CLAIM_POS / 4) === p + 1) {
+            Atomics.compareExchange(u32, this.#tailWord[r], p, this.#next(r, p));
+          } else if (++held > 64) {
+            return false;
+          }
           continue;
         }
         if (Atomics.load(u32, s + MQS_STATE / 4) !== p * 4) {
@@ -345,6 +357,7 @@ export class MessageQueue {
           Atomics.compareExchange(u32, s + MQS_WRITER / 4, me, 0);
           continue;
         }
+        Atomics.store(u32, s + MQS_CLAIM_POS / 4, p + 1); // 0 means no claim recorded
         Atomics.compareExchange(u32, this.#tailWord[r], p, this.#next(r, p));
         const at = s * 4;
         u32[s + MQS_SENDER / 4] = this.#id;
@@ -429,6 +442,7 @@ export class MessageQueue {
         // unless its writer died (then it is dropped and we look again).
         if (!this.#writerDead(stuck)) return -1;
         this.#release(stuck, this.#position(stuck, this.#headWord[stuck]));
+        this.#wakeProducers();
         continue;
       }
       // Every head is ready or empty and none is its sender's next: this consumer began after
@@ -634,6 +648,7 @@ export class MessageQueue {
         const q = (p + k) % this.#period[r];
         const s = this.#slot(r, q);
         Atomics.store(this.#u32, s + MQS_WRITER / 4, 0);
+        Atomics.store(this.#u32, s + MQS_CLAIM_POS / 4, 0);
         Atomics.store(this.#u32, s + MQS_STATE / 4, q * 4);
       }
       Atomics.store(this.#u32, this.#tailWord[r], p);

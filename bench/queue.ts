@@ -1,0 +1,148 @@
+/**
+ * The message queue benchmark: 64-byte messages through one queue (a ring of 1024 slots) from
+ * 1, 2 and 4 producer processes to one consumer process, all of one runtime, both sides polling
+ * or both sleeping when they must wait; and the wake-up latency of a sleeping consumer. With
+ * `--anchors`, the C anchor (bench/anchors/mpsc.c, polling) runs the same counts in each rep.
+ *
+ *   deno run -A bench/queue.ts [--quick] [--reps N] [--anchors] [--out DIR]
+ *
+ * Writes queue.json (or queue-quick.json) into DIR (default bench/results) and prints a table.
+ *
+ * @module
+ */
+
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { SegmentMain } from "../mod.ts";
+
+type Runtime = "deno" | "bun";
+type Result = Record<string, number>;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const reps = Number(args.includes("--reps") ? args[args.indexOf("--reps") + 1] : quick ? 1 : 2);
+const TOTAL = quick ? 20_000 : 2_000_000;
+const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
+const LATENCY_COUNT = quick ? 50 : 1000;
+const PRODUCERS = [1, 2, 4];
+
+function binary(runtime: Runtime): string {
+  const local = `${ROOT}node_modules/.bin/${runtime}`;
+  return existsSync(local) ? local : runtime;
+}
+
+function start(runtime: Runtime, ...rest: (string | number)[]) {
+  const script = `${ROOT}bench/queue_peer.ts`;
+  const argv = runtime === "deno" ? ["run", "-A", "--quiet", script] : [script];
+  const child = spawn(binary(runtime), [...argv, ...rest.map(String)], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  let markReady = () => {};
+  const ready = new Promise<void>((r) => (markReady = r));
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => {
+    out += c;
+    if (out.includes("READY")) markReady();
+  });
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  const result = new Promise<Result>((resolve, reject) =>
+    child.on("close", (code) => {
+      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+      if (code !== 0 || !line) reject(new Error(`${runtime} ${rest[0]} failed (${code}): ${err || out}`));
+      else resolve(JSON.parse(line.slice(7)));
+    })
+  );
+  result.catch(() => markReady());
+  return { ready, result, kill: () => child.kill("SIGKILL") };
+}
+
+/** One case over a fresh segment: the consumer's result. */
+async function run(consumerRole: string, producerRole: string, runtime: Runtime, producers: number, extra: string[]) {
+  using sm = new SegmentMain();
+  const name = `svmbench-mq-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+  const queue = segment.allocMessageQueue({ slots: 1024, slotSize: 64 })!;
+  const go = segment.allocFifo(4096)!;
+  const ids = [String(queue.offset), String(go.offset)];
+  const consumer = start(runtime, consumerRole, name, ...ids, ...extra.slice(0, 1).map((x) => x), ...extra.slice(2));
+  const sides = Array.from(
+    { length: producers },
+    (_, i) =>
+      start(
+        runtime,
+        producerRole,
+        name,
+        ...ids,
+        ...(producerRole === "mq-produce" ? [String(i), extra[1], extra[2]] : extra.slice(0, 1)),
+      ),
+  );
+  try {
+    await Promise.all([consumer.ready, ...sides.map((s) => s.ready)]);
+    go.tag = 1;
+    const [got] = await Promise.all([consumer.result, ...sides.map((s) => s.result)]);
+    return got;
+  } finally {
+    consumer.kill();
+    for (const s of sides) s.kill();
+  }
+}
+
+const cDir = args.includes("--anchors") ? mkdtempSync(`${tmpdir()}/svmbench-c-`) : undefined;
+if (cDir) execFileSync("gcc", ["-O2", "-o", `${cDir}/mpsc`, `${ROOT}bench/anchors/mpsc.c`]);
+const best: Record<string, number> = {};
+const keep = (key: string, value: number, higher = true) => {
+  if (best[key] === undefined || (higher ? value > best[key] : value < best[key])) best[key] = value;
+};
+for (let rep = 0; rep < reps; rep++) {
+  for (const producers of PRODUCERS) {
+    const per = Math.floor(TOTAL / producers);
+    if (cDir) {
+      const out = execFileSync(`${cDir}/mpsc`, [String(producers), String(per)], { encoding: "utf8" });
+      keep(`c-${producers}`, Number(/Mmsg\/s=([0-9.]+)/.exec(out)![1]));
+    }
+    for (const runtime of ["deno", "bun"] as const) {
+      for (const mode of ["poll", "sleep"]) {
+        const got = await run("mq-consume", "mq-produce", runtime, producers, [
+          String(per * producers),
+          String(per),
+          mode,
+        ]);
+        if (got.messages !== per * producers) throw new Error(`got ${got.messages} of ${per * producers}`);
+        const mops = got.messages / got.seconds / 1e6;
+        keep(`${runtime}-${mode}-${producers}`, mops);
+        console.error(`  ${runtime} ${mode} ${producers} producers: ${mops.toFixed(2)} M/s`);
+      }
+    }
+  }
+  for (const runtime of ["deno", "bun"] as const) {
+    const got = await run("mq-latency-consume", "mq-latency-produce", runtime, 1, [String(LATENCY_COUNT)]);
+    keep(`${runtime}-wake-p50`, got.p50Us, false);
+    keep(`${runtime}-wake-p99`, got.p99Us, false);
+    console.error(`  ${runtime} wake-up: p50 ${got.p50Us.toFixed(1)} us, p99 ${got.p99Us.toFixed(1)} us`);
+  }
+}
+if (cDir) rmSync(cDir, { recursive: true, force: true });
+
+const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(2));
+const lines = [
+  "| 64 B messages (M/s), one consumer | deno polling | deno sleeping | bun polling | bun sleeping | C (polling) |",
+  "| --- | --- | --- | --- | --- | --- |",
+  ...PRODUCERS.map((n) =>
+    `| ${n} producer process${n > 1 ? "es" : ""} | ${f(best[`deno-poll-${n}`])} | ${f(best[`deno-sleep-${n}`])} | ${
+      f(best[`bun-poll-${n}`])
+    } | ${f(best[`bun-sleep-${n}`])} | ${f(best[`c-${n}`])} |`
+  ),
+  `| wake-up of a sleeping consumer, p50 / p99 (us) | ${f(best["deno-wake-p50"])} / ${f(best["deno-wake-p99"])} | | ${
+    f(best["bun-wake-p50"])
+  } / ${f(best["bun-wake-p99"])} | | |`,
+];
+console.log(lines.join("\n"));
+writeFileSync(
+  `${outDir}/queue${quick ? "-quick" : ""}.json`,
+  JSON.stringify(
+    { date: new Date().toISOString(), quick, reps, total: TOTAL, best, table: lines.join("\n") },
+    null,
+    2,
+  ) + "\n",
+);

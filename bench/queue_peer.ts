@@ -1,0 +1,75 @@
+// One side of a message queue benchmark case, in its own process (Deno or Bun).
+//   mq-produce NAME QUEUE GO ID COUNT poll|sleep    64-byte messages [id u32][index u32][...]
+//   mq-consume NAME QUEUE GO TOTAL poll|sleep       receives TOTAL, checks each producer's order
+//   mq-latency-produce NAME QUEUE GO COUNT          a message every 2 ms, stamped with the wall clock
+//   mq-latency-consume NAME QUEUE GO COUNT          asleep between messages; latency of each
+// Prints READY once attached, waits for the go fifo's tag, and prints RESULT {json} at the end.
+import { SegmentMain } from "../mod.ts";
+
+const [role, name, queueText, goText, ...rest] = process.argv.slice(2);
+using sm = new SegmentMain({ timeoutSeconds: 10 });
+const segment = sm.attach({ type: "shm", name });
+const queue = segment.messageQueueAt(Number(queueText));
+const go = segment.fifoAt(Number(goText));
+const wall = () => performance.timeOrigin + performance.now();
+console.log("READY");
+while (go.tag === 0) await new Promise((r) => setTimeout(r, 1));
+let result: unknown = {};
+
+if (role === "mq-produce") {
+  const [id, count, mode] = [Number(rest[0]), Number(rest[1]), rest[2]];
+  const message = new Uint8Array(64);
+  const view = new DataView(message.buffer);
+  view.setUint32(0, id, true);
+  for (let i = 0; i < count; i++) {
+    view.setUint32(4, i, true);
+    if (mode === "poll") { while (!queue.trySend(message)); }
+    else if (!queue.trySend(message)) await queue.send(message);
+  }
+} else if (role === "mq-consume") {
+  const [total, mode] = [Number(rest[0]), rest[1]];
+  const next = new Map<number, number>();
+  let got = 0;
+  let t0 = 0;
+  const take = (bytes: Uint8Array) => {
+    const id = bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24;
+    const index = bytes[4] | bytes[5] << 8 | bytes[6] << 16 | bytes[7] << 24;
+    if (index !== (next.get(id) ?? 0)) throw new Error(`producer ${id}: message ${index} out of order`);
+    next.set(id, index + 1);
+    got++;
+  };
+  const dst = new Uint8Array(64);
+  while (got < total) {
+    const n = queue.receiveBatch(take, 256);
+    if (n > 0 && t0 === 0) t0 = performance.now();
+    if (n === 0 && mode === "sleep") {
+      if (await queue.receive(dst, { timeoutMs: 1000 }) >= 0) {
+        if (t0 === 0) t0 = performance.now();
+        take(dst);
+      }
+    }
+  }
+  result = { seconds: (performance.now() - t0) / 1000, messages: got };
+} else if (role === "mq-latency-produce") {
+  const message = new Uint8Array(64);
+  const view = new DataView(message.buffer);
+  for (let i = 0; i < Number(rest[0]); i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    view.setFloat64(0, wall(), true);
+    queue.trySend(message);
+  }
+} else if (role === "mq-latency-consume") {
+  const dst = new Uint8Array(64);
+  const view = new DataView(dst.buffer);
+  const latencies: number[] = [];
+  while (latencies.length < Number(rest[0])) {
+    if ((await queue.receive(dst, { timeoutMs: 5000 })) < 0) throw new Error("no message in 5 s");
+    latencies.push((wall() - view.getFloat64(0, true)) * 1000);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+  result = { p50Us: at(0.5), p99Us: at(0.99) };
+} else {
+  throw new Error(`unknown role ${role}`);
+}
+console.log(`RESULT ${JSON.stringify(result)}`);
