@@ -1,7 +1,8 @@
 /**
  * The message queue benchmark: 64-byte messages through one queue (a ring of 1024 slots) from
  * 1, 2 and 4 producer processes to one consumer process, all of one runtime, both sides polling
- * or both sleeping when they must wait; and the wake-up latency of a sleeping consumer. With
+ * or both sleeping when they must wait; and the round trip through two queues with both sides
+ * asleep between messages (two wake-ups), beside the fifo's figure in bench/run.ts. With
  * `--anchors`, the C anchor (bench/anchors/mpsc.c, polling) runs the same counts in each rep.
  *
  *   deno run -A bench/queue.ts [--quick] [--reps N] [--anchors] [--out DIR]
@@ -57,31 +58,33 @@ function start(runtime: Runtime, ...rest: (string | number)[]) {
   return { ready, result, kill: () => child.kill("SIGKILL") };
 }
 
-/** One case over a fresh segment: the consumer's result. */
+/**
+ * One case over a fresh segment: the consumer's result. Stream cases: `extra` is
+ * [total, per producer, mode]; the round trip: [count], with a second queue for the echoes.
+ */
 async function run(consumerRole: string, producerRole: string, runtime: Runtime, producers: number, extra: string[]) {
   using sm = new SegmentMain();
   const name = `svmbench-mq-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const segment = sm.create({ type: "shm", name, size: 4 << 20 });
   const queue = segment.allocMessageQueue({ slots: 1024, slotSize: 64 })!;
+  const back = segment.allocMessageQueue({ slots: 16, slotSize: 64 })!;
   const go = segment.allocFifo(4096)!;
   const ids = [String(queue.offset), String(go.offset)];
-  const consumer = start(runtime, consumerRole, name, ...ids, ...extra.slice(0, 1).map((x) => x), ...extra.slice(2));
-  const sides = Array.from(
-    { length: producers },
-    (_, i) =>
-      start(
-        runtime,
-        producerRole,
-        name,
-        ...ids,
-        ...(producerRole === "mq-produce" ? [String(i), extra[1], extra[2]] : extra.slice(0, 1)),
-      ),
-  );
+  const rtt = consumerRole === "mq-echo";
+  const consumer = start(runtime, consumerRole, name, ...ids, extra[0], rtt ? String(back.offset) : extra[2]);
+  const sides = Array.from({ length: producers }, (_, i) =>
+    start(
+      runtime,
+      producerRole,
+      name,
+      ...ids,
+      ...(rtt ? [extra[0], String(back.offset)] : [String(i), extra[1], extra[2]]),
+    ));
   try {
     await Promise.all([consumer.ready, ...sides.map((s) => s.ready)]);
     go.tag = 1;
-    const [got] = await Promise.all([consumer.result, ...sides.map((s) => s.result)]);
-    return got;
+    const [got, ...sent] = await Promise.all([consumer.result, ...sides.map((s) => s.result)]);
+    return rtt ? sent[0] : got;
   } finally {
     consumer.kill();
     for (const s of sides) s.kill();
@@ -116,10 +119,10 @@ for (let rep = 0; rep < reps; rep++) {
     }
   }
   for (const runtime of ["deno", "bun"] as const) {
-    const got = await run("mq-latency-consume", "mq-latency-produce", runtime, 1, [String(LATENCY_COUNT)]);
+    const got = await run("mq-echo", "mq-ping", runtime, 1, [String(LATENCY_COUNT)]);
     keep(`${runtime}-wake-p50`, got.p50Us, false);
     keep(`${runtime}-wake-p99`, got.p99Us, false);
-    console.error(`  ${runtime} wake-up: p50 ${got.p50Us.toFixed(1)} us, p99 ${got.p99Us.toFixed(1)} us`);
+    console.error(`  ${runtime} sleeping round trip: p50 ${got.p50Us.toFixed(1)} us, p99 ${got.p99Us.toFixed(1)} us`);
   }
 }
 if (cDir) rmSync(cDir, { recursive: true, force: true });
@@ -133,9 +136,9 @@ const lines = [
       f(best[`bun-poll-${n}`])
     } | ${f(best[`bun-sleep-${n}`])} | ${f(best[`c-${n}`])} |`
   ),
-  `| wake-up of a sleeping consumer, p50 / p99 (us) | ${f(best["deno-wake-p50"])} / ${f(best["deno-wake-p99"])} | | ${
-    f(best["bun-wake-p50"])
-  } / ${f(best["bun-wake-p99"])} | | |`,
+  `| round trip through two queues, both asleep, p50 / p99 (us) | ${f(best["deno-wake-p50"])} / ${
+    f(best["deno-wake-p99"])
+  } | | ${f(best["bun-wake-p50"])} / ${f(best["bun-wake-p99"])} | | |`,
 ];
 console.log(lines.join("\n"));
 writeFileSync(

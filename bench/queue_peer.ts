@@ -1,8 +1,8 @@
 // One side of a message queue benchmark case, in its own process (Deno or Bun).
 //   mq-produce NAME QUEUE GO ID COUNT poll|sleep    64-byte messages [id u32][index u32][...]
 //   mq-consume NAME QUEUE GO TOTAL poll|sleep       receives TOTAL, checks each producer's order
-//   mq-latency-produce NAME QUEUE GO COUNT          a message every 2 ms, stamped with the wall clock
-//   mq-latency-consume NAME QUEUE GO COUNT          asleep between messages; latency of each
+//   mq-ping NAME QUEUE GO COUNT BACK                a message every 2 ms; asleep until the echo returns on BACK
+//   mq-echo NAME QUEUE GO COUNT BACK                asleep until a message comes, sends it back on BACK
 // Prints READY once attached, waits for the go fifo's tag, and prints RESULT {json} at the end.
 import { SegmentMain } from "../mod.ts";
 
@@ -11,7 +11,6 @@ using sm = new SegmentMain({ timeoutSeconds: 10 });
 const segment = sm.attach({ type: "shm", name });
 const queue = segment.messageQueueAt(Number(queueText));
 const go = segment.fifoAt(Number(goText));
-const wall = () => performance.timeOrigin + performance.now();
 console.log("READY");
 while (go.tag === 0) await new Promise((r) => setTimeout(r, 1));
 let result: unknown = {};
@@ -50,25 +49,29 @@ if (role === "mq-produce") {
     }
   }
   result = { seconds: (performance.now() - t0) / 1000, messages: got };
-} else if (role === "mq-latency-produce") {
+} else if (role === "mq-ping") {
+  const back = segment.messageQueueAt(Number(rest[1]));
   const message = new Uint8Array(64);
-  const view = new DataView(message.buffer);
+  const reply = new Uint8Array(64);
+  const times: number[] = [];
   for (let i = 0; i < Number(rest[0]); i++) {
-    await new Promise((r) => setTimeout(r, 2));
-    view.setFloat64(0, wall(), true);
+    await new Promise((r) => setTimeout(r, 2)); // both sides fall asleep between messages
+    const t0 = performance.now();
     queue.trySend(message);
+    if ((await back.receive(reply, { timeoutMs: 5000 })) < 0) throw new Error("no echo in 5 s");
+    times.push((performance.now() - t0) * 1000);
   }
-} else if (role === "mq-latency-consume") {
-  const dst = new Uint8Array(64);
-  const view = new DataView(dst.buffer);
-  const latencies: number[] = [];
-  while (latencies.length < Number(rest[0])) {
-    if ((await queue.receive(dst, { timeoutMs: 5000 })) < 0) throw new Error("no message in 5 s");
-    latencies.push((wall() - view.getFloat64(0, true)) * 1000);
-  }
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))];
   result = { p50Us: at(0.5), p99Us: at(0.99) };
+} else if (role === "mq-echo") {
+  const back = segment.messageQueueAt(Number(rest[1]));
+  const dst = new Uint8Array(64);
+  for (let i = 0; i < Number(rest[0]); i++) {
+    const n = await queue.receive(dst, { timeoutMs: 5000 });
+    if (n < 0) throw new Error("no message in 5 s");
+    back.trySend(dst.subarray(0, n));
+  }
 } else {
   throw new Error(`unknown role ${role}`);
 }

@@ -33,7 +33,7 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
     const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\| 4 producer processes \|/);
-    assert.match(run.stdout, /wake-up of a sleeping consumer/);
+    assert.match(run.stdout, /round trip through two queues/);
     assert.equal(JSON.parse(readFileSync(`${out}/queue-quick.json`, "utf8")).quick, true);
   } finally {
     rmSync(out, { recursive: true, force: true });
