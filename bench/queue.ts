@@ -26,7 +26,7 @@ const quick = args.includes("--quick");
 const reps = Number(args.includes("--reps") ? args[args.indexOf("--reps") + 1] : quick ? 1 : 2);
 const TOTAL = quick ? 20_000 : 2_000_000;
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
-const LATENCY_COUNT = quick ? 50 : 1000;
+const LATENCY_COUNT = quick ? 50 : 20_000;
 const PRODUCERS = [1, 2, 4];
 
 function binary(runtime: Runtime): string {
