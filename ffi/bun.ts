@@ -10,6 +10,7 @@ import type { Os } from "./os.ts";
 import { futexOutcome, makeOs, type Native } from "./native.ts";
 import { BunWaitPool } from "./bun_wait_pool.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
+import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
 /** The part of `bun:ffi` this library uses. */
 export interface BunFfi {
@@ -62,11 +63,16 @@ export function bunTable(
 /** Binds the symbols of {@link bunTable}, aliases included, into one object of functions. */
 export function bunBind(ffi: BunFfi, only?: readonly string[]): Record<string, (...args: unknown[]) => unknown> {
   const { table, aliases } = bunTable(only);
-  const fns = { ...ffi.dlopen("libc.so.6", table).symbols };
-  for (const [key, { name, spec }] of Object.entries(aliases)) {
-    fns[key] = ffi.dlopen("libc.so.6", { [name]: spec }).symbols[name];
+  const path = libcPath();
+  try {
+    const fns = { ...ffi.dlopen(path, table).symbols };
+    for (const [key, { name, spec }] of Object.entries(aliases)) {
+      fns[key] = ffi.dlopen(path, { [name]: spec }).symbols[name];
+    }
+    return fns;
+  } catch (error) {
+    throw new Error(`cannot open the C library ${path} (set ${LIBC_PATH_VARIABLE} to its path): ${error}`);
   }
-  return fns;
 }
 
 /** Opens libc through `bun:ffi` and returns the {@link Os} over it. */

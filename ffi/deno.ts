@@ -8,6 +8,7 @@ import type { Os } from "./os.ts";
 import { makeOs, type Native } from "./native.ts";
 import { FUTEX_WAIT, SYS_FUTEX } from "./symbols.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
+import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
 const DENO_TYPES: Record<NativeKind, Deno.NativeType | "void"> = {
   i32: "i32",
@@ -37,7 +38,13 @@ const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /** Opens libc through `Deno.dlopen` and returns the {@link Os} over it. */
 export function denoOs(): Os {
-  const lib = Deno.dlopen("libc.so.6", denoSymbols());
+  const path = libcPath();
+  let lib: Deno.DynamicLibrary<Record<string, Deno.ForeignFunction>>;
+  try {
+    lib = Deno.dlopen(path, denoSymbols());
+  } catch (error) {
+    throw new Error(`cannot open the C library ${path} (set ${LIBC_PATH_VARIABLE} to its path): ${error}`);
+  }
   // deno-lint-ignore no-explicit-any
   const fns = lib.symbols as any;
   const errnoPointer = fns.__errno_location() as Deno.PointerObject;

@@ -8,6 +8,7 @@
 
 import type { Mapping, Os } from "../ffi/os.ts";
 import { loadOs } from "../ffi/load.ts";
+import { readdirSync } from "node:fs";
 import {
   F_SEAL_GROW,
   F_SEAL_SEAL,
@@ -472,6 +473,47 @@ export class SegmentMain implements Iterable<Segment> {
     } catch (error) {
       if ((error as { code?: string }).code !== "ENOENT") throw error;
     }
+  }
+
+  /**
+   * Removes the names of this library's shm segments whose creator is dead, left behind by
+   * processes that crashed: ready segments whose creator's lock is gone, and segments their
+   * creator never finished. Processes that still have such a segment mapped keep using it; only
+   * the name goes. Only names that start with `prefix` are looked at (default: all of
+   * /dev/shm); files that are not this library's segments, or not yours, are left alone.
+   * Returns the names removed.
+   */
+  removeStale(options: { prefix?: string } = {}): string[] {
+    const prefix = options.prefix ?? "";
+    if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
+    let names: string[];
+    try {
+      names = readdirSync("/dev/shm");
+    } catch {
+      return []; // no /dev/shm: nothing of ours can be there
+    }
+    const probe = new SegmentMain({ timeoutSeconds: 0, os: this.os });
+    const removed: string[] = [];
+    for (const name of names.sort()) {
+      if (!name.startsWith(prefix)) continue;
+      let stale: boolean;
+      try {
+        const segment = probe.attach({ type: "shm", name });
+        stale = !segment.creatorAlive;
+        probe.delete(segment);
+      } catch (error) {
+        // Not ours, not ready yet (its creator lives: "timeout"), or not readable: leave it.
+        stale = error instanceof SegmentError && error.code === "abandoned";
+      }
+      if (!stale) continue;
+      try {
+        this.os.shmUnlink(`/${name}`);
+        removed.push(name);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "ENOENT") throw error;
+      }
+    }
+    return removed;
   }
 
   /** The segment at `index` of the pool, or undefined. */

@@ -378,3 +378,30 @@ test("12. OsError names every errno, e.g. ELOOP for a symlink under the segment'
   }
   assert.equal(existsSync("/etc/hostname"), true);
 });
+
+test(`removeStale: a service at start removes what crashed ${OTHER} creators left, and nothing else`, async () => {
+  const prefix = uniqueName("stale");
+  const live = `${prefix}-live`;
+  using sm = new SegmentMain();
+  const mine = sm.create({ type: "shm", name: live, size: 1 << 16 });
+  // A creator killed after it finished, and one killed before it was ready.
+  const finished = startPeer(OTHER, "segment_peer", ["create", "shm", `${prefix}-crashed`]);
+  const unready = startPeer(OTHER, "segment_peer", ["slow-create", `${prefix}-unready`, "60000"]);
+  writeFileSync(`/dev/shm/${prefix}-other`, "not a segment", { mode: 0o600 });
+  try {
+    await finished.line(/^READY/);
+    await unready.line(/^OPENED/);
+    finished.kill("SIGKILL");
+    unready.kill("SIGKILL");
+    await Promise.all([finished.done, unready.done]);
+    assert.deepEqual(sm.removeStale({ prefix }), [`${prefix}-crashed`, `${prefix}-unready`]);
+    assert.deepEqual(shmEntries(prefix).sort(), [`${prefix}-live`, `${prefix}-other`]);
+    assert.equal(mine.creatorAlive, true);
+    assert.deepEqual(sm.removeStale({ prefix }), [], "nothing more");
+  } finally {
+    finished.kill();
+    unready.kill();
+    for (const entry of shmEntries(prefix)) if (entry !== live) rmSync(`/dev/shm/${entry}`, { force: true });
+  }
+  sm.delete(mine);
+});
