@@ -147,6 +147,7 @@ export class SegmentMain implements Iterable<Segment> {
     if (type === "private") {
       const buffer = new SharedArrayBuffer(size);
       formatHeader(buffer, type, nameBytes, size, processId());
+      Atomics.store(new Uint32Array(buffer, 0, PAGE_SIZE / 4), FS_CREATOR_TAG >>> 2, PRIVATE_LIVENESS.ownTag);
       setReady(buffer);
       return this.#add({ type, name: args.name, size, creatorPid: processId(), createdHere: true, buffer });
     }

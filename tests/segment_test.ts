@@ -188,3 +188,17 @@ test("attach gives up after timeoutSeconds on a creator that never sets ready, s
   }
   await Promise.resolve();
 });
+
+test("creatorAlive: true for a live creator of any type, seen from the creator and from an attacher", () => {
+  using sm = new SegmentMain();
+  const priv = sm.create({ type: "private", name: "alive", size: 1 << 16 });
+  assert.equal(priv.creatorAlive, true);
+  assert.equal(sm.attach({ type: "private", buffer: priv.u8.buffer as SharedArrayBuffer }).creatorAlive, true);
+  const name = uniqueName("alive");
+  const shm = sm.create({ type: "shm", name, size: 1 << 16 });
+  using other = new SegmentMain();
+  assert.equal(shm.creatorAlive, true);
+  assert.equal(other.attach({ type: "shm", name }).creatorAlive, true);
+  const memfd = sm.create({ type: "memfd", name: "alive", size: 1 << 16 });
+  assert.equal(memfd.creatorAlive, true);
+});
