@@ -318,3 +318,28 @@ test(`message queue: ${KILLS} producers SIGKILLed mid-send; the survivors' messa
   sm.delete(sm.get(0)!);
   assert.deepEqual(shmEntries(name), []);
 });
+
+test("message queue: receiveBatch publishes the head once; a consumer that died mid-batch is taken over", () => {
+  const { sm, segment, queue } = privateQueue({ slots: 8, slotSize: 8 });
+  using _ = sm;
+  const headWord = (queue.offset + FIFO_HEADER_SIZE + MQ_RINGS + 128) >>> 2;
+  for (let i = 1; i <= 6; i++) assert.equal(queue.trySend(Uint8Array.of(i)), true);
+  let seenHead = -1;
+  assert.equal(queue.receiveBatch(() => (seenHead = Atomics.load(segment.u32, headWord)), 2), 2);
+  assert.equal(seenHead, 0, "the head stays put during the batch");
+  assert.equal(Atomics.load(segment.u32, headWord), 2, "and is published at its end");
+  // A consumer killed mid-batch: slots 2 and 3 released, its head never published.
+  const dying = segment.messageQueueAt(queue.offset);
+  let calls = 0;
+  assert.throws(() =>
+    dying.receiveBatch(() => {
+      if (++calls === 3) throw new Error("killed");
+    })
+  );
+  Atomics.store(segment.u32, headWord, 2); // what a SIGKILL before the publication leaves
+  const got: number[] = [];
+  const next = segment.messageQueueAt(queue.offset);
+  next.receiveBatch((bytes) => got.push(bytes[0]));
+  assert.deepEqual(got, [5, 6], "the restarted consumer steps over what the dead one read");
+  assert.equal(queue.size, 0);
+});

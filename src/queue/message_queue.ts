@@ -182,6 +182,8 @@ export class MessageQueue {
   /** This handle as a sender: its id and the sequence number of its last message. */
   readonly #id = senderId();
   #sent = 0;
+  /** The consumer's heads during a call; published to the shared head words once, at its end. */
+  readonly #heads: Int32Array;
   /** The consumer's last delivered sequence number per sender (only with several rings). */
   readonly #delivered = new Map<number, number>();
   /** A slot the consumer found claimed and unpublished: which position, and since when. */
@@ -263,6 +265,21 @@ export class MessageQueue {
     this.#maxMessage = max;
     this.#capacity = capacity;
     this.#views = Array.from({ length: count }, () => []);
+    this.#heads = new Int32Array(count);
+  }
+
+  /** Reads the shared heads into the consumer's own, at the start of a consumer call. */
+  #loadHeads(): void {
+    for (let r = 0; r < this.#count; r++) this.#heads[r] = this.#position(r, this.#headWord[r]);
+  }
+
+  /** Publishes the heads that moved: one store per ring per call, however many messages it read. */
+  #publishHeads(): void {
+    for (let r = 0; r < this.#count; r++) {
+      if (Atomics.load(this.#u32, this.#headWord[r]) !== this.#heads[r]) {
+        Atomics.store(this.#u32, this.#headWord[r], this.#heads[r]);
+      }
+    }
   }
 
   #check(): void {
@@ -423,9 +440,17 @@ export class MessageQueue {
       let stuck = -1;
       let unknown = -1;
       for (let r = 0; r < this.#count; r++) {
-        const h = this.#position(r, this.#headWord[r]);
-        const s = this.#slot(r, h);
-        const state = Atomics.load(u32, s + MQS_STATE / 4);
+        let h = this.#heads[r];
+        let s = this.#slot(r, h);
+        let state = Atomics.load(u32, s + MQS_STATE / 4);
+        for (let stepped = 0; this.#releasedAhead(r, h, state); stepped++) {
+          // Released for the next lap already: a consumer read it but died before it published
+          // its head. Step over it (at most a lap).
+          if (stepped >= this.#slots[r]) this.#corrupt(`ring ${r} is released a whole lap ahead of its head`);
+          h = this.#heads[r] = this.#next(r, h);
+          s = this.#slot(r, h);
+          state = Atomics.load(u32, s + MQS_STATE / 4);
+        }
         if (state === h * 4 + 1) {
           if (this.#count === 1) return r;
           const next = this.#isNext(s);
@@ -441,7 +466,7 @@ export class MessageQueue {
         // A head being written may be the message another head waits behind: wait for it,
         // unless its writer died (then it is dropped and we look again).
         if (!this.#writerDead(stuck)) return -1;
-        this.#release(stuck, this.#position(stuck, this.#headWord[stuck]));
+        this.#release(stuck, this.#heads[stuck]);
         this.#wakeProducers();
         continue;
       }
@@ -466,7 +491,7 @@ export class MessageQueue {
 
   /** Whether the writer of ring `r`'s claimed head is dead; checks its life only once the head was stuck a while. */
   #writerDead(r: number): boolean {
-    const h = this.#position(r, this.#headWord[r]);
+    const h = this.#heads[r];
     const key = r * 2 ** 30 + h;
     const now = performance.now();
     if (this.#stuckAt !== key) {
@@ -483,13 +508,32 @@ export class MessageQueue {
     return true;
   }
 
-  /** Frees the head slot of ring `r` (position `h`) for the lap after and moves the head on. */
+  /**
+   * Frees the head slot of ring `r` (position `h`) for the lap after, and moves this consumer's
+   * head on (published at the end of the call). The writer word is cleared with a plain store:
+   * the state's `Atomics.store` after it orders it before any producer's view of the free slot.
+   */
   #release(r: number, h: number): void {
     const s = this.#slot(r, h);
-    const next = this.#next(r, h);
-    Atomics.store(this.#u32, s + MQS_WRITER / 4, 0);
+    this.#u32[s + MQS_WRITER / 4] = 0;
     Atomics.store(this.#u32, s + MQS_STATE / 4, ((h + this.#slots[r]) % this.#period[r]) * 4);
-    Atomics.store(this.#u32, this.#headWord[r], next);
+    this.#heads[r] = this.#next(r, h);
+  }
+
+  /** Whether the slot of position `h` (state `state`) was released for the lap after `h`. */
+  #releasedAhead(r: number, h: number, state: number): boolean {
+    const lap = ((h + this.#slots[r]) % this.#period[r]) * 4;
+    return state === lap || state === lap + 1;
+  }
+
+  /** Whether a message is ready for the consumer (skipping dead producers' slots on the way). */
+  #anyReady(): boolean {
+    this.#loadHeads();
+    try {
+      return this.#nextRing() >= 0;
+    } finally {
+      this.#publishHeads();
+    }
   }
 
   /** Length of ring `r`'s ready head at slot `s`, checked. */
@@ -519,17 +563,22 @@ export class MessageQueue {
     this.#check();
     if (!(dst instanceof Uint8Array)) throw new TypeError("dst must be a Uint8Array");
     if (dst !== this.#dstOk) this.#checkOwn("dst", dst);
-    const r = this.#nextRing();
-    if (r < 0) return -1;
-    const h = this.#position(r, this.#headWord[r]);
-    const s = this.#slot(r, h);
-    const length = this.#length(r, s);
-    if (length > dst.length) throw new RangeError(`a message of ${length} bytes does not fit dst (${dst.length})`);
-    const at = s * 4 + MQS_PAYLOAD;
-    dst.set(this.#u8.subarray(at, at + length));
-    this.#consumed(r, s, h);
-    this.#wakeProducers();
-    return length;
+    this.#loadHeads();
+    try {
+      const r = this.#nextRing();
+      if (r < 0) return -1;
+      const h = this.#heads[r];
+      const s = this.#slot(r, h);
+      const length = this.#length(r, s);
+      if (length > dst.length) throw new RangeError(`a message of ${length} bytes does not fit dst (${dst.length})`);
+      const at = s * 4 + MQS_PAYLOAD;
+      dst.set(this.#u8.subarray(at, at + length));
+      this.#consumed(r, s, h);
+      this.#wakeProducers();
+      return length;
+    } finally {
+      this.#publishHeads();
+    }
   }
 
   /**
@@ -544,7 +593,7 @@ export class MessageQueue {
       const left = deadline - performance.now();
       if (left <= 0) return -1;
       // A claimed head whose writer may be dead is re-looked at every STUCK_CHECK_MS.
-      await waitAsync(this.#mem, this.#condition(this.#dataSeq, this.#dataWaiter, () => this.#nextRing() >= 0), {
+      await waitAsync(this.#mem, this.#condition(this.#dataSeq, this.#dataWaiter, () => this.#anyReady()), {
         timeoutMs: left,
         signal: options.signal,
       }, this.#stuckAt >= 0 ? STUCK_CHECK_MS : undefined);
@@ -561,11 +610,12 @@ export class MessageQueue {
     this.#check();
     if (typeof handler !== "function") throw new TypeError("handler must be a function");
     let handled = 0;
+    this.#loadHeads();
     try {
       while (handled < limit) {
         const r = this.#nextRing();
         if (r < 0) break;
-        const h = this.#position(r, this.#headWord[r]);
+        const h = this.#heads[r];
         const s = this.#slot(r, h);
         const length = this.#length(r, s);
         handler(this.#view(r, h), length);
@@ -573,6 +623,7 @@ export class MessageQueue {
         handled++;
       }
     } finally {
+      this.#publishHeads(); // one release of the batch's slots to the producers
       if (handled > 0) this.#wakeProducers();
     }
     return handled;
