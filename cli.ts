@@ -14,17 +14,43 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { type Fifo, formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
 type Runtime = "deno" | "bun";
 const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "deno";
 
-function option(args: string[], name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const value = args[i + 1];
-  if (value === undefined || value.startsWith("--")) throw new Error(`--${name} needs a value`);
-  return value;
+/** A wrong command line: reported in one line on stderr, exit code 2. */
+class UsageError extends Error {}
+
+const USAGE = {
+  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]",
+  show: "usage: cli.ts show [--clean]",
+} as const;
+
+/** Strict parsing: an unknown option or a missing value is a UsageError; `--help` is always known. */
+function parse<T extends Record<string, { type: "string" | "boolean" }>>(
+  args: string[],
+  options: T,
+): { [K in keyof T]?: T[K]["type"] extends "string" ? string : boolean } & { help?: boolean } {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: "boolean" } }, strict: true }).values as never;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
+  }
+}
+
+/** Set by SIGINT or SIGTERM; the demo's loops look at it between slices of work. */
+let interrupted: string | undefined;
+
+/** Lets the event loop run (signal handlers, child exits) about once a millisecond of busy work. */
+let lastYield = 0;
+async function breathe(): Promise<void> {
+  const t = performance.now();
+  if (t - lastYield < 1) return;
+  lastYield = t;
+  await new Promise((r) => setImmediate(r)); // a turn of the event loop, without a timer's delay
+  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
 }
 
 function now(): number {
@@ -80,15 +106,28 @@ function progress(done: number, total: number, startMs: number, tty: boolean, la
 }
 
 async function demo(args: string[]): Promise<void> {
-  const totalBytes = Math.round(Number(option(args, "size", "256")) * 1024 * 1024);
-  const messageBytes = Number(option(args, "message", "65536"));
-  const type = option(args, "type", "shm") as "shm" | "memfd";
-  const peerRuntime = option(args, "peer", RUNTIME === "deno" ? "bun" : "deno") as Runtime;
-  if (!(totalBytes > 0) || !Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1 << 20) {
-    throw new RangeError("--size must be > 0 MiB and --message from 1 to 1048576 bytes");
+  const values = parse(args, {
+    size: { type: "string" },
+    message: { type: "string" },
+    type: { type: "string" },
+    peer: { type: "string" },
+  });
+  if (values.help) {
+    console.log(USAGE.demo);
+    return;
   }
-  if (type !== "shm" && type !== "memfd") throw new RangeError("--type must be shm or memfd");
-  if (peerRuntime !== "deno" && peerRuntime !== "bun") throw new RangeError("--peer must be deno or bun");
+  const totalBytes = Math.round(Number(values.size ?? "256") * 1024 * 1024);
+  const messageBytes = Number(values.message ?? "65536");
+  const type = (values.type ?? "shm") as "shm" | "memfd";
+  const peerRuntime = (values.peer ?? (RUNTIME === "deno" ? "bun" : "deno")) as Runtime;
+  if (!(totalBytes > 0)) throw new UsageError(`--size must be a number of MiB above 0, got ${values.size}`);
+  if (!Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1 << 20) {
+    throw new UsageError(`--message must be a whole number of bytes from 1 to 1048576, got ${values.message}`);
+  }
+  if (type !== "shm" && type !== "memfd") throw new UsageError(`--type must be shm or memfd, got ${type}`);
+  if (peerRuntime !== "deno" && peerRuntime !== "bun") {
+    throw new UsageError(`--peer must be deno or bun, got ${peerRuntime}`);
+  }
 
   using sm = new SegmentMain();
   const name = `svm-demo-${process.pid}`;
@@ -112,15 +151,16 @@ async function demo(args: string[]): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, 0));
     const peerGone = () => !sm.os.processAlive(child.pid!) || child.exitCode !== null;
-    const waitFor = (cond: () => boolean, what: string) => {
+    const waitFor = async (cond: () => boolean, what: string) => {
       let spins = 0;
       while (!cond()) {
         if (++spins % 4096 === 0 && peerGone()) throw new Error(`the echo peer exited while ${what}`);
+        await breathe();
       }
     };
     // The peer says hello by setting the tx fifo's tag once attached.
     const deadline = now() + 20_000;
-    waitFor(() => tx.tag === 1 || now() > deadline, "starting");
+    await waitFor(() => tx.tag === 1 || now() > deadline, "starting");
     if (tx.tag !== 1) throw new Error("the echo peer did not attach within 20 s");
 
     // Throughput: stream totalBytes out through rx, read the echo back from tx, check it all.
@@ -145,6 +185,7 @@ async function demo(args: string[]): Promise<void> {
       received += got;
       if (got === 0 && ++idle % 65536 === 0 && peerGone()) throw new Error("the echo peer exited mid-stream");
       progress(received, totalBytes, start, tty, last);
+      await breathe();
     }
     const seconds = (now() - start) / 1000;
 
@@ -163,6 +204,7 @@ async function demo(args: string[]): Promise<void> {
         have += tx.dequeue(have === 0 ? pong : pong.subarray(have));
         if (++spins % 100_000 === 0 && peerGone()) throw new Error("the echo peer exited during the latency run");
       }
+      await breathe();
       if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
       if (r >= 1000) samples[r - 1000] = now() - t0;
     }
@@ -213,7 +255,12 @@ function echoPeer(args: string[]): void {
 }
 
 function show(args: string[]): void {
-  const clean = args.includes("--clean");
+  const values = parse(args, { clean: { type: "boolean" } });
+  if (values.help) {
+    console.log(USAGE.show);
+    return;
+  }
+  const clean = values.clean === true;
   using sm = new SegmentMain({ timeoutSeconds: 0 });
   let names: string[] = [];
   try {
@@ -264,18 +311,21 @@ function show(args: string[]): void {
 }
 
 const [command, ...rest] = process.argv.slice(2);
+// Ctrl-C or SIGTERM: the demo stops at its next breath and removes what it made.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => (interrupted = signal));
 try {
   if (command === "demo") await demo(rest);
   else if (command === "echo-peer") echoPeer(rest);
   else if (command === "show") show(rest);
-  else {
-    console.log(
-      "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]\n" +
-        "       cli.ts show [--clean]",
-    );
-    process.exitCode = command === undefined || command === "help" ? 0 : 2;
+  else if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    console.log(`${USAGE.demo}\n${USAGE.show}`);
+  } else {
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: demo, show; --help for usage)`);
   }
 } catch (error) {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+  // 2 for a wrong command line; 128 + the signal's number when interrupted, as shells report it.
+  process.exitCode = error instanceof UsageError ? 2 : interrupted ? (interrupted === "SIGTERM" ? 143 : 130) : 1;
 }
+// Handlers registered for the signals must not keep the process alive once the work is done.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.removeAllListeners(signal);
