@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { SegmentMain } from "../mod.ts";
+import { done, interruptedBy, track } from "./interrupt.ts";
 
 type Runtime = "deno" | "bun";
 type Result = Record<string, number>;
@@ -38,6 +39,7 @@ function start(runtime: Runtime, ...rest: (string | number)[]) {
   const script = `${ROOT}bench/queue_peer.ts`;
   const argv = runtime === "deno" ? ["run", "-A", "--quiet", script] : [script];
   const child = spawn(binary(runtime), [...argv, ...rest.map(String)], { stdio: ["ignore", "pipe", "pipe"] });
+  const untrack = track(child);
   let out = "";
   let err = "";
   let markReady = () => {};
@@ -49,8 +51,10 @@ function start(runtime: Runtime, ...rest: (string | number)[]) {
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
   const result = new Promise<Result>((resolve, reject) =>
     child.on("close", (code) => {
+      untrack();
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-      if (code !== 0 || !line) reject(new Error(`${runtime} ${rest[0]} failed (${code}): ${err || out}`));
+      if (interruptedBy()) reject(new Error(`interrupted by ${interruptedBy()}`));
+      else if (code !== 0 || !line) reject(new Error(`${runtime} ${rest[0]} failed (${code}): ${err || out}`));
       else resolve(JSON.parse(line.slice(7)));
     })
   );
@@ -149,3 +153,4 @@ writeFileSync(
     2,
   ) + "\n",
 );
+done();

@@ -22,6 +22,7 @@ import { cpus, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
+import { done, interruptedBy, track } from "./interrupt.ts";
 
 type Runtime = "deno" | "bun";
 type Result = Record<string, number>;
@@ -66,6 +67,7 @@ function start(runtime: Runtime, cpu: number, role: string, ...rest: (string | n
   const base = runtime === "deno" ? [binary("deno"), "run", "-A", "--quiet", PEER] : [binary("bun"), PEER];
   const argv = [...(pin ? ["taskset", "-c", String(cpu)] : []), ...base, role, ...rest.map(String)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  const untrack = track(child);
   let out = "";
   let err = "";
   let markReady: () => void = () => {};
@@ -77,8 +79,10 @@ function start(runtime: Runtime, cpu: number, role: string, ...rest: (string | n
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
   const result = new Promise<Result>((resolve, reject) => {
     child.on("close", (code) => {
+      untrack();
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-      if (code !== 0 || !line) reject(new Error(`${runtime} ${role} failed (code ${code}): ${err || out}`));
+      if (interruptedBy()) reject(new Error(`interrupted by ${interruptedBy()}`));
+      else if (code !== 0 || !line) reject(new Error(`${runtime} ${role} failed (code ${code}): ${err || out}`));
       else resolve(JSON.parse(line.slice(7)));
     });
   });
@@ -317,3 +321,4 @@ mkdirSync(outDir, { recursive: true });
 const stem = quick ? "quick" : "latest";
 writeFileSync(`${outDir}/${stem}.json`, JSON.stringify(results, null, 2) + "\n");
 writeFileSync(`${outDir}/${quick ? "quick" : "throughput"}.svg`, throughputChart(rows, SIZES));
+done();

@@ -1,7 +1,7 @@
 // The benchmarks still work: run in a tiny quick mode (no timing is asserted, ever).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { ROOT, RUNTIME, scriptCommand, shmEntries } from "./helpers.ts";
@@ -48,4 +48,27 @@ test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
   for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
     assert.ok(run.stdout.includes(task), task);
   }
+});
+
+test(`bench/run.ts under ${RUNTIME}: Ctrl-C mid-run kills its peers and leaves nothing in /dev/shm`, async () => {
+  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out]);
+  const run = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  run.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
+  run.stdout!.resume();
+  const exited = new Promise<void>((r) => run.on("close", () => r()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!err.includes("fifo ") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    run.kill("SIGINT");
+    await exited;
+    assert.match(err, /interrupted by SIGINT/);
+  } finally {
+    run.kill("SIGKILL");
+    rmSync(out, { recursive: true, force: true });
+  }
+  assert.deepEqual(shmEntries("svmbench-"), []);
+  const peers = spawnSync("pgrep", ["-f", `${ROOT}/bench/peer.ts`], { encoding: "utf8" }).stdout.trim();
+  assert.equal(peers, "", "no peer left running");
 });
