@@ -10,7 +10,32 @@ import { FUTEX_WAIT, SYS_FUTEX } from "./symbols.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
-const DENO_TYPES: Record<NativeKind, Deno.NativeType | "void"> = {
+/**
+ * The part of Deno's FFI this file uses, declared here rather than taken from Deno's global
+ * types, so that the package type-checks in projects that have no Deno types (a Bun project
+ * with `@types/bun`, a Node project with `@types/node`).
+ */
+type Pointer = object;
+interface ForeignFunction {
+  name?: string;
+  parameters: string[];
+  result: string;
+  nonblocking?: boolean;
+}
+interface DenoFfi {
+  dlopen(path: string, symbols: Record<string, ForeignFunction>): { symbols: Record<string, unknown> };
+  UnsafePointer: {
+    value(pointer: Pointer | null): bigint | number;
+    offset(pointer: Pointer, bytes: number): Pointer;
+    of(view: Uint8Array): Pointer | null;
+  };
+  UnsafePointerView: {
+    new (pointer: Pointer): { getInt32(offset?: number): number };
+    getArrayBuffer(pointer: Pointer, length: number): ArrayBuffer;
+  };
+}
+
+const DENO_TYPES: Record<NativeKind, string> = {
   i32: "i32",
   u32: "u32",
   i64: "i64",
@@ -20,14 +45,14 @@ const DENO_TYPES: Record<NativeKind, Deno.NativeType | "void"> = {
   void: "void",
 };
 
-function denoSymbols(): Record<string, Deno.ForeignFunction> {
-  const out: Record<string, Deno.ForeignFunction> = {};
+function denoSymbols(): Record<string, ForeignFunction> {
+  const out: Record<string, ForeignFunction> = {};
   for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
     const s = spec as (typeof LIBC_SYMBOLS)[keyof typeof LIBC_SYMBOLS] & { name?: string; nonblocking?: boolean };
     out[key] = {
       name: s.name,
-      parameters: s.args.map((a) => DENO_TYPES[a] as Deno.NativeType),
-      result: DENO_TYPES[s.ret] as Deno.NativeResultType,
+      parameters: s.args.map((a) => DENO_TYPES[a]),
+      result: DENO_TYPES[s.ret],
       nonblocking: s.nonblocking ?? false,
     };
   }
@@ -38,8 +63,9 @@ const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 /** Opens libc through `Deno.dlopen` and returns the {@link Os} over it. */
 export function denoOs(): Os {
+  const Deno = (globalThis as unknown as { Deno: DenoFfi }).Deno;
   const path = libcPath();
-  let lib: Deno.DynamicLibrary<Record<string, Deno.ForeignFunction>>;
+  let lib: { symbols: Record<string, unknown> };
   try {
     lib = Deno.dlopen(path, denoSymbols());
   } catch (error) {
@@ -47,7 +73,7 @@ export function denoOs(): Os {
   }
   // deno-lint-ignore no-explicit-any
   const fns = lib.symbols as any;
-  const errnoPointer = fns.__errno_location() as Deno.PointerObject;
+  const errnoPointer = fns.__errno_location() as Pointer;
   const errnoView = new Deno.UnsafePointerView(errnoPointer);
   const native: Native = {
     runtime: "deno",
@@ -63,12 +89,11 @@ export function denoOs(): Os {
       return r === 0 ? "woken" : "interrupted";
     },
     release: () => {},
-    isMapFailed: (address) =>
-      address === null || Deno.UnsafePointer.value(address as Deno.PointerObject) === MAP_FAILED,
-    arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Deno.PointerObject, length),
-    offset: (address, bytes) => Deno.UnsafePointer.offset(address as Deno.PointerObject, bytes),
-    addressValue: (address) => Number(Deno.UnsafePointer.value(address as Deno.PointerObject)),
-    addressOf: (view) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(view as Uint8Array<ArrayBuffer>))),
+    isMapFailed: (address) => address === null || BigInt(Deno.UnsafePointer.value(address as Pointer)) === MAP_FAILED,
+    arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Pointer, length),
+    offset: (address, bytes) => Deno.UnsafePointer.offset(address as Pointer, bytes),
+    addressValue: (address) => Number(Deno.UnsafePointer.value(address as Pointer)),
+    addressOf: (view) => Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(view))),
     // errno is thread-local; the JS thread's location is fixed for the life of the thread.
     errno: () => errnoView.getInt32(),
   };
