@@ -173,7 +173,8 @@ export class MessageQueue {
   readonly #slots: Int32Array;
   readonly #slotBytes: Int32Array;
   readonly #stride: Int32Array;
-  readonly #base: Float64Array; // byte offsets in the segment
+  readonly #baseWord: Int32Array; // u32 index of each ring's first slot
+  readonly #strideWords: Int32Array;
   readonly #period: Int32Array;
   readonly #tailWord: Int32Array;
   readonly #headWord: Int32Array;
@@ -181,6 +182,8 @@ export class MessageQueue {
   readonly #capacity: number;
   /** This handle as a sender: its id and the sequence number of its last message. */
   readonly #id = senderId();
+  /** This process's tag: what a claim writes into a slot's writer word. */
+  readonly #me: number;
   #sent = 0;
   /** The consumer's heads during a call; published to the shared head words once, at its end. */
   readonly #heads: Int32Array;
@@ -232,7 +235,8 @@ export class MessageQueue {
     this.#slots = new Int32Array(count);
     this.#slotBytes = new Int32Array(count);
     this.#stride = new Int32Array(count);
-    this.#base = new Float64Array(count);
+    this.#baseWord = new Int32Array(count);
+    this.#strideWords = new Int32Array(count);
     this.#period = new Int32Array(count);
     this.#tailWord = new Int32Array(count);
     this.#headWord = new Int32Array(count);
@@ -255,7 +259,8 @@ export class MessageQueue {
       this.#slots[r] = slots;
       this.#slotBytes[r] = slotBytes;
       this.#stride[r] = stride;
-      this.#base[r] = data + base;
+      this.#baseWord[r] = (data + base) >>> 2;
+      this.#strideWords[r] = stride >>> 2;
       this.#period[r] = ringPeriod(slots);
       this.#tailWord[r] = at + MQR_TAIL / 4;
       this.#headWord[r] = at + MQR_HEAD / 4;
@@ -266,6 +271,7 @@ export class MessageQueue {
     this.#capacity = capacity;
     this.#views = Array.from({ length: count }, () => []);
     this.#heads = new Int32Array(count);
+    this.#me = mem.liveness.ownTag;
   }
 
   /** Reads the shared heads into the consumer's own, at the start of a consumer call. */
@@ -321,9 +327,9 @@ export class MessageQueue {
     return n === this.#period[r] ? 0 : n;
   }
 
-  /** The u32 index of the slot of position `p` in ring `r`. */
+  /** The u32 index of the slot of position `p` in ring `r` (int32 arithmetic throughout). */
   #slot(r: number, p: number): number {
-    return (this.#base[r] + (p % this.#slots[r]) * this.#stride[r]) >>> 2;
+    return this.#baseWord[r] + (p % this.#slots[r]) * this.#strideWords[r];
   }
 
   // ---- producers ---------------------------------------------------------------------------
@@ -348,7 +354,7 @@ export class MessageQueue {
   /** Claims, fills and publishes a slot of ring `r`; false when the ring is full. */
   #trySendTo(r: number, bytes: Uint8Array): boolean {
     const u32 = this.#u32;
-    const me = this.#mem.liveness.ownTag;
+    const me = this.#me;
     const n = this.#slots[r];
     const period = this.#period[r];
     let held = 0;
@@ -374,7 +380,9 @@ export class MessageQueue {
           Atomics.compareExchange(u32, s + MQS_WRITER / 4, me, 0);
           continue;
         }
-        Atomics.store(u32, s + MQS_CLAIM_POS / 4, p + 1); // 0 means no claim recorded
+        // 0 means no claim recorded. A plain store: the compare-and-swap of the tail right after
+        // it is sequentially consistent, so whoever sees the tail moved also sees the claim.
+        u32[s + MQS_CLAIM_POS / 4] = p + 1;
         Atomics.compareExchange(u32, this.#tailWord[r], p, this.#next(r, p));
         const at = s * 4;
         u32[s + MQS_SENDER / 4] = this.#id;
@@ -611,6 +619,7 @@ export class MessageQueue {
     if (typeof handler !== "function") throw new TypeError("handler must be a function");
     let handled = 0;
     this.#loadHeads();
+    this.#lentViews(); // once per batch
     try {
       while (handled < limit) {
         const r = this.#nextRing();
@@ -618,7 +627,8 @@ export class MessageQueue {
         const h = this.#heads[r];
         const s = this.#slot(r, h);
         const length = this.#length(r, s);
-        handler(this.#view(r, h), length);
+        const i = h % this.#slots[r];
+        handler(this.#views[r][i] ??= this.#newView(r, i), length);
         this.#consumed(r, s, h);
         handled++;
       }
@@ -629,15 +639,19 @@ export class MessageQueue {
     return handled;
   }
 
-  /** A view of the payload of ring `r`'s slot for position `p`, over the lent buffer, kept for reuse. */
-  #view(r: number, p: number): Uint8Array {
+  /** Makes sure the kept views are over the current lent buffer (a caller may have detached one). */
+  #lentViews(): void {
     const lent = this.#mem.lent();
     if (lent !== this.#viewsOf) {
       this.#viewsOf = lent;
       for (const views of this.#views) views.length = 0;
     }
-    const i = p % this.#slots[r];
-    return (this.#views[r][i] ??= new Uint8Array(lent, this.#slot(r, p) * 4 + MQS_PAYLOAD, this.#slotBytes[r]));
+  }
+
+  /** A view of the payload of ring `r`'s slot `i`, over the lent buffer. */
+  #newView(r: number, i: number): Uint8Array {
+    const at = (this.#baseWord[r] + i * this.#strideWords[r]) * 4 + MQS_PAYLOAD;
+    return new Uint8Array(this.#viewsOf!, at, this.#slotBytes[r]);
   }
 
   // ---- facts -------------------------------------------------------------------------------
