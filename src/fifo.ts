@@ -14,13 +14,10 @@
 
 import { SegmentError } from "./errors.ts";
 import {
-  chunkBytes,
   classBytes,
   counterPeriod,
   FF_ALLOC_SEQ,
   FF_CAPACITY,
-  FF_CHUNK_LENGTH,
-  FF_CLASS,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
   FF_CLOSED,
@@ -28,25 +25,19 @@ import {
   FF_DATA_WAITER,
   FF_HAS_EVENT,
   FF_HEAD,
-  FF_KIND,
   FF_LIST,
-  FF_MAGIC,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
   FF_SPACE_SEQ,
   FF_SPACE_WAITER,
-  FF_STATE,
   FF_TAG,
   FF_TAIL,
   FF_WANT_DEQ_NTF,
-  FIFO_AREA_START,
   FIFO_HEADER_SIZE,
-  FIFO_MAGIC,
-  FIFO_STATE_LIVE,
   KIND_FIFO,
-  SIZE_CLASSES,
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
+import { readLiveChunk } from "./chunk.ts";
 import { ByteCopier } from "./byte_copy.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
@@ -142,31 +133,12 @@ export class Fifo {
    * chunk index says the chunk ends: the header must agree with it.
    */
   constructor(mem: FifoMemory, offset: number, chunkEnd: number) {
-    if (
-      !Number.isSafeInteger(offset) || offset < FIFO_AREA_START || offset % 64 !== 0 ||
-      offset + FIFO_HEADER_SIZE > mem.size
-    ) {
-      throw new RangeError(`no fifo can start at offset ${offset} of segment "${mem.name}"`);
-    }
+    const { seq, sizeClass } = readLiveChunk(mem, offset, chunkEnd, KIND_FIFO, "fifo");
     const w = offset >>> 2;
     const u32 = mem.u32;
-    // Each word is read once, checked, and only the checked value is used: a peer that changes
-    // the header meanwhile cannot make this handle reach past its chunk.
-    const magic = Atomics.load(u32, w + FF_MAGIC / 4);
-    const state = Atomics.load(u32, w + FF_STATE / 4);
-    const seq = Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
-    const kind = Atomics.load(u32, w + FF_KIND / 4);
-    if (magic !== FIFO_MAGIC || state !== FIFO_STATE_LIVE || seq === 0 || kind !== KIND_FIFO) {
-      throw new RangeError(`no live fifo at offset ${offset} of segment "${mem.name}"`);
-    }
-    const sizeClass = Atomics.load(u32, w + FF_CLASS / 4);
-    const length = Atomics.load(u32, w + FF_CHUNK_LENGTH / 4);
-    const cap = Atomics.load(u32, w + FF_CAPACITY / 4);
-    if (
-      sizeClass >= SIZE_CLASSES || length !== chunkBytes(sizeClass) || cap < 1 || cap > classBytes(sizeClass) ||
-      offset + length !== chunkEnd || chunkEnd > mem.size
-    ) {
-      throw new SegmentError("corrupt", `fifo header at offset ${offset} of segment "${mem.name}" is out of bounds`);
+    const cap = Atomics.load(u32, w + FF_CAPACITY / 4); // read once, checked, used
+    if (cap < 1 || cap > classBytes(sizeClass)) {
+      throw new SegmentError("corrupt", `fifo at offset ${offset} of segment "${mem.name}" claims capacity ${cap}`);
     }
     this.#seq = seq;
     this.#seqWord = w + FF_ALLOC_SEQ / 4;

@@ -34,17 +34,9 @@
 import { SegmentError } from "../errors.ts";
 import type { FifoMemory } from "../fifo.ts";
 import {
-  chunkBytes,
   classBytes,
   FF_ALLOC_SEQ,
-  FF_CHUNK_LENGTH,
-  FF_CLASS,
-  FF_KIND,
-  FF_MAGIC,
-  FF_STATE,
   FIFO_HEADER_SIZE,
-  FIFO_MAGIC,
-  FIFO_STATE_LIVE,
   KIND_MESSAGE_QUEUE,
   messageQueueHeaderBytes,
   messageSlotStride,
@@ -71,9 +63,9 @@ import {
   MQS_STATE,
   MQS_WRITER,
   ringPeriod,
-  SIZE_CLASSES,
 } from "../layout.ts";
 import type { Liveness } from "../process_table.ts";
+import { readLiveChunk } from "../chunk.ts";
 import { waitAsync, type WaitCondition, type WaitOptions, wake } from "../word_wait.ts";
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
@@ -200,20 +192,9 @@ export class MessageQueue {
 
   /** @internal Use `segment.allocMessageQueue` or `segment.messageQueueAt`. */
   constructor(mem: MessageQueueMemory, offset: number, chunkEnd: number) {
+    const { seq, sizeClass } = readLiveChunk(mem, offset, chunkEnd, KIND_MESSAGE_QUEUE, "message queue");
     const u32 = mem.u32;
     const w = offset >>> 2;
-    const magic = Atomics.load(u32, w + FF_MAGIC / 4);
-    const state = Atomics.load(u32, w + FF_STATE / 4);
-    const seq = Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
-    const kind = Atomics.load(u32, w + FF_KIND / 4);
-    if (magic !== FIFO_MAGIC || state !== FIFO_STATE_LIVE || seq === 0 || kind !== KIND_MESSAGE_QUEUE) {
-      throw new RangeError(`no message queue at offset ${offset} of segment "${mem.name}"`);
-    }
-    const sizeClass = Atomics.load(u32, w + FF_CLASS / 4);
-    const length = Atomics.load(u32, w + FF_CHUNK_LENGTH / 4);
-    if (sizeClass >= SIZE_CLASSES || length !== chunkBytes(sizeClass) || offset + length !== chunkEnd) {
-      throw new SegmentError("corrupt", `message queue at offset ${offset} of segment "${mem.name}" is out of bounds`);
-    }
     const data = offset + FIFO_HEADER_SIZE;
     const d = data >>> 2;
     const room = classBytes(sizeClass);
