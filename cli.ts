@@ -17,14 +17,15 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Fifo, formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
-type Runtime = "deno" | "bun";
-const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "deno";
+type Runtime = "deno" | "bun" | "node";
+const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+const VERSIONS = process.versions as Record<string, string | undefined>;
 
 /** A wrong command line: reported in one line on stderr, exit code 2. */
 class UsageError extends Error {}
 
 const USAGE = {
-  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]",
+  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun|node]",
   show: "usage: cli.ts show [--clean]",
 } as const;
 
@@ -61,7 +62,9 @@ function runtimeCommand(runtime: Runtime, script: string, args: string[]): [stri
   const root = fileURLToPath(new URL(".", import.meta.url));
   const local = `${root}node_modules/.bin/${runtime}`;
   const bin = existsSync(local) ? local : runtime; // the project's own install, else PATH
-  return runtime === "deno" ? [bin, ["run", "-A", "--quiet", script, ...args]] : [bin, [script, ...args]];
+  if (runtime === "deno") return [bin, ["run", "-A", "--quiet", script, ...args]];
+  if (runtime === "node") return [bin, ["--no-warnings", script, ...args]];
+  return [bin, [script, ...args]];
 }
 
 /** Period of the demo's byte pattern: prime, so it never lines up with the ring or a write. */
@@ -125,8 +128,8 @@ async function demo(args: string[]): Promise<void> {
     throw new UsageError(`--message must be a whole number of bytes from 1 to 1048576, got ${values.message}`);
   }
   if (type !== "shm" && type !== "memfd") throw new UsageError(`--type must be shm or memfd, got ${type}`);
-  if (peerRuntime !== "deno" && peerRuntime !== "bun") {
-    throw new UsageError(`--peer must be deno or bun, got ${peerRuntime}`);
+  if (peerRuntime !== "deno" && peerRuntime !== "bun" && peerRuntime !== "node") {
+    throw new UsageError(`--peer must be deno, bun or node, got ${peerRuntime}`);
   }
 
   using sm = new SegmentMain();
@@ -136,7 +139,7 @@ async function demo(args: string[]): Promise<void> {
   const tx = segment.allocFifo(1 << 20, "tx")!; // the peer writes this
   const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
   console.log(
-    `${RUNTIME} ${RUNTIME === "deno" ? Deno.version.deno : process.versions.bun}: segment ${name} (${type}),` +
+    `${RUNTIME} ${VERSIONS[RUNTIME]}: segment ${name} (${type}),` +
       ` echo peer in ${peerRuntime}`,
   );
   const [bin, argv] = runtimeCommand(peerRuntime, fileURLToPath(import.meta.url), [

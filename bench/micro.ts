@@ -62,5 +62,10 @@ const rows = bench.tasks.map((t) => {
   return { task: t.name, "ns/op": Number(((meanMs * 1e6) / INNER).toFixed(1)) };
 });
 console.table(rows);
-const runtime = "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${Deno.version.deno}`;
+const versions = process.versions as Record<string, string | undefined>;
+const runtime = versions.bun
+  ? `bun ${versions.bun}`
+  : versions.deno
+  ? `deno ${versions.deno}`
+  : `node ${versions.node}`;
 console.log(`${runtime}, ${INNER} operations per task call${quick ? " (quick mode: not a measurement)" : ""}`);

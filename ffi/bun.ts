@@ -8,7 +8,7 @@
 
 import type { Os } from "./os.ts";
 import { futexOutcome, makeOs, type Native } from "./native.ts";
-import { BunWaitPool } from "./bun_wait_pool.ts";
+import { WaitPool } from "./wait_pool.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -80,7 +80,21 @@ export function bunOs(): Os {
   const ffi = bunFfi();
   // deno-lint-ignore no-explicit-any
   const fns = bunBind(ffi) as any;
-  const pool = new BunWaitPool();
+  const pool = new WaitPool((onMessage, onError) => {
+    type BunWorker = {
+      postMessage(message: unknown): void;
+      terminate(): void;
+      ref(): void;
+      unref(): void;
+      onmessage: ((event: { data: Parameters<typeof onMessage>[0] }) => void) | null;
+      onerror: (() => void) | null;
+    };
+    const WorkerClass = (globalThis as unknown as { Worker: new (url: string) => BunWorker }).Worker;
+    const worker = new WorkerClass(new URL("./bun_futex_worker.ts", import.meta.url).href);
+    worker.onmessage = ({ data }) => onMessage(data);
+    worker.onerror = onError;
+    return worker;
+  });
   const errnoAddress = fns.__errno_location() as number;
   const native: Native = {
     runtime: "bun",

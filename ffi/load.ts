@@ -7,12 +7,14 @@
 import type { Os } from "./os.ts";
 import { denoOs } from "./deno.ts";
 import { bunOs } from "./bun.ts";
+import { nodeOs } from "./node.ts";
 
 /** The runtime this code runs in, or undefined for one without a supported FFI. */
-export function currentRuntime(): "deno" | "bun" | undefined {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+export function currentRuntime(): "deno" | "bun" | "node" | undefined {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown; process?: { versions?: { node?: string } } };
   if (g.Bun !== undefined) return "bun";
   if (g.Deno !== undefined) return "deno";
+  if (g.process?.versions?.node !== undefined) return "node";
   return undefined;
 }
 
@@ -34,7 +36,7 @@ function checkPlatform(): void {
  */
 export function loadOs(): Os {
   const runtime = currentRuntime();
-  if (runtime === undefined) throw new Error("shared segments need Deno or Bun (their FFI reaches libc)");
+  if (runtime === undefined) throw new Error("shared segments need Deno, Bun or Node 26 (their FFI reaches libc)");
   checkPlatform();
-  return runtime === "deno" ? denoOs() : bunOs();
+  return runtime === "deno" ? denoOs() : runtime === "bun" ? bunOs() : nodeOs();
 }

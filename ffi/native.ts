@@ -47,7 +47,7 @@ export type NativeFn = (...args: any[]) => any;
 
 /** What a runtime adapter gives: the bound symbols and its way of handling addresses. */
 export interface Native {
-  readonly runtime: "deno" | "bun";
+  readonly runtime: "deno" | "bun" | "node";
   readonly fns: {
     readonly [
       K in

@@ -36,7 +36,7 @@ export type FutexResult = "woken" | "timeout" | "mismatch" | "interrupted";
 /** The operating-system calls the library uses. */
 export interface Os {
   /** Which runtime's FFI backs this object. */
-  readonly runtime: "deno" | "bun";
+  readonly runtime: "deno" | "bun" | "node";
   /** `shm_open(name, flags, mode)`; returns the fd. */
   shmOpen(name: string, flags: number, mode: number): number;
   /** `shm_unlink(name)`. */

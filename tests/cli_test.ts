@@ -100,7 +100,7 @@ test(`cli under ${RUNTIME}: --help exits 0; unknown options, missing and bad val
       [["demo", "--size", "x"], /--size must be a number of MiB above 0, got x/],
       [["demo", "--message", "0"], /--message must be a whole number of bytes/],
       [["demo", "--type", "disk"], /--type must be shm or memfd, got disk/],
-      [["demo", "--peer", "node"], /--peer must be deno or bun, got node/],
+      [["demo", "--peer", "perl"], /--peer must be deno, bun or node, got perl/],
       [["show", "--clean=yes"], /does not take an argument/],
       [["frob"], /unknown command "frob"/],
     ] as const

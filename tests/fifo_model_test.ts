@@ -22,7 +22,9 @@ class Model {
   tail: number;
   readonly bytes = new Map<number, number>();
   readonly ooo = new Set<number>();
-  constructor(readonly cap: number, start: number) {
+  readonly cap: number;
+  constructor(cap: number, start: number) {
+    this.cap = cap;
     this.head = start;
     this.tail = start;
   }

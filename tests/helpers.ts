@@ -5,12 +5,12 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type Runtime = "deno" | "bun";
+export type Runtime = "deno" | "bun" | "node";
 
 /** The runtime running this test. */
-export const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "deno";
-/** The other one. */
-export const OTHER: Runtime = RUNTIME === "bun" ? "deno" : "bun";
+export const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+/** The runtime at the other end of the cross-process tests: deno for bun and node, bun for deno. */
+export const OTHER: Runtime = RUNTIME === "deno" ? "bun" : "deno";
 /** Both, this one first. */
 export const RUNTIMES: readonly Runtime[] = [RUNTIME, OTHER];
 
@@ -38,7 +38,9 @@ export function runtimeBinary(runtime: Runtime): string {
 /** The command line that runs a script under a runtime. */
 export function scriptCommand(runtime: Runtime, script: string, args: readonly string[]): [string, string[]] {
   const bin = runtimeBinary(runtime);
-  return runtime === "deno" ? [bin, ["run", "-A", "--quiet", script, ...args]] : [bin, [script, ...args]];
+  if (runtime === "deno") return [bin, ["run", "-A", "--quiet", script, ...args]];
+  if (runtime === "node") return [bin, ["--no-warnings", script, ...args]];
+  return [bin, [script, ...args]];
 }
 
 /** What a finished child process left. */

@@ -4,7 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SegmentMain } from "../mod.ts";
 
-test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping between writes", async () => {
+test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping between writes", {
+  skip: typeof Worker === "undefined" ? "this runtime has no web Worker global (Node: use node:worker_threads)" : false,
+}, async () => {
   using sm = new SegmentMain();
   const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
   const out = segment.allocFifo(16 * 1024, "tx")!;

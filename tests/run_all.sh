@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: static checks, then every test under Deno and under Bun.
-# Ends with one line "N passed, N failed" that sums the checks and both runtimes.
+# The whole test suite: static checks, then every test under Deno, under Bun and under Node 26.
+# Ends with one line "N passed, N failed" that sums the checks and the three runtimes.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH" NO_COLOR=1
-for tool in deno bun; do
+for tool in deno bun node; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: run npm install first"; echo "0 passed, 1 failed"; exit 1; }
 done
 out=$(mktemp -d)
@@ -49,6 +49,18 @@ if [ -z "$bun_pass" ] || [ -z "$bun_fail" ]; then
 else
   passed=$((passed + bun_pass))
   failed=$((failed + bun_fail))
+fi
+
+echo "== node --test"
+node --no-warnings --test --test-reporter=spec --test-timeout=900000 tests/ 2>&1 | tee "$out/node.log"
+node_pass=$(grep -E '^ℹ pass [0-9]+$' "$out/node.log" | tail -1 | tr -dc 0-9)
+node_fail=$(grep -E '^ℹ fail [0-9]+$' "$out/node.log" | tail -1 | tr -dc 0-9)
+if [ -z "$node_pass" ] || [ -z "$node_fail" ]; then
+  echo "node --test did not finish"
+  failed=$((failed + 1))
+else
+  passed=$((passed + node_pass))
+  failed=$((failed + node_fail))
 fi
 
 left=$(find /dev/shm -maxdepth 1 \( -name 'svmtest-*' -o -name 'svmbench-*' -o -name 'svm-demo-*' \) 2>/dev/null)

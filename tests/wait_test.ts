@@ -1,9 +1,10 @@
 // Sleeping instead of spinning: waits that resolve on data or space from another process (of
 // the other runtime), timeouts, cancellation, no lost wake-up, idle CPU, and web streams.
 import { test } from "node:test";
+import { Readable } from "node:stream";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
 import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
@@ -195,10 +196,7 @@ for (const [writer, reader] of [[RUNTIME, OTHER], [OTHER, RUNTIME]] as const) {
         try {
           let mine: { bytes: number; sha256: string } | undefined;
           if (writer === RUNTIME) {
-            const readable = "Bun" in globalThis
-              ? (globalThis as unknown as { Bun: { file(p: string): { stream(): ReadableStream<Uint8Array> } } }).Bun
-                .file(file).stream()
-              : (await Deno.open(file)).readable;
+            const readable = Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>;
             await readable.pipeTo(fifo.writable);
           } else {
             const hash = createHash("sha256");

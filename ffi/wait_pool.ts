@@ -1,33 +1,46 @@
 /**
- * Futex waits for Bun that do not block the event loop: each pending wait is handed to an idle
- * Worker (ffi/bun_futex_worker.ts) that blocks in the kernel instead. Workers are kept for
- * reuse, unreferenced while idle so they never keep the process alive, and ended by `close`.
+ * Futex waits that do not block the event loop, for runtimes without nonblocking FFI calls (Bun,
+ * Node): each pending wait is handed to an idle worker thread that blocks in the kernel instead
+ * (`bun_futex_worker.ts`, `node_futex_worker.ts`). Workers are kept for reuse, unreferenced while
+ * idle so they never keep the process alive, and ended by `close`.
  *
  * @module
  */
 
-interface BunWorker {
+/** What the pool needs of a worker thread, whichever runtime made it. */
+export interface WaitWorker {
   postMessage(message: unknown): void;
   terminate(): void;
   ref(): void;
   unref(): void;
-  onmessage: ((event: { data: { id: number; result: number; errno: number } }) => void) | null;
-  onerror: (() => void) | null;
 }
 
+/** The outcome of one wait, as the worker reports it. */
+export interface WaitOutcome {
+  id: number;
+  result: number;
+  errno: number;
+}
+
+/** Starts a worker that reports each wait's outcome to `onMessage`, and a failure to `onError`. */
+export type SpawnWaitWorker = (onMessage: (outcome: WaitOutcome) => void, onError: () => void) => WaitWorker;
+
 /** A pool of waiting Workers. */
-export class BunWaitPool {
-  readonly #idle: BunWorker[] = [];
-  readonly #all = new Set<BunWorker>();
+export class WaitPool {
+  readonly #spawnWorker: SpawnWaitWorker;
+  readonly #idle: WaitWorker[] = [];
+  readonly #all = new Set<WaitWorker>();
   readonly #pending = new Map<number, (outcome: { result: number; errno: number }) => void>();
   /** Busy workers to end as soon as their wait returns. */
-  readonly #retiring = new Set<BunWorker>();
+  readonly #retiring = new Set<WaitWorker>();
   #nextId = 1;
 
-  #spawn(): BunWorker {
-    const WorkerClass = (globalThis as unknown as { Worker: new (url: string) => BunWorker }).Worker;
-    const worker = new WorkerClass(new URL("./bun_futex_worker.ts", import.meta.url).href);
-    worker.onmessage = ({ data }) => {
+  constructor(spawnWorker: SpawnWaitWorker) {
+    this.#spawnWorker = spawnWorker;
+  }
+
+  #spawn(): WaitWorker {
+    const worker: WaitWorker = this.#spawnWorker((data) => {
       const done = this.#pending.get(data.id);
       this.#pending.delete(data.id);
       worker.unref();
@@ -38,21 +51,20 @@ export class BunWaitPool {
         this.#idle.push(worker);
       }
       done?.(data);
-    };
-    worker.onerror = () => {
+    }, () => {
       // A worker that fails is dropped; its waiter learns of it as an interrupted wait.
       this.#all.delete(worker);
       for (const [id, done] of this.#pending) {
         this.#pending.delete(id);
         done({ result: -1, errno: 4 });
       }
-    };
+    });
     this.#all.add(worker);
     return worker;
   }
 
   /** FUTEX_WAIT at `address` on a worker thread; resolves with the raw result and errno. */
-  wait(address: number, expected: number, timeoutMs: number): Promise<{ result: number; errno: number }> {
+  wait(address: number | bigint, expected: number, timeoutMs: number): Promise<{ result: number; errno: number }> {
     const worker = this.#idle.pop() ?? this.#spawn();
     const id = this.#nextId++;
     worker.ref();
