@@ -8,7 +8,7 @@
 
 import type { Os } from "./os.ts";
 import { futexOutcome, makeOs, type Native } from "./native.ts";
-import { WaitPool } from "./wait_pool.ts";
+import { siblingScript, WaitPool } from "./wait_pool.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -90,7 +90,7 @@ export function bunOs(): Os {
       onerror: (() => void) | null;
     };
     const WorkerClass = (globalThis as unknown as { Worker: new (url: string) => BunWorker }).Worker;
-    const worker = new WorkerClass(new URL("./bun_futex_worker.ts", import.meta.url).href);
+    const worker = new WorkerClass(siblingScript(import.meta.url, "bun_futex_worker").href);
     worker.onmessage = ({ data }) => onMessage(data);
     worker.onerror = onError;
     return worker;

@@ -9,7 +9,7 @@
 
 import type { Os } from "./os.ts";
 import { futexOutcome, makeOs, type Native } from "./native.ts";
-import { WaitPool } from "./wait_pool.ts";
+import { siblingScript, WaitPool } from "./wait_pool.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -78,7 +78,7 @@ export function nodeOs(): Os {
       };
     };
   const pool = new WaitPool((onMessage, onError) => {
-    const worker = new workers.Worker(new URL("./node_futex_worker.ts", import.meta.url));
+    const worker = new workers.Worker(siblingScript(import.meta.url, "node_futex_worker"));
     worker.on("message", onMessage);
     worker.on("error", onError);
     return worker;

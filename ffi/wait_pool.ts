@@ -7,6 +7,14 @@
  * @module
  */
 
+/**
+ * The URL of a worker script beside `base` (an `import.meta.url`), with base's own extension:
+ * `.ts` when run from source, `.js` from the compiled npm package.
+ */
+export function siblingScript(base: string, stem: string): URL {
+  return new URL(`./${stem}${base.endsWith(".js") ? ".js" : ".ts"}`, base);
+}
+
 /** What the pool needs of a worker thread, whichever runtime made it. */
 export interface WaitWorker {
   postMessage(message: unknown): void;
