@@ -8,50 +8,55 @@ import { consumeStream, produceEvents, produceStream } from "./peers/stream.ts";
 
 const GiB = 1024 ** 3;
 
-for (const type of ["shm", "memfd"] as const) {
-  for (const direction of ["produce", "consume"] as const) {
-    const producer = direction === "produce" ? RUNTIME : OTHER;
-    const consumer = direction === "produce" ? OTHER : RUNTIME;
-    const total = type === "shm" ? GiB : GiB / 4; // 1 GiB over shm each way; a shorter memfd run
-    test(`${type}: ${producer} producer -> ${consumer} consumer, ${total / 2 ** 20} MiB, every byte checked`, async () => {
-      const name = uniqueName(`stream-${type}`);
-      using sm = new SegmentMain();
-      const segment = sm.create({ type, name, size: 4 << 20 });
-      const fifo = segment.allocFifo(1_000_000, "rx")!; // not a power of two
-      const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
-      const seed = 1234;
-      const peer = startPeer(OTHER, "fifo_peer", [
-        direction === "produce" ? "consume" : "produce",
-        type,
-        where,
-        String(fifo.offset),
-        String(total),
-        String(seed),
-      ], 300_000);
-      try {
-        const table = streamTable();
-        const alive = () => running(peer.pid);
-        const mine = direction === "produce"
-          ? produceStream(fifo, total, seed, table, alive)
-          : consumeStream(fifo, total, seed, table, alive);
-        const result = await peer.done;
-        expectSuccess(result, `${OTHER} peer`);
-        const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
-        const consumed = direction === "produce" ? theirs : mine;
-        const produced = direction === "produce" ? mine : theirs;
-        assert.equal(produced.bytes, total);
-        assert.deepEqual(
-          { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
-          { bytes: total, bad: 0, firstBad: -1, left: 0 },
-        );
-        assert.ok(produced.writes > 10_000 && consumed.reads > 10_000, "many writes and reads of varied sizes");
-      } finally {
-        peer.kill();
-        await peer.done;
-      }
-      sm.delete(segment);
-      assert.deepEqual(shmEntries(name), []);
-    });
+// The runtimes at the other end: Node streams with both Deno and Bun; Deno and Bun with each other.
+const PEERS = RUNTIME === "node" ? ["deno", "bun"] as const : [OTHER];
+
+for (const other of PEERS) {
+  for (const type of ["shm", "memfd"] as const) {
+    for (const direction of ["produce", "consume"] as const) {
+      const producer = direction === "produce" ? RUNTIME : other;
+      const consumer = direction === "produce" ? other : RUNTIME;
+      const total = type === "shm" ? GiB : GiB / 4; // 1 GiB over shm each way; a shorter memfd run
+      test(`${type}: ${producer} producer -> ${consumer} consumer, ${total / 2 ** 20} MiB, every byte checked`, async () => {
+        const name = uniqueName(`stream-${type}`);
+        using sm = new SegmentMain();
+        const segment = sm.create({ type, name, size: 4 << 20 });
+        const fifo = segment.allocFifo(1_000_000, "rx")!; // not a power of two
+        const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
+        const seed = 1234;
+        const peer = startPeer(other, "fifo_peer", [
+          direction === "produce" ? "consume" : "produce",
+          type,
+          where,
+          String(fifo.offset),
+          String(total),
+          String(seed),
+        ], 300_000);
+        try {
+          const table = streamTable();
+          const alive = () => running(peer.pid);
+          const mine = direction === "produce"
+            ? produceStream(fifo, total, seed, table, alive)
+            : consumeStream(fifo, total, seed, table, alive);
+          const result = await peer.done;
+          expectSuccess(result, `${other} peer`);
+          const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
+          const consumed = direction === "produce" ? theirs : mine;
+          const produced = direction === "produce" ? mine : theirs;
+          assert.equal(produced.bytes, total);
+          assert.deepEqual(
+            { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
+            { bytes: total, bad: 0, firstBad: -1, left: 0 },
+          );
+          assert.ok(produced.writes > 10_000 && consumed.reads > 10_000, "many writes and reads of varied sizes");
+        } finally {
+          peer.kill();
+          await peer.done;
+        }
+        sm.delete(segment);
+        assert.deepEqual(shmEntries(name), []);
+      });
+    }
   }
 }
 
