@@ -596,7 +596,7 @@ export class FifoAllocator {
     return this.#locked(() => {
       const onList = new Map<number, number>();
       for (let c = 0; c < SIZE_CLASSES; c++) {
-        for (const offset of this.#list(c)) onList.set(offset, (onList.get(offset) ?? 0) + (c === -1 ? 0 : 1));
+        for (const offset of this.#list(c)) onList.set(offset, (onList.get(offset) ?? 0) + 1);
       }
       const lost: number[] = [];
       let live = 0;

@@ -341,7 +341,7 @@ export class Fifo {
 
   /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
   #ready(kind: number, n: number): boolean {
-    this.#check();
+    // The wait protocol runs the condition's check() before every ready(): no second check here.
     if (kind === DATA) return Atomics.load(this.#i32, this.#closed) !== 0 || this.#used(this.#counter(this.#head)) > 0;
     return this.#free(this.#counter(this.#tail)) >= n;
   }
