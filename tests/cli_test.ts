@@ -28,27 +28,33 @@ test(`demo: ${RUNTIME} streams through a ${OTHER} echo peer and checks every byt
   assert.deepEqual(shmEntries("svm-demo-"), []);
 });
 
-test("demo: a peer that dies mid-run ends the demo with a clear message and no leftover segment", async () => {
+/** A long demo under this runtime, with its output as it comes and its end (exit code and signal). */
+function longDemo() {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--size", "100000", "--message", "64"]);
   const demo = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  demo.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
-  demo.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
-  const exited = new Promise<number | null>((r) => demo.on("close", r));
+  const output = { out: "", err: "" };
+  demo.stdout!.setEncoding("utf8").on("data", (c) => (output.out += c));
+  demo.stderr!.setEncoding("utf8").on("data", (c) => (output.err += c));
+  const ended = new Promise<[number | null, string | null]>((r) => demo.on("close", (c, s) => r([c, s])));
+  return { demo, output, ended };
+}
+
+test("demo: a peer that dies mid-run ends the demo with a clear message and no leftover segment", async () => {
+  const { demo, output, ended } = longDemo();
+  const exited = ended.then(([code]) => code);
   try {
     // Find the echo peer (the demo's child) once the stream is under way, and kill it.
     let peer = 0;
     for (let i = 0; i < 200 && !peer; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      if (!/streamed|%/.test(out)) continue;
+      if (!/streamed|%/.test(output.out)) continue;
       const children = readFileSync(`/proc/${demo.pid}/task/${demo.pid}/children`, "utf8").trim().split(/\s+/);
       peer = Number(children.find((c) => c && running(Number(c))) ?? 0);
     }
-    assert.ok(peer > 0, `no echo peer found: ${out} ${err}`);
+    assert.ok(peer > 0, `no echo peer found: ${output.out} ${output.err}`);
     process.kill(peer, "SIGKILL");
     assert.equal(await exited, 1);
-    assert.match(err, /error: the echo peer exited/);
+    assert.match(output.err, /error: the echo peer exited/);
     assert.deepEqual(shmEntries(`svm-demo-${demo.pid}`), []);
   } finally {
     demo.kill("SIGKILL");
@@ -116,16 +122,10 @@ test(`cli under ${RUNTIME}: --help exits 0; unknown options, missing and bad val
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   test(`demo under ${RUNTIME}: ${signal} mid-stream ends it with code 128 + signal and leaves nothing behind`, async () => {
-    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--size", "100000", "--message", "64"]);
-    const demo = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    demo.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
-    demo.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
-    const exited = new Promise<[number | null, string | null]>((r) => demo.on("close", (c, s) => r([c, s])));
+    const { demo, output, ended: exited } = longDemo();
     try {
       const deadline = Date.now() + 30_000;
-      while (!/streamed|%/.test(out) && !out.includes("echo peer") && Date.now() < deadline) {
+      while (!/streamed|%/.test(output.out) && !output.out.includes("echo peer") && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, 800)); // well into the stream
@@ -134,8 +134,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       // Exit code 128 + the signal's number. (Deno's node:child_process reports such an exit code
       // as death by that signal; the demo's own message below says it caught it and cleaned up.)
       const expected = signal === "SIGINT" ? 130 : 143;
-      assert.ok(code === expected || (code === null && by === signal), `exit ${code} ${by}: ${out}\n${err}`);
-      assert.match(err, new RegExp(`interrupted by ${signal}`));
+      assert.ok(
+        code === expected || (code === null && by === signal),
+        `exit ${code} ${by}: ${output.out}\n${output.err}`,
+      );
+      assert.match(output.err, new RegExp(`interrupted by ${signal}`));
     } finally {
       demo.kill("SIGKILL");
     }
