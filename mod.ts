@@ -27,6 +27,7 @@ export { formatBytes, Segment } from "./src/segment.ts";
 export type { SegmentInfo } from "./src/segment.ts";
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
+export { waitAny } from "./src/wake/wait_any.ts";
 export { MessageQueue } from "./src/queue/message_queue.ts";
 export type { MessageQueueSpec, RingSpec } from "./src/queue/message_queue.ts";
 export type { FifoList, OooSegment, WaitOptions } from "./src/fifo.ts";

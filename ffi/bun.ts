@@ -7,8 +7,7 @@
  */
 
 import type { Os } from "./os.ts";
-import { futexOutcome, makeOs, type Native } from "./native.ts";
-import { siblingScript, WaitPool } from "./wait_pool.ts";
+import { makeOs, type Native } from "./native.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -42,7 +41,7 @@ export function bunFfi(): BunFfi {
 type BunSpec = { args: string[]; returns: string };
 
 /**
- * The symbol table in bun:ffi's terms (Bun has no nonblocking calls: those are left out). Bun
+ * The symbol table in bun:ffi's terms. Bun
  * keys a table by the real symbol name, so an alias (another prototype of the same function)
  * is returned apart, to be bound by a dlopen of its own.
  */
@@ -52,7 +51,7 @@ export function bunTable(
   const table: Record<string, BunSpec> = {};
   const aliases: Record<string, { name: string; spec: BunSpec }> = {};
   for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
-    if (("nonblocking" in spec && spec.nonblocking) || (only && !only.includes(key))) continue;
+    if (only && !only.includes(key)) continue;
     const bun = { args: spec.args.map((a) => BUN_TYPES[a]), returns: BUN_TYPES[spec.ret] };
     if ("name" in spec && spec.name !== key) aliases[key] = { name: spec.name, spec: bun };
     else table[key] = bun;
@@ -80,21 +79,6 @@ export function bunOs(): Os {
   const ffi = bunFfi();
   // deno-lint-ignore no-explicit-any
   const fns = bunBind(ffi) as any;
-  const pool = new WaitPool((onMessage, onError) => {
-    type BunWorker = {
-      postMessage(message: unknown): void;
-      terminate(): void;
-      ref(): void;
-      unref(): void;
-      onmessage: ((event: { data: Parameters<typeof onMessage>[0] }) => void) | null;
-      onerror: (() => void) | null;
-    };
-    const WorkerClass = (globalThis as unknown as { Worker: new (url: string) => BunWorker }).Worker;
-    const worker = new WorkerClass(siblingScript(import.meta.url, "bun_futex_worker").href);
-    worker.onmessage = ({ data }) => onMessage(data);
-    worker.onerror = onError;
-    return worker;
-  });
   const errnoAddress = fns.__errno_location() as number;
   const native: Native = {
     runtime: "bun",
@@ -106,11 +90,6 @@ export function bunOs(): Os {
     addressValue: (address) => address as number,
     addressOf: (view) => ffi.ptr(view),
     errno: () => ffi.read.i32(errnoAddress, 0),
-    futexWaitAsync: async (address, expected, timeoutMs) => {
-      const { result, errno } = await pool.wait(address as number, expected, timeoutMs);
-      return futexOutcome(result, errno);
-    },
-    release: () => pool.close(),
   };
   return makeOs(native);
 }

@@ -6,7 +6,6 @@
 
 import type { Os } from "./os.ts";
 import { makeOs, type Native } from "./native.ts";
-import { FUTEX_WAIT, SYS_FUTEX } from "./symbols.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -20,7 +19,6 @@ interface ForeignFunction {
   name?: string;
   parameters: string[];
   result: string;
-  nonblocking?: boolean;
 }
 interface DenoFfi {
   dlopen(path: string, symbols: Record<string, ForeignFunction>): { symbols: Record<string, unknown> };
@@ -48,13 +46,8 @@ const DENO_TYPES: Record<NativeKind, string> = {
 function denoSymbols(): Record<string, ForeignFunction> {
   const out: Record<string, ForeignFunction> = {};
   for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
-    const s = spec as (typeof LIBC_SYMBOLS)[keyof typeof LIBC_SYMBOLS] & { name?: string; nonblocking?: boolean };
-    out[key] = {
-      name: s.name,
-      parameters: s.args.map((a) => DENO_TYPES[a]),
-      result: DENO_TYPES[s.ret],
-      nonblocking: s.nonblocking ?? false,
-    };
+    const s = spec as (typeof LIBC_SYMBOLS)[keyof typeof LIBC_SYMBOLS] & { name?: string };
+    out[key] = { name: s.name, parameters: s.args.map((a) => DENO_TYPES[a]), result: DENO_TYPES[s.ret] };
   }
   return out;
 }
@@ -78,17 +71,6 @@ export function denoOs(): Os {
   const native: Native = {
     runtime: "deno",
     fns,
-    // A nonblocking call runs on another thread, whose errno we cannot read: any failure
-    // (timeout, value mismatch, signal) comes back as "interrupted", and callers re-check.
-    futexWaitAsync: async (address, expected, timeoutMs) => {
-      const ts = new BigInt64Array([
-        BigInt(Math.floor(timeoutMs / 1000)),
-        BigInt(Math.floor((timeoutMs % 1000) * 1e6)),
-      ]);
-      const r = Number(await fns.syscall_nonblocking(BigInt(SYS_FUTEX), address, FUTEX_WAIT, expected, ts, null, 0));
-      return r === 0 ? "woken" : "interrupted";
-    },
-    release: () => {},
     isMapFailed: (address) => address === null || BigInt(Deno.UnsafePointer.value(address as Pointer)) === MAP_FAILED,
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Pointer, length),
     offset: (address, bytes) => Deno.UnsafePointer.offset(address as Pointer, bytes),

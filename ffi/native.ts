@@ -20,6 +20,7 @@ import {
   FLOCK_SIZE,
   FLOCK_START_OFFSET,
   FLOCK_TYPE_OFFSET,
+  AF_UNIX,
   FUTEX_WAIT,
   FUTEX_WAKE,
   MAP_ANONYMOUS,
@@ -27,6 +28,12 @@ import {
   MAP_NORESERVE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MSG_DONTWAIT,
+  MSG_NOSIGNAL,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOCKADDR_UN_SIZE,
   PROT_READ,
   PROT_WRITE,
   STAT_DEV_OFFSET,
@@ -68,12 +75,11 @@ export interface Native {
         | "kill"
         | "usleep"
         | "syscall"
+        | "socket"
+        | "connect"
+        | "send"
     ]: NativeFn;
   };
-  /** FUTEX_WAIT that does not block the event loop (a nonblocking call, or a worker thread). */
-  futexWaitAsync(address: Address, expected: number, timeoutMs: number): Promise<FutexResult>;
-  /** Ends whatever helper threads the adapter started. */
-  release(): void;
   /** True when an `mmap` result is MAP_FAILED (or otherwise unusable). */
   isMapFailed(address: Address): boolean;
   /** One ArrayBuffer over `length` bytes at `address`. */
@@ -161,6 +167,23 @@ function checkWord(mapping: NativeMapping, byteOffset: number): void {
   if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset + 4 > mapping.length || byteOffset % 4 !== 0) {
     throw new RangeError(`futex word offset ${byteOffset} is not an aligned word of the mapping`);
   }
+}
+
+/**
+ * A `struct sockaddr_un` for `name` and its length: an abstract name (no "/") starts with a NUL
+ * byte and is not NUL-terminated; a path is.
+ */
+export function sockaddrUn(name: string): { bytes: Uint8Array; length: number } {
+  const path = new TextEncoder().encode(name);
+  const abstract = !name.includes("/");
+  const length = 2 + path.length + 1;
+  if (path.length === 0 || length > SOCKADDR_UN_SIZE || path.includes(0)) {
+    throw new RangeError(`a Unix socket name must be 1 to ${SOCKADDR_UN_SIZE - 3} bytes without NUL, got ${JSON.stringify(name)}`);
+  }
+  const bytes = new Uint8Array(SOCKADDR_UN_SIZE);
+  bytes[0] = AF_UNIX; // sa_family, little-endian u16
+  bytes.set(path, abstract ? 3 : 2);
+  return { bytes, length };
 }
 
 /** Builds the {@link Os} over a runtime adapter. */
@@ -305,15 +328,6 @@ export function makeOs(native: Native): Os {
       );
       return futexOutcome(r, r === 0 ? 0 : native.errno());
     },
-    futexWaitAsync(mapping, byteOffset, expected, timeoutMs) {
-      const m = asNativeMapping(mapping);
-      checkWord(m, byteOffset);
-      if (!(timeoutMs >= 0)) throw new RangeError(`timeout must be >= 0 ms, got ${timeoutMs}`);
-      return native.futexWaitAsync(native.offset(m.address, byteOffset), expected | 0, timeoutMs);
-    },
-    release() {
-      native.release();
-    },
     futexWake(mapping, byteOffset, count) {
       const m = asNativeMapping(mapping);
       checkWord(m, byteOffset);
@@ -321,6 +335,24 @@ export function makeOs(native: Native): Os {
         f.syscall(BigInt(SYS_FUTEX), native.offset(m.address, byteOffset), FUTEX_WAKE, count, null, null, 0),
       );
       return r < 0 ? fail("futex(FUTEX_WAKE)") : r;
+    },
+    connectUnix(name) {
+      const address = sockaddrUn(name);
+      const fd = f.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) fail("socket");
+      if (f.connect(fd, address.bytes, address.length) !== 0) {
+        const errno = native.errno();
+        f.close(fd);
+        throw new OsError("connect", errno, name);
+      }
+      return fd;
+    },
+    send(fd, bytes) {
+      const n = num(f.send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));
+      if (n >= 0) return n;
+      const errno = native.errno();
+      if (errno === EAGAIN) return -1;
+      throw new OsError("send", errno);
     },
   };
   return os;

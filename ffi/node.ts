@@ -1,15 +1,13 @@
 /**
  * The {@link Os} over Node's `node:ffi` (Node 26, experimental). Like `bun.ts`, this file never
  * imports `node:ffi` statically; it is fetched through `process.getBuiltinModule` only when the
- * Node implementation is asked for. Node has no nonblocking FFI calls: async futex waits block
- * in `node:worker_threads` workers instead (`wait_pool.ts`, `node_futex_worker.ts`).
+ * Node implementation is asked for.
  *
  * @module
  */
 
 import type { Os } from "./os.ts";
-import { futexOutcome, makeOs, type Native } from "./native.ts";
-import { siblingScript, WaitPool } from "./wait_pool.ts";
+import { makeOs, type Native } from "./native.ts";
 import { LIBC_SYMBOLS, type NativeKind } from "./symbols.ts";
 import { LIBC_PATH_VARIABLE, libcPath } from "./libc_path.ts";
 
@@ -51,7 +49,7 @@ export function nodeBind(ffi: NodeFfi, only?: readonly string[]): Record<string,
     const lib = new ffi.DynamicLibrary(path);
     const fns: Record<string, (...args: unknown[]) => unknown> = {};
     for (const [key, spec] of Object.entries(LIBC_SYMBOLS)) {
-      if (("nonblocking" in spec && spec.nonblocking) || (only && !only.includes(key))) continue;
+      if (only && !only.includes(key)) continue;
       const alias = "name" in spec && spec.name !== key;
       const signature = { arguments: spec.args.map((a) => NODE_TYPES[a]), return: NODE_TYPES[spec.ret] };
       fns[key] = (alias ? new ffi.DynamicLibrary(path) : lib).getFunction(alias ? spec.name : key, signature);
@@ -67,22 +65,6 @@ export function nodeOs(): Os {
   const ffi = nodeFfi();
   // deno-lint-ignore no-explicit-any
   const fns = nodeBind(ffi) as any;
-  const workers = (globalThis as { process: { getBuiltinModule(id: string): unknown } }).process
-    .getBuiltinModule("node:worker_threads") as {
-      Worker: new (url: URL) => {
-        postMessage(message: unknown): void;
-        terminate(): void;
-        ref(): void;
-        unref(): void;
-        on(event: string, listener: (value: never) => void): void;
-      };
-    };
-  const pool = new WaitPool((onMessage, onError) => {
-    const worker = new workers.Worker(siblingScript(import.meta.url, "node_futex_worker"));
-    worker.on("message", onMessage);
-    worker.on("error", onError);
-    return worker;
-  });
   const errnoAddress = fns.__errno_location() as bigint;
   const native: Native = {
     runtime: "node",
@@ -94,11 +76,6 @@ export function nodeOs(): Os {
     addressValue: (address) => Number(address as bigint),
     addressOf: (view) => Number(ffi.getRawPointer(view)),
     errno: () => ffi.getInt32(errnoAddress, 0),
-    futexWaitAsync: async (address, expected, timeoutMs) => {
-      const { result, errno } = await pool.wait(address as bigint, expected, timeoutMs);
-      return futexOutcome(result, errno);
-    },
-    release: () => pool.close(),
   };
   return makeOs(native);
 }

@@ -96,13 +96,18 @@ export interface Os {
    * `expected`, for at most `timeoutMs` (forever when undefined). Blocks the calling thread.
    */
   futexWait(mapping: Mapping, byteOffset: number, expected: number, timeoutMs?: number): FutexResult;
-  /**
-   * The same wait without blocking the event loop: a Deno nonblocking FFI call, or a Bun Worker
-   * that blocks in the kernel in its place. Always bounded by `timeoutMs`.
-   */
-  futexWaitAsync(mapping: Mapping, byteOffset: number, expected: number, timeoutMs: number): Promise<FutexResult>;
-  /** Ends helper threads (Bun's waiting Workers); waits still pending finish first. */
-  release(): void;
   /** `FUTEX_WAKE` up to `count` waiters on the word at `byteOffset`; returns how many woke. */
   futexWake(mapping: Mapping, byteOffset: number, count: number): number;
+  /**
+   * `socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)` and `connect` to the Unix
+   * socket `name`: an abstract-namespace name when it has no "/", else a file-system path.
+   * Returns the fd. A name nobody listens on fails with ECONNREFUSED (or ENOENT), a listener
+   * whose backlog is full with EAGAIN.
+   */
+  connectUnix(name: string): number;
+  /**
+   * `send(fd, bytes, MSG_DONTWAIT | MSG_NOSIGNAL)`: the bytes sent, or -1 when the socket's
+   * buffer is full (EAGAIN). A peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE.
+   */
+  send(fd: number, bytes: Uint8Array): number;
 }

@@ -24,10 +24,15 @@ const ERRNO_NAMES: Readonly<Record<number, readonly [string, string]>> = {
   24: ["EMFILE", "Too many open files"],
   27: ["EFBIG", "File too large"],
   28: ["ENOSPC", "No space left on device"],
+  32: ["EPIPE", "Broken pipe"],
   36: ["ENAMETOOLONG", "File name too long"],
   38: ["ENOSYS", "Function not implemented"],
   75: ["EOVERFLOW", "Value too large for defined data type"],
+  98: ["EADDRINUSE", "Address already in use"],
+  104: ["ECONNRESET", "Connection reset by peer"],
+  107: ["ENOTCONN", "Transport endpoint is not connected"],
   110: ["ETIMEDOUT", "Connection timed out"],
+  111: ["ECONNREFUSED", "Connection refused"],
 };
 
 /** The runtime's own table of errno names and texts (node:util), keyed by negative errno. */

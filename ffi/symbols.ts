@@ -22,8 +22,6 @@ export interface SymbolSpec {
   readonly c: string;
   readonly args: readonly NativeKind[];
   readonly ret: NativeKind;
-  /** Deno only: run the call on a separate thread and return a Promise. */
-  readonly nonblocking?: boolean;
   /** The libc name when the key is an alias (e.g. a nonblocking twin). */
   readonly name?: string;
 }
@@ -66,13 +64,13 @@ export const LIBC_SYMBOLS = {
     args: ["i64", "pointer", "i32", "i32", "buffer", "pointer", "i32"],
     ret: "i64",
   },
-  syscall_nonblocking: {
-    c: "long syscall(SYS_futex, ...) on a worker thread (Deno nonblocking)",
-    name: "syscall",
-    args: ["i64", "pointer", "i32", "i32", "buffer", "pointer", "i32"],
-    ret: "i64",
-    nonblocking: true,
+  socket: { c: "int socket(int domain, int type, int protocol)", args: ["i32", "i32", "i32"], ret: "i32" },
+  connect: {
+    c: "int connect(int fd, const struct sockaddr *addr, socklen_t addrlen)",
+    args: ["i32", "buffer", "u32"],
+    ret: "i32",
   },
+  send: { c: "ssize_t send(int fd, const void *buf, size_t len, int flags)", args: ["i32", "buffer", "usize", "i32"], ret: "i64" },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names of the symbols above. */
@@ -111,6 +109,14 @@ export const FLOCK_TYPE_OFFSET = 0;
 export const FLOCK_START_OFFSET = 8;
 export const FLOCK_LEN_OFFSET = 16;
 export const SYS_FUTEX = 202;
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+/** sizeof(struct sockaddr_un): sa_family_t (u16) and 108 bytes of path. */
+export const SOCKADDR_UN_SIZE = 110;
 export const FUTEX_WAIT = 0;
 export const FUTEX_WAKE = 1;
 /** sizeof(struct stat) and the offsets of the fields we read (x86_64 glibc). */

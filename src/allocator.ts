@@ -560,10 +560,10 @@ export class FifoAllocator {
    * Live fifos whose allocating process is dead, with their allocation numbers, decided under
    * the lock (outside it a fifo being freed by its live owner looks live with no owner).
    */
-  orphans(): { offset: number; seq: number }[] {
+  orphans(kind?: number): { offset: number; seq: number }[] {
     const liveness = this.#m.liveness;
     return this.#locked(() =>
-      this.liveFifos()
+      this.liveFifos(kind)
         .filter((offset) => !liveness.isAlive(Atomics.load(this.#u32, (offset + FF_OWNER) >>> 2)))
         .map((offset) => ({ offset, seq: Atomics.load(this.#u32, (offset + FF_ALLOC_SEQ) >>> 2) }))
     );

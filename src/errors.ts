@@ -20,7 +20,9 @@ export type SegmentErrorCode =
   | "full" // every process slot of the segment is held by a live process
   | "abandoned" // the creator died before the segment was ready
   | "not-a-file" // the name or fd is not a regular file (a FIFO, a tty, a directory)
-  | "untrusted"; // owned by another user, or open to group or others
+  | "untrusted" // owned by another user, or open to group or others
+  | "peer-gone" // the process at the other end of a fifo or queue died
+  | "aborted"; // the producer aborted the stream
 
 /** A segment or fifo that cannot be used as asked. */
 export class SegmentError extends Error {

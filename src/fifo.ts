@@ -20,7 +20,10 @@ import {
   FF_CAPACITY,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
+  CLOSED_ABORTED,
+  CLOSED_CLEAN,
   FF_CLOSED,
+  FF_CONSUMER,
   FF_DATA_SEQ,
   FF_DATA_WAITER,
   FF_HAS_EVENT,
@@ -28,6 +31,8 @@ import {
   FF_LIST,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
+  FF_OWNER,
+  FF_PRODUCER,
   FF_SPACE_SEQ,
   FF_SPACE_WAITER,
   FF_TAG,
@@ -41,9 +46,12 @@ import { readLiveChunk } from "./chunk.ts";
 import { ByteCopier } from "./byte_copy.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
-import { waitAsync, type WaitCondition, type WaitOptions, waitSync, wake } from "./word_wait.ts";
+import type { Liveness } from "./process_table.ts";
+import { type WaitCondition, waitSync } from "./word_wait.ts";
+import type { Sleeper, SleepOptions, Watch } from "./wake/sleeper.ts";
 
-export type { WaitOptions } from "./word_wait.ts";
+/** Options of the asynchronous waits: `timeoutMs`, `signal` and `spinMicros`. */
+export type WaitOptions = SleepOptions;
 import { readableOf, writableOf } from "./fifo_streams.ts";
 
 export type { OooSegment } from "./ooo.ts";
@@ -65,8 +73,12 @@ export interface FifoMemory {
   readonly name: string;
   /** Sleep and wake on the segment's words. */
   readonly signaller: Signaller;
-  /** Who sleeps on which word. */
+  /** Who sleeps on which word (Sync waits). */
   readonly waiters: Waiters;
+  /** Asynchronous waits, and waking the other side's sleepers. */
+  readonly sleeper: Sleeper;
+  /** This process's tag, and whether another's process lives. */
+  readonly liveness: Liveness;
   /** The buffer that views handed to callers are made over (never the segment's own). */
   lent(): ArrayBuffer | SharedArrayBuffer;
   /** Whether `view` lies in this segment's memory, through any mapping of it in this process. */
@@ -127,6 +139,10 @@ export class Fifo {
   readonly #copier: ByteCopier;
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
+  /** Whether this handle wrote its process's tag as the fifo's producer / consumer. */
+  #producing = false;
+  #consuming = false;
+  readonly #dataWatch: Watch;
 
   /**
    * @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
@@ -163,6 +179,29 @@ export class Fifo {
     this.#cachedTail = Atomics.load(u32, this.#tail);
     this.#markHead(this.#cachedHead);
     this.#markTail(this.#cachedTail);
+    this.#dataWatch = this.#watch(DATA, 0);
+  }
+
+  /** Records this process as the fifo's producer: the consumer's waits watch it for death. */
+  #becomeProducer(): void {
+    this.#producing = true;
+    Atomics.store(this.#u32, (this.#offset + FF_PRODUCER) >>> 2, this.#mem.liveness.ownTag);
+  }
+
+  /** Records this process as the fifo's consumer. */
+  #becomeConsumer(): void {
+    this.#consuming = true;
+    Atomics.store(this.#u32, (this.#offset + FF_CONSUMER) >>> 2, this.#mem.liveness.ownTag);
+  }
+
+  /**
+   * The process at the other end of a side: the tag the other side recorded, or, until it shows
+   * up, the fifo's allocator; 0 when that is this process (or nobody).
+   */
+  #peerOf(kind: number): number {
+    let tag = Atomics.load(this.#u32, (this.#offset + (kind === DATA ? FF_PRODUCER : FF_CONSUMER)) >>> 2);
+    if (tag === 0) tag = Atomics.load(this.#u32, (this.#offset + FF_OWNER) >>> 2);
+    return tag === this.#mem.liveness.ownTag ? 0 : tag;
   }
 
   /** Remembers a counter's ring index, so that the next operation needs no division. */
@@ -304,6 +343,7 @@ export class Fifo {
    * out-of-order data. The caller read and checked `at` once for its copy.
    */
   #publish(tail: number, at: number, n: number): number {
+    if (!this.#producing) this.#becomeProducer();
     let moved = n;
     if (this.#ooo.count > 0) moved += this.#ooo.collect(tail, n);
     if (moved === 0) return 0;
@@ -321,6 +361,7 @@ export class Fifo {
 
   /** Moves the head (at ring index `at`) n bytes on; the caller checked n <= used. */
   #consume(head: number, at: number, n: number): void {
+    if (!this.#consuming) this.#becomeConsumer();
     let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
     let next = head - (this.#period - n);
@@ -336,7 +377,7 @@ export class Fifo {
    * name a process that died asleep: the waiters clear it then.
    */
   #wake(seq: number, waiter: number): void {
-    wake(this.#mem, seq, waiter);
+    this.#mem.sleeper.notify(seq, waiter, this.#offset);
   }
 
   /** Whether a wait for `kind` can end: data (or the end of the stream), or `n` free bytes. */
@@ -346,34 +387,74 @@ export class Fifo {
     return this.#free(this.#counter(this.#tail)) >= n;
   }
 
-  /** What a wait for `kind` waits on: its words, and the condition (data or the end; `n` free bytes). */
-  #condition(kind: number, n: number): WaitCondition {
+  /** What a wait for `kind` waits on: its chunk, its words, the condition, the peer. */
+  #watch(kind: number, n: number): Watch {
     return {
+      chunk: this.#offset,
       seq: kind === DATA ? this.#dataSeq : this.#spaceSeq,
       waiter: kind === DATA ? this.#dataWaiter : this.#spaceWaiter,
       check: () => this.#check(),
       ready: () => this.#ready(kind, n),
+      peer: () => this.#peerOf(kind),
     };
   }
 
-  #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
-    return waitSync(this.#mem, this.#condition(kind, n), timeoutMs);
+  #peerGone(kind: number): SegmentError {
+    const peer = this.#peerOf(kind);
+    const pid = this.#mem.liveness.pidOf(peer);
+    return new SegmentError(
+      "peer-gone",
+      `the ${kind === DATA ? "producer" : "consumer"} of fifo at offset ${this.#offset} of segment ` +
+        `"${this.#mem.name}"${pid ? ` (pid ${pid})` : ""} died`,
+    );
   }
 
-  #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
-    return waitAsync(this.#mem, this.#condition(kind, n), options);
+  /** Registers the side `kind` waits as (a reader waits for data, a writer for space). */
+  #side(kind: number): void {
+    this.#check();
+    if (kind === DATA) {
+      if (!this.#consuming) this.#becomeConsumer();
+    } else if (!this.#producing) this.#becomeProducer();
+  }
+
+  #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
+    this.#side(kind);
+    const condition: WaitCondition = {
+      seq: kind === DATA ? this.#dataSeq : this.#spaceSeq,
+      waiter: kind === DATA ? this.#dataWaiter : this.#spaceWaiter,
+      check: () => this.#check(),
+      ready: () => this.#ready(kind, n),
+      hopeless: () => {
+        const peer = this.#peerOf(kind);
+        if (peer !== 0 && !this.#mem.liveness.isAlive(peer)) throw this.#peerGone(kind);
+      },
+    };
+    return waitSync(this.#mem, condition, timeoutMs);
+  }
+
+  async #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
+    this.#side(kind);
+    const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
+    const ready = await this.#mem.sleeper.sleep([watch], options ?? {});
+    if (ready.length === 0) return false;
+    if (this.#ready(kind, n)) return true;
+    throw this.#peerGone(kind);
   }
 
   /**
    * Waits until there is data to read or the producer has closed the fifo; true then, false on
-   * timeout. Resolves at once when that already holds; otherwise sleeps in the kernel without
-   * blocking the event loop.
+   * timeout. Resolves at once when that already holds; otherwise sleeps without blocking the
+   * event loop (and without a thread). Rejects with `SegmentError` "peer-gone" when the
+   * producer's process died and nothing is left to read.
    */
   waitForData(options: WaitOptions = {}): Promise<boolean> {
     return this.#waitAsync(DATA, 0, options);
   }
 
-  /** Waits until `n` bytes can be written; true then, false on timeout. */
+  /**
+   * Waits until `n` bytes can be written; true then, false on timeout. Rejects with
+   * "peer-gone" when the consumer's process died.
+   */
   waitForSpace(n: number, options: WaitOptions = {}): Promise<boolean> {
     this.#checkSpace(n);
     return this.#waitAsync(SPACE, n, options);
@@ -390,6 +471,24 @@ export class Fifo {
     return this.#waitSync(SPACE, n, options.timeoutMs);
   }
 
+  /** @internal What `waitAny` watches: data, the end, or the producer's death. */
+  get dataWatch(): Watch {
+    this.#side(DATA);
+    return this.#dataWatch;
+  }
+
+  /** @internal The sleeper of this fifo's segment. */
+  get sleeper(): Sleeper {
+    return this.#mem.sleeper;
+  }
+
+  /** Whether the producer's process died (a consumer's question). */
+  get peerGone(): boolean {
+    this.#check();
+    const peer = this.#peerOf(DATA);
+    return peer !== 0 && !this.#mem.liveness.isAlive(peer);
+  }
+
   #checkSpace(n: number): void {
     checkCount("n", n);
     if (n > this.#cap) throw new RangeError(`cannot wait for ${n} free bytes in a fifo of ${this.#cap}`);
@@ -397,15 +496,34 @@ export class Fifo {
 
   /** Ends the stream (the producer's call): readers drain what is left, then see the end. */
   close(): void {
-    this.#check();
-    Atomics.store(this.#i32, this.#closed, 1);
-    this.#wake(this.#dataSeq, this.#dataWaiter);
+    this.#end(CLOSED_CLEAN);
   }
 
-  /** True once the producer closed the fifo (there may still be bytes to read). */
+  /**
+   * Ends the stream as failed (the producer's call): the reader's stream errors with
+   * `SegmentError` "aborted" once it drained what was written, instead of ending cleanly.
+   */
+  abort(): void {
+    this.#end(CLOSED_ABORTED);
+  }
+
+  #end(how: number): void {
+    this.#check();
+    if (!this.#producing) this.#becomeProducer();
+    Atomics.compareExchange(this.#i32, this.#closed, 0, how); // the first end stands
+    if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) this.#wake(this.#dataSeq, this.#dataWaiter);
+  }
+
+  /** True once the producer closed (or aborted) the fifo; there may still be bytes to read. */
   get isClosed(): boolean {
     this.#check();
     return Atomics.load(this.#i32, this.#closed) !== 0;
+  }
+
+  /** True when the producer ended the fifo with `abort()`. */
+  get isAborted(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, this.#closed) === CLOSED_ABORTED;
   }
 
   /**
@@ -457,6 +575,7 @@ export class Fifo {
    */
   enqueueWithOffset(offset: number, src: Uint8Array): boolean {
     this.#check();
+    if (!this.#producing) this.#becomeProducer();
     checkCount("offset", offset);
     checkBytes("src", src);
     this.#checkAlias("src", src);
@@ -509,6 +628,7 @@ export class Fifo {
   /** Copies up to `dst.length` bytes starting `offset` bytes past the head; does not remove them. */
   peek(offset: number, dst: Uint8Array): number {
     this.#check();
+    if (!this.#consuming) this.#becomeConsumer();
     checkCount("offset", offset);
     checkBytes("dst", dst);
     this.#checkAlias("dst", dst);
@@ -683,6 +803,7 @@ export class Fifo {
   /** Up to two in-place views of the readable bytes, oldest first. Follow with `dequeueDrop`. */
   readSegments(): Uint8Array[] {
     this.#check();
+    if (!this.#consuming) this.#becomeConsumer();
     const head = this.#counter(this.#head);
     return this.#segments(this.#headIndex(head), this.#used(head));
   }
@@ -690,6 +811,7 @@ export class Fifo {
   /** Up to two in-place views of the free space, in order. Follow with `enqueueNocopy`. */
   writeSegments(): Uint8Array[] {
     this.#check();
+    if (!this.#producing) this.#becomeProducer();
     const tail = this.#counter(this.#tail);
     return this.#segments(this.#tailIndex(tail), this.#free(tail));
   }

@@ -1,10 +1,12 @@
 /**
- * Web streams over a fifo: a byte ReadableStream that sleeps until data arrives and ends when
- * the producer closed the fifo, and a WritableStream whose writes wait for room.
+ * Web streams over a fifo: a byte ReadableStream that sleeps until data arrives, ends when the
+ * producer closed the fifo, and errors when it aborted it or died ("aborted", "peer-gone"); and a
+ * WritableStream whose writes wait for room, and whose abort() aborts the fifo.
  *
  * @module
  */
 
+import { SegmentError } from "./errors.ts";
 import type { Fifo } from "./fifo.ts";
 
 /** Bytes a read asks for when the reader brings no buffer of its own. */
@@ -33,6 +35,9 @@ export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
           return;
         }
         if (closed) {
+          if (fifo.isAborted) {
+            throw new SegmentError("aborted", `the producer of fifo at offset ${fifo.offset} aborted the stream`);
+          }
           controller.close();
           request.respond(0);
           return;
@@ -64,7 +69,7 @@ export function writableOf(fifo: Fifo): WritableStream<Uint8Array> {
       fifo.close();
     },
     abort() {
-      fifo.close();
+      fifo.abort();
     },
   });
 }

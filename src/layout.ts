@@ -29,6 +29,13 @@
  *   1024 process table: PROC_SLOTS entries of 8 bytes, one per attached process
  *        +0 u32 tag   (generation << 8 | slot), rewritten with a new generation by each claimer
  *        +4 u32 pid   of the claimer, for display
+ * Sleeper table: page 1 (bytes 4096..8191), SLEEPER_ENTRY_SIZE bytes per process slot, written by
+ * the slot's holder when it first sleeps asynchronously (see "Waking through the event loop")
+ *   +0  u32 tag      the holder's tag when it wrote the entry (wakers ignore an entry of another tag)
+ *   +4  u32 flags    bit 0 PARKED: the holder sleeps and wants its doorbell rung;
+ *                    bit 1 SCAN: an event was lost (its ring was full): re-check every wait
+ *   +8  u32 events   offset of the holder's event ring (a chunk of kind 2), 0 = none (SCAN mode)
+ *   +12 u32 doorbell key: the doorbell is the abstract Unix socket "svm-wake-<key as 8 hex digits>"
  * Fifo area: from FIFO_AREA_START to the segment's end, carved into chunks.
  *
  * Process tags: a process (one SegmentMain) that maps a segment claims a free slot of its
@@ -37,7 +44,20 @@
  * has the segment mapped; the kernel drops it when the process dies. The creator holds slot 0
  * from before it formats. A tag names a slot and the generation that claimed it, so a tag is
  * alive while the table still shows it and its lock byte is held. In a private segment (one
- * process) every tag is PRIVATE_TAG and always alive.
+ * process) every tag is PRIVATE_TAG and always alive. Generations have 23 bits, so a tag never
+ * has bit 31 set: a waiter word uses it (WAITER_SYNC).
+ *
+ * Waking through the event loop (mapped segments): a process that waits asynchronously writes
+ * its tag into the fifo's waiter word and sleeps in its event loop, watching its doorbell, a
+ * listening abstract-namespace Unix stream socket (one per SegmentMain; nothing in the file
+ * system; it vanishes with the process). A producer that finds the waiter word set clears it
+ * with a compare-and-swap (so one event per sleep: VPP's has_event), pushes the chunk's offset
+ * onto the sleeper's event ring, and, only if the sleeper's PARKED flag was set (it clears it
+ * with an atomic and), writes one byte to the doorbell: a system call only when the other side
+ * sleeps. The sleeper drains its ring, re-checks the waits on those chunks, re-arms the waiter
+ * words of waits that go on, sets PARKED and drains once more before it waits for the next
+ * byte. A waiter word with WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the
+ * sequence word before it: the producer bumps that word and wakes the futex instead.
  *
  * Chunk = fifo header (FIFO_HEADER_SIZE bytes, four 64-byte lines) + data (class bytes)
  *   line 0, allocator and identity (written at allocation and free, under the allocator lock)
@@ -55,7 +75,7 @@
  *   +40  u32  master session index   +44 u32 master thread index
  *   +48  u32  client session index   +52 u32 client thread index
  *   +56  u32  owner            process tag of the allocator
- *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue
+ *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue, 2 an event ring
  *   line 1, written only by the consumer
  *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
@@ -67,7 +87,11 @@
  *   +204 u32  data waiter      the sleeping reader (see waiters.ts); 0 = nobody sleeps
  *   +208 i32  space sequence   futex word: bumped by the consumer when a writer waits
  *   +212 u32  space waiter     the sleeping writer; 0 = nobody sleeps
- *   +216 i32  closed           1 once the producer ends the stream
+ *   +216 i32  closed           1 once the producer ends the stream, 2 when it aborted it
+ *   +220 u32  producer         tag of the process that last wrote (or waited for space), 0 = none
+ *   +224 u32  consumer         tag of the process that last read (or waited for data), 0 = none
+ *                              the peer of a side is the other side's tag, or the owner's until
+ *                              the other side shows up; a dead peer ends waits with "peer-gone"
  *   +256 data
  *
  * Message queue (a live chunk of kind 1): its own header and rings fill the chunk's data area,
@@ -90,6 +114,16 @@
  *     +24 payload
  *   Positions run modulo the ring's period, N * floor(2^29 / N), so that state words are int32.
  *
+ * Event ring (a live chunk of kind 2; one per process that sleeps asynchronously), from D as above
+ *   D+0   u32  magic          EVENTS_MAGIC
+ *   D+4   u32  owner tag      the sleeping process
+ *   D+8   u32  slots N        EVENT_SLOTS, a power of two
+ *   D+64  u32  tail           positions claimed by wakers (compare-and-swap), modulo 2^32
+ *   D+128 u32  head           positions drained by the owner
+ *   D+192 N slots of 8 bytes: +0 u32 position + 1 once written (release), +4 u32 chunk offset
+ *   A waker that finds the ring full sets SCAN instead. Events are hints: the sleeper re-checks
+ *   what they name, and a slot a waker died before filling is skipped at the next liveness tick.
+ *
  * The period of head and tail is the largest multiple of the capacity up to 2^31 (2^31 itself for
  * a power-of-two capacity below 2 GiB; 2^32 for a 2 GiB fifo), so a counter's position in the ring
  * is the counter modulo the capacity: there is no second word that a process killed between two
@@ -104,11 +138,13 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
-/** Smallest segment: the header page plus one page of fifo area. */
-export const MIN_SEGMENT_SIZE = 2 * PAGE_SIZE;
+/** Where chunks start: after the header page and the sleeper table's page. */
+export const FIFO_AREA_START = 2 * PAGE_SIZE;
+/** Smallest segment: the two header pages plus one page of fifo area. */
+export const MIN_SEGMENT_SIZE = FIFO_AREA_START + PAGE_SIZE;
 /** Longest segment name, in UTF-8 bytes. */
 export const MAX_NAME_BYTES = 255;
 
@@ -146,11 +182,42 @@ export const PROC_PID = 4;
 export const PROC_LOCK_BASE = 2 ** 40;
 /** The tag of every holder in a private segment, where nobody dies alone. */
 export const PRIVATE_TAG = 1;
+/** Largest generation of a tag: 23 bits, so that bit 31 of a waiter word is free. */
+export const TAG_GENERATIONS = 0x7f_ffff;
+/** Bit 31 of a waiter word: the sleeper blocks a thread in FUTEX_WAIT (a Sync wait). */
+export const WAITER_SYNC = 0x8000_0000;
+
+/** The sleeper table: one entry per process slot, in page 1. */
+export const SLEEPER_TABLE = PAGE_SIZE;
+export const SLEEPER_ENTRY_SIZE = 16;
+export const SLP_TAG = 0;
+export const SLP_FLAGS = 4;
+export const SLP_EVENTS = 8;
+export const SLP_KEY = 12;
+/** Flags of a sleeper entry. */
+export const SLEEPER_PARKED = 1;
+export const SLEEPER_SCAN = 2;
+/** The doorbell's abstract socket name for a key. */
+export function doorbellName(key: number): string {
+  return `svm-wake-${(key >>> 0).toString(16).padStart(8, "0")}`;
+}
+
+/** "EVNT" read as a little-endian u32. */
+export const EVENTS_MAGIC = 0x544e5645;
+export const EVENT_SLOTS = 256;
+export const EV_MAGIC = 0;
+export const EV_OWNER = 4;
+export const EV_SLOTS = 8;
+export const EV_TAIL = 64;
+export const EV_HEAD = 128;
+export const EV_RING = 192;
+export const EV_SLOT_SIZE = 8;
+/** Data bytes of an event ring chunk. */
+export const EVENTS_BYTES = EV_RING + EVENT_SLOTS * EV_SLOT_SIZE;
+
 /** Bit of FS_FLAGS: allocate only from what was preallocated. */
 export const FS_FLAG_PREALLOCATED = 1;
 
-/** Where chunks start. */
-export const FIFO_AREA_START = PAGE_SIZE;
 /** Smallest class: 4 KiB of data. */
 export const MIN_CLASS_BYTES = 4096;
 /** Classes 0 (4 KiB) .. 19 (2 GiB). */
@@ -186,6 +253,7 @@ export const FF_KIND = 60;
 /** Kinds of chunk. */
 export const KIND_FIFO = 0;
 export const KIND_MESSAGE_QUEUE = 1;
+export const KIND_EVENTS = 2;
 
 /** "MSGQ" read as a little-endian u32. */
 export const MQ_MAGIC = 0x5147534d;
@@ -231,6 +299,11 @@ export const FF_DATA_WAITER = 204;
 export const FF_SPACE_SEQ = 208;
 export const FF_SPACE_WAITER = 212;
 export const FF_CLOSED = 216;
+export const FF_PRODUCER = 220;
+export const FF_CONSUMER = 224;
+/** Values of FF_CLOSED. */
+export const CLOSED_CLEAN = 1;
+export const CLOSED_ABORTED = 2;
 /** Words from a sequence word to its waiter word (both kinds of wait are laid out alike). */
 export const WAITER_AFTER_SEQ = (FF_DATA_WAITER - FF_DATA_SEQ) / 4;
 

@@ -9,7 +9,16 @@
 
 import type { Os } from "../ffi/os.ts";
 import { SegmentError } from "./errors.ts";
-import { PRIVATE_TAG, PROC_ENTRY_SIZE, PROC_LOCK_BASE, PROC_PID, PROC_SLOTS, PROC_TABLE, PROC_TAG } from "./layout.ts";
+import {
+  PRIVATE_TAG,
+  PROC_ENTRY_SIZE,
+  PROC_LOCK_BASE,
+  PROC_PID,
+  PROC_SLOTS,
+  PROC_TABLE,
+  PROC_TAG,
+  TAG_GENERATIONS,
+} from "./layout.ts";
 
 /** This process's identity in a segment, and a way to tell whether another tag's holder lives. */
 export interface Liveness {
@@ -66,7 +75,7 @@ export class ProcessTable implements Liveness {
       throw new SegmentError("full", `all ${PROC_SLOTS} process slots of the segment are held by live processes`);
     }
     const previous = Atomics.load(u32, slotWord(slot, PROC_TAG));
-    let generation = ((previous >>> 8) + 1) & 0xff_ffff;
+    let generation = ((previous >>> 8) + 1) & TAG_GENERATIONS;
     if (generation === 0) generation = 1;
     this.ownTag = ((generation << 8) | slot) >>> 0;
     Atomics.store(u32, slotWord(slot, PROC_PID), pid);
@@ -75,7 +84,7 @@ export class ProcessTable implements Liveness {
 
   isAlive(tag: number): boolean {
     if (tag === this.ownTag) return true;
-    if (tag === 0 || tag === PRIVATE_TAG) return false;
+    if (tag === 0 || tag === PRIVATE_TAG || tag > 0x7fff_ffff) return false;
     const slot = tag & 0xff;
     if (Atomics.load(this.#u32, slotWord(slot, PROC_TAG)) !== tag) return false; // the slot was claimed again
     return this.#os.byteLocked(this.#fd, PROC_LOCK_BASE + slot);

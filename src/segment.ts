@@ -11,8 +11,11 @@ import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
 import {
   classBytes,
+  EVENTS_BYTES,
+  FF_KIND,
   FIFO_HEADER_SIZE,
   FS_CREATOR_TAG,
+  KIND_EVENTS,
   KIND_FIFO,
   KIND_MESSAGE_QUEUE,
   SIZE_CLASSES,
@@ -29,6 +32,7 @@ import type { SegmentType } from "./segment_header.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Liveness } from "./process_table.ts";
 import type { Waiters } from "./waiters.ts";
+import type { Sleeper } from "./wake/sleeper.ts";
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
@@ -76,6 +80,8 @@ export interface SegmentInit {
   /** Whether a view lies in this segment's memory through any mapping of it in this process. */
   readonly holds: (segment: Segment, view: Uint8Array) => boolean;
   readonly release: (segment: Segment) => void;
+  /** Makes the segment's sleeper (asynchronous waits and wake-ups). */
+  readonly makeSleeper: (segment: Segment) => Sleeper;
 }
 
 /** One shared segment held by a {@link SegmentMain}. Obtain it from `create` or `attach`. */
@@ -108,8 +114,10 @@ export class Segment {
   readonly signaller: Signaller;
   /** @internal This process's tag in the segment, and the liveness of others. */
   readonly liveness: Liveness;
-  /** @internal Who sleeps on which word. */
+  /** @internal Who sleeps on which word (Sync waits). */
   readonly waiters: Waiters;
+  /** @internal Asynchronous waits, and waking other processes' sleepers. */
+  readonly sleeper: Sleeper;
   readonly #lend: () => ArrayBuffer | SharedArrayBuffer;
   readonly #holds: (segment: Segment, view: Uint8Array) => boolean;
   #lent: ArrayBuffer | SharedArrayBuffer | undefined;
@@ -140,6 +148,21 @@ export class Segment {
     this.u64 = new BigUint64Array(init.buffer, 0, init.size / 8);
     this.view = new DataView(init.buffer, 0, init.size);
     this.#allocator = new FifoAllocator(this);
+    this.sleeper = init.makeSleeper(this);
+  }
+
+  /**
+   * @internal The chunk of this process's event ring: `previous` (left by the last holder of
+   * our process slot) when it is a live event-ring chunk, else a new one, else 0 (no room).
+   */
+  eventChunk(previous: number): number {
+    if (
+      previous !== 0 && this.#allocator.isChunkStart(previous) && this.#allocator.isLiveFifo(previous) &&
+      Atomics.load(this.u32, (previous + FF_KIND) >>> 2) === KIND_EVENTS
+    ) {
+      return previous;
+    }
+    return this.#allocator.alloc(EVENTS_BYTES, "none", KIND_EVENTS);
   }
 
   /** Whether the process that created the segment is still alive (always true for a private one). */
@@ -181,6 +204,7 @@ export class Segment {
    * waits, which then fail with "deleted" instead of sleeping on unmapped memory.
    */
   markDeleted(): void {
+    this.sleeper.close();
     this.#deleted = true;
     for (const waiterWord of this.waiters.leaveAll()) {
       const seq = waiterWord - WAITER_AFTER_SEQ; // the sequence word a waiter word belongs to
@@ -316,7 +340,7 @@ export class Segment {
   orphanedFifos(): Fifo[] {
     this.#check();
     const out: Fifo[] = [];
-    for (const { offset, seq } of this.#allocator.orphans()) {
+    for (const { offset, seq } of this.#allocator.orphans(KIND_FIFO)) {
       try {
         const fifo = this.#fifo(offset);
         if (fifo.allocationSeq === seq) out.push(fifo); // else freed and handed out again since

@@ -29,6 +29,10 @@ import { Segment } from "./segment.ts";
 import { AtomicsSignaller, FutexSignaller } from "./signaller.ts";
 import { creatorAlive, type Liveness, lockCreatorSlot, PRIVATE_LIVENESS, ProcessTable } from "./process_table.ts";
 import { CountedWaiters, TaggedWaiters } from "./waiters.ts";
+import { AtomicsSleeper } from "./wake/atomics_sleeper.ts";
+import { EventSleeper } from "./wake/event_sleeper.ts";
+import { type OpenDoorbell, WakeHub } from "./wake/wake_hub.ts";
+import { openDoorbell } from "../ffi/doorbell.ts";
 import {
   checkName,
   checkSize,
@@ -115,7 +119,9 @@ export class SegmentMain implements Iterable<Segment> {
   /** How long `attach` waits for a creator to set ready. */
   readonly timeoutSeconds: number;
   #os: Os | undefined;
-  readonly #ownsOs: boolean;
+  /** The doorbell and wake-up connections of this pool's mapped segments, made on first need. */
+  #hub: WakeHub | undefined;
+  readonly #openDoorbell: OpenDoorbell;
   readonly #pool: (Segment | undefined)[] = [];
   /** The file of each mapped segment (by segment), to tell our own memory and our own names. */
   readonly #files = new Map<Segment, FileId>();
@@ -129,7 +135,7 @@ export class SegmentMain implements Iterable<Segment> {
     }
     this.timeoutSeconds = timeout;
     this.#os = options.os;
-    this.#ownsOs = options.os === undefined;
+    this.#openDoorbell = openDoorbell;
   }
 
   /** The OS binding, opened on first need (private segments never need it). */
@@ -220,8 +226,8 @@ export class SegmentMain implements Iterable<Segment> {
       for (;;) {
         const look = this.#look(pending);
         if (look.ready) return this.#finish(pending, look.objectSize);
-        if (pending.header) await this.os.futexWaitAsync(pending.header, SEG_READY, 0, look.sleepMs);
-        else await new Promise((resolve) => setTimeout(resolve, look.sleepMs));
+        // The creator formats in microseconds to milliseconds: poll the ready word every millisecond.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(look.sleepMs, 1)));
       }
     } finally {
       this.#abandon(pending);
@@ -375,7 +381,7 @@ export class SegmentMain implements Iterable<Segment> {
   #add(
     init: Omit<
       ConstructorParameters<typeof Segment>[0],
-      "release" | "signaller" | "liveness" | "waiters" | "lend" | "holds"
+      "release" | "signaller" | "liveness" | "waiters" | "lend" | "holds" | "makeSleeper"
     >,
     mapped?: { creator: boolean; file: FileId },
   ): Segment {
@@ -393,6 +399,9 @@ export class SegmentMain implements Iterable<Segment> {
       waiters: mapped
         ? new TaggedWaiters(new Uint32Array(init.buffer, 0, init.size / 4), liveness)
         : new CountedWaiters(new Uint32Array(init.buffer, 0, init.size / 4)),
+      makeSleeper: mapped
+        ? (s) => new EventSleeper(s, this.#hub ??= new WakeHub(os!, this.#openDoorbell))
+        : (s) => new AtomicsSleeper(s, s.signaller as AtomicsSignaller),
       lend: init.mapping ? () => os!.lend(init.mapping!) : () => init.buffer,
       holds: (s, view) => this.#holds(s, view),
       release: (s) => this.delete(s),
@@ -537,10 +546,9 @@ export class SegmentMain implements Iterable<Segment> {
     for (const segment of this.#pool) if (segment) yield segment;
   }
 
-  /** Deletes every segment in the pool, and ends the helper threads this main started. */
+  /** Deletes every segment in the pool, and closes this main's doorbell and wake-up connections. */
   [Symbol.dispose](): void {
     const errors: unknown[] = [];
-    if (this.#ownsOs) this.#os?.release();
     for (const segment of [...this]) {
       try {
         this.delete(segment);
@@ -548,6 +556,7 @@ export class SegmentMain implements Iterable<Segment> {
         errors.push(error);
       }
     }
+    this.#hub?.close();
     if (errors.length > 0) throw errors[0];
   }
 

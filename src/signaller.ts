@@ -12,8 +12,6 @@ import type { Mapping, Os } from "../ffi/os.ts";
 export interface Signaller {
   /** Blocks this thread while the word at `byteOffset` holds `expected`, for at most `timeoutMs`. */
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void;
-  /** The same without blocking the event loop. */
-  waitAsync(byteOffset: number, expected: number, timeoutMs: number): Promise<unknown>;
   /** Wakes every sleeper on the word; returns how many woke. A system call: only when someone sleeps. */
   wake(byteOffset: number): number;
 }
@@ -29,9 +27,6 @@ export class FutexSignaller implements Signaller {
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void {
     this.#os.futexWait(this.#mapping, byteOffset, expected, timeoutMs);
   }
-  waitAsync(byteOffset: number, expected: number, timeoutMs: number): Promise<unknown> {
-    return this.#os.futexWaitAsync(this.#mapping, byteOffset, expected, timeoutMs);
-  }
   wake(byteOffset: number): number {
     return this.#os.futexWake(this.#mapping, byteOffset, 0x7fffffff);
   }
@@ -46,6 +41,7 @@ export class AtomicsSignaller implements Signaller {
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void {
     Atomics.wait(this.#i32, byteOffset >>> 2, expected, timeoutMs);
   }
+  /** {@link waitSync} without blocking the event loop. */
   waitAsync(byteOffset: number, expected: number, timeoutMs: number): Promise<unknown> {
     const result = Atomics.waitAsync(this.#i32, byteOffset >>> 2, expected, timeoutMs);
     if (!result.async) return Promise.resolve(result.value);

@@ -5,21 +5,14 @@
  * then). The protocol: announce the sleeper, read the sequence word, re-check the condition,
  * sleep only while the word is unchanged. The changing side changes the shared state first
  * and looks for sleepers second, so whichever order the two run in, the sleeper either sees
- * the change or is woken: no wake-up is lost. Each sleep lasts at most {@link SLICE_MS}.
+ * the change or is woken: no wake-up is lost. Each sleep lasts at most {@link SLICE_MS}. This file
+ * holds the blocking (Sync) waits; asynchronous ones are in `wake/`.
  *
  * @module
  */
 
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
-
-/** Options of the waits. */
-export interface WaitOptions {
-  /** Give up after this many milliseconds (the wait then resolves false). Default: no limit. */
-  timeoutMs?: number;
-  /** Cancels the wait: it rejects with the signal's reason. Async waits only. */
-  signal?: AbortSignal;
-}
 
 /** What a wait needs of the segment. */
 export interface WaitMemory {
@@ -38,6 +31,8 @@ export interface WaitCondition {
   check(): void;
   /** Whether the wait can end; runs after `check`. */
   ready(): boolean;
+  /** Runs when the wait cannot end yet; throws to end it (the peer is gone). */
+  hopeless?(): void;
 }
 
 /** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
@@ -66,6 +61,7 @@ function look(
   c.check(); // deleted while we slept: stop here, before reading its memory
   const value = Atomics.load(mem.i32, c.seq);
   if (c.ready()) return true;
+  c.hopeless?.();
   const left = deadline - performance.now();
   if (left <= 0) return false;
   return { value, sleepMs: Math.min(left, sliceMs) };
@@ -90,43 +86,6 @@ export function waitSync(
       mem.signaller.waitSync(c.seq * 4, next.value, next.sleepMs);
     }
   } finally {
-    if (!mem.deleted) mem.waiters.leave(c.waiter);
-  }
-}
-
-/** Sleeps without blocking the event loop until the condition holds (true) or the timeout passes (false). */
-export async function waitAsync(
-  mem: WaitMemory,
-  c: WaitCondition,
-  options: WaitOptions,
-  sliceMs = SLICE_MS,
-): Promise<boolean> {
-  const { timeoutMs, signal } = options;
-  checkTimeout(timeoutMs);
-  signal?.throwIfAborted();
-  c.check();
-  if (c.ready()) return true;
-  const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-  // Cancelling wakes the word, so the pending sleep (a thread in the kernel) returns now.
-  const onAbort = () => {
-    if (!mem.deleted) wake(mem, c.seq, c.waiter);
-  };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  mem.waiters.enter(c.waiter);
-  try {
-    for (;;) {
-      const next = look(mem, c, deadline, sliceMs);
-      if (typeof next === "boolean") return next;
-      try {
-        await mem.signaller.waitAsync(c.seq * 4, next.value, next.sleepMs);
-      } catch (error) {
-        c.check(); // a sleep on memory unmapped meanwhile (EFAULT): the segment was deleted
-        throw error;
-      }
-      signal?.throwIfAborted();
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
     if (!mem.deleted) mem.waiters.leave(c.waiter);
   }
 }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { type Fifo, type Segment, SegmentError, SegmentMain } from "../mod.ts";
 import { expectSuccess, OTHER, running, RUNTIME, RUNTIMES, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { churn } from "./peers/churn.ts";
+import { FIFO_AREA_START } from "../src/layout.ts";
 
 const KiB = 1024;
 
@@ -109,7 +110,7 @@ test("a fifo of another segment cannot be freed here", () => {
 
 test("preallocateFifoPairs: as many pairs as fit, then only preallocated fifos are handed out", () => {
   using sm = new SegmentMain();
-  const segment = sm.create({ type: "private", name: "prealloc", size: 4096 + 10 * (2 * 256 + 4096 + 8192) });
+  const segment = sm.create({ type: "private", name: "prealloc", size: FIFO_AREA_START + 10 * (2 * 256 + 4096 + 8192) });
   assert.equal(segment.preallocateFifoPairs(4096, 8000, 25), 15, "10 pairs fit, 15 could not be made");
   assert.equal(segment.numFreeFifos(4096), 10);
   assert.equal(segment.numFreeFifos(8000), 10);
@@ -151,20 +152,20 @@ test("discovery: fifos() in allocation order with tag and list; fifoAt validates
 test("accounting: numFifos, numFreeFifos, freeBytes, info and toString", () => {
   using sm = new SegmentMain();
   const segment = sm.create({ type: "private", name: "acct", size: 1 << 20 });
-  assert.equal(segment.freeBytes, (1 << 20) - 4096);
+  assert.equal(segment.freeBytes, (1 << 20) - FIFO_AREA_START);
   const fifos = Array.from({ length: 3 }, () => segment.allocFifo(4096)!);
   const batch = Math.floor(65536 / (4096 + 256));
   assert.equal(segment.numFifos, 3);
   assert.equal(segment.numFreeFifos(4096), batch - 3);
   assert.equal(segment.numFreeFifos(), batch - 3);
-  assert.equal(segment.freeBytes, (1 << 20) - 4096 - 3 * (4096 + 256));
+  assert.equal(segment.freeBytes, (1 << 20) - FIFO_AREA_START - 3 * (4096 + 256));
   for (const f of fifos) segment.freeFifo(f);
-  assert.equal(segment.freeBytes, (1 << 20) - 4096);
+  assert.equal(segment.freeBytes, (1 << 20) - FIFO_AREA_START);
   const info = segment.info();
   assert.equal(info.activeFifos, 0);
   assert.equal(info.freeFifos, batch);
   assert.match(segment.toString(), new RegExp(`\\n  4 KiB: ${batch} free$`));
-  assert.match(segment.toString(), /memory: 4 KiB used of 1 MiB, 0 active fifos/);
+  assert.match(segment.toString(), /memory: 8 KiB used of 1 MiB, 0 active fifos/);
 });
 
 test("mempig: 4 KiB fifos until the segment is full, free them all, allocate again: the same count", () => {
@@ -176,11 +177,11 @@ test("mempig: 4 KiB fifos until the segment is full, free them all, allocate aga
     return got;
   };
   const first = grab();
-  assert.equal(first.length, Math.floor(((8 << 20) - 4096) / (4096 + 256)));
+  assert.equal(first.length, Math.floor(((8 << 20) - FIFO_AREA_START) / (4096 + 256)));
   for (const f of first) segment.freeFifo(f);
   assert.equal(segment.numFifos, 0);
   assert.equal(segment.numFreeFifos(4096), first.length);
-  assert.equal(segment.freeBytes, (8 << 20) - 4096, "no byte lost");
+  assert.equal(segment.freeBytes, (8 << 20) - FIFO_AREA_START, "no byte lost");
   const second = grab();
   assert.equal(second.length, first.length);
   assert.deepEqual(new Set(second.map((f) => f.offset)), new Set(first.map((f) => f.offset)));
@@ -251,7 +252,7 @@ test("stress: a Deno and a Bun process allocate and free mixed sizes in one segm
     assert.equal(books.unformatted, 0);
     assert.equal(books.numFifos, 0);
     assert.equal(books.onFreelists, books.chunks, "every chunk is back on a freelist");
-    assert.equal(segment.freeBytes, segment.size - 4096, "all memory is free");
+    assert.equal(segment.freeBytes, segment.size - FIFO_AREA_START, "all memory is free");
   } finally {
     for (const p of peers) p.kill();
     await Promise.all(peers.map((p) => p.done));

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { OsError, PAGE_SIZE, SegmentError, SegmentMain } from "../mod.ts";
-import { LAYOUT_VERSION, PROC_LOCK_BASE } from "../src/layout.ts";
+import { LAYOUT_VERSION, MIN_SEGMENT_SIZE as MIN, PROC_LOCK_BASE } from "../src/layout.ts";
 import { O_RDWR } from "../ffi/symbols.ts";
 import { shmEntries, uniqueName } from "./helpers.ts";
 
@@ -116,16 +116,16 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
   const name = uniqueName("forged");
   using sm = new SegmentMain({ timeoutSeconds: 0.2 });
   const cases: [string, number, (v: DataView) => void][] = [
-    ["bad-magic", 8192, (v) => v.setUint32(0, 0xdeadbeef, true)],
-    ["bad-version", 8192, (v) => v.setUint32(4, 99, true)],
-    ["bad-header", 8192, (v) => v.setBigUint64(8, 1n << 20n, true)], // larger than the file
-    ["bad-header", 8192, (v) => v.setBigUint64(8, 5000n, true)], // not whole pages
-    ["bad-header", 8192, (v) => v.setUint32(20, 9, true)], // unknown type
-    ["bad-header", 8192, (v) => v.setUint32(28, 4000, true)], // name too long
-    ["type-mismatch", 8192, (v) => v.setUint32(20, 2, true)], // says memfd
+    ["bad-magic", MIN, (v) => v.setUint32(0, 0xdeadbeef, true)],
+    ["bad-version", MIN, (v) => v.setUint32(4, 99, true)],
+    ["bad-header", MIN, (v) => v.setBigUint64(8, 1n << 20n, true)], // larger than the file
+    ["bad-header", MIN, (v) => v.setBigUint64(8, 5000n, true)], // not whole pages
+    ["bad-header", MIN, (v) => v.setUint32(20, 9, true)], // unknown type
+    ["bad-header", MIN, (v) => v.setUint32(28, 4000, true)], // name too long
+    ["type-mismatch", MIN, (v) => v.setUint32(20, 2, true)], // says memfd
     // Never ready and nobody holds the creator's slot: abandoned at once, not after the timeout.
-    ["abandoned", 8192, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true))],
-    ["abandoned", 8192, (v) => v.setInt32(24, 0, true)],
+    ["abandoned", MIN, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true))],
+    ["abandoned", MIN, (v) => v.setInt32(24, 0, true)],
   ];
   for (const [code, size, edit] of cases) {
     try {
@@ -139,7 +139,7 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
     }
   }
   // A creator that lives (holds its slot) but never finishes: the attach waits out its timeout.
-  for (const size of [8192, 100]) {
+  for (const size of [MIN, 100]) {
     forge(name, size, (v) => (v.setUint32(0, 0, true), v.setInt32(24, 0, true)));
     const fd = sm.os.shmOpen(`/${name}`, O_RDWR, 0);
     try {
@@ -168,11 +168,11 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
 test("a memfd that can still shrink is refused (it could SIGBUS the attacher)", () => {
   using sm = new SegmentMain();
   const os = sm.os;
-  const template = sm.create({ type: "private", name: "unsealed", size: 8192 });
+  const template = sm.create({ type: "private", name: "unsealed", size: MIN });
   const fd = os.memfdCreate("unsealed", 0);
   try {
-    os.ftruncate(fd, 8192);
-    const mapping = os.mmap(fd, 8192);
+    os.ftruncate(fd, MIN);
+    const mapping = os.mmap(fd, MIN);
     const bytes = new Uint8Array(mapping.buffer);
     bytes.set(template.u8);
     bytes[20] = 2; // type memfd

@@ -120,7 +120,7 @@ test("info and toString", () => {
   assert.match(text, new RegExp(`^\\[0\\] ${name} \\(shm\\) 1 MiB, creator pid ${info.creatorPid} \\(this process\\)`));
   assert.match(text, /0 active fifos/);
   for (const type of ["memfd", "private"] as const) {
-    assert.match(sm.create({ type, name: `t-${type}`, size: 8192 }).toString(), new RegExp(`\\(${type}\\) 8 KiB`));
+    assert.match(sm.create({ type, name: `t-${type}`, size: 12288 }).toString(), new RegExp(`\\(${type}\\) 12 KiB`));
   }
 });
 

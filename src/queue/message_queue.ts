@@ -66,7 +66,7 @@ import {
 } from "../layout.ts";
 import type { Liveness } from "../process_table.ts";
 import { readLiveChunk } from "../chunk.ts";
-import { waitAsync, type WaitCondition, type WaitOptions, wake } from "../word_wait.ts";
+import type { WaitOptions } from "../fifo.ts";
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {
@@ -371,7 +371,7 @@ export class MessageQueue {
         u32[s + MQS_LENGTH / 4] = bytes.length;
         this.#u8.set(bytes, at + MQS_PAYLOAD);
         Atomics.store(u32, s + MQS_STATE / 4, p * 4 + 1); // ready at p
-        if (Atomics.load(u32, this.#dataWaiter) !== 0) wake(this.#mem, this.#dataSeq, this.#dataWaiter);
+        if (Atomics.load(u32, this.#dataWaiter) !== 0) this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
         return true;
       }
       if (state === p * 4 + 1) {
@@ -396,10 +396,7 @@ export class MessageQueue {
       if (left <= 0) return false;
       // Woken when the consumer frees slots; re-check every 50 ms, since several sleeping
       // producers share one waiter word.
-      await waitAsync(this.#mem, this.#condition(this.#spaceSeq, this.#spaceWaiter, () => this.#hasRoomFor(bytes)), {
-        timeoutMs: left,
-        signal: options.signal,
-      }, 50);
+      await this.#sleep(this.#spaceSeq, this.#spaceWaiter, () => this.#hasRoomFor(bytes), Math.min(left, 50), options);
     }
   }
 
@@ -413,8 +410,10 @@ export class MessageQueue {
     return false;
   }
 
-  #condition(seq: number, waiter: number, ready: () => boolean): WaitCondition {
-    return { seq, waiter, check: () => this.#check(), ready };
+  /** Sleeps until `ready` holds, for at most `timeoutMs` (one slice of a longer wait). */
+  #sleep(seq: number, waiter: number, ready: () => boolean, timeoutMs: number, options: WaitOptions): Promise<number[]> {
+    const watch = { chunk: this.#offset, seq, waiter, check: () => this.#check(), ready, peer: () => 0 };
+    return this.#mem.sleeper.sleep([watch], { timeoutMs, signal: options.signal, spinMicros: options.spinMicros });
   }
 
   // ---- the consumer ------------------------------------------------------------------------
@@ -541,7 +540,9 @@ export class MessageQueue {
   }
 
   #wakeProducers(): void {
-    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) wake(this.#mem, this.#spaceSeq, this.#spaceWaiter);
+    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) {
+      this.#mem.sleeper.notify(this.#spaceSeq, this.#spaceWaiter, this.#offset);
+    }
   }
 
   /**
@@ -582,10 +583,8 @@ export class MessageQueue {
       const left = deadline - performance.now();
       if (left <= 0) return -1;
       // A claimed head whose writer may be dead is re-looked at every STUCK_CHECK_MS.
-      await waitAsync(this.#mem, this.#condition(this.#dataSeq, this.#dataWaiter, () => this.#anyReady()), {
-        timeoutMs: left,
-        signal: options.signal,
-      }, this.#stuckAt >= 0 ? STUCK_CHECK_MS : undefined);
+      const slice = this.#stuckAt >= 0 ? Math.min(left, STUCK_CHECK_MS) : left;
+      await this.#sleep(this.#dataSeq, this.#dataWaiter, () => this.#anyReady(), slice, options);
     }
   }
 

@@ -1,0 +1,23 @@
+import { spawn } from "node:child_process";
+import { SegmentMain } from "../mod.ts";
+const [a = "deno", b = "deno", rounds = "2000"] = process.argv.slice(2);
+const ROOT = new URL("..", import.meta.url).pathname;
+const name = `probe-rtt-${process.pid}`;
+using sm = new SegmentMain();
+const seg = sm.create({ type: "shm", name, size: 1 << 20 });
+const out = seg.allocFifo(65536)!;
+const back = seg.allocFifo(65536)!;
+const cmd = (rt: string) => rt === "deno" ? [`${ROOT}node_modules/.bin/deno`, "run", "-A", "--quiet"] : [`${ROOT}node_modules/.bin/${rt}`];
+const run = (rt: string, ...args: string[]) => {
+  const [bin, ...rest] = cmd(rt);
+  const c = spawn(bin, [...rest, `${ROOT}bench/peer.ts`, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  let text = "";
+  c.stdout!.setEncoding("utf8").on("data", (d) => text += d);
+  return new Promise<string>((r) => c.on("exit", () => r(text)));
+};
+const p1 = run(a, "ping-sleep", name, String(out.offset), String(back.offset), rounds);
+const p2 = run(b, "echo-sleep", name, String(out.offset), String(back.offset), rounds);
+await new Promise((r) => setTimeout(r, 1500));
+back.tag = 1; out.tag = 1;
+const [r1] = await Promise.all([p1, p2]);
+console.log(a, b, r1.split("RESULT ")[1]);

@@ -1,0 +1,82 @@
+/**
+ * A doorbell: a listening Unix stream socket in the abstract namespace, watched by the runtime's
+ * own event loop (`node:net`, which Deno, Bun and Node all provide), so that another process can
+ * wake this one's event loop by connecting once and writing a byte per ring. No thread waits on
+ * it. The bytes carry no meaning: a ring only says "look at your events". Nothing is left in the
+ * file system, and the name vanishes when the process dies.
+ *
+ * @module
+ */
+
+import net from "node:net";
+
+/** A listening doorbell. */
+export interface Doorbell {
+  /** The random key its name was made from. */
+  readonly key: number;
+  /** The socket name (abstract: no "/"). */
+  readonly name: string;
+  /** Keeps the event loop alive while waits are pending. */
+  ref(): void;
+  /** Lets the process exit although the doorbell listens. */
+  unref(): void;
+  /** Stops listening and drops every connection. Idempotent. */
+  close(): void;
+}
+
+const ATTEMPTS = 8;
+
+/**
+ * Listens on a fresh abstract socket named `nameOf(key)` for a random key (another key when the
+ * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
+ * first.
+ */
+export async function openDoorbell(nameOf: (key: number) => string, onRing: () => void): Promise<Doorbell> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const key = crypto.getRandomValues(new Uint32Array(1))[0];
+    const name = nameOf(key);
+    const connections = new Set<net.Socket>();
+    const server = net.createServer({ pauseOnConnect: false }, (socket) => {
+      socket.unref();
+      connections.add(socket);
+      socket.on("data", onRing);
+      socket.on("error", () => socket.destroy());
+      socket.on("close", () => connections.delete(socket));
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ path: "\0" + name }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      lastError = error;
+      server.close();
+      continue;
+    }
+    server.on("error", () => {}); // accept failures (EMFILE) leave the doorbell listening
+    server.unref();
+    let closed = false;
+    return {
+      key,
+      name,
+      ref: () => {
+        if (!closed) server.ref();
+      },
+      unref: () => {
+        if (!closed) server.unref();
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        server.close();
+        for (const socket of connections) socket.destroy();
+        connections.clear();
+      },
+    };
+  }
+  throw lastError;
+}

@@ -1,0 +1,81 @@
+/**
+ * Sleeping in a private segment, whose sharers are threads (Workers) of one process: on
+ * `Atomics.waitAsync` over the segment's SharedArrayBuffer, which needs no thread of its own.
+ * The protocol of `word_wait.ts`: announce the sleeper, read the sequence word, re-check, sleep
+ * only while the word is unchanged.
+ *
+ * @module
+ */
+
+import type { AtomicsSignaller } from "../signaller.ts";
+import type { Waiters } from "../waiters.ts";
+import { wake } from "../word_wait.ts";
+import { checkSleepOptions, lookNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
+
+/** Longest single sleep: a wait re-checks at least this often. */
+const SLICE_MS = 1000;
+
+interface AtomicsMemory {
+  readonly i32: Int32Array;
+  readonly waiters: Waiters;
+  readonly deleted: boolean;
+}
+
+/** The sleeper of a private segment. */
+export class AtomicsSleeper implements Sleeper {
+  readonly #mem: AtomicsMemory & { readonly signaller: AtomicsSignaller };
+  constructor(mem: AtomicsMemory, signaller: AtomicsSignaller) {
+    const memory = {
+      i32: mem.i32,
+      waiters: mem.waiters,
+      signaller,
+      get deleted() {
+        return mem.deleted;
+      },
+    };
+    this.#mem = memory;
+  }
+
+  async sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+    checkSleepOptions(options);
+    const { timeoutMs, signal, spinMicros } = options;
+    signal?.throwIfAborted();
+    const alive = () => true; // threads of this process do not die alone
+    let ready = lookNow(watches, alive);
+    if (ready.length > 0) return ready;
+    if (spinMicros) {
+      ready = spin(watches, spinMicros);
+      if (ready.length > 0) return ready;
+    }
+    const mem = this.#mem;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    const onAbort = () => {
+      for (const w of watches) if (!mem.deleted) wake(mem, w.seq, w.waiter);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    for (const w of watches) mem.waiters.enter(w.waiter);
+    try {
+      for (;;) {
+        const values = watches.map((w) => Atomics.load(mem.i32, w.seq));
+        ready = lookNow(watches, alive);
+        if (ready.length > 0) return ready;
+        const left = deadline - performance.now();
+        if (left <= 0) return [];
+        const sleepMs = Math.min(left, SLICE_MS);
+        await Promise.race(watches.map((w, i) => mem.signaller.waitAsync(w.seq * 4, values[i], sleepMs)));
+        signal?.throwIfAborted();
+      }
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (!mem.deleted) for (const w of watches) mem.waiters.leave(w.waiter);
+    }
+  }
+
+  notify(seq: number, waiter: number): void {
+    wake(this.#mem, seq, waiter);
+  }
+
+  close(): void {
+    // markDeleted already woke every sleeper; their checks then throw "deleted".
+  }
+}

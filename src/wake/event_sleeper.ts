@@ -1,0 +1,296 @@
+/**
+ * Sleeping in the event loop on a mapped segment, and waking the other side's sleepers: the
+ * protocol "Waking through the event loop" of `layout.ts`. No thread, Worker or blocking call
+ * per pending wait: a wait is an entry in this process's tables, woken by an event that names
+ * its chunk, pushed by the other side, whose doorbell byte reaches the runtime's reactor.
+ *
+ * @module
+ */
+
+import { SegmentError } from "../errors.ts";
+import {
+  SLEEPER_ENTRY_SIZE,
+  SLEEPER_PARKED,
+  SLEEPER_SCAN,
+  SLEEPER_TABLE,
+  SLP_EVENTS,
+  SLP_FLAGS,
+  SLP_KEY,
+  SLP_TAG,
+  WAITER_SYNC,
+} from "../layout.ts";
+import type { Liveness } from "../process_table.ts";
+import type { Signaller } from "../signaller.ts";
+import type { Waiters } from "../waiters.ts";
+import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
+import { checkSleepOptions, lookNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
+import type { HubMember, WakeHub } from "./wake_hub.ts";
+
+/** What the sleeper needs of its segment. */
+export interface EventMemory {
+  readonly name: string;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly signaller: Signaller;
+  readonly liveness: Liveness;
+  /** The Sync sleepers' waiter words. */
+  readonly waiters: Waiters;
+  readonly deleted: boolean;
+  /**
+   * The chunk for this process's event ring: `previous` (the last holder of this slot left it)
+   * when it is a live event-ring chunk, else a new one; 0 when the segment has no room.
+   */
+  eventChunk(previous: number): number;
+}
+
+/** Longest timer: a longer timeout waits without one. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Pending {
+  readonly watches: readonly Watch[];
+  readonly resolve: (ready: number[]) => void;
+  readonly reject: (error: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  done: boolean;
+}
+
+/** The sleeper of one mapped segment in one process. */
+export class EventSleeper implements Sleeper, HubMember {
+  readonly #mem: EventMemory;
+  readonly #u32: Uint32Array;
+  readonly #hub: WakeHub;
+  readonly #pending = new Set<Pending>();
+  readonly #byChunk = new Map<number, Set<Pending>>();
+  /** Pending waits per waiter word: the word is cleared when the last one leaves. */
+  readonly #armed = new Map<number, number>();
+  /** Chunks named by the events of one drain (reused). */
+  readonly #touched = new Set<number>();
+  readonly #visit = (offset: number) => this.#touched.add(offset);
+  /** Our sleeper-table entry's words, and our event ring's data (-1: none, events then only say SCAN). */
+  readonly #entry: number;
+  #ring = -1;
+  #setUp: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(mem: EventMemory, hub: WakeHub) {
+    this.#mem = mem;
+    this.#u32 = mem.u32;
+    this.#hub = hub;
+    this.#entry = (SLEEPER_TABLE + (mem.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+  }
+
+  // ---- the sleeping side ----
+
+  async sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+    checkSleepOptions(options);
+    const { timeoutMs, signal, spinMicros } = options;
+    signal?.throwIfAborted();
+    const alive = (tag: number) => this.#mem.liveness.isAlive(tag);
+    let ready = lookNow(watches, alive);
+    if (ready.length > 0) return ready;
+    if (spinMicros) {
+      ready = spin(watches, spinMicros);
+      if (ready.length > 0) return ready;
+    }
+    if (timeoutMs === 0) return [];
+    const started = performance.now();
+    await (this.#setUp ??= this.#setUpEntry());
+    signal?.throwIfAborted();
+    ready = lookNow(watches, alive);
+    if (ready.length > 0) return ready;
+    return new Promise<number[]>((resolve, reject) => {
+      const p: Pending = { watches, resolve, reject, timer: undefined, signal, onAbort: undefined, done: false };
+      this.#register(p);
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
+        p.timer = setTimeout(() => this.#settle(p, []), Math.max(0, timeoutMs - (performance.now() - started)));
+      }
+      if (signal) {
+        p.onAbort = () => this.#settle(p, signal.reason, true);
+        signal.addEventListener("abort", p.onAbort, { once: true });
+      }
+      // Announced: now a change either shows in this look or posts an event.
+      this.#evaluate(p);
+      if (!p.done) this.#park();
+    });
+  }
+
+  /** Writes our sleeper-table entry (once): the doorbell key and the event ring. */
+  async #setUpEntry(): Promise<void> {
+    const bell = await this.#hub.doorbell();
+    if (this.#closed || this.#mem.deleted) return;
+    const u32 = this.#u32;
+    const e = this.#entry;
+    const own = this.#mem.liveness.ownTag;
+    const previous = Atomics.load(u32, e + SLP_EVENTS / 4);
+    Atomics.store(u32, e + SLP_TAG / 4, 0); // wakers ignore the entry while it changes
+    const chunk = this.#mem.eventChunk(previous);
+    if (chunk !== 0) {
+      formatEventRing(u32, chunk, own);
+      this.#ring = ringAt(u32, chunk, own);
+    }
+    Atomics.store(u32, e + SLP_FLAGS / 4, 0);
+    Atomics.store(u32, e + SLP_EVENTS / 4, chunk);
+    Atomics.store(u32, e + SLP_KEY / 4, bell.key);
+    Atomics.store(u32, e + SLP_TAG / 4, own);
+    this.#hub.add(this);
+  }
+
+  #register(p: Pending): void {
+    this.#pending.add(p);
+    for (const w of p.watches) {
+      let set = this.#byChunk.get(w.chunk);
+      if (!set) this.#byChunk.set(w.chunk, set = new Set());
+      set.add(p);
+      this.#armed.set(w.waiter, (this.#armed.get(w.waiter) ?? 0) + 1);
+    }
+    this.#hub.pendingDelta(1);
+  }
+
+  /** Writes our tag into a waiter word that no longer names us (a waker took it, or a Sync wait left). */
+  #arm(word: number): void {
+    const own = this.#mem.liveness.ownTag;
+    const value = Atomics.load(this.#u32, word);
+    if (value !== own && value !== ((own | WAITER_SYNC) >>> 0)) Atomics.store(this.#u32, word, own);
+  }
+
+  /** Settles `p` when a watch is ready (or its check throws); otherwise re-arms its words and looks once more. */
+  #evaluate(p: Pending, alive?: (tag: number) => boolean): void {
+    try {
+      let ready = this.#readyOf(p.watches);
+      if (ready.length === 0) {
+        for (const w of p.watches) this.#arm(w.waiter);
+        ready = alive ? lookNow(p.watches, alive) : this.#readyOf(p.watches);
+      }
+      if (ready.length > 0) this.#settle(p, ready);
+    } catch (error) {
+      this.#settle(p, error, true);
+    }
+  }
+
+  #readyOf(watches: readonly Watch[]): number[] {
+    const ready: number[] = [];
+    for (let i = 0; i < watches.length; i++) {
+      watches[i].check();
+      if (watches[i].ready()) ready.push(i);
+    }
+    return ready;
+  }
+
+  #settle(p: Pending, result: unknown, failed = false): void {
+    if (p.done) return;
+    p.done = true;
+    this.#pending.delete(p);
+    const own = this.#mem.liveness.ownTag;
+    for (const w of p.watches) {
+      const set = this.#byChunk.get(w.chunk);
+      if (set && set.delete(p) && set.size === 0) this.#byChunk.delete(w.chunk);
+      const count = (this.#armed.get(w.waiter) ?? 1) - 1;
+      if (count > 0) this.#armed.set(w.waiter, count);
+      else {
+        this.#armed.delete(w.waiter);
+        if (!this.#mem.deleted) Atomics.compareExchange(this.#u32, w.waiter, own, 0);
+      }
+    }
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
+    this.#hub.pendingDelta(-1);
+    if (failed) p.reject(result);
+    else p.resolve(result as number[]);
+  }
+
+  /** Says we sleep (wakers ring from now on), then drains what came before. */
+  #park(): void {
+    Atomics.or(this.#u32, this.#entry + SLP_FLAGS / 4, SLEEPER_PARKED);
+    this.#drain(false, undefined);
+  }
+
+  /** Our doorbell rang (or a local event): take the events, settle what they concern. */
+  service(): void {
+    if (this.#pending.size === 0 || this.#mem.deleted) return;
+    Atomics.and(this.#u32, this.#entry + SLP_FLAGS / 4, ~SLEEPER_PARKED); // awake: no rings needed
+    this.#drain(false, undefined);
+    if (this.#pending.size > 0) this.#park();
+  }
+
+  /** Every TICK_MS while waits are pending: re-check all of them, and their peers. */
+  tick(): void {
+    if (this.#pending.size === 0 || this.#mem.deleted) return;
+    const known = new Map<number, boolean>();
+    const liveness = this.#mem.liveness;
+    const alive = (tag: number) => {
+      let answer = known.get(tag);
+      if (answer === undefined) known.set(tag, answer = liveness.isAlive(tag));
+      return answer;
+    };
+    this.#drain(true, alive);
+    if (this.#pending.size > 0) this.#park();
+  }
+
+  /** Drains our ring; `all` re-checks every pending wait (a tick, or an event was lost). */
+  #drain(all: boolean, alive: ((tag: number) => boolean) | undefined): void {
+    const u32 = this.#u32;
+    let scan = all || (Atomics.and(u32, this.#entry + SLP_FLAGS / 4, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0;
+    if (this.#ring >= 0 && !drainEvents(u32, this.#ring, this.#visit, all)) scan = true;
+    if (scan) {
+      this.#touched.clear();
+      for (const p of [...this.#pending]) this.#evaluate(p, alive);
+      return;
+    }
+    if (this.#touched.size === 0) return;
+    for (const chunk of this.#touched) {
+      const set = this.#byChunk.get(chunk);
+      if (set) for (const p of [...set]) this.#evaluate(p);
+    }
+    this.#touched.clear();
+  }
+
+  // ---- the waking side ----
+
+  notify(seq: number, waiter: number, chunk: number): void {
+    const u32 = this.#u32;
+    const value = Atomics.load(u32, waiter);
+    if (value === 0) return;
+    if ((value & WAITER_SYNC) !== 0) {
+      // A thread blocked in FUTEX_WAIT: bump the word and wake it.
+      Atomics.add(this.#mem.i32, seq, 1);
+      if (this.#mem.signaller.wake(seq * 4) === 0) this.#mem.waiters.fruitless(waiter);
+      return;
+    }
+    // One event per sleep: whoever clears the word posts it.
+    if (Atomics.compareExchange(u32, waiter, value, 0) !== value) return;
+    this.#post(value, chunk);
+  }
+
+  /** Posts an event for `chunk` to the process `tag`, ringing its doorbell if it is parked. */
+  #post(tag: number, chunk: number): void {
+    const u32 = this.#u32;
+    const e = (SLEEPER_TABLE + (tag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+    if (Atomics.load(u32, e + SLP_TAG / 4) !== tag) return; // not (or no longer) sleeping here
+    const events = Atomics.load(u32, e + SLP_EVENTS / 4);
+    const key = Atomics.load(u32, e + SLP_KEY / 4);
+    const d = events === 0 ? -1 : ringAt(u32, events, tag);
+    if (d < 0 || !pushEvent(u32, d, chunk)) Atomics.or(u32, e + SLP_FLAGS / 4, SLEEPER_SCAN);
+    if (tag === this.#mem.liveness.ownTag) {
+      this.#hub.local();
+      return;
+    }
+    const flags = e + SLP_FLAGS / 4;
+    if ((Atomics.load(u32, flags) & SLEEPER_PARKED) !== 0 && (Atomics.and(u32, flags, ~SLEEPER_PARKED) & SLEEPER_PARKED) !== 0) {
+      this.#hub.ring(key);
+    }
+  }
+
+  /** The segment is being deleted: pending waits fail with "deleted", our entry is withdrawn. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#hub.remove(this);
+    const error = new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
+    for (const p of [...this.#pending]) this.#settle(p, error, true);
+    // The event ring stays with the slot (a waker may be writing to it right now); the next
+    // process to hold the slot reuses it.
+    Atomics.compareExchange(this.#u32, this.#entry + SLP_TAG / 4, this.#mem.liveness.ownTag, 0);
+  }
+}

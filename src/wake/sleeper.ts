@@ -1,0 +1,92 @@
+/**
+ * What an asynchronous wait needs from its segment: a {@link Sleeper} parks a set of
+ * {@link Watch}es until one of them is ready (or lost its peer), and wakes the other side's
+ * sleepers when this side changed something. Mapped segments sleep in the event loop
+ * (`event_sleeper.ts`); private segments, whose threads share one process, sleep in
+ * `Atomics.waitAsync` (`atomics_sleeper.ts`).
+ *
+ * @module
+ */
+
+/** One condition to wait for: something of one chunk (a fifo, a queue). */
+export interface Watch {
+  /** The chunk's offset: the event that wakes this watch names it. */
+  readonly chunk: number;
+  /** The sequence word and the waiter word (u32 indices) of the condition. */
+  readonly seq: number;
+  readonly waiter: number;
+  /** Throws when the object can no longer be used (deleted, freed). */
+  check(): void;
+  /** Whether the wait can end; runs after `check`. */
+  ready(): boolean;
+  /** The tag of the process at the other end, whose death ends the wait; 0 when none is known. */
+  peer(): number;
+}
+
+/** Options of an asynchronous wait. */
+export interface SleepOptions {
+  /** Give up after this many milliseconds. Default: no limit. */
+  timeoutMs?: number;
+  /** Cancels the wait: it rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * Poll for up to this many microseconds before parking: lower latency for a busy CPU. The
+   * event loop does not run meanwhile. Default 0.
+   */
+  spinMicros?: number;
+}
+
+/** Sleeps and wakes for one segment in one process. */
+export interface Sleeper {
+  /**
+   * Resolves with the indices of `watches` that are ready or whose peer died (ready ones first
+   * checked), or with an empty array at the timeout. Rejects when a watch's check throws, or
+   * with the signal's reason.
+   */
+  sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]>;
+  /**
+   * The changing side's call, after it changed the shared state and found the waiter word set:
+   * wakes whoever sleeps on it.
+   */
+  notify(seq: number, waiter: number, chunk: number): void;
+  /** The segment is being deleted: every pending sleep fails with its check. */
+  close(): void;
+}
+
+/** Validates a wait's options; throws RangeError for a bad timeout or spin. */
+export function checkSleepOptions(options: SleepOptions): void {
+  const { timeoutMs, spinMicros } = options;
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
+  if (spinMicros !== undefined && !(spinMicros >= 0 && spinMicros <= 1_000_000)) {
+    throw new RangeError(`spinMicros must be 0 to 1000000, got ${spinMicros}`);
+  }
+}
+
+/**
+ * The indices of `watches` ready now (each checked first), else those whose peer is dead
+ * (`alive` answers for a tag), else an empty array.
+ */
+export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): number[] {
+  const ready: number[] = [];
+  for (let i = 0; i < watches.length; i++) {
+    watches[i].check();
+    if (watches[i].ready()) ready.push(i);
+  }
+  if (ready.length > 0) return ready;
+  for (let i = 0; i < watches.length; i++) {
+    const peer = watches[i].peer();
+    if (peer !== 0 && !alive(peer)) ready.push(i);
+  }
+  return ready;
+}
+
+/** Polls `watches` for up to `micros` microseconds; the indices ready, or an empty array. */
+export function spin(watches: readonly Watch[], micros: number): number[] {
+  const end = performance.now() + micros / 1000;
+  const ready: number[] = [];
+  do {
+    for (let i = 0; i < watches.length; i++) if (watches[i].ready()) ready.push(i);
+    if (ready.length > 0) return ready;
+  } while (performance.now() < end);
+  return ready;
+}

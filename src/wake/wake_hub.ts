@@ -1,0 +1,156 @@
+/**
+ * One process's (one SegmentMain's) side of waking through the event loop: its doorbell (a
+ * listening abstract Unix socket watched by the runtime's reactor), the connections it keeps to
+ * other processes' doorbells, and the liveness tick that runs while any wait is pending. The
+ * per-segment logic is in `event_sleeper.ts`; the protocol in `layout.ts` ("Waking through the
+ * event loop").
+ *
+ * @module
+ */
+
+import type { Doorbell } from "../../ffi/doorbell.ts";
+import type { Os } from "../../ffi/os.ts";
+import { OsError } from "../../ffi/os.ts";
+import { doorbellName } from "../layout.ts";
+
+/** How often pending waits re-check everything and look for dead peers. */
+export const TICK_MS = 250;
+
+/** What the hub drives in each segment that has waits pending. */
+export interface HubMember {
+  /** Drains this process's events in the segment and settles what they concern. */
+  service(): void;
+  /** The liveness tick: re-checks every pending wait and its peer. */
+  tick(): void;
+}
+
+/** Opens a doorbell; `ffi/doorbell.ts` in production. */
+export type OpenDoorbell = (nameOf: (key: number) => string, onRing: () => void) => Promise<Doorbell>;
+
+const ONE_BYTE = new Uint8Array(1);
+/** errnos that say the doorbell's listener is gone. */
+const GONE = new Set(["EPIPE", "ECONNRESET", "ENOTCONN", "ECONNREFUSED", "ENOENT"]);
+
+/** The wake-up machinery of one SegmentMain. */
+export class WakeHub {
+  readonly #os: Os;
+  readonly #open: OpenDoorbell;
+  #doorbell: Promise<Doorbell> | undefined;
+  #opened: Doorbell | undefined;
+  /** Connections to other processes' doorbells, by key. */
+  readonly #fds = new Map<number, number>();
+  readonly #members = new Set<HubMember>();
+  #pending = 0;
+  #tick: ReturnType<typeof setInterval> | undefined;
+  #localScheduled = false;
+  #closed = false;
+
+  constructor(os: Os, open: OpenDoorbell) {
+    this.#os = os;
+    this.#open = open;
+  }
+
+  /** This process's doorbell, opened on first use. */
+  doorbell(): Promise<Doorbell> {
+    if (this.#closed) return Promise.reject(new Error("the SegmentMain was disposed"));
+    return (this.#doorbell ??= this.#open(doorbellName, () => this.#serviceAll()).then((bell) => {
+      if (this.#closed) bell.close();
+      else {
+        this.#opened = bell;
+        if (this.#pending > 0) bell.ref();
+      }
+      return bell;
+    }));
+  }
+
+  /** Whether `key` is this process's own doorbell. */
+  isOwn(key: number): boolean {
+    return this.#opened !== undefined && this.#opened.key === key;
+  }
+
+  /** A segment whose sleeper has waits pending (or may have). */
+  add(member: HubMember): void {
+    this.#members.add(member);
+  }
+
+  remove(member: HubMember): void {
+    this.#members.delete(member);
+  }
+
+  /** One pending wait more (+1) or fewer (-1): the doorbell keeps the process alive meanwhile. */
+  pendingDelta(delta: number): void {
+    const before = this.#pending;
+    this.#pending += delta;
+    if (before === 0 && this.#pending > 0) {
+      this.#opened?.ref();
+      this.#tick = setInterval(() => this.#tickAll(), TICK_MS);
+      (this.#tick as { unref?: () => void }).unref?.();
+    } else if (before > 0 && this.#pending === 0) {
+      this.#opened?.unref();
+      clearInterval(this.#tick);
+      this.#tick = undefined;
+    }
+  }
+
+  /**
+   * Rings the doorbell `key` of another process: one byte on a kept connection (a system call).
+   * A doorbell nobody listens on any more is forgotten; the waits it would wake re-check at
+   * their tick anyway, so a failed ring loses nothing for good.
+   */
+  ring(key: number): void {
+    if (this.#closed) return;
+    if (this.isOwn(key)) {
+      this.local();
+      return;
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let fd = this.#fds.get(key);
+      try {
+        if (fd === undefined) {
+          fd = this.#os.connectUnix(doorbellName(key));
+          this.#fds.set(key, fd);
+        }
+        this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the sleeper has bytes to read anyway
+        return;
+      } catch (error) {
+        if (fd !== undefined && this.#fds.get(key) === fd) {
+          this.#fds.delete(key);
+          this.#os.close(fd);
+        }
+        if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return;
+      }
+    }
+  }
+
+  /** An event for a sleeper of this process: serviced in a microtask, no system call. */
+  local(): void {
+    if (this.#localScheduled) return;
+    this.#localScheduled = true;
+    queueMicrotask(() => {
+      this.#localScheduled = false;
+      this.#serviceAll();
+    });
+  }
+
+  #serviceAll(): void {
+    for (const member of this.#members) member.service();
+  }
+
+  #tickAll(): void {
+    for (const member of this.#members) member.tick();
+  }
+
+  /** Closes the doorbell and every kept connection. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#tick);
+    this.#opened?.close();
+    for (const fd of this.#fds.values()) {
+      try {
+        this.#os.close(fd);
+      } catch { /* already gone */ }
+    }
+    this.#fds.clear();
+  }
+}
