@@ -18,6 +18,51 @@ export function streamProduce(fifo: Fifo, size: number, count: number): { second
   return { seconds: (performance.now() - start) / 1000 };
 }
 
+/** {@link streamProduce} that sleeps in `waitForSpace` when the fifo is full, as an event-driven program would. */
+export async function streamProduceSleeping(fifo: Fifo, size: number, count: number): Promise<{ seconds: number }> {
+  const buf = new Uint8Array(size).fill(0xab);
+  const view = new DataView(buf.buffer);
+  const quarter = Math.max(1, fifo.size >> 2);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    if (size >= 4) view.setUint32(0, i, true);
+    let off = fifo.enqueue(buf);
+    while (off < size) {
+      await fifo.waitForSpace(Math.min(size - off, quarter));
+      off += fifo.enqueue(buf.subarray(off));
+    }
+  }
+  return { seconds: (performance.now() - start) / 1000 };
+}
+
+/** {@link streamConsume} that sleeps in `waitForData` when the fifo is empty. */
+export async function streamConsumeSleeping(fifo: Fifo, size: number, count: number, readSize: number) {
+  const buf = new Uint8Array(readSize);
+  const view = new DataView(buf.buffer);
+  const total = size * count;
+  let got = 0;
+  let t0 = 0;
+  let checked = 0;
+  while (got < total) {
+    const n = fifo.dequeue(buf);
+    if (n === 0) {
+      await fifo.waitForData();
+      continue;
+    }
+    if (t0 === 0) t0 = performance.now();
+    let at = (size - (got % size)) % size;
+    for (; at + 4 <= n; at += size) {
+      const index = (got + at) / size;
+      if (view.getUint32(at, true) !== index) {
+        throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
+      }
+      checked++;
+    }
+    got += n;
+  }
+  return { seconds: (performance.now() - t0) / 1000, bytes: got, checked };
+}
+
 /**
  * Reads `size * count` bytes, up to `readSize` per dequeue, and checks the stamp at the start of
  * every write that begins inside a read. Times from the first byte to the last, like the C ring.

@@ -130,3 +130,51 @@ export async function pipeRead(command: string[]): Promise<{ seconds: number; by
   await exited;
   return { seconds: (performance.now() - t0) / 1000, bytes: got };
 }
+
+/** The echo server of the socket round trip (node:net, as in Deno, Bun and Node alike): echoes `rounds` 64 B messages. */
+export async function udsEcho(path: string, rounds: number, ready: () => void): Promise<void> {
+  const net = await import("node:net");
+  await new Promise<void>((resolve) => {
+    const server = net.createServer((socket) => {
+      let seen = 0;
+      socket.setNoDelay?.(true);
+      socket.on("data", (data: Uint8Array) => {
+        socket.write(data);
+        seen += data.byteLength;
+        if (seen >= rounds * 64) {
+          socket.end();
+          server.close();
+          resolve();
+        }
+      });
+    });
+    server.listen({ path }, ready);
+  });
+}
+
+/** The client: `rounds` 64 B round trips, each timed, over node:net; both sides sleep in their event loops. */
+export async function udsPing(path: string, rounds: number) {
+  const net = await import("node:net");
+  const socket = net.connect({ path });
+  await new Promise((r) => socket.once("connect", r));
+  const msg = new Uint8Array(64);
+  let pending = 0;
+  let wake: () => void = () => {};
+  socket.on("data", (data: Uint8Array) => {
+    pending -= data.byteLength;
+    if (pending <= 0) wake();
+  });
+  const samples = new Float64Array(rounds);
+  for (let i = 0; i < rounds; i++) {
+    const t = performance.now();
+    pending += 64;
+    const back = new Promise<void>((r) => (wake = r));
+    socket.write(msg);
+    await back;
+    samples[i] = (performance.now() - t) * 1e6;
+  }
+  socket.destroy();
+  const meanNs = samples.reduce((a, b) => a + b, 0) / rounds;
+  samples.sort();
+  return { meanNs, p50Ns: samples[rounds >> 1], p99Ns: samples[Math.floor(rounds * 0.99)] };
+}

@@ -2,7 +2,9 @@
 //   fifo-produce|fifo-consume NAME OFFSET SIZE COUNT
 //   msg-produce|msg-consume   NAME OFFSET PAYLOAD COUNT
 //   ping|ping-sleep NAME OUT BACK ROUNDS    echo|echo-sleep NAME IN OUT ROUNDS
+//   sleep-produce|sleep-consume NAME OFFSET SIZE COUNT (the stream, sleeping in the waits)
 //   idle NAME OFFSET MS (CPU time while asleep on an empty fifo)
+//   uds-echo PATH ROUNDS    uds-ping PATH ROUNDS (64 B round trips over node:net)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
 // Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
 import { SegmentMain } from "../mod.ts";
@@ -16,17 +18,19 @@ import {
   pingpongSleeping,
   STREAM_READ,
   streamConsume,
+  streamConsumeSleeping,
   streamProduce,
+  streamProduceSleeping,
 } from "./fifo_cases.ts";
-import { pipeRead, pipeWrite, socketRead, socketWrite } from "./kernel_cases.ts";
+import { pipeRead, pipeWrite, socketRead, socketWrite, udsEcho, udsPing } from "./kernel_cases.ts";
 
 const [role, ...args] = process.argv.slice(2);
 const say = (line: string) => console.log(line);
 let result: unknown = {};
 
 if (
-  role.startsWith("fifo-") || role.startsWith("msg-") || role.startsWith("ping") || role.startsWith("echo") ||
-  role === "idle"
+  role.startsWith("fifo-") || role.startsWith("sleep-") || role.startsWith("msg-") || role.startsWith("ping") ||
+  role.startsWith("echo") || role === "idle"
 ) {
   using sm = new SegmentMain({ timeoutSeconds: 10 });
   const segment = sm.attach({ type: "shm", name: args[0] });
@@ -36,6 +40,8 @@ if (
   say("READY");
   while (go.tag === 0) { /* wait for the start flag */ }
   if (role === "fifo-produce") result = streamProduce(a, Number(args[2]), n);
+  else if (role === "sleep-produce") result = await streamProduceSleeping(a, Number(args[2]), n);
+  else if (role === "sleep-consume") result = await streamConsumeSleeping(a, Number(args[2]), n, STREAM_READ);
   else if (role === "fifo-consume") result = streamConsume(a, Number(args[2]), n, STREAM_READ);
   else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);
   else if (role === "msg-consume") result = messagesConsume(a, Number(args[2]), n);
@@ -44,6 +50,11 @@ if (
   else if (role === "ping-sleep") result = await pingpongSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "echo-sleep") await echoSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "idle") result = await idleCpu(a, Number(args[2]));
+} else if (role === "uds-echo") {
+  await udsEcho(args[0], Number(args[1]), () => say("READY"));
+} else if (role === "uds-ping") {
+  say("READY");
+  result = await udsPing(args[0], Number(args[1]));
 } else if (role === "socket-read") {
   result = await socketRead(args[0], () => say("READY"));
 } else if (role === "socket-write") {

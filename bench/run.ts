@@ -131,7 +131,7 @@ function runC(prog: string, ...rest: (string | number)[]): Result {
 }
 
 interface Row {
-  kind: "fifo" | "msg" | "pingpong" | "wakeup" | "idle" | "uds" | "pipe";
+  kind: "fifo" | "fifo-sleep" | "msg" | "pingpong" | "wakeup" | "uds-rtt" | "idle" | "uds" | "pipe";
   producer: Runtime;
   consumer: Runtime;
   size: number;
@@ -213,6 +213,31 @@ for (let rep = 0; rep < reps; rep++) {
     log(`  sleeping round trip ${producer}<->${consumer}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
   }
   for (const runtime of ["deno", "bun"] as const) {
+    // The anchor of the sleeping round trip: the same 64 B exchange over a Unix socket (node:net).
+    const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
+    try {
+      const server = start(runtime, 1, "uds-echo", path, SLEEPING_ROUNDS);
+      await server.ready;
+      const rtt = await start(runtime, 0, "uds-ping", path, SLEEPING_ROUNDS).result;
+      await server.result;
+      record({ kind: "uds-rtt", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
+      log(`  Unix socket round trip ${runtime}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
+    } finally {
+      rmSync(path, { force: true });
+    }
+  }
+  {
+    const size = 65536;
+    const count = Math.floor(STREAM_BYTES[size] / size);
+    for (const [producer, consumer] of PAIRS) {
+      const [, got] = await fifoCase(producer, consumer, ["sleep-produce", "sleep-consume"], MiB, [size, count]);
+      if (got.bytes !== size * count) throw new Error(`sleeping fifo: got ${got.bytes} of ${size * count} bytes`);
+      const gbps = got.bytes / got.seconds / 1e9;
+      record({ kind: "fifo-sleep", producer, consumer, size, gbps, mops: count / got.seconds / 1e6 }, faster);
+      log(`  sleeping stream ${producer}->${consumer} ${size} B: ${gbps.toFixed(2)} GB/s`);
+    }
+  }
+  for (const runtime of ["deno", "bun"] as const) {
     const [idle] = await fifoCase(runtime, runtime, ["idle", "idle"], 4096, [IDLE_MS]);
     record(
       { kind: "idle", producer: runtime, consumer: runtime, size: 0, cpuMs: idle.cpuMs, meanNs: idle.cpuMs },
@@ -282,7 +307,28 @@ lines.push(
     ratio(median(vsC["pingpong"]), "x the C time")
   } |`,
 );
-lines.push(`| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | - | - |`);
+{
+  const uds = (["deno", "bun"] as const).map((rt) => {
+    const fifo = find("wakeup", rt, rt, 64);
+    const sock = find("uds-rtt", rt, rt, 64);
+    return fifo && sock ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x, mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x` : `${rt} -`;
+  });
+  lines.push(
+    `| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | ${
+      uds.join("; ")
+    } (time: lower is better) | - |`,
+  );
+  const streams = (["deno", "bun"] as const).map((rt) => {
+    const fifo = find("fifo-sleep", rt, rt, 65536);
+    const sock = find("uds", rt, rt, 65536);
+    return fifo && sock ? `${rt} ${(fifo.gbps! / sock.gbps!).toFixed(1)}x` : `${rt} -`;
+  });
+  lines.push(
+    `| stream, 64 KiB writes, both sides sleeping in the waits (GB/s) | ${
+      pairCells("fifo-sleep", 65536, (r) => fmt(r.gbps))
+    } | ${streams.join(", ")} | - |`,
+  );
+}
 lines.push(
   `| CPU while asleep for ${IDLE_MS} ms on an empty fifo (ms) | ${
     pairCells("idle", 0, (r) => fmt(r.cpuMs, 1))
@@ -290,6 +336,12 @@ lines.push(
   "",
   "| kernel path, same runtime (GB/s) | deno | bun |",
   "| --- | --- | --- |",
+  `| Unix socket round trip 64 B, node:net (us) | ${
+    (["deno", "bun"] as const).map((rt) => {
+      const r = find("uds-rtt", rt, rt, 64);
+      return r ? times(r) : "-";
+    }).join(" | ")
+  } |`,
 );
 for (const kind of ["uds", "pipe"] as const) {
   for (const size of SIZES) {

@@ -432,13 +432,18 @@ export class Fifo {
     return waitSync(this.#mem, condition, timeoutMs);
   }
 
-  async #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
-    this.#side(kind);
-    const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
-    const ready = await this.#mem.sleeper.sleep([watch], options ?? {});
-    if (ready.length === 0) return false;
-    if (this.#ready(kind, n)) return true;
-    throw this.#peerGone(kind);
+  #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
+    try {
+      this.#side(kind);
+      const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
+      return this.#mem.sleeper.sleep([watch], options ?? {}).then((ready) => {
+        if (ready.length === 0) return false;
+        if (this.#ready(kind, n)) return true;
+        throw this.#peerGone(kind);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

@@ -72,6 +72,7 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #entry: number;
   #ring = -1;
   #setUp: Promise<void> | undefined;
+  #entryWritten = false;
   #closed = false;
 
   constructor(mem: EventMemory, hub: WakeHub) {
@@ -83,23 +84,33 @@ export class EventSleeper implements Sleeper, HubMember {
 
   // ---- the sleeping side ----
 
-  async sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
-    checkSleepOptions(options);
-    const { timeoutMs, signal, spinMicros } = options;
-    signal?.throwIfAborted();
-    const alive = (tag: number) => this.#mem.liveness.isAlive(tag);
-    let ready = lookNow(watches, alive);
-    if (ready.length > 0) return ready;
-    if (spinMicros) {
-      ready = spin(watches, spinMicros);
-      if (ready.length > 0) return ready;
+  sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+    try {
+      checkSleepOptions(options);
+      options.signal?.throwIfAborted();
+      // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
+      let ready = this.#readyOf(watches);
+      if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros);
+      if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
+      // Not an async function: a wait resolves one microtask after its event, not three.
+      return this.#entryWritten ? this.#park(watches, options, performance.now()) : this.#setUpThenPark(watches, options);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (timeoutMs === 0) return [];
+  }
+
+  async #setUpThenPark(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
     const started = performance.now();
     await (this.#setUp ??= this.#setUpEntry());
-    signal?.throwIfAborted();
-    ready = lookNow(watches, alive);
+    options.signal?.throwIfAborted();
+    const ready = this.#readyOf(watches);
     if (ready.length > 0) return ready;
+    return this.#park(watches, options, started);
+  }
+
+  /** Registers a pending wait, arms its words, looks once more, and parks. */
+  #park(watches: readonly Watch[], options: SleepOptions, started: number): Promise<number[]> {
+    const { timeoutMs, signal } = options;
     return new Promise<number[]>((resolve, reject) => {
       const p: Pending = { watches, resolve, reject, timer: undefined, signal, onAbort: undefined, done: false };
       this.#register(p);
@@ -112,7 +123,7 @@ export class EventSleeper implements Sleeper, HubMember {
       }
       // Announced: now a change either shows in this look or posts an event.
       this.#evaluate(p);
-      if (!p.done) this.#park();
+      if (!p.done) this.#setParked();
     });
   }
 
@@ -135,6 +146,7 @@ export class EventSleeper implements Sleeper, HubMember {
     Atomics.store(u32, e + SLP_KEY / 4, bell.key);
     Atomics.store(u32, e + SLP_TAG / 4, own);
     this.#hub.add(this);
+    this.#entryWritten = true;
   }
 
   #register(p: Pending): void {
@@ -201,7 +213,7 @@ export class EventSleeper implements Sleeper, HubMember {
   }
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */
-  #park(): void {
+  #setParked(): void {
     Atomics.or(this.#u32, this.#entry + SLP_FLAGS / 4, SLEEPER_PARKED);
     this.#drain(false, undefined);
   }
@@ -211,7 +223,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
     Atomics.and(this.#u32, this.#entry + SLP_FLAGS / 4, ~SLEEPER_PARKED); // awake: no rings needed
     this.#drain(false, undefined);
-    if (this.#pending.size > 0) this.#park();
+    if (this.#pending.size > 0) this.#setParked();
   }
 
   /** Every TICK_MS while waits are pending: re-check all of them, and their peers. */
@@ -225,7 +237,7 @@ export class EventSleeper implements Sleeper, HubMember {
       return answer;
     };
     this.#drain(true, alive);
-    if (this.#pending.size > 0) this.#park();
+    if (this.#pending.size > 0) this.#setParked();
   }
 
   /** Drains our ring; `all` re-checks every pending wait (a tick, or an event was lost). */

@@ -83,12 +83,14 @@ export class WakeHub {
     this.#pending += delta;
     if (before === 0 && this.#pending > 0) {
       this.#opened?.ref();
-      this.#tick = setInterval(() => this.#tickAll(), TICK_MS);
-      (this.#tick as { unref?: () => void }).unref?.();
+      if (this.#tick === undefined) {
+        // Runs until a tick finds nothing pending: a wait that ends and another that begins
+        // (every round trip) do not pay for a timer each.
+        this.#tick = setInterval(() => this.#tickAll(), TICK_MS);
+        (this.#tick as { unref?: () => void }).unref?.();
+      }
     } else if (before > 0 && this.#pending === 0) {
       this.#opened?.unref();
-      clearInterval(this.#tick);
-      this.#tick = undefined;
     }
   }
 
@@ -137,6 +139,11 @@ export class WakeHub {
   }
 
   #tickAll(): void {
+    if (this.#pending === 0) {
+      clearInterval(this.#tick);
+      this.#tick = undefined;
+      return;
+    }
     for (const member of this.#members) member.tick();
   }
 
