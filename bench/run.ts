@@ -311,7 +311,9 @@ lines.push(
   const uds = (["deno", "bun"] as const).map((rt) => {
     const fifo = find("wakeup", rt, rt, 64);
     const sock = find("uds-rtt", rt, rt, 64);
-    return fifo && sock ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x, mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x` : `${rt} -`;
+    return fifo && sock
+      ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x, mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x`
+      : `${rt} -`;
   });
   lines.push(
     `| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | ${

@@ -9,6 +9,7 @@
  */
 
 import net from "node:net";
+import { type Os, OsError } from "./os.ts";
 
 /** A listening doorbell. */
 export interface Doorbell {
@@ -29,13 +30,27 @@ const ATTEMPTS = 8;
 /**
  * Listens on a fresh abstract socket named `nameOf(key)` for a random key (another key when the
  * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
- * first.
+ * first. The socket is made and bound through libc (`os.listenUnix`) and handed to `node:net`
+ * by fd, so Deno needs no `--allow-net` for it.
  */
-export async function openDoorbell(nameOf: (key: number) => string, onRing: () => void): Promise<Doorbell> {
+export async function openDoorbell(
+  os: Os,
+  nameOf: (key: number) => string,
+  onRing: () => void,
+): Promise<Doorbell> {
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const key = crypto.getRandomValues(new Uint32Array(1))[0];
     const name = nameOf(key);
+    // Bound through libc (no runtime permission beyond FFI), then watched by the reactor.
+    let fd: number;
+    try {
+      fd = os.listenUnix(name, 512);
+    } catch (error) {
+      lastError = error;
+      if (error instanceof OsError && error.code === "EADDRINUSE") continue;
+      throw error;
+    }
     const connections = new Set<net.Socket>();
     const server = net.createServer({ pauseOnConnect: false }, (socket) => {
       socket.unref();
@@ -47,15 +62,15 @@ export async function openDoorbell(nameOf: (key: number) => string, onRing: () =
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen({ path: "\0" + name }, () => {
+        server.listen({ fd }, () => {
           server.off("error", reject);
           resolve();
         });
       });
     } catch (error) {
-      lastError = error;
       server.close();
-      continue;
+      os.close(fd);
+      throw error;
     }
     server.on("error", () => {}); // accept failures (EMFILE) leave the doorbell listening
     server.unref();

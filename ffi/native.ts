@@ -10,6 +10,7 @@ import type { FileStat, FutexResult, Mapping, Os } from "./os.ts";
 import { readFileSync } from "node:fs";
 import { OsError } from "./os_error.ts";
 import {
+  AF_UNIX,
   F_ADD_SEALS,
   F_GET_SEALS,
   F_OFD_GETLK,
@@ -20,7 +21,6 @@ import {
   FLOCK_SIZE,
   FLOCK_START_OFFSET,
   FLOCK_TYPE_OFFSET,
-  AF_UNIX,
   FUTEX_WAIT,
   FUTEX_WAKE,
   MAP_ANONYMOUS,
@@ -30,12 +30,12 @@ import {
   MAP_SHARED,
   MSG_DONTWAIT,
   MSG_NOSIGNAL,
+  PROT_READ,
+  PROT_WRITE,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOCKADDR_UN_SIZE,
-  PROT_READ,
-  PROT_WRITE,
   STAT_DEV_OFFSET,
   STAT_INO_OFFSET,
   STAT_MODE_OFFSET,
@@ -77,6 +77,8 @@ export interface Native {
         | "syscall"
         | "socket"
         | "connect"
+        | "bind"
+        | "listen"
         | "send"
     ]: NativeFn;
   };
@@ -178,7 +180,9 @@ export function sockaddrUn(name: string): { bytes: Uint8Array; length: number } 
   const abstract = !name.includes("/");
   const length = 2 + path.length + 1;
   if (path.length === 0 || length > SOCKADDR_UN_SIZE || path.includes(0)) {
-    throw new RangeError(`a Unix socket name must be 1 to ${SOCKADDR_UN_SIZE - 3} bytes without NUL, got ${JSON.stringify(name)}`);
+    throw new RangeError(
+      `a Unix socket name must be 1 to ${SOCKADDR_UN_SIZE - 3} bytes without NUL, got ${JSON.stringify(name)}`,
+    );
   }
   const bytes = new Uint8Array(SOCKADDR_UN_SIZE);
   bytes[0] = AF_UNIX; // sa_family, little-endian u16
@@ -344,6 +348,17 @@ export function makeOs(native: Native): Os {
         const errno = native.errno();
         f.close(fd);
         throw new OsError("connect", errno, name);
+      }
+      return fd;
+    },
+    listenUnix(name, backlog) {
+      const address = sockaddrUn(name);
+      const fd = f.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) fail("socket");
+      if (f.bind(fd, address.bytes, address.length) !== 0 || f.listen(fd, backlog) !== 0) {
+        const errno = native.errno();
+        f.close(fd);
+        throw new OsError("bind", errno, name);
       }
       return fd;
     },

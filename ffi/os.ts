@@ -106,6 +106,12 @@ export interface Os {
    */
   connectUnix(name: string): number;
   /**
+   * `socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, `bind` to `name` (abstract
+   * when it has no "/") and `listen(backlog)`; returns the fd, for the runtime's reactor to watch.
+   * A name in use fails with EADDRINUSE.
+   */
+  listenUnix(name: string, backlog: number): number;
+  /**
    * `send(fd, bytes, MSG_DONTWAIT | MSG_NOSIGNAL)`: the bytes sent, or -1 when the socket's
    * buffer is full (EAGAIN). A peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE.
    */

@@ -70,7 +70,17 @@ export const LIBC_SYMBOLS = {
     args: ["i32", "buffer", "u32"],
     ret: "i32",
   },
-  send: { c: "ssize_t send(int fd, const void *buf, size_t len, int flags)", args: ["i32", "buffer", "usize", "i32"], ret: "i64" },
+  bind: {
+    c: "int bind(int fd, const struct sockaddr *addr, socklen_t addrlen)",
+    args: ["i32", "buffer", "u32"],
+    ret: "i32",
+  },
+  listen: { c: "int listen(int fd, int backlog)", args: ["i32", "i32"], ret: "i32" },
+  send: {
+    c: "ssize_t send(int fd, const void *buf, size_t len, int flags)",
+    args: ["i32", "buffer", "usize", "i32"],
+    ret: "i64",
+  },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names of the symbols above. */

@@ -15,13 +15,13 @@
 import { SegmentError } from "./errors.ts";
 import {
   classBytes,
+  CLOSED_ABORTED,
+  CLOSED_CLEAN,
   counterPeriod,
   FF_ALLOC_SEQ,
   FF_CAPACITY,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
-  CLOSED_ABORTED,
-  CLOSED_CLEAN,
   FF_CLOSED,
   FF_CONSUMER,
   FF_DATA_SEQ,

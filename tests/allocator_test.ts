@@ -110,7 +110,11 @@ test("a fifo of another segment cannot be freed here", () => {
 
 test("preallocateFifoPairs: as many pairs as fit, then only preallocated fifos are handed out", () => {
   using sm = new SegmentMain();
-  const segment = sm.create({ type: "private", name: "prealloc", size: FIFO_AREA_START + 10 * (2 * 256 + 4096 + 8192) });
+  const segment = sm.create({
+    type: "private",
+    name: "prealloc",
+    size: FIFO_AREA_START + 10 * (2 * 256 + 4096 + 8192),
+  });
   assert.equal(segment.preallocateFifoPairs(4096, 8000, 25), 15, "10 pairs fit, 15 could not be made");
   assert.equal(segment.numFreeFifos(4096), 10);
   assert.equal(segment.numFreeFifos(8000), 10);

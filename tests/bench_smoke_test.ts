@@ -17,8 +17,18 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
     const json = JSON.parse(readFileSync(`${out}/quick.json`, "utf8"));
     assert.equal(json.quick, true);
     const kinds = new Set(json.rows.map((r: { kind: string }) => r.kind));
-    assert.deepEqual([...kinds].sort(), ["fifo", "idle", "msg", "pingpong", "pipe", "uds", "wakeup"]);
-    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 2 + 2 * 6);
+    assert.deepEqual([...kinds].sort(), [
+      "fifo",
+      "fifo-sleep",
+      "idle",
+      "msg",
+      "pingpong",
+      "pipe",
+      "uds",
+      "uds-rtt",
+      "wakeup",
+    ]);
+    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 4 + 2 + 2 + 2 * 6);
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -371,7 +371,9 @@ export class MessageQueue {
         u32[s + MQS_LENGTH / 4] = bytes.length;
         this.#u8.set(bytes, at + MQS_PAYLOAD);
         Atomics.store(u32, s + MQS_STATE / 4, p * 4 + 1); // ready at p
-        if (Atomics.load(u32, this.#dataWaiter) !== 0) this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
+        if (Atomics.load(u32, this.#dataWaiter) !== 0) {
+          this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
+        }
         return true;
       }
       if (state === p * 4 + 1) {
@@ -411,7 +413,13 @@ export class MessageQueue {
   }
 
   /** Sleeps until `ready` holds, for at most `timeoutMs` (one slice of a longer wait). */
-  #sleep(seq: number, waiter: number, ready: () => boolean, timeoutMs: number, options: WaitOptions): Promise<number[]> {
+  #sleep(
+    seq: number,
+    waiter: number,
+    ready: () => boolean,
+    timeoutMs: number,
+    options: WaitOptions,
+  ): Promise<number[]> {
     const watch = { chunk: this.#offset, seq, waiter, check: () => this.#check(), ready, peer: () => 0 };
     return this.#mem.sleeper.sleep([watch], { timeoutMs, signal: options.signal, spinMicros: options.spinMicros });
   }

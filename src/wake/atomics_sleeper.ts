@@ -67,7 +67,7 @@ export class AtomicsSleeper implements Sleeper {
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      if (!mem.deleted) for (const w of watches) mem.waiters.leave(w.waiter);
+      if (!mem.deleted) { for (const w of watches) mem.waiters.leave(w.waiter); }
     }
   }
 

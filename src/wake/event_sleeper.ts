@@ -93,7 +93,9 @@ export class EventSleeper implements Sleeper, HubMember {
       if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros);
       if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
       // Not an async function: a wait resolves one microtask after its event, not three.
-      return this.#entryWritten ? this.#park(watches, options, performance.now()) : this.#setUpThenPark(watches, options);
+      return this.#entryWritten
+        ? this.#park(watches, options, performance.now())
+        : this.#setUpThenPark(watches, options);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -253,7 +255,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#touched.size === 0) return;
     for (const chunk of this.#touched) {
       const set = this.#byChunk.get(chunk);
-      if (set) for (const p of [...set]) this.#evaluate(p);
+      if (set) { for (const p of [...set]) this.#evaluate(p); }
     }
     this.#touched.clear();
   }
@@ -289,7 +291,10 @@ export class EventSleeper implements Sleeper, HubMember {
       return;
     }
     const flags = e + SLP_FLAGS / 4;
-    if ((Atomics.load(u32, flags) & SLEEPER_PARKED) !== 0 && (Atomics.and(u32, flags, ~SLEEPER_PARKED) & SLEEPER_PARKED) !== 0) {
+    if (
+      (Atomics.load(u32, flags) & SLEEPER_PARKED) !== 0 &&
+      (Atomics.and(u32, flags, ~SLEEPER_PARKED) & SLEEPER_PARKED) !== 0
+    ) {
       this.#hub.ring(key);
     }
   }

@@ -25,7 +25,7 @@ export interface HubMember {
 }
 
 /** Opens a doorbell; `ffi/doorbell.ts` in production. */
-export type OpenDoorbell = (nameOf: (key: number) => string, onRing: () => void) => Promise<Doorbell>;
+export type OpenDoorbell = (os: Os, nameOf: (key: number) => string, onRing: () => void) => Promise<Doorbell>;
 
 const ONE_BYTE = new Uint8Array(1);
 /** errnos that say the doorbell's listener is gone. */
@@ -53,7 +53,7 @@ export class WakeHub {
   /** This process's doorbell, opened on first use. */
   doorbell(): Promise<Doorbell> {
     if (this.#closed) return Promise.reject(new Error("the SegmentMain was disposed"));
-    return (this.#doorbell ??= this.#open(doorbellName, () => this.#serviceAll()).then((bell) => {
+    return (this.#doorbell ??= this.#open(this.#os, doorbellName, () => this.#serviceAll()).then((bell) => {
       if (this.#closed) bell.close();
       else {
         this.#opened = bell;

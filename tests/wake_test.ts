@@ -1,0 +1,314 @@
+// Waking through the event loop (issue 11): waits that hold no thread, scale to a thousand,
+// lose no wake-up across processes of two runtimes, notice a dead peer, and tell an abort from
+// an end. Peers run under the other runtime.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { SLEEPER_ENTRY_SIZE, SLEEPER_TABLE, SLP_EVENTS, SLP_KEY, SLP_TAG } from "../src/layout.ts";
+import { expectSuccess, OTHER, patternByte, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
+
+/** An shm segment with `count` fifos of `size` bytes, deleted (and checked gone) after `run`. */
+async function withFifos(
+  count: number,
+  size: number,
+  run: (fifos: Fifo[], name: string, segment: Segment) => Promise<void>,
+): Promise<void> {
+  const name = uniqueName("wake");
+  const sm = new SegmentMain();
+  try {
+    const segment = sm.create({ type: "shm", name, size: 16 << 20 });
+    const fifos = Array.from({ length: count }, () => segment.allocFifo(size)!);
+    await run(fifos, name, segment);
+  } finally {
+    sm[Symbol.dispose]();
+  }
+  assert.deepEqual(shmEntries(name), []);
+}
+
+function threads(): number {
+  return Number(/Threads:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+/** Median latency of reading a small file, as the runtime's users do it. */
+async function fileReadMs(path: string): Promise<number> {
+  const deno = (globalThis as { Deno?: { readTextFile(p: string): Promise<string> } }).Deno;
+  const times: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    const t = performance.now();
+    if (deno) await deno.readTextFile(path);
+    else await readFile(path, "utf8");
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+test(`1000 pending waits hold no thread and little memory, leave file I/O alone, and each wakes with its own data from ${OTHER}`, async () => {
+  await withFifos(1000, 64, async (fifos, name) => {
+    const file = `${tmpdir()}/${uniqueName("readfile")}.txt`;
+    writeFileSync(file, "x".repeat(1000));
+    try {
+      // Warm up the doorbell and the file path before the baseline.
+      assert.equal(await fifos[0].waitForData({ timeoutMs: 5 }), false);
+      const idleRead = await fileReadMs(file);
+      const threadsBefore = threads();
+      const rssBefore = process.memoryUsage().rss;
+      const waits = fifos.map((f) => f.waitForData({ timeoutMs: 60_000 }));
+      await sleep(100);
+      const busyRead = await fileReadMs(file);
+      const extraThreads = threads() - threadsBefore;
+      const grewMiB = (process.memoryUsage().rss - rssBefore) / (1 << 20);
+      assert.ok(extraThreads <= 2, `${extraThreads} more threads with 1000 waits pending`);
+      assert.ok(grewMiB < 32, `memory grew by ${grewMiB.toFixed(1)} MiB with 1000 waits pending`);
+      // The blocking pool is untouched: file reads take what they took idle (timing noise allowed).
+      assert.ok(
+        busyRead < 2 * idleRead + 2,
+        `a file read took ${busyRead.toFixed(2)} ms, idle ${idleRead.toFixed(2)} ms`,
+      );
+      const writer = startPeer(OTHER, "wake_peer", ["one-each", name, fifos.map((f) => f.offset).join(",")]);
+      assert.deepEqual(await Promise.all(waits), fifos.map(() => true));
+      const word = new Uint8Array(4);
+      fifos.forEach((fifo, i) => {
+        assert.equal(fifo.dequeueExact(word), true);
+        assert.equal(new DataView(word.buffer).getUint32(0, true), i, `fifo ${i} holds its own index`);
+      });
+      expectSuccess(await writer.done, "writer");
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+});
+
+test(`no lost wake-up: 1000 fifos, random bursts from ${OTHER}, read through waitAny; every byte counted`, async () => {
+  const total = 8 << 20;
+  await withFifos(1000, 4096, async (fifos, name) => {
+    const peer = startPeer(OTHER, "wake_peer", [
+      "many-bursts",
+      name,
+      fifos.map((f) => f.offset).join(","),
+      String(total),
+      "11",
+    ], 300_000);
+    const got = new Array<number>(fifos.length).fill(0);
+    const index = new Map(fifos.map((f, i) => [f, i]));
+    const open = new Set(fifos);
+    const buf = new Uint8Array(4096);
+    let bad = 0;
+    let wakes = 0;
+    while (open.size > 0) {
+      const ready = await waitAny(open, { timeoutMs: 20_000 });
+      assert.ok(ready.length > 0, `no fifo ready for 20 s with ${open.size} open: a lost wake-up`);
+      wakes++;
+      for (const fifo of ready) {
+        const i = index.get(fifo)!;
+        const closed = fifo.isClosed;
+        for (let n = fifo.dequeue(buf); n > 0; n = fifo.dequeue(buf)) {
+          for (let k = 0; k < n; k++) if (buf[k] !== patternByte(got[i] + k, i)) bad++;
+          got[i] += n;
+        }
+        if (closed && fifo.maxDequeue === 0) open.delete(fifo);
+      }
+    }
+    const result = await peer.done;
+    expectSuccess(result, "burst writer");
+    const { sent } = JSON.parse(result.stdout.split("DONE ")[1]);
+    assert.equal(bad, 0, "every byte as written");
+    assert.deepEqual(got, sent, "every byte of every fifo arrived");
+    assert.equal(got.reduce((a, b) => a + b, 0), total);
+    assert.ok(wakes > 10, `the reader slept and woke (${wakes} times)`);
+  });
+});
+
+test(`peer death: the producer (${OTHER}) is SIGKILLed; the reader drains, then its stream fails with peer-gone within a second`, async () => {
+  await withFifos(1, 4096, async ([fifo], name) => {
+    const peer = startPeer(OTHER, "wake_peer", ["produce-then-hang", name, String(fifo.offset), "1000"]);
+    try {
+      await peer.line(/^WROTE/);
+      const reader = fifo.readable.getReader();
+      let got = 0;
+      while (got < 1000) {
+        const { value } = await reader.read();
+        for (const byte of value!) assert.equal(byte, patternByte(got++, 1));
+      }
+      const pending = reader.read();
+      await sleep(50);
+      peer.kill("SIGKILL");
+      await peer.done;
+      const killed = performance.now();
+      await assert.rejects(pending, isCode("peer-gone"));
+      const took = performance.now() - killed;
+      assert.ok(took < 1000, `peer-gone after ${took.toFixed(0)} ms`);
+      // A wait that starts after the death fails too, sync or not, once nothing is left to read.
+      await assert.rejects(fifo.waitForData({ timeoutMs: 5000 }), isCode("peer-gone"));
+      assert.throws(() => fifo.waitForDataSync({ timeoutMs: 5000 }), isCode("peer-gone"));
+    } finally {
+      peer.kill("SIGKILL");
+      await peer.done;
+    }
+  });
+});
+
+test(`peer death: the consumer (${OTHER}) is SIGKILLed; pipeTo into the full fifo fails with peer-gone within a second`, async () => {
+  await withFifos(1, 4096, async ([fifo], name) => {
+    const peer = startPeer(OTHER, "wake_peer", ["consume-then-hang", name, String(fifo.offset)]);
+    try {
+      await peer.line(/^READY/);
+      let pulled = 0;
+      const source = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled++;
+          controller.enqueue(new Uint8Array(1024).fill(9));
+        },
+      });
+      const piping = source.pipeTo(fifo.writable);
+      piping.catch(() => {});
+      while (fifo.maxEnqueue > 0) await sleep(5); // full: the pipe now sleeps in waitForSpace
+      await sleep(50);
+      peer.kill("SIGKILL");
+      await peer.done;
+      const killed = performance.now();
+      await assert.rejects(piping, isCode("peer-gone"));
+      const took = performance.now() - killed;
+      assert.ok(took < 1000, `peer-gone after ${took.toFixed(0)} ms`);
+      assert.ok(pulled >= 4);
+    } finally {
+      peer.kill("SIGKILL");
+      await peer.done;
+    }
+  });
+});
+
+test(`abort: a ${OTHER} producer's writable.abort() errors the reader's stream after the data; close() ends it`, async () => {
+  await withFifos(2, 4096, async ([aborted, closed], name) => {
+    const peer = startPeer(OTHER, "wake_peer", ["abort-after", name, String(aborted.offset), "100"]);
+    const reader = aborted.readable.getReader();
+    let got = 0;
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          got += value.length;
+        }
+      })(),
+      isCode("aborted"),
+    );
+    assert.equal(got, 100, "what was written before the abort is read first");
+    assert.equal(aborted.isAborted, true);
+    expectSuccess(await peer.done, "aborting writer");
+    // close() still ends a stream cleanly.
+    const writer = closed.writable.getWriter();
+    await writer.write(new Uint8Array(10));
+    await writer.close();
+    let bytes = 0;
+    for await (const chunk of closed.readable) bytes += chunk.length;
+    assert.equal(bytes, 10);
+    assert.equal(closed.isAborted, false);
+  });
+});
+
+test("waitAny: ready, closed and timed-out fifos; several segments; a signal; bad arguments", async () => {
+  using sm = new SegmentMain();
+  const one = sm.create({ type: "shm", name: uniqueName("any1"), size: 1 << 20 });
+  const two = sm.create({ type: "private", name: "any2", size: 1 << 20 });
+  const a = one.allocFifo(4096)!;
+  const b = one.allocFifo(4096)!;
+  const c = two.allocFifo(4096)!;
+  assert.deepEqual(await waitAny([]), []);
+  const t = performance.now();
+  assert.deepEqual(await waitAny([a, b, c], { timeoutMs: 100 }), []);
+  assert.ok(performance.now() - t >= 90);
+  setTimeout(() => b.enqueue(new Uint8Array(1)), 20);
+  assert.deepEqual(await waitAny([a, b, c]), [b]);
+  b.dequeueDropAll();
+  setTimeout(() => c.close(), 20);
+  assert.deepEqual(await waitAny([a, b, c]), [c], "a closed fifo is ready");
+  a.enqueue(new Uint8Array(1));
+  assert.deepEqual(await waitAny([a, b, c]), [a, c], "all that are ready, in the order given");
+  a.dequeueDropAll();
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error("stop")), 20);
+  await assert.rejects(waitAny([a, b], { signal: controller.signal }), /stop/);
+  await assert.rejects(waitAny([a, {} as Fifo]), TypeError);
+  await assert.rejects(waitAny([a], { timeoutMs: -1 }), RangeError);
+  // Still armed correctly afterwards.
+  setTimeout(() => a.enqueue(new Uint8Array(1)), 20);
+  assert.deepEqual(await waitAny([a, b], { timeoutMs: 5000 }), [a]);
+});
+
+test("spinMicros: a short spin before parking; out-of-range values are RangeErrors", async () => {
+  using sm = new SegmentMain();
+  const fifo = sm.create({ type: "shm", name: uniqueName("spin"), size: 1 << 20 }).allocFifo(4096)!;
+  assert.equal(await fifo.waitForData({ spinMicros: 200, timeoutMs: 20 }), false);
+  setTimeout(() => fifo.enqueue(new Uint8Array(1)), 10);
+  assert.equal(await fifo.waitForData({ spinMicros: 50, timeoutMs: 5000 }), true);
+  await assert.rejects(fifo.waitForData({ spinMicros: -1 }), RangeError);
+  await assert.rejects(fifo.waitForData({ spinMicros: 2e6 }), RangeError);
+});
+
+test("the doorbell is an abstract socket: listed while the SegmentMain lives, gone after, nothing in the file system", async () => {
+  const sm = new SegmentMain();
+  const name = uniqueName("bell");
+  const segment = sm.create({ type: "shm", name, size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  assert.equal(await fifo.waitForData({ timeoutMs: 5 }), false);
+  const entry = (SLEEPER_TABLE + (segment.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+  assert.equal(segment.u32[entry + SLP_TAG / 4], segment.liveness.ownTag);
+  const key = segment.u32[entry + SLP_KEY / 4].toString(16).padStart(8, "0");
+  const listed = () => readFileSync("/proc/net/unix", "utf8").includes(`@svm-wake-${key}`);
+  assert.ok(listed(), "listening while the pool lives");
+  sm[Symbol.dispose]();
+  await sleep(20);
+  assert.equal(listed(), false, "closed with the pool");
+  assert.deepEqual(shmEntries(name), []);
+});
+
+test(`hostile words in the sleeper table and the event ring cost a re-check, never a crash (${OTHER} writes)`, async () => {
+  await withFifos(3, 4096, async ([a, b, c], name, segment) => {
+    assert.equal(await a.waitForData({ timeoutMs: 5 }), false); // the entry and the ring exist now
+    const entry = (SLEEPER_TABLE + (segment.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+    const ring = segment.u32[entry + SLP_EVENTS / 4];
+    assert.ok(ring > 0);
+    const d = (ring + 256) >>> 2;
+    const pending = waitAny([a, b], { timeoutMs: 10_000 });
+    // Scribble: the ring's tail far ahead of its head, its slots garbage.
+    segment.u32[d + 64 / 4] = 0xdead_beef;
+    for (let i = 0; i < 512; i++) segment.u32[d + 192 / 4 + i] = 0xffff_fff0 - i;
+    const writer = startPeer(OTHER, "wake_peer", ["one-each", name, `${a.offset},${b.offset}`]);
+    assert.deepEqual(await pending, [a, b]);
+    expectSuccess(await writer.done, "writer");
+    // An entry pointing its events at garbage: the waker falls back to asking for a full re-check.
+    // (A fresh fifo: the first writer, the producer of a and b, has exited, so their waits would
+    // now fail with "peer-gone".)
+    segment.u32[entry + SLP_EVENTS / 4] = 64;
+    const again = c.waitForData({ timeoutMs: 10_000 });
+    const second = startPeer(OTHER, "wake_peer", ["one-each", name, `${c.offset}`]);
+    assert.equal(await again, true);
+    expectSuccess(await second.done, "second writer");
+  });
+});
+
+test(`a pending wait keeps a ${OTHER} process alive like a pending read; when it ends, the process exits`, async () => {
+  await withFifos(1, 4096, async ([fifo], name) => {
+    const peer = startPeer(OTHER, "wake_peer", ["wait-once", name, String(fifo.offset)]);
+    await peer.line(/^WAITING/);
+    let ended = false;
+    peer.done.then(() => (ended = true));
+    await sleep(400);
+    assert.equal(ended, false, "the waiting process is still there");
+    fifo.enqueue(new Uint8Array(1));
+    const result = await peer.done;
+    expectSuccess(result, "waiter");
+    assert.match(result.stdout, /"woke":true/);
+  });
+});
