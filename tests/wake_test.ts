@@ -285,7 +285,10 @@ test(`hostile words in the sleeper table and the event ring cost a re-check, nev
     segment.u32[d + 64 / 4] = 0xdead_beef;
     for (let i = 0; i < 512; i++) segment.u32[d + 192 / 4 + i] = 0xffff_fff0 - i;
     const writer = startPeer(OTHER, "wake_peer", ["one-each", name, `${a.offset},${b.offset}`]);
-    assert.deepEqual(await pending, [a, b]);
+    const first = await pending;
+    assert.ok(first.length > 0 && first.every((f) => f === a || f === b), "woken with what is ready");
+    assert.equal(await b.waitForData({ timeoutMs: 10_000 }), true);
+    assert.equal(await a.waitForData({ timeoutMs: 10_000 }), true);
     expectSuccess(await writer.done, "writer");
     // An entry pointing its events at garbage: the waker falls back to asking for a full re-check.
     // (A fresh fifo: the first writer, the producer of a and b, has exited, so their waits would

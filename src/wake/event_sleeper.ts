@@ -24,7 +24,7 @@ import type { Signaller } from "../signaller.ts";
 import type { Waiters } from "../waiters.ts";
 import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
 import { checkSleepOptions, lookNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
-import type { HubMember, WakeHub } from "./wake_hub.ts";
+import { FULL_CHECK_TICKS, type HubMember, type WakeHub } from "./wake_hub.ts";
 
 /** What the sleeper needs of its segment. */
 export interface EventMemory {
@@ -73,6 +73,7 @@ export class EventSleeper implements Sleeper, HubMember {
   #ring = -1;
   #setUp: Promise<void> | undefined;
   #entryWritten = false;
+  #ticks = 0;
   #closed = false;
 
   constructor(mem: EventMemory, hub: WakeHub) {
@@ -228,7 +229,13 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#pending.size > 0) this.#setParked();
   }
 
-  /** Every TICK_MS while waits are pending: re-check all of them, and their peers. */
+  /**
+   * Every TICK_MS while waits are pending: the waits whose peer died are settled (one liveness
+   * question per peer process), and every FULL_CHECK_TICKS-th tick re-checks every wait and skips
+   * a ring slot a dead waker left half written, so that an event lost to a crash (a waker killed
+   * between clearing a waiter word and posting its event) or to a failed ring costs latency, never
+   * a wait that hangs.
+   */
   tick(): void {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
     const known = new Map<number, boolean>();
@@ -238,7 +245,20 @@ export class EventSleeper implements Sleeper, HubMember {
       if (answer === undefined) known.set(tag, answer = liveness.isAlive(tag));
       return answer;
     };
-    this.#drain(true, alive);
+    if (++this.#ticks % FULL_CHECK_TICKS === 0) {
+      this.#drain(true, alive);
+    } else {
+      for (const p of [...this.#pending]) {
+        for (const w of p.watches) {
+          const peer = w.peer();
+          if (peer !== 0 && !alive(peer)) {
+            this.#evaluate(p, alive);
+            break;
+          }
+        }
+      }
+      this.#drain(false, undefined);
+    }
     if (this.#pending.size > 0) this.#setParked();
   }
 

@@ -13,8 +13,10 @@ import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
 import { doorbellName } from "../layout.ts";
 
-/** How often pending waits re-check everything and look for dead peers. */
-export const TICK_MS = 250;
+/** How often pending waits look for dead peers (a death is seen within about this long). */
+export const TICK_MS = 400;
+/** Every this many ticks, every pending wait is re-checked in full (the net under lost events). */
+export const FULL_CHECK_TICKS = 5;
 
 /** What the hub drives in each segment that has waits pending. */
 export interface HubMember {
