@@ -197,8 +197,12 @@ export async function echoSleeping(inbound: Fifo, outbound: Fifo, rounds: number
   }
 }
 
-/** CPU time this process spends while a reader waits `ms` on an empty fifo. */
+/**
+ * CPU time this process spends while a reader waits `ms` on an empty fifo, after a first short
+ * wait (a process's first wait opens its doorbell: a one-time cost, not idling).
+ */
 export async function idleCpu(fifo: Fifo, ms: number) {
+  await fifo.waitForData({ timeoutMs: 20 });
   const before = process.cpuUsage();
   const start = performance.now();
   await fifo.waitForData({ timeoutMs: ms });

@@ -70,6 +70,9 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #visit = (offset: number) => this.#touched.add(offset);
   /** Our sleeper-table entry's words, and our event ring's data (-1: none, events then only say SCAN). */
   readonly #entry: number;
+  /** Our tag, bare (an asynchronous sleeper's mark) and with WAITER_SYNC (a blocked one's). */
+  readonly #own: number;
+  readonly #ownSync: number;
   #ring = -1;
   #setUp: Promise<void> | undefined;
   #entryWritten = false;
@@ -80,7 +83,9 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#mem = mem;
     this.#u32 = mem.u32;
     this.#hub = hub;
-    this.#entry = (SLEEPER_TABLE + (mem.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+    this.#own = mem.liveness.ownTag;
+    this.#ownSync = (this.#own | WAITER_SYNC) >>> 0;
+    this.#entry = (SLEEPER_TABLE + (this.#own & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
   }
 
   // ---- the sleeping side ----
@@ -125,7 +130,13 @@ export class EventSleeper implements Sleeper, HubMember {
         signal.addEventListener("abort", p.onAbort, { once: true });
       }
       // Announced: now a change either shows in this look or posts an event.
-      this.#evaluate(p);
+      for (const w of watches) this.#arm(w.waiter);
+      try {
+        const ready = this.#readyOf(watches);
+        if (ready.length > 0) this.#settle(p, ready);
+      } catch (error) {
+        this.#settle(p, error, true);
+      }
       if (!p.done) this.#setParked();
     });
   }
@@ -136,7 +147,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#closed || this.#mem.deleted) return;
     const u32 = this.#u32;
     const e = this.#entry;
-    const own = this.#mem.liveness.ownTag;
+    const own = this.#own;
     const previous = Atomics.load(u32, e + SLP_EVENTS / 4);
     Atomics.store(u32, e + SLP_TAG / 4, 0); // wakers ignore the entry while it changes
     const chunk = this.#mem.eventChunk(previous);
@@ -156,7 +167,7 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#pending.add(p);
     for (const w of p.watches) {
       let set = this.#byChunk.get(w.chunk);
-      if (!set) this.#byChunk.set(w.chunk, set = new Set());
+      if (!set) this.#byChunk.set(w.chunk, set = new Set()); // kept when empty: the next wait reuses it
       set.add(p);
       this.#armed.set(w.waiter, (this.#armed.get(w.waiter) ?? 0) + 1);
     }
@@ -165,9 +176,9 @@ export class EventSleeper implements Sleeper, HubMember {
 
   /** Writes our tag into a waiter word that no longer names us (a waker took it, or a Sync wait left). */
   #arm(word: number): void {
-    const own = this.#mem.liveness.ownTag;
+    const own = this.#own;
     const value = Atomics.load(this.#u32, word);
-    if (value !== own && value !== ((own | WAITER_SYNC) >>> 0)) Atomics.store(this.#u32, word, own);
+    if (value !== own && value !== this.#ownSync) Atomics.store(this.#u32, word, own);
   }
 
   /** Settles `p` when a watch is ready (or its check throws); otherwise re-arms its words and looks once more. */
@@ -197,10 +208,9 @@ export class EventSleeper implements Sleeper, HubMember {
     if (p.done) return;
     p.done = true;
     this.#pending.delete(p);
-    const own = this.#mem.liveness.ownTag;
+    const own = this.#own;
     for (const w of p.watches) {
-      const set = this.#byChunk.get(w.chunk);
-      if (set && set.delete(p) && set.size === 0) this.#byChunk.delete(w.chunk);
+      this.#byChunk.get(w.chunk)?.delete(p);
       const count = (this.#armed.get(w.waiter) ?? 1) - 1;
       if (count > 0) this.#armed.set(w.waiter, count);
       else {
@@ -275,7 +285,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#touched.size === 0) return;
     for (const chunk of this.#touched) {
       const set = this.#byChunk.get(chunk);
-      if (set) { for (const p of [...set]) this.#evaluate(p); }
+      if (set) for (const p of set) this.#evaluate(p); // deleting while iterating a Set is safe
     }
     this.#touched.clear();
   }
@@ -306,7 +316,7 @@ export class EventSleeper implements Sleeper, HubMember {
     const key = Atomics.load(u32, e + SLP_KEY / 4);
     const d = events === 0 ? -1 : ringAt(u32, events, tag);
     if (d < 0 || !pushEvent(u32, d, chunk)) Atomics.or(u32, e + SLP_FLAGS / 4, SLEEPER_SCAN);
-    if (tag === this.#mem.liveness.ownTag) {
+    if (tag === this.#own) {
       this.#hub.local();
       return;
     }
@@ -328,6 +338,6 @@ export class EventSleeper implements Sleeper, HubMember {
     for (const p of [...this.#pending]) this.#settle(p, error, true);
     // The event ring stays with the slot (a waker may be writing to it right now); the next
     // process to hold the slot reuses it.
-    Atomics.compareExchange(this.#u32, this.#entry + SLP_TAG / 4, this.#mem.liveness.ownTag, 0);
+    Atomics.compareExchange(this.#u32, this.#entry + SLP_TAG / 4, this.#own, 0);
   }
 }
