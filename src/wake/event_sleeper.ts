@@ -285,7 +285,8 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#touched.size === 0) return;
     for (const chunk of this.#touched) {
       const set = this.#byChunk.get(chunk);
-      if (set) for (const p of set) this.#evaluate(p); // deleting while iterating a Set is safe
+      if (set) { for (const p of set) this.#evaluate(p); // deleting while iterating a Set is safe
+       }
     }
     this.#touched.clear();
   }
