@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { OsError } from "./os_error.ts";
 import {
   AF_UNIX,
+  CMSG_HEADER,
   F_ADD_SEALS,
   F_GET_SEALS,
   F_OFD_GETLK,
@@ -28,14 +29,28 @@ import {
   MAP_NORESERVE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MAX_PASSED_FDS,
+  MSG_CMSG_CLOEXEC,
+  MSG_CTRUNC,
   MSG_DONTWAIT,
   MSG_NOSIGNAL,
+  MSG_TRUNC,
+  MSGHDR_CONTROL,
+  MSGHDR_CONTROLLEN,
+  MSGHDR_FLAGS,
+  MSGHDR_IOV,
+  MSGHDR_IOVLEN,
+  MSGHDR_SIZE,
   PROT_READ,
   PROT_WRITE,
+  SCM_RIGHTS,
+  SO_PEERCRED,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
+  SOCK_SEQPACKET,
   SOCK_STREAM,
   SOCKADDR_UN_SIZE,
+  SOL_SOCKET,
   STAT_DEV_OFFSET,
   STAT_INO_OFFSET,
   STAT_MODE_OFFSET,
@@ -79,6 +94,11 @@ export interface Native {
         | "connect"
         | "bind"
         | "listen"
+        | "accept4"
+        | "sendmsg"
+        | "recvmsg"
+        | "getsockopt"
+        | "unlink"
         | "send"
     ]: NativeFn;
   };
@@ -190,6 +210,13 @@ export function sockaddrUn(name: string): { bytes: Uint8Array; length: number } 
   return { bytes, length };
 }
 
+/** Largest packet `sendPacket`/`recvPacket` move. */
+export const PACKET_MAX = 4096;
+const IOV_AT = 64;
+const CMSG_AT = 128;
+const CMSG_SPACE = CMSG_HEADER + 8 * ((MAX_PASSED_FDS * 4 + 7) >> 3);
+const PACKET_DATA = 256;
+
 /** Builds the {@link Os} over a runtime adapter. */
 export function makeOs(native: Native): Os {
   const f = native.fns;
@@ -198,6 +225,10 @@ export function makeOs(native: Native): Os {
   };
   const num = (value: number | bigint): number => Number(value);
   const statBuffer = new Uint8Array(STAT_SIZE);
+  // One off-heap scratch area for sendmsg/recvmsg: msghdr, iovec, control and data, at fixed
+  // offsets of one ArrayBuffer that never moves.
+  const scratch = new Uint8Array(PACKET_DATA + PACKET_MAX);
+  const scratchView = new DataView(scratch.buffer);
   const flock = new Uint8Array(FLOCK_SIZE);
   const flockView = new DataView(flock.buffer);
   /** Fills `flock` for a write lock on one byte at `position`; l_pid must be 0 for OFD locks. */
@@ -340,9 +371,10 @@ export function makeOs(native: Native): Os {
       );
       return r < 0 ? fail("futex(FUTEX_WAKE)") : r;
     },
-    connectUnix(name) {
+    connectUnix(name, type = "stream") {
       const address = sockaddrUn(name);
-      const fd = f.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const kind = type === "seqpacket" ? SOCK_SEQPACKET : SOCK_STREAM;
+      const fd = f.socket(AF_UNIX, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) fail("socket");
       if (f.connect(fd, address.bytes, address.length) !== 0) {
         const errno = native.errno();
@@ -351,9 +383,10 @@ export function makeOs(native: Native): Os {
       }
       return fd;
     },
-    listenUnix(name, backlog) {
+    listenUnix(name, backlog, type = "stream") {
       const address = sockaddrUn(name);
-      const fd = f.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const kind = type === "seqpacket" ? SOCK_SEQPACKET : SOCK_STREAM;
+      const fd = f.socket(AF_UNIX, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) fail("socket");
       if (f.bind(fd, address.bytes, address.length) !== 0 || f.listen(fd, backlog) !== 0) {
         const errno = native.errno();
@@ -361,6 +394,83 @@ export function makeOs(native: Native): Os {
         throw new OsError("bind", errno, name);
       }
       return fd;
+    },
+    accept(fd) {
+      const conn = f.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn >= 0) return conn;
+      const errno = native.errno();
+      if (errno === EAGAIN) return -1;
+      throw new OsError("accept4", errno);
+    },
+    sendPacket(fd, bytes, fds = []) {
+      if (bytes.length > PACKET_MAX) throw new RangeError(`a packet carries at most ${PACKET_MAX} bytes`);
+      if (fds.length > MAX_PASSED_FDS) throw new RangeError(`a packet carries at most ${MAX_PASSED_FDS} fds`);
+      scratch.fill(0, 0, PACKET_DATA);
+      scratch.set(bytes, PACKET_DATA);
+      const base = BigInt(native.addressOf(scratch));
+      scratchView.setBigUint64(IOV_AT, base + BigInt(PACKET_DATA), true);
+      scratchView.setBigUint64(IOV_AT + 8, BigInt(bytes.length), true);
+      scratchView.setBigUint64(MSGHDR_IOV, base + BigInt(IOV_AT), true);
+      scratchView.setBigUint64(MSGHDR_IOVLEN, 1n, true);
+      if (fds.length > 0) {
+        const length = CMSG_HEADER + fds.length * 4;
+        scratchView.setBigUint64(CMSG_AT, BigInt(length), true);
+        scratchView.setInt32(CMSG_AT + 8, SOL_SOCKET, true);
+        scratchView.setInt32(CMSG_AT + 12, SCM_RIGHTS, true);
+        fds.forEach((passed, i) => scratchView.setInt32(CMSG_AT + CMSG_HEADER + i * 4, passed, true));
+        scratchView.setBigUint64(MSGHDR_CONTROL, base + BigInt(CMSG_AT), true);
+        scratchView.setBigUint64(MSGHDR_CONTROLLEN, BigInt((length + 7) & ~7), true);
+      }
+      const n = num(f.sendmsg(fd, scratch.subarray(0, MSGHDR_SIZE), MSG_DONTWAIT | MSG_NOSIGNAL));
+      if (n >= 0) return n;
+      const errno = native.errno();
+      if (errno === EAGAIN) return -1;
+      throw new OsError("sendmsg", errno);
+    },
+    recvPacket(fd, into) {
+      const max = Math.min(into.length, PACKET_MAX);
+      scratch.fill(0, 0, PACKET_DATA);
+      const base = BigInt(native.addressOf(scratch));
+      scratchView.setBigUint64(IOV_AT, base + BigInt(PACKET_DATA), true);
+      scratchView.setBigUint64(IOV_AT + 8, BigInt(max), true);
+      scratchView.setBigUint64(MSGHDR_IOV, base + BigInt(IOV_AT), true);
+      scratchView.setBigUint64(MSGHDR_IOVLEN, 1n, true);
+      scratchView.setBigUint64(MSGHDR_CONTROL, base + BigInt(CMSG_AT), true);
+      scratchView.setBigUint64(MSGHDR_CONTROLLEN, BigInt(CMSG_SPACE), true);
+      const n = num(f.recvmsg(fd, scratch.subarray(0, MSGHDR_SIZE), MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+      if (n < 0) {
+        const errno = native.errno();
+        if (errno === EAGAIN) return null;
+        throw new OsError("recvmsg", errno);
+      }
+      // Every fd that arrived is returned (the caller owns and must close them), whatever else is wrong.
+      const fds: number[] = [];
+      const controlLength = Number(scratchView.getBigUint64(MSGHDR_CONTROLLEN, true));
+      let at = 0;
+      while (at + CMSG_HEADER <= controlLength && at + CMSG_HEADER <= CMSG_SPACE) {
+        const length = Number(scratchView.getBigUint64(CMSG_AT + at, true));
+        if (length < CMSG_HEADER || at + length > CMSG_SPACE) break;
+        if (
+          scratchView.getInt32(CMSG_AT + at + 8, true) === SOL_SOCKET &&
+          scratchView.getInt32(CMSG_AT + at + 12, true) === SCM_RIGHTS
+        ) {
+          for (let i = CMSG_HEADER; i + 4 <= length; i += 4) fds.push(scratchView.getInt32(CMSG_AT + at + i, true));
+        }
+        at += (length + 7) & ~7;
+      }
+      const flags = scratchView.getInt32(MSGHDR_FLAGS, true);
+      into.set(scratch.subarray(PACKET_DATA, PACKET_DATA + Math.min(n, max)));
+      return { length: n, fds, truncated: (flags & (MSG_TRUNC | MSG_CTRUNC)) !== 0 };
+    },
+    peerCredentials(fd) {
+      const cred = new Uint8Array(12);
+      const length = new Uint32Array([12]);
+      if (f.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, new Uint8Array(length.buffer)) !== 0) fail("getsockopt");
+      const view = new DataView(cred.buffer);
+      return { pid: view.getInt32(0, true), uid: view.getUint32(4, true), gid: view.getUint32(8, true) };
+    },
+    unlink(path) {
+      if (f.unlink(cString(path)) !== 0) fail("unlink", path);
     },
     send(fd, bytes) {
       const n = num(f.send(fd, bytes, BigInt(bytes.length), MSG_DONTWAIT | MSG_NOSIGNAL));

@@ -104,13 +104,30 @@ export interface Os {
    * Returns the fd. A name nobody listens on fails with ECONNREFUSED (or ENOENT), a listener
    * whose backlog is full with EAGAIN.
    */
-  connectUnix(name: string): number;
+  connectUnix(name: string, type?: "stream" | "seqpacket"): number;
   /**
    * `socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, `bind` to `name` (abstract
    * when it has no "/") and `listen(backlog)`; returns the fd, for the runtime's reactor to watch.
    * A name in use fails with EADDRINUSE.
    */
-  listenUnix(name: string, backlog: number): number;
+  listenUnix(name: string, backlog: number, type?: "stream" | "seqpacket"): number;
+  /** `accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new fd, or -1 when nobody waits (EAGAIN). */
+  accept(fd: number): number;
+  /**
+   * `sendmsg(fd, bytes (+ fds as SCM_RIGHTS), MSG_DONTWAIT | MSG_NOSIGNAL)`: bytes sent, or -1 when
+   * the socket's buffer is full (EAGAIN). At most 4096 bytes and 4 fds.
+   */
+  sendPacket(fd: number, bytes: Uint8Array, fds?: readonly number[]): number;
+  /**
+   * `recvmsg(fd, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)` of one packet into `into`: its length (0 at the
+   * end of the stream), every fd that came with it (the caller owns and closes them), and whether
+   * data or fds were cut short; null when nothing waits (EAGAIN).
+   */
+  recvPacket(fd: number, into: Uint8Array): { length: number; fds: number[]; truncated: boolean } | null;
+  /** `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)`: who is at the other end, as the kernel saw it at connect. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /** `unlink(path)`. */
+  unlink(path: string): void;
   /**
    * `send(fd, bytes, MSG_DONTWAIT | MSG_NOSIGNAL)`: the bytes sent, or -1 when the socket's
    * buffer is full (EAGAIN). A peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE.

@@ -76,6 +76,23 @@ export const LIBC_SYMBOLS = {
     ret: "i32",
   },
   listen: { c: "int listen(int fd, int backlog)", args: ["i32", "i32"], ret: "i32" },
+  accept4: {
+    c: "int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)",
+    args: ["i32", "pointer", "pointer", "i32"],
+    ret: "i32",
+  },
+  sendmsg: {
+    c: "ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)",
+    args: ["i32", "buffer", "i32"],
+    ret: "i64",
+  },
+  recvmsg: { c: "ssize_t recvmsg(int fd, struct msghdr *msg, int flags)", args: ["i32", "buffer", "i32"], ret: "i64" },
+  getsockopt: {
+    c: "int getsockopt(int fd, int level, int name, void *value, socklen_t *length)",
+    args: ["i32", "i32", "i32", "buffer", "buffer"],
+    ret: "i32",
+  },
+  unlink: { c: "int unlink(const char *path)", args: ["buffer"], ret: "i32" },
   send: {
     c: "ssize_t send(int fd, const void *buf, size_t len, int flags)",
     args: ["i32", "buffer", "usize", "i32"],
@@ -121,6 +138,24 @@ export const FLOCK_LEN_OFFSET = 16;
 export const SYS_FUTEX = 202;
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
+export const SOL_SOCKET = 1;
+export const SCM_RIGHTS = 1;
+export const SO_PEERCRED = 17;
+export const MSG_CTRUNC = 0x8;
+export const MSG_TRUNC = 0x20;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+/** struct msghdr (x86_64): name, namelen, iov, iovlen, control, controllen, flags. */
+export const MSGHDR_SIZE = 56;
+export const MSGHDR_IOV = 16;
+export const MSGHDR_IOVLEN = 24;
+export const MSGHDR_CONTROL = 32;
+export const MSGHDR_CONTROLLEN = 40;
+export const MSGHDR_FLAGS = 48;
+/** struct cmsghdr: size_t len, int level, int type, then the data (8-aligned). */
+export const CMSG_HEADER = 16;
+/** Most fds one message carries. */
+export const MAX_PASSED_FDS = 4;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
