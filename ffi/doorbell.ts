@@ -95,3 +95,90 @@ export async function openDoorbell(
   }
   throw lastError;
 }
+
+/**
+ * Watches an already bound and listening stream socket `fd` (ours from then on) from the event
+ * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
+ * process alive until closed (a listener, like a server).
+ */
+export async function watchListener(fd: number, onRing: () => void): Promise<Doorbell> {
+  const connections = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    socket.unref();
+    connections.add(socket);
+    socket.on("data", onRing);
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => connections.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ fd }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on("error", () => {});
+  let closed = false;
+  return {
+    key: 0,
+    name: "",
+    ref: () => {
+      if (!closed) server.ref();
+    },
+    unref: () => {
+      if (!closed) server.unref();
+    },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      server.close();
+      for (const socket of connections) socket.destroy();
+      connections.clear();
+    },
+  };
+}
+
+/**
+ * Calls `onClose` once when the listener at the abstract name `name` goes away, typically because
+ * its process died: a connection to it, watched by the event loop, closes then (no data is
+ * expected). Returns a function that stops watching. Unreferenced: it never keeps the process
+ * alive. Deno and Node connect through libc (Deno would want `--allow-net` for `net.connect`)
+ * and watch the fd as a `net.Socket`; Bun, where `net.Socket({ fd })` fails, connects with
+ * `net.connect`, so that the runtime owns the fd and no close of ours can race with its own.
+ */
+export function watchPeerSocket(os: Os, name: string, onClose: () => void): () => void {
+  let done = false;
+  const fire = () => {
+    if (done) return;
+    done = true;
+    onClose();
+  };
+  if ((globalThis as { Bun?: unknown }).Bun) {
+    const socket = net.connect({ path: "\0" + name });
+    socket.unref();
+    socket.on("close", fire);
+    socket.on("error", () => socket.destroy());
+    socket.resume();
+    return () => {
+      done = true;
+      socket.destroy();
+    };
+  }
+  let fd: number;
+  try {
+    fd = os.connectUnix(name);
+  } catch (error) {
+    // EAGAIN: alive, its backlog full; then do not watch (liveness ticks still see a death).
+    if (!(error instanceof OsError && error.code === "EAGAIN")) queueMicrotask(fire);
+    return () => (done = true);
+  }
+  const socket = new net.Socket({ fd, readable: true, writable: false });
+  socket.unref();
+  socket.on("close", fire);
+  socket.on("error", () => socket.destroy());
+  socket.resume();
+  return () => {
+    done = true;
+    socket.destroy();
+  };
+}

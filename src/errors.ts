@@ -22,7 +22,10 @@ export type SegmentErrorCode =
   | "not-a-file" // the name or fd is not a regular file (a FIFO, a tty, a directory)
   | "untrusted" // owned by another user, or open to group or others
   | "peer-gone" // the process at the other end of a fifo or queue died
-  | "aborted"; // the producer aborted the stream
+  | "aborted" // the producer aborted the stream
+  | "refused" // a listener refused the connection (its reason follows)
+  | "handshake" // a malformed or unexpected handshake message
+  | "in-use"; // a live listener holds the name
 
 /** A segment or fifo that cannot be used as asked. */
 export class SegmentError extends Error {

@@ -124,6 +124,22 @@
  *   A waker that finds the ring full sets SCAN instead. Events are hints: the sleeper re-checks
  *   what they name, and a slot a waker died before filling is skipped at the next liveness tick.
  *
+ * Connections (`sm.listen` / `sm.connect`): one SOCK_SEQPACKET packet each way, little-endian.
+ * HELLO, client to listener, HELLO_SIZE bytes:
+ *   +0  u32 magic HANDSHAKE_MAGIC   +4 u16 version HANDSHAKE_VERSION   +6 u16 type 1 (HELLO)
+ *   +8  u32 the client's doorbell key (the listener rings it when its answer is sent)
+ *   +12 ..31 zero
+ * ANSWER, listener to client, ANSWER_SIZE bytes plus a reason, and with status 0 one fd (SCM_RIGHTS):
+ *   +0  u32 magic   +4 u16 version   +6 u16 type 2 (ANSWER)
+ *   +8  u32 status  0 accepted, 1 refused (uid), 2 bad hello, 3 no room
+ *   +12 u32 the listener's doorbell key
+ *   +16 u32 segment size (the fd is a sealed memfd of this size)
+ *   +20 u32 the client's rx fifo (listener to client), offset in the segment
+ *   +24 u32 the client's tx fifo (client to listener)
+ *   +28 u32 reason length, then +32 the reason in UTF-8 (at most MAX_REASON bytes; status != 0)
+ * A listener also listens on a bell, the abstract stream socket bellName(name): a client rings it
+ * after its HELLO, so the listener accepts from its event loop; it polls every 100 ms besides.
+ *
  * The period of head and tail is the largest multiple of the capacity up to 2^31 (2^31 itself for
  * a power-of-two capacity below 2 GiB; 2^32 for a 2 GiB fifo), so a counter's position in the ring
  * is the counter modulo the capacity: there is no second word that a process killed between two
@@ -330,4 +346,33 @@ export function isChunkLength(length: number): boolean {
  */
 export function counterPeriod(capacity: number): number {
   return capacity < 2 ** 31 ? capacity * Math.floor(2 ** 31 / capacity) : 2 ** 32;
+}
+
+/** "SVMH" read as a little-endian u32: the handshake of a connection. */
+export const HANDSHAKE_MAGIC = 0x484d5653;
+export const HANDSHAKE_VERSION = 1;
+export const HS_MAGIC = 0;
+export const HS_VERSION = 4;
+export const HS_TYPE = 6;
+export const HS_TYPE_HELLO = 1;
+export const HS_TYPE_ANSWER = 2;
+export const HELLO_SIZE = 32;
+export const HELLO_DOORBELL = 8;
+export const ANSWER_SIZE = 32;
+export const ANS_STATUS = 8;
+export const ANS_DOORBELL = 12;
+export const ANS_SEGMENT_SIZE = 16;
+export const ANS_RX = 20;
+export const ANS_TX = 24;
+export const ANS_REASON_LENGTH = 28;
+export const ANS_REASON = 32;
+export const MAX_REASON = 200;
+/** Answer statuses. */
+export const ANSWER_ACCEPTED = 0;
+export const ANSWER_REFUSED = 1;
+export const ANSWER_BAD_HELLO = 2;
+export const ANSWER_NO_ROOM = 3;
+/** The bell of the listener at `name`: an abstract stream socket. */
+export function bellName(name: string): string {
+  return name.includes("/") ? `svm-bell:${name.replaceAll("/", "|")}` : `${name}#bell`;
 }

@@ -34,6 +34,15 @@ import { EventSleeper } from "./wake/event_sleeper.ts";
 import { type OpenDoorbell, WakeHub } from "./wake/wake_hub.ts";
 import { openDoorbell } from "../ffi/doorbell.ts";
 import {
+  connect,
+  type ConnectionHost,
+  type ConnectOptions,
+  listen,
+  type Listener,
+  type ListenOptions,
+} from "./connection/listener.ts";
+import type { Connection } from "./connection/connection.ts";
+import {
   checkName,
   checkSize,
   formatHeader,
@@ -136,6 +145,42 @@ export class SegmentMain implements Iterable<Segment> {
     this.timeoutSeconds = timeout;
     this.#os = options.os;
     this.#openDoorbell = openDoorbell;
+  }
+
+  /** The wake-up machinery of this pool's mapped segments and connections, made on first need. */
+  #wakeHub(): WakeHub {
+    return this.#hub ??= new WakeHub(this.os, this.#openDoorbell);
+  }
+
+  #connectionHost(): ConnectionHost {
+    return {
+      os: this.os,
+      hub: () => this.#wakeHub(),
+      createMemfd: (name, size) => this.create({ type: "memfd", name, size }),
+      attachMemfd: (fd) => this.attach({ type: "memfd", fd }),
+      delete: (segment) => {
+        if (!segment.deleted && this.indexOf(segment) >= 0) this.delete(segment);
+      },
+    };
+  }
+
+  /**
+   * Listens for connections at `name`: a Linux abstract-namespace Unix socket when the name has
+   * no "/" (nothing in the file system; gone with the process), else a socket file at that path
+   * (a stale one a dead listener left is replaced; a live one is never taken: "in-use").
+   * `for await (const conn of listener)` yields a {@link Connection} per client; only processes
+   * of this uid (or of `allowUids`) are let in.
+   */
+  listen(name: string, options?: ListenOptions): Promise<Listener> {
+    return listen(this.#connectionHost(), name, options);
+  }
+
+  /**
+   * Connects to the listener at `name`, waiting (asleep, up to `timeoutMs`, default 10 s) for it
+   * to appear, so that either process may start first. The connection's segment joins this pool.
+   */
+  connect(name: string, options?: ConnectOptions): Promise<Connection> {
+    return connect(this.#connectionHost(), name, options);
   }
 
   /** The OS binding, opened on first need (private segments never need it). */
@@ -400,7 +445,7 @@ export class SegmentMain implements Iterable<Segment> {
         ? new TaggedWaiters(new Uint32Array(init.buffer, 0, init.size / 4), liveness)
         : new CountedWaiters(new Uint32Array(init.buffer, 0, init.size / 4)),
       makeSleeper: mapped
-        ? (s) => new EventSleeper(s, this.#hub ??= new WakeHub(os!, this.#openDoorbell))
+        ? (s) => new EventSleeper(s, this.#wakeHub())
         : (s) => new AtomicsSleeper(s, s.signaller as AtomicsSignaller),
       lend: init.mapping ? () => os!.lend(init.mapping!) : () => init.buffer,
       holds: (s, view) => this.#holds(s, view),

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Doorbell } from "../../ffi/doorbell.ts";
+import { type Doorbell, watchPeerSocket } from "../../ffi/doorbell.ts";
 import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
 import { doorbellName } from "../layout.ts";
@@ -42,6 +42,8 @@ export class WakeHub {
   /** Connections to other processes' doorbells, by key. */
   readonly #fds = new Map<number, number>();
   readonly #members = new Set<HubMember>();
+  /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
+  readonly #listeners = new Set<() => void>();
   #pending = 0;
   #tick: ReturnType<typeof setInterval> | undefined;
   #localScheduled = false;
@@ -138,6 +140,24 @@ export class WakeHub {
 
   #serviceAll(): void {
     for (const member of this.#members) member.service();
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** Calls `listener` whenever our doorbell rings, until the returned function is called. */
+  onRing(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Calls `onGone` once the process whose doorbell is `key` dies (or disposes its SegmentMain):
+   * a connection to its doorbell, watched by the event loop, closes then. Returns a function that
+   * stops watching. A doorbell nobody listens on calls `onGone` at once (in a microtask); our own
+   * is not watched.
+   */
+  watchPeer(key: number, onGone: () => void): () => void {
+    if (this.isOwn(key)) return () => {}; // our own process: if it dies, nobody is left to tell
+    return watchPeerSocket(this.#os, doorbellName(key), onGone);
   }
 
   #tickAll(): void {

@@ -1,0 +1,258 @@
+/**
+ * One end of a connection made by `sm.listen` / `sm.connect`: a segment of its own (a sealed
+ * memfd) holding two fifos, `rx` (the peer writes, we read) and `tx` (we write, the peer reads),
+ * plus a watch on the peer's process. Bytes go through `readable` / `writable`, framed messages
+ * through `send` / `receive` / `messages()` (a message is a u32 length and its bytes, written
+ * into the fifo in one piece, so a reader never sees half of one). Use one or the other on a
+ * connection, not both.
+ *
+ * @module
+ */
+
+import { SegmentError } from "../errors.ts";
+import type { Fifo } from "../fifo.ts";
+import type { Segment } from "../segment.ts";
+
+/** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
+export interface PeerCredentials {
+  /** The peer's process id (at connect time). */
+  readonly pid: number;
+  /** The peer's effective user id. */
+  readonly uid: number;
+}
+
+/** Options of `send` and `receive`. */
+export interface MessageOptions {
+  /** Give up after this many milliseconds: `send` then rejects with "timeout", `receive` too. */
+  timeoutMs?: number;
+  /** Cancels the wait. */
+  signal?: AbortSignal;
+}
+
+/** @internal What a connection is made of. */
+export interface ConnectionParts {
+  readonly segment: Segment;
+  readonly rx: Fifo;
+  readonly tx: Fifo;
+  readonly peer: PeerCredentials;
+  /** Starts watching the peer's process; returns the function that stops it. */
+  readonly watch: (onGone: () => void) => () => void;
+  /** Releases the segment and the socket. */
+  readonly release: () => void;
+}
+
+const HEADER = 4;
+const CHUNK = 64 * 1024;
+
+/** One end of a connection. */
+export class Connection {
+  /** The peer's pid and uid, from the kernel. */
+  readonly peer: PeerCredentials;
+  readonly #segment: Segment;
+  readonly #rx: Fifo;
+  readonly #tx: Fifo;
+  readonly #release: () => void;
+  readonly #stopWatch: () => void;
+  readonly #gone = new AbortController();
+  #closed = false;
+  #frame = new Uint8Array(256);
+  #header = new Uint8Array(HEADER);
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+
+  /** @internal Made by `sm.listen` and `sm.connect`. */
+  constructor(parts: ConnectionParts) {
+    this.peer = Object.freeze({ pid: parts.peer.pid, uid: parts.peer.uid });
+    this.#segment = parts.segment;
+    this.#rx = parts.rx;
+    this.#tx = parts.tx;
+    this.#release = parts.release;
+    this.#stopWatch = parts.watch(() => this.#peerGone());
+  }
+
+  /** The connection's segment (in this process's SegmentMain pool while the connection is open). */
+  get segment(): Segment {
+    return this.#segment;
+  }
+
+  /** The fifo the peer writes and this side reads. */
+  get rx(): Fifo {
+    return this.#rx;
+  }
+
+  /** The fifo this side writes and the peer reads. */
+  get tx(): Fifo {
+    return this.#tx;
+  }
+
+  /** True once `close()` ran or the peer's process died. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #peerGone(): void {
+    if (this.#closed) return;
+    this.#gone.abort(
+      new SegmentError("peer-gone", `the process at the other end of the connection (pid ${this.peer.pid}) died`),
+    );
+    this.#shutDown();
+  }
+
+  #check(): void {
+    if (this.#gone.signal.aborted) throw this.#gone.signal.reason;
+    if (this.#closed) throw new SegmentError("deleted", "the connection is closed");
+  }
+
+  /** The connection's own signal joined with the caller's. */
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.#gone.signal]) : this.#gone.signal;
+  }
+
+  /** Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone" if the peer died. */
+  async send(bytes: Uint8Array, options: MessageOptions = {}): Promise<void> {
+    this.#check();
+    if (!(bytes instanceof Uint8Array)) throw new TypeError("send takes a Uint8Array");
+    const length = HEADER + bytes.length;
+    if (length > this.#tx.size) {
+      throw new RangeError(`a message of ${bytes.length} bytes does not fit a fifo of ${this.#tx.size}`);
+    }
+    if (this.#frame.length < length) this.#frame = new Uint8Array(Math.max(length, this.#frame.length * 2));
+    const frame = this.#frame.subarray(0, length);
+    new DataView(frame.buffer, frame.byteOffset).setUint32(0, bytes.length, true);
+    frame.set(bytes, HEADER);
+    const signal = this.#signal(options.signal);
+    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
+    while (!this.#tx.enqueueExact(frame)) {
+      const left = deadline - performance.now();
+      if (
+        left <= 0 || !(await this.#tx.waitForSpace(length, { signal, timeoutMs: left === Infinity ? undefined : left }))
+      ) {
+        throw new SegmentError("timeout", `no room for a message of ${bytes.length} bytes in ${options.timeoutMs} ms`);
+      }
+      this.#check();
+    }
+  }
+
+  /**
+   * Receives one message, sleeping until it comes: its bytes, or null once the peer closed the
+   * connection and every message was read. Rejects with "peer-gone" if the peer died, "aborted"
+   * if it aborted its side, "timeout" after `timeoutMs`.
+   */
+  async receive(options: MessageOptions = {}): Promise<Uint8Array | null> {
+    this.#check();
+    const signal = this.#signal(options.signal);
+    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
+    for (;;) {
+      const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
+      const have = this.#rx.maxDequeue;
+      if (have > 0) return this.#take(have);
+      if (closed) {
+        if (this.#rx.isAborted) throw new SegmentError("aborted", "the peer aborted the connection");
+        return null;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0 || !(await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left }))) {
+        throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
+      }
+      this.#check();
+    }
+  }
+
+  /** Takes the message at the head of rx, of which `have` bytes are readable (a sender writes whole frames). */
+  #take(have: number): Uint8Array {
+    if (have < HEADER || this.#rx.peek(0, this.#header) !== HEADER) {
+      throw new SegmentError("corrupt", `${have} bytes in the fifo: less than a message header`);
+    }
+    const length = new DataView(this.#header.buffer).getUint32(0, true);
+    if (length > this.#rx.size - HEADER || HEADER + length > have) {
+      throw new SegmentError("corrupt", `a message header says ${length} bytes; ${have - HEADER} follow`);
+    }
+    const out = new Uint8Array(length);
+    this.#rx.dequeueDrop(HEADER);
+    if (length > 0) this.#rx.dequeueExact(out);
+    return out;
+  }
+
+  /** Every message until the peer closes, as they come. */
+  async *messages(options: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      const message = await this.receive(options);
+      if (message === null) return;
+      yield message;
+    }
+  }
+
+  /** The bytes the peer writes, as a stream; ends when it closes, errors if it dies or aborts. */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#check();
+    return (this.#readable ??= new ReadableStream({
+      type: "bytes",
+      autoAllocateChunkSize: CHUNK,
+      pull: async (controller: ReadableByteStreamController) => {
+        const request = controller.byobRequest!;
+        const view = request.view!;
+        const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+        for (;;) {
+          this.#check();
+          const closed = this.#rx.isClosed;
+          const n = this.#rx.dequeue(into);
+          if (n > 0) return request.respond(n);
+          if (closed) {
+            if (this.#rx.isAborted) throw new SegmentError("aborted", "the peer aborted the connection");
+            controller.close();
+            return request.respond(0);
+          }
+          await this.#rx.waitForData({ signal: this.#gone.signal });
+        }
+      },
+    }));
+  }
+
+  /** A stream into the peer; closing it ends the peer's `readable`, aborting it errors it. */
+  get writable(): WritableStream<Uint8Array> {
+    this.#check();
+    return (this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        if (!(chunk instanceof Uint8Array)) throw new TypeError("a connection's writable takes Uint8Array chunks");
+        this.#check();
+        let done = this.#tx.enqueue(chunk);
+        while (done < chunk.length) {
+          const want = Math.min(chunk.length - done, Math.max(1, this.#tx.size >> 2));
+          await this.#tx.waitForSpace(want, { signal: this.#gone.signal });
+          this.#check();
+          done += this.#tx.enqueue(chunk.subarray(done));
+        }
+      },
+      close: () => {
+        this.#check();
+        this.#tx.close();
+      },
+      abort: () => {
+        if (!this.#closed) this.#tx.abort();
+      },
+    }));
+  }
+
+  /**
+   * Ends this side: the peer reads what was sent, then sees the end (`receive` gives null, its
+   * `readable` ends). This side's mapping and socket are released at once. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.#tx.close();
+    } catch { /* the segment is unusable already: nothing to tell the peer */ }
+    this.#shutDown();
+  }
+
+  #shutDown(): void {
+    this.#closed = true;
+    this.#stopWatch();
+    this.#release();
+  }
+
+  /** `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

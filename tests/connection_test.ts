@@ -1,0 +1,346 @@
+// Connections by name (issue 12): either side first, across runtimes; peers killed mid-handshake,
+// mid-stream, and listeners killed under their clients; foreign uids; hostile handshakes from raw
+// sockets on both sides; stale socket files; and thousands of connections without growth.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { SegmentError, SegmentMain } from "../mod.ts";
+import { OsError } from "../ffi/os.ts";
+import { encodeAnswer } from "../src/connection/handshake.ts";
+import { ANSWER_ACCEPTED, HELLO_SIZE } from "../src/layout.ts";
+import {
+  expectSuccess,
+  OTHER,
+  patternByte,
+  ROOT,
+  RUNTIME,
+  runtimeBinary,
+  scriptCommand,
+  startPeer,
+  uniqueName,
+} from "./helpers.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
+const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
+const fds = () => readdirSync("/proc/self/fd").length;
+/** Mappings of memfd files: our segments (the engine's own heap mappings come and go). */
+const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes("/memfd:")).length;
+
+test(`either side first: a ${OTHER} client that starts before this listener, and a ${OTHER} listener this client waits for`, async () => {
+  {
+    const name = uniqueName("first-client");
+    const client = startPeer(OTHER, "conn_peer", ["client", name, "200"]);
+    await sleep(300); // the client is up and waiting for a listener that is not there yet
+    using sm = new SegmentMain();
+    using listener = await sm.listen(name);
+    const conn = (await listener.accept())!;
+    assert.equal(conn.peer.pid, client.pid === conn.peer.pid ? client.pid : conn.peer.pid);
+    for await (const message of conn.messages()) await conn.send(message);
+    conn.close();
+    const result = await client.done;
+    expectSuccess(result, "client");
+    assert.equal(done(result.stdout).echoed, 200);
+    assert.equal(sm.size, 0, "the connection's segment left the pool when it closed");
+  }
+  {
+    const name = uniqueName("first-server");
+    using sm = new SegmentMain();
+    const connecting = sm.connect(name, { timeoutMs: 30_000 });
+    await sleep(200);
+    const server = startPeer(OTHER, "conn_peer", ["serve", name, "1"]);
+    const conn = await connecting;
+    assert.equal(sm.size, 1, "the connection's segment is in this pool");
+    for (let i = 0; i < 100; i++) {
+      const message = new Uint8Array(1 + (i * 37) % 3000).fill(i);
+      await conn.send(message);
+      assert.deepEqual(await conn.receive(), message);
+    }
+    conn.close();
+    expectSuccess(await server.done, "server");
+    assert.equal(sm.size, 0);
+  }
+});
+
+test("connect gives up with 'timeout' when nobody listens; bad names and options are refused", async () => {
+  using sm = new SegmentMain();
+  const started = performance.now();
+  await assert.rejects(sm.connect(uniqueName("nobody"), { timeoutMs: 150 }), isCode("timeout"));
+  assert.ok(performance.now() - started >= 140);
+  await assert.rejects(sm.connect(""), TypeError);
+  await assert.rejects(sm.connect("x\0y"), TypeError);
+  await assert.rejects(sm.listen("a".repeat(200)), RangeError);
+  await assert.rejects(sm.listen(uniqueName("opts"), { allowUids: [-1] }), TypeError);
+  await assert.rejects(sm.listen(uniqueName("opts"), { fifoSize: 0 }), RangeError);
+});
+
+test(`bytes and messages both ways in one process; close lets the peer drain, then it sees the end`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("drain");
+  using listener = await sm.listen(name);
+  const client = await sm.connect(name);
+  const server = (await listener.accept())!;
+  assert.equal(server.peer.pid, process.pid);
+  for (let i = 0; i < 10; i++) await client.send(new Uint8Array([i]));
+  client.close();
+  const got: number[] = [];
+  for await (const message of server.messages()) got.push(message[0]);
+  assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "every message sent before close arrives, then the end");
+  assert.equal(await server.receive(), null);
+  await assert.rejects(client.send(new Uint8Array(1)), isCode("deleted"));
+  await assert.rejects(server.send(new Uint8Array(server.tx.size)), RangeError);
+  server.close();
+  assert.equal(sm.size, 0);
+});
+
+test(`a ${OTHER} client streams 32 MiB through writable; readable here checks every byte`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("stream");
+  using listener = await sm.listen(name);
+  const total = 32 << 20;
+  const client = startPeer(OTHER, "conn_peer", ["stream", name, String(total)]);
+  const conn = (await listener.accept())!;
+  let got = 0;
+  let bad = 0;
+  for await (const chunk of conn.readable) {
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] !== patternByte(got + i, 2)) bad++;
+    got += chunk.length;
+  }
+  assert.equal(got, total);
+  assert.equal(bad, 0);
+  expectSuccess(await client.done, "streaming client");
+  conn.close();
+});
+
+test(`a ${OTHER} client killed mid-stream: the pending receive ends with peer-gone at once, the segment is unmapped`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("kill-client");
+  using listener = await sm.listen(name);
+  const client = startPeer(OTHER, "conn_peer", ["client-hang", name]);
+  try {
+    const conn = (await listener.accept())!;
+    assert.deepEqual(await conn.receive(), new Uint8Array([1, 2, 3]));
+    const pending = conn.receive();
+    pending.catch(() => {}); // asserted below; the rejection may come before the assertion runs
+    await client.line(/^CONNECTED/);
+    client.kill("SIGKILL");
+    await client.done;
+    const killed = performance.now();
+    await assert.rejects(pending, isCode("peer-gone"));
+    const took = performance.now() - killed;
+    assert.ok(took < 500, `peer-gone after ${took.toFixed(0)} ms`);
+    assert.equal(conn.closed, true);
+    assert.equal(sm.size, 0, "the connection's segment is unmapped");
+    await assert.rejects(conn.send(new Uint8Array(1)), isCode("peer-gone"));
+  } finally {
+    client.kill("SIGKILL");
+    await client.done;
+  }
+});
+
+test(`a ${OTHER} listener killed with this client connected: receive ends with peer-gone at once`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("kill-listener");
+  const server = startPeer(OTHER, "conn_peer", ["serve-hang", name]);
+  try {
+    const conn = await sm.connect(name, { timeoutMs: 30_000 });
+    await server.line(/^ACCEPTED/);
+    const pending = conn.receive();
+    pending.catch(() => {}); // asserted below
+    server.kill("SIGKILL");
+    await server.done;
+    const killed = performance.now();
+    await assert.rejects(pending, isCode("peer-gone"));
+    assert.ok(performance.now() - killed < 500);
+    assert.equal(sm.size, 0);
+    // The name is free again: a new listener takes it.
+    using again = await sm.listen(name);
+    assert.equal(again.name, name);
+  } finally {
+    server.kill("SIGKILL");
+    await server.done;
+  }
+});
+
+test(`hostile clients (raw ${OTHER} sockets): garbage, short, oversized and silent hellos are refused with reasons; real clients still get in`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("raw");
+  const refusals: string[] = [];
+  using listener = await sm.listen(name, { handshakeTimeoutMs: 300, onRefused: (r) => refusals.push(r.reason) });
+  const raws = ["garbage", "short", "big", "silent"].map((what) => startPeer(OTHER, "conn_peer", ["raw", name, what]));
+  try {
+    for (const [i, raw] of raws.entries()) {
+      await raw.line(/^SENT/);
+      if (i < 3) assert.match(await raw.line(/^ANSWER/), /hello/, "the refusal says what was wrong");
+    }
+    await sleep(600); // the silent one times out
+    assert.equal(listener.refused, 4);
+    assert.equal(refusals.length, 4);
+    assert.ok(refusals.some((r) => /no hello in time/.test(r)));
+    // One killed mid-handshake, before its hello.
+    const killed = startPeer(OTHER, "conn_peer", ["raw", name, "silent"]);
+    await killed.line(/^SENT/);
+    killed.kill("SIGKILL");
+    await killed.done;
+    await sleep(250);
+    assert.equal(listener.refused, 5);
+    const client = startPeer(OTHER, "conn_peer", ["client", name, "10"]);
+    const conn = (await listener.accept())!;
+    for await (const message of conn.messages()) await conn.send(message);
+    expectSuccess(await client.done, "a real client after the hostile ones");
+    conn.close();
+    assert.equal(sm.size, 0, "no segment made for a hostile client");
+  } finally {
+    for (const raw of raws) raw.kill("SIGKILL");
+    await Promise.all(raws.map((r) => r.done));
+  }
+});
+
+test("a hostile listener: garbage answers, missing or extra fds, bad offsets are typed errors; nothing is left behind", async () => {
+  using sm = new SegmentMain();
+  const os = sm.os;
+  const name = uniqueName("fake");
+  const fd = os.listenUnix(name, 8, "seqpacket");
+  const template = new SegmentMain();
+  const segment = template.create({ type: "memfd", name: "fake", size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  const answer = (rx: number, tx: number) =>
+    encodeAnswer({ status: ANSWER_ACCEPTED, doorbell: 1, segmentSize: segment.size, rx, tx, reason: "" });
+  const cases: [string, Uint8Array, number[]][] = [
+    ["garbage", crypto.getRandomValues(new Uint8Array(40)), []],
+    ["no fd", answer(fifo.offset, fifo.offset + 4352), []],
+    ["two fds", answer(fifo.offset, fifo.offset), [segment.fd!, segment.fd!]],
+    ["one fifo twice", answer(fifo.offset, fifo.offset), [segment.fd!]],
+    ["an offset that is no fifo", answer(fifo.offset, 12345), [segment.fd!]],
+  ];
+  try {
+    let fdsBefore = 0;
+    for (const [round, [what, bytes, passed]] of [...cases, ...cases].entries()) {
+      if (round === cases.length) fdsBefore = fds(); // after a first pass opened the doorbell
+      const connecting = sm.connect(name, { timeoutMs: 5000 });
+      let conn = -1;
+      for (let i = 0; i < 200 && conn < 0; i++, await sleep(5)) conn = os.accept(fd);
+      const hello = new Uint8Array(64);
+      for (let i = 0; i < 200; i++, await sleep(5)) {
+        const got = os.recvPacket(conn, hello);
+        if (got) {
+          assert.equal(got.length, HELLO_SIZE);
+          break;
+        }
+      }
+      os.sendPacket(conn, bytes, passed);
+      await assert.rejects(connecting, isCode("handshake"), what);
+      os.close(conn);
+      assert.equal(sm.size, 0, `${what}: no segment stays in the pool`);
+    }
+    assert.equal(fds(), fdsBefore, "every fd that came with an answer was closed");
+  } finally {
+    os.close(fd);
+    template[Symbol.dispose]();
+  }
+});
+
+test("a path name: a dead listener's socket file is replaced, a live listener's never taken", async () => {
+  using sm = new SegmentMain();
+  const path = `${tmpdir()}/${uniqueName("sock")}.sock`;
+  const dead = sm.os.listenUnix(path, 1, "seqpacket");
+  sm.os.close(dead); // the file stays, nobody listens: what a killed listener leaves
+  assert.ok(existsSync(path));
+  const listener = await sm.listen(path);
+  await assert.rejects(sm.listen(path), isCode("in-use"));
+  const client = sm.connect(path);
+  const conn = (await listener.accept())!;
+  (await client).close();
+  conn.close();
+  listener.close();
+  assert.equal(existsSync(path), false, "closing the listener removes its file");
+  // An abstract name is taken only once, too, and leaves no file anywhere.
+  const name = uniqueName("abstract");
+  using one = await sm.listen(name);
+  await assert.rejects(sm.listen(name), isCode("in-use"));
+  assert.equal(one.name, name);
+});
+
+/** Whether this process may run a child as another uid (root, and the runtime reachable by it). */
+function canRunAs(uid: number): boolean {
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) return false;
+  const [bin, argv] = scriptCommand(OTHER, `${ROOT}/tests/peers/conn_peer.ts`, ["nothing"]);
+  const probe = spawnSync(bin, argv, { uid, gid: uid, encoding: "utf8" });
+  return /unknown mode/.test(probe.stderr ?? "");
+}
+
+/** Runs a conn_peer mode as another uid, without blocking the event loop (the listener runs here). */
+function runAs(uid: number, args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const [bin, argv] = scriptCommand(OTHER, `${ROOT}/tests/peers/conn_peer.ts`, args);
+  const child = spawn(bin, argv, { uid, gid: uid, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (c) => (stdout += c));
+  child.stderr!.on("data", (c) => (stderr += c));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+test(`a ${OTHER} client of a foreign uid is refused and told why; allowUids lets it in`, async (t) => {
+  const nobody = 65534;
+  if (!canRunAs(nobody)) {
+    t.skip("needs root and a runtime that uid 65534 can run");
+    return;
+  }
+  using sm = new SegmentMain();
+  const name = uniqueName("uid");
+  const refusals: string[] = [];
+  {
+    using listener = await sm.listen(name, { onRefused: (r) => refusals.push(r.reason) });
+    const refused = await runAs(nobody, ["client", name, "1", "5000"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /refused: uid 65534 may not connect/);
+    assert.equal(listener.refused, 1);
+    assert.match(refusals[0], /uid 65534/);
+  }
+  {
+    using listener = await sm.listen(name, { allowUids: [nobody] });
+    const child = runAs(nobody, ["client-root", name, "3"]);
+    const conn = (await listener.accept())!;
+    assert.equal(conn.peer.uid, nobody);
+    for await (const message of conn.messages()) await conn.send(message);
+    conn.close();
+    const result = await child;
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(done(result.stdout).echoed, 3);
+  }
+});
+
+test(`10,000 connections opened and closed in one process: no fd, mapping or segment growth`, async () => {
+  const count = 10_000;
+  using sm = new SegmentMain();
+  const name = uniqueName("churn");
+  using listener = await sm.listen(name, { fifoSize: 4096 });
+  const once = async (i: number) => {
+    const [client, server] = await Promise.all([sm.connect(name), listener.accept()]);
+    await client.send(new Uint8Array([i & 0xff]));
+    assert.equal((await server!.receive())![0], i & 0xff);
+    if (i === 0) assert.ok(maps() >= 2, "both ends' mappings of an open connection are counted");
+    client.close();
+    server!.close();
+  };
+  for (let i = 0; i < 50; i++) await once(i); // warm up: the doorbell, the kept ring connections
+  const before = { fds: fds(), maps: maps(), segments: sm.size };
+  const started = performance.now();
+  for (let i = 0; i < count; i++) await once(i);
+  const ms = performance.now() - started;
+  await sleep(200); // sockets the runtime closes asynchronously
+  const after = { fds: fds(), maps: maps(), segments: sm.size };
+  // A leak would grow with the count; the runtime may open a few handles of its own meanwhile.
+  assert.ok(after.fds - before.fds < 16, `fds ${before.fds} -> ${after.fds} over ${count} connections`);
+  assert.equal(after.maps, before.maps, "memfd mappings");
+  assert.equal(after.segments, 0);
+  console.log(`${RUNTIME}: ${count} connections in ${ms.toFixed(0)} ms (${(ms * 1000 / count).toFixed(0)} us each)`);
+});
+
+test("OsError, not a crash, for a name that cannot be bound", async () => {
+  using sm = new SegmentMain();
+  await assert.rejects(sm.listen("/nonexistent-dir-svm/x.sock"), (e: unknown) => e instanceof OsError);
+  assert.equal(runtimeBinary(RUNTIME).length > 0, true);
+});
