@@ -62,6 +62,7 @@ export interface ListenOptions {
 export interface Refusal {
   /** The client's pid and uid, when the kernel told them. */
   readonly peer?: PeerCredentials;
+  /** What was wrong. */
   readonly reason: string;
 }
 
@@ -271,6 +272,7 @@ export class Listener implements AsyncIterable<Connection> {
     return new Promise((resolve) => this.#takers.push(resolve));
   }
 
+  /** Each connection as it is made, until the listener is closed. */
   async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
     for (;;) {
       const connection = await this.accept();
@@ -327,11 +329,11 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   let bell: Doorbell | undefined;
   try {
     const bellFd = os.listenUnix(bellName(name), 128, "stream");
-    let listener: Listener | undefined;
-    bell = await watchListener(bellFd, () => listener?.pump());
+    const made: { listener?: Listener } = {};
+    bell = await watchListener(bellFd, () => made.listener?.pump());
     const doorbell = (await host.hub().doorbell()).key;
-    listener = new Listener(host, name, fd, bell, doorbell, options);
-    return listener;
+    made.listener = new Listener(host, name, fd, bell, doorbell, options);
+    return made.listener;
   } catch (error) {
     bell?.close();
     os.close(fd);
