@@ -1,10 +1,13 @@
 /**
  * Command-line entry.
  *
- *   cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun]
- *       Creates a segment with an rx/tx fifo pair, starts a peer in the other runtime that
- *       attaches and echoes everything back, streams patterned data through it, checks every
- *       echoed byte, and prints throughput, round-trip latency and the segment.
+ *   cli.ts demo [--size MiB] [--message BYTES] [--peer deno|bun|node] [--name NAME] [--spin]
+ *       Connects by name to an echo server (one it starts in the other runtime, or with --name
+ *       one started on its own, before or after), streams patterned data through the
+ *       connection while sleeping in the waits (--spin: polling), checks every echoed byte, and
+ *       prints throughput, round-trip latency and the connection's segment.
+ *   cli.ts echo NAME [--once] [--spin]
+ *       Listens at NAME and echoes each connection's bytes back.
  *   cli.ts show [--clean]
  *       Lists this library's segments in /dev/shm; --clean removes those whose creator is dead.
  *
@@ -15,7 +18,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Fifo, formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
+import { formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
 type Runtime = "deno" | "bun" | "node";
 const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
@@ -25,7 +28,8 @@ const VERSIONS = process.versions as Record<string, string | undefined>;
 class UsageError extends Error {}
 
 const USAGE = {
-  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--type shm|memfd] [--peer deno|bun|node]",
+  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--peer deno|bun|node] [--name NAME] [--spin]",
+  echo: "usage: cli.ts echo NAME [--once] [--spin]",
   show: "usage: cli.ts show [--clean]",
 } as const;
 
@@ -108,12 +112,16 @@ function progress(done: number, total: number, startMs: number, tty: boolean, la
   }
 }
 
+/** Aborted by SIGINT or SIGTERM: every wait of the demo and of the echo server ends at once. */
+const stop = new AbortController();
+
 async function demo(args: string[]): Promise<void> {
   const values = parse(args, {
     size: { type: "string" },
     message: { type: "string" },
-    type: { type: "string" },
     peer: { type: "string" },
+    name: { type: "string" },
+    spin: { type: "boolean" },
   });
   if (values.help) {
     console.log(USAGE.demo);
@@ -121,75 +129,92 @@ async function demo(args: string[]): Promise<void> {
   }
   const totalBytes = Math.round(Number(values.size ?? "256") * 1024 * 1024);
   const messageBytes = Number(values.message ?? "65536");
-  const type = (values.type ?? "shm") as "shm" | "memfd";
   const peerRuntime = (values.peer ?? (RUNTIME === "deno" ? "bun" : "deno")) as Runtime;
   if (!(totalBytes > 0)) throw new UsageError(`--size must be a number of MiB above 0, got ${values.size}`);
   if (!Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1 << 20) {
     throw new UsageError(`--message must be a whole number of bytes from 1 to 1048576, got ${values.message}`);
   }
-  if (type !== "shm" && type !== "memfd") throw new UsageError(`--type must be shm or memfd, got ${type}`);
   if (peerRuntime !== "deno" && peerRuntime !== "bun" && peerRuntime !== "node") {
     throw new UsageError(`--peer must be deno, bun or node, got ${peerRuntime}`);
   }
-
+  const spin = values.spin ? SPIN_MICROS : 0;
   using sm = new SegmentMain();
-  const name = `svm-demo-${process.pid}`;
-  const segment = sm.create({ type, name, size: 8 << 20 });
-  const rx = segment.allocFifo(1 << 20, "rx")!; // the peer reads this
-  const tx = segment.allocFifo(1 << 20, "tx")!; // the peer writes this
-  const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
+  // With --name, an echo server started on its own (`cli.ts echo NAME`, before or after this);
+  // without, one this demo starts in the peer runtime.
+  const name = values.name ?? `svm-demo-${process.pid}`;
+  let child: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<number | null> = Promise.resolve(0);
+  if (values.name === undefined) {
+    const [bin, argv] = runtimeCommand(peerRuntime, fileURLToPath(import.meta.url), [
+      "echo",
+      name,
+      "--once",
+      ...(values.spin ? ["--spin"] : []),
+    ]);
+    child = spawn(bin, argv, { stdio: ["ignore", "inherit", "inherit"] });
+    exited = new Promise((resolve) => child!.on("exit", (code) => resolve(code)));
+  }
   console.log(
-    `${RUNTIME} ${VERSIONS[RUNTIME]}: segment ${name} (${type}),` +
-      ` echo peer in ${peerRuntime}`,
+    `${RUNTIME} ${VERSIONS[RUNTIME]}: connecting to "${name}"` +
+      (child ? `, an echo peer in ${peerRuntime}` : "") + (values.spin ? ", polling" : ", sleeping in the waits"),
   );
-  const [bin, argv] = runtimeCommand(peerRuntime, fileURLToPath(import.meta.url), [
-    "echo-peer",
-    type,
-    where,
-    String(rx.offset),
-    String(tx.offset),
-  ]);
-  const child = spawn(bin, argv, { stdio: ["ignore", "inherit", "inherit"] });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   try {
-    await new Promise((r) => setTimeout(r, 0));
-    const peerGone = () => !sm.os.processAlive(child.pid!) || child.exitCode !== null;
-    const waitFor = async (cond: () => boolean, what: string) => {
-      let spins = 0;
-      while (!cond()) {
-        if (++spins % 4096 === 0 && peerGone()) throw new Error(`the echo peer exited while ${what}`);
-        await breathe();
+    const conn = await sm.connect(name, { timeoutMs: 20_000, signal: stop.signal });
+    const { rx, tx } = conn; // tx: we write, the peer reads; rx: the peer writes, we read
+    const options = { signal: AbortSignal.any([stop.signal, conn.signal]), spinMicros: spin };
+    const failed = (error: unknown): never => {
+      if (stop.signal.aborted) throw new Error(`interrupted by ${interrupted}`);
+      if (error instanceof SegmentError && error.code === "peer-gone") {
+        throw new Error("the echo peer exited mid-stream");
       }
+      throw error;
     };
-    // The peer says hello by setting the tx fifo's tag once attached.
-    const deadline = now() + 20_000;
-    await waitFor(() => tx.tag === 1 || now() > deadline, "starting");
-    if (tx.tag !== 1) throw new Error("the echo peer did not attach within 20 s");
 
-    // Throughput: stream totalBytes out through rx, read the echo back from tx, check it all.
+    // Throughput: stream totalBytes out through tx while reading the echo back from rx, each
+    // side sleeping in its wait when it cannot move; every echoed byte is checked.
     const table = patternTable(Math.max(messageBytes, 65536));
     const tableView = new DataView(table.buffer);
-    const back = new Uint8Array(Math.max(messageBytes, 65536));
-    const backView = new DataView(back.buffer);
-    let sent = 0;
-    let received = 0;
     const start = now();
     const tty = Boolean(process.stdout.isTTY);
     const last = { pct: -1 };
-    let idle = 0;
-    while (received < totalBytes) {
-      if (sent < totalBytes) {
+    const polling = async () => {
+      // --spin: one loop that writes what fits and reads what is there, never sleeping.
+      const back = new Uint8Array(Math.max(messageBytes, 65536));
+      const backView = new DataView(back.buffer);
+      for (let sent = 0, received = 0; received < totalBytes;) {
+        if (sent < totalBytes) {
+          const n = Math.min(messageBytes - (sent % messageBytes), totalBytes - sent);
+          const at = sent % PERIOD;
+          sent += tx.enqueue(table.subarray(at, at + n));
+        }
+        const got = rx.dequeue(back);
+        checkEcho(backView, got, tableView, received);
+        received += got;
+        progress(received, totalBytes, start, tty, last);
+        await breathe();
+      }
+    };
+    const writer = async () => {
+      for (let sent = 0; sent < totalBytes;) {
         const n = Math.min(messageBytes - (sent % messageBytes), totalBytes - sent);
         const at = sent % PERIOD;
-        sent += rx.enqueue(table.subarray(at, at + n));
+        const wrote = tx.enqueue(table.subarray(at, at + n));
+        sent += wrote;
+        if (wrote < n) await tx.waitForSpace(Math.min(n - wrote, tx.size >> 2), options);
       }
-      const got = tx.dequeue(back);
-      checkEcho(backView, got, tableView, received);
-      received += got;
-      if (got === 0 && ++idle % 65536 === 0 && peerGone()) throw new Error("the echo peer exited mid-stream");
-      progress(received, totalBytes, start, tty, last);
-      await breathe();
-    }
+    };
+    const reader = async () => {
+      const back = new Uint8Array(Math.max(messageBytes, 65536));
+      const backView = new DataView(back.buffer);
+      for (let received = 0; received < totalBytes;) {
+        const got = rx.dequeue(back);
+        checkEcho(backView, got, tableView, received);
+        received += got;
+        progress(received, totalBytes, start, tty, last);
+        if (got === 0) await rx.waitForData(options);
+      }
+    };
+    await (values.spin ? polling() : Promise.all([writer(), reader()])).catch(failed);
     const seconds = (now() - start) / 1000;
 
     // Latency: 64-byte messages, one at a time, timed round trip.
@@ -197,62 +222,97 @@ async function demo(args: string[]): Promise<void> {
     const pong = new Uint8Array(64);
     const rounds = 20_000;
     const samples = new Float64Array(rounds);
-    for (let r = 0; r < rounds + 1000; r++) {
-      ping[0] = r & 0xff;
-      const t0 = now();
-      while (rx.enqueue(ping) === 0);
-      let have = 0;
-      let spins = 0;
-      while (have < 64) {
-        have += tx.dequeue(have === 0 ? pong : pong.subarray(have));
-        if (++spins % 100_000 === 0 && peerGone()) throw new Error("the echo peer exited during the latency run");
+    try {
+      for (let r = 0; r < rounds + 1000; r++) {
+        ping[0] = r & 0xff;
+        const t0 = now();
+        while (!tx.enqueueExact(ping)) await tx.waitForSpace(64, options);
+        while (!rx.dequeueExact(pong)) await rx.waitForData(options); // --spin: spins in the wait
+        if (spin) await breathe();
+        if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
+        if (r >= 1000) samples[r - 1000] = now() - t0;
       }
-      await breathe();
-      if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
-      if (r >= 1000) samples[r - 1000] = now() - t0;
+    } catch (error) {
+      failed(error);
     }
     samples.sort();
     const mean = samples.reduce((a, b) => a + b, 0) / rounds;
-    rx.tag = 2; // tell the peer to stop
-    const code = await exited;
-    if (code !== 0) throw new Error(`the echo peer exited with code ${code}`);
+    const segment = conn.segment.toString();
+    conn.close(); // the echo server sees the end and closes its side
+    if ((await exited) !== 0) throw new Error(`the echo peer exited with an error`);
     console.log(`streamed ${formatBytes(totalBytes)} in ${messageBytes}-byte writes, every echoed byte checked`);
     console.log(`  throughput  ${(totalBytes / seconds / 1e9).toFixed(2)} GB/s each way (${seconds.toFixed(2)} s)`);
     console.log(
       `  round trip  64 B: mean ${(mean * 1000).toFixed(2)} us, p50 ${(samples[rounds >> 1] * 1000).toFixed(2)} us,` +
         ` p99 ${(samples[Math.floor(rounds * 0.99)] * 1000).toFixed(2)} us`,
     );
-    console.log(segment.toString());
+    console.log(segment);
+  } catch (error) {
+    if (stop.signal.aborted) throw new Error(`interrupted by ${interrupted}`);
+    throw error;
   } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
+    if (child && child.exitCode === null) child.kill("SIGKILL");
   }
 }
 
-function echoPeer(args: string[]): void {
-  const [type, where, rxOffset, txOffset] = args;
-  using sm = new SegmentMain({ timeoutSeconds: 10 });
-  const segment: Segment = type === "memfd"
-    ? sm.attach({ type: "memfd", pid: Number(where.split(":")[0]), fd: Number(where.split(":")[1]) })
-    : sm.attach({ type: "shm", name: where });
-  const rx: Fifo = segment.fifoAt(Number(rxOffset));
-  const tx: Fifo = segment.fifoAt(Number(txOffset));
-  const buf = new Uint8Array(1 << 16);
-  tx.tag = 1;
-  let pending = 0; // bytes in buf not yet echoed
-  let at = 0;
-  let spins = 0;
-  const parent = process.ppid;
-  while (rx.tag !== 2) {
-    if (pending === 0) {
-      pending = rx.dequeue(buf);
-      at = 0;
-    }
-    if (pending > 0) {
-      const wrote = tx.enqueue(at === 0 && pending === buf.length ? buf : buf.subarray(at, at + pending));
-      at += wrote;
-      pending -= wrote;
-    } else if (++spins % (1 << 20) === 0 && !sm.os.processAlive(parent)) {
-      return; // the demo is gone
+/** Polling instead of parking (`--spin`): each wait spins this long before it would sleep. */
+const SPIN_MICROS = 1_000_000;
+
+/**
+ * `cli.ts echo NAME [--once] [--spin]`: listens at NAME and echoes every byte of each connection
+ * back until the client closes it; --once ends after the first connection.
+ */
+async function echo(args: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: { once: { type: "boolean" }, spin: { type: "boolean" }, help: { type: "boolean" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE.echo);
+    return;
+  }
+  if (positionals.length !== 1) throw new UsageError(USAGE.echo);
+  using sm = new SegmentMain();
+  using listener = await sm.listen(positionals[0], { fifoSize: 1 << 20 });
+  const spinMicros = values.spin ? SPIN_MICROS : 0;
+  stop.signal.addEventListener("abort", () => listener.close());
+  // --spin: the waits poll (each spins up to a second before it would sleep), yielding to the
+  // event loop between rounds so that signals and the peer's death are still seen.
+  for await (const conn of listener) {
+    const options = { signal: AbortSignal.any([stop.signal, conn.signal]), spinMicros };
+    const serve = async () => {
+      const buf = new Uint8Array(1 << 16);
+      for (;;) {
+        const closed = conn.rx.isClosed;
+        const n = conn.rx.dequeue(buf);
+        if (n === 0) {
+          if (closed) break;
+          await conn.rx.waitForData(options);
+          if (values.spin) await breathe();
+          continue;
+        }
+        for (let at = 0; at < n;) {
+          at += conn.tx.enqueue(buf.subarray(at, n));
+          if (at < n) await conn.tx.waitForSpace(Math.min(n - at, conn.tx.size >> 2), options);
+        }
+      }
+      conn.close();
+    };
+    const served = serve().catch((error) => {
+      conn.close();
+      if (!(error instanceof SegmentError && error.code === "peer-gone") && !stop.signal.aborted) throw error;
+    });
+    if (values.once) {
+      await served;
+      return;
     }
   }
 }
@@ -315,15 +375,20 @@ function show(args: string[]): void {
 
 const [command, ...rest] = process.argv.slice(2);
 // Ctrl-C or SIGTERM: the demo stops at its next breath and removes what it made.
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => (interrupted = signal));
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    interrupted = signal;
+    stop.abort(new Error(`interrupted by ${signal}`));
+  });
+}
 try {
   if (command === "demo") await demo(rest);
-  else if (command === "echo-peer") echoPeer(rest);
+  else if (command === "echo") await echo(rest);
   else if (command === "show") show(rest);
   else if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    console.log(`${USAGE.demo}\n${USAGE.show}`);
+    console.log(`${USAGE.demo}\n${USAGE.echo}\n${USAGE.show}`);
   } else {
-    throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: demo, show; --help for usage)`);
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: demo, echo, show; --help for usage)`);
   }
 } catch (error) {
   console.error(`error: ${error instanceof Error ? error.message : String(error)}`);

@@ -6,26 +6,54 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { OTHER, ROOT, running, RUNTIME, scriptCommand, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 
-test(`demo: ${RUNTIME} streams through a ${OTHER} echo peer and checks every byte`, () => {
-  for (const type of ["shm", "memfd"]) {
+test(`demo: ${RUNTIME} connects to a ${OTHER} echo peer by name, sleeping (and with --spin, polling), checking every byte`, () => {
+  for (const extra of [[], ["--spin"]]) {
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, [
       "demo",
       "--size",
       "8",
       "--message",
       "1000",
-      "--type",
-      type,
+      ...extra,
     ]);
     const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, new RegExp(`echo peer in ${OTHER}`));
+    assert.match(run.stdout, new RegExp(`an echo peer in ${OTHER}`));
+    assert.match(run.stdout, extra.length ? /polling/ : /sleeping in the waits/);
     assert.match(run.stdout, /streamed 8 MiB in 1000-byte writes, every echoed byte checked/);
     assert.match(run.stdout, /throughput +[0-9.]+ GB\/s/);
     assert.match(run.stdout, /round trip +64 B: mean [0-9.]+ us, p50 [0-9.]+ us, p99 [0-9.]+ us/);
-    assert.match(run.stdout, /2 active fifos/);
+    assert.match(run.stdout, /\(memfd\).*\n.*2 active fifos/);
   }
   assert.deepEqual(shmEntries("svm-demo-"), []);
+});
+
+test(`demo --name and echo NAME: two processes started by hand, either first`, async () => {
+  for (const echoFirst of [true, false]) {
+    const name = uniqueName("cli-echo");
+    const [echoBin, echoArgv] = scriptCommand(OTHER, `${ROOT}/cli.ts`, ["echo", name, "--once"]);
+    const [demoBin, demoArgv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--name", name, "--size", "4"]);
+    const started: ReturnType<typeof spawn>[] = [];
+    const run = (bin: string, argv: string[]) => {
+      const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+      started.push(child);
+      let out = "";
+      child.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
+      child.stderr!.setEncoding("utf8").on("data", (c) => (out += c));
+      return new Promise<[number | null, string]>((r) => child.on("close", (code) => r([code, out])));
+    };
+    try {
+      const first = echoFirst ? run(echoBin, echoArgv) : run(demoBin, demoArgv);
+      await new Promise((r) => setTimeout(r, 500));
+      const second = echoFirst ? run(demoBin, demoArgv) : run(echoBin, echoArgv);
+      const [[c1, o1], [c2, o2]] = await Promise.all([first, second]);
+      assert.equal(c1, 0, o1);
+      assert.equal(c2, 0, o2);
+      assert.match(o1 + o2, /streamed 4 MiB in 65536-byte writes, every echoed byte checked/);
+    } finally {
+      for (const child of started) child.kill("SIGKILL");
+    }
+  }
 });
 
 /** A long demo under this runtime, with its output as it comes and its end (exit code and signal). */
@@ -94,7 +122,7 @@ test(`cli under ${RUNTIME}: --help exits 0; unknown options, missing and bad val
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, args);
     return spawnSync(bin, argv, { encoding: "utf8", timeout: 60_000 });
   };
-  for (const args of [["--help"], ["demo", "--help"], ["show", "--help"], []]) {
+  for (const args of [["--help"], ["demo", "--help"], ["echo", "--help"], ["show", "--help"], []]) {
     const r = run(...args);
     assert.equal(r.status, 0, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stdout, /^usage: cli\.ts /m);
@@ -105,7 +133,8 @@ test(`cli under ${RUNTIME}: --help exits 0; unknown options, missing and bad val
       [["demo", "--size"], /argument missing/],
       [["demo", "--size", "x"], /--size must be a number of MiB above 0, got x/],
       [["demo", "--message", "0"], /--message must be a whole number of bytes/],
-      [["demo", "--type", "disk"], /--type must be shm or memfd, got disk/],
+      [["demo", "--type", "shm"], /Unknown option '--type'/],
+      [["echo"], /usage: cli.ts echo NAME/],
       [["demo", "--peer", "perl"], /--peer must be deno, bun or node, got perl/],
       [["show", "--clean=yes"], /does not take an argument/],
       [["frob"], /unknown command "frob"/],

@@ -85,6 +85,15 @@ export class Connection {
     return this.#tx;
   }
 
+  /**
+   * Aborted with `SegmentError` "peer-gone" when the peer's process dies. Pass it (alone or
+   * through `AbortSignal.any`) to waits on `rx` and `tx`, which otherwise end with "deleted"
+   * when the connection's segment is released.
+   */
+  get signal(): AbortSignal {
+    return this.#gone.signal;
+  }
+
   /** True once `close()` ran or the peer's process died. */
   get closed(): boolean {
     return this.#closed;
