@@ -51,6 +51,20 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
   assert.deepEqual(shmEntries("svmbench-"), []);
 });
 
+test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stream rows beside a Unix socket's`, () => {
+  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+  try {
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, ["--quick", "--out", out]);
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \| [0-9.]+ \/ [0-9.]+ \|/);
+    assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \| [0-9.]+ \|/);
+    assert.equal(JSON.parse(readFileSync(`${out}/connection-quick.json`, "utf8")).quick, true);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
   const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });

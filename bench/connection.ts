@@ -1,0 +1,138 @@
+/**
+ * The connection benchmark: connect+accept time, the 64 B round trip over a connection with
+ * both sides asleep between messages (send/receive), and a stream of 64 KiB writes through a
+ * connection's writable into the peer's readable; beside them, in the same run, the same round
+ * trip and stream over a Unix socket (node:net) of the same runtime. Client and server are
+ * separate processes of one runtime.
+ *
+ *   deno run -A bench/connection.ts [--quick] [--out DIR]
+ *
+ * Writes connection.json (or connection-quick.json) into DIR (default bench/results).
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { done, interruptedBy, track } from "./interrupt.ts";
+
+type Runtime = "deno" | "bun";
+type Result = Record<string, number>;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
+const CONNECTS = quick ? 100 : 2000;
+const ROUNDS = quick ? 200 : 20_000;
+const STREAM = quick ? 16 << 20 : 1 << 30;
+const WRITE = 64 * 1024;
+
+function binary(runtime: Runtime): string {
+  const local = `${ROOT}node_modules/.bin/${runtime}`;
+  return existsSync(local) ? local : runtime;
+}
+
+function start(runtime: Runtime, ...rest: (string | number)[]) {
+  const script = `${ROOT}bench/connection_peer.ts`;
+  const argv = runtime === "deno" ? ["run", "-A", "--quiet", script] : [script];
+  const child = spawn(binary(runtime), [...argv, ...rest.map(String)], { stdio: ["ignore", "pipe", "pipe"] });
+  const untrack = track(child);
+  let out = "";
+  let err = "";
+  let markReady = () => {};
+  const ready = new Promise<void>((r) => (markReady = r));
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => {
+    out += c;
+    if (out.includes("READY")) markReady();
+  });
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  const result = new Promise<Result>((resolve, reject) =>
+    child.on("close", (code, signal) => {
+      untrack();
+      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+      if (interruptedBy()) reject(new Error(`interrupted by ${interruptedBy()}`));
+      else if (signal === "SIGKILL") resolve({});
+      else if (code !== 0 || !line) reject(new Error(`${runtime} ${rest[0]} failed (${code}): ${err || out}`));
+      else resolve(JSON.parse(line.slice(7)));
+    })
+  );
+  result.catch(() => markReady());
+  return { ready, result, kill: () => child.kill("SIGKILL") };
+}
+
+const rows: Record<string, Record<string, number>> = {};
+const log = (text: string) => console.error(text);
+try {
+  for (const runtime of ["deno", "bun"] as const) {
+    const name = `svmbench-conn-${process.pid}-${runtime}`;
+    const server = start(runtime, "serve", name);
+    try {
+      await server.ready;
+      const connects = await start(runtime, "connects", name, CONNECTS).result;
+      const rtt = await start(runtime, "rtt", name, ROUNDS).result;
+      const stream = await start(runtime, "stream", name, STREAM, WRITE).result;
+      rows[runtime] = {
+        connectP50Us: connects.p50Us,
+        connectMeanUs: connects.meanUs,
+        rttP50Us: rtt.p50Ns / 1000,
+        rttMeanUs: rtt.meanNs / 1000,
+        rttP99Us: rtt.p99Ns / 1000,
+        streamGbps: stream.gbps,
+      };
+    } finally {
+      server.kill();
+      await server.result;
+    }
+    const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}.sock`;
+    try {
+      const echo = start(runtime, "uds-echo", path, ROUNDS);
+      await echo.ready;
+      const udsRtt = await start(runtime, "uds-ping", path, ROUNDS).result;
+      await echo.result;
+      rmSync(path, { force: true });
+      const counter = start(runtime, "uds-count", path);
+      await counter.ready;
+      const udsStream = await start(runtime, "uds-stream", path, STREAM, WRITE).result;
+      await counter.result;
+      Object.assign(rows[runtime], {
+        udsRttP50Us: udsRtt.p50Ns / 1000,
+        udsRttMeanUs: udsRtt.meanNs / 1000,
+        udsStreamGbps: udsStream.gbps,
+      });
+    } finally {
+      rmSync(path, { force: true });
+    }
+    log(`${runtime}: ${JSON.stringify(rows[runtime])}`);
+  }
+} finally {
+  done();
+}
+
+const f = (v: number, d = 1) => v.toFixed(d);
+const lines = [
+  "| connection, one runtime (client and server processes) | deno | bun |",
+  "| --- | --- | --- |",
+  `| connect + accept (us, p50 / mean) | ${f(rows.deno.connectP50Us)} / ${f(rows.deno.connectMeanUs)} | ${
+    f(rows.bun.connectP50Us)
+  } / ${f(rows.bun.connectMeanUs)} |`,
+  `| round trip 64 B, send/receive, both asleep (us, p50 / mean) | ${f(rows.deno.rttP50Us)} / ${
+    f(rows.deno.rttMeanUs)
+  } | ${f(rows.bun.rttP50Us)} / ${f(rows.bun.rttMeanUs)} |`,
+  `| the same over a Unix socket, node:net (us, p50 / mean) | ${f(rows.deno.udsRttP50Us)} / ${
+    f(rows.deno.udsRttMeanUs)
+  } | ${f(rows.bun.udsRttP50Us)} / ${f(rows.bun.udsRttMeanUs)} |`,
+  `| stream, 64 KiB writes, writable to readable (GB/s) | ${f(rows.deno.streamGbps, 2)} | ${
+    f(rows.bun.streamGbps, 2)
+  } |`,
+  `| the same over a Unix socket, node:net (GB/s) | ${f(rows.deno.udsStreamGbps, 2)} | ${
+    f(rows.bun.udsStreamGbps, 2)
+  } |`,
+];
+console.log(lines.join("\n"));
+mkdirSync(outDir, { recursive: true });
+writeFileSync(
+  `${outDir}/${quick ? "connection-quick" : "connection"}.json`,
+  JSON.stringify({ date: new Date().toISOString(), quick, rows }, null, 2) + "\n",
+);
