@@ -759,7 +759,10 @@ export class Fifo {
     return this.#ooo.list(this.#counter(this.#tail));
   }
 
-  /** The range the last out-of-order write created or grew, or null. */
+  /**
+   * The range the last out-of-order write created or grew; null when that write lay inside an
+   * existing range, after an in-order enqueue, or when there is none (VPP's semantics).
+   */
   get newestOooSegment(): OooSegment | null {
     this.#check();
     return this.#ooo.newest(this.#counter(this.#tail));

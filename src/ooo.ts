@@ -30,7 +30,7 @@ export class OooRanges {
   /** Absolute start positions (modulo the period), sorted by distance from the tail. */
   #starts: number[] = [];
   #lengths: number[] = [];
-  /** Index of the range the last add created or grew, or -1. */
+  /** Index of the range the last add created or grew, or -1 (none, or an in-order enqueue since). */
   #newest = -1;
 
   /** Number of ranges. */
@@ -72,6 +72,10 @@ export class OooRanges {
       if (s + lengths[last] > hi) hi = s + lengths[last];
       last++;
     }
+    if (last - first === 1 && this.#past(starts[first], tail) === lo && lengths[first] === hi - lo) {
+      this.#newest = -1; // inside one range: nothing was created or grown (as VPP has it)
+      return;
+    }
     starts.splice(first, last - first, (tail + lo) % this.#period);
     lengths.splice(first, last - first, hi - lo);
     this.#newest = first;
@@ -83,6 +87,7 @@ export class OooRanges {
    * write reached extends, so the tail can jump over it (0 when none).
    */
   collect(tail: number, written: number): number {
+    if (written > 0) this.#newest = -1; // an in-order enqueue clears the newest range (as VPP has it)
     const starts = this.#starts;
     const lengths = this.#lengths;
     let n = 0;
@@ -97,7 +102,7 @@ export class OooRanges {
     if (n === 0) return 0;
     starts.splice(0, n);
     lengths.splice(0, n);
-    this.#newest = this.#newest < n ? -1 : this.#newest - n;
+    if (this.#newest >= 0) this.#newest = this.#newest < n ? -1 : this.#newest - n;
     return extra;
   }
 }

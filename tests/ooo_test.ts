@@ -43,8 +43,10 @@ test("overlapping and fully covering ranges", () => {
   assert.deepEqual(fifo.oooSegments(), [r(10, 15)]);
   fifo.enqueueWithOffset(5, seq(7, 5)); // overlaps the start
   assert.deepEqual(fifo.oooSegments(), [r(5, 20)]);
-  fifo.enqueueWithOffset(12, seq(3, 12)); // inside
+  assert.deepEqual(fifo.newestOooSegment, r(5, 20));
+  fifo.enqueueWithOffset(12, seq(3, 12)); // inside: it neither creates nor grows a range
   assert.deepEqual(fifo.oooSegments(), [r(5, 20)]);
+  assert.equal(fifo.newestOooSegment, null, "as in VPP: a write that changed no range leaves no newest");
   fifo.enqueueWithOffset(40, seq(2, 40));
   fifo.enqueueWithOffset(50, seq(2, 50));
   fifo.enqueueWithOffset(0, seq(60, 0)); // covers everything
@@ -75,13 +77,25 @@ test("an in-order write covering some ranges drops them and jumps over the one i
   fifo.enqueueWithOffset(40, seq(4, 40)); // [40,44): stays
   assert.equal(fifo.enqueue(seq(18, 0)), 24);
   assert.deepEqual(fifo.oooSegments(), [r(16, 4)], "relative to the new tail (24)");
-  assert.deepEqual(fifo.newestOooSegment, r(16, 4), "the last add made it, and it is still there");
+  assert.equal(fifo.newestOooSegment, null, "as in VPP: an in-order enqueue clears the newest range");
   const out = new Uint8Array(24);
   fifo.dequeue(out);
   assert.deepEqual(out, seq(24));
   fifo.enqueue(seq(16, 24)); // fills the gap up to 40
   assert.equal(fifo.maxDequeue, 20);
   assert.deepEqual(fifo.oooSegments(), []);
+});
+
+test("newestOooSegment: null after an in-order enqueue even when it reaches no range; a 0-byte enqueue keeps it", () => {
+  const { sm, fifo } = privateFifo(64);
+  using _ = sm;
+  fifo.enqueueWithOffset(30, seq(4, 30));
+  assert.deepEqual(fifo.newestOooSegment, r(30, 4));
+  assert.equal(fifo.enqueue(new Uint8Array(0)), 0);
+  assert.deepEqual(fifo.newestOooSegment, r(30, 4), "nothing was enqueued");
+  assert.equal(fifo.enqueue(seq(5)), 5);
+  assert.equal(fifo.newestOooSegment, null);
+  assert.deepEqual(fifo.oooSegments(), [r(25, 4)], "the range itself stays");
 });
 
 test("enqueueWithOffset is all or nothing against the free space, and wraps the ring", () => {
