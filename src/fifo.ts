@@ -145,7 +145,7 @@ export class Fifo {
   readonly #dataWatch: Watch;
 
   /**
-   * @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
+   * @ignore @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
    * chunk index says the chunk ends: the header must agree with it.
    */
   constructor(mem: FifoMemory, offset: number, chunkEnd: number) {
@@ -476,13 +476,13 @@ export class Fifo {
     return this.#waitSync(SPACE, n, options.timeoutMs);
   }
 
-  /** @internal What `waitAny` watches: data, the end, or the producer's death. */
+  /** @ignore @internal What `waitAny` watches: data, the end, or the producer's death. */
   get dataWatch(): Watch {
     this.#side(DATA);
     return this.#dataWatch;
   }
 
-  /** @internal The sleeper of this fifo's segment. */
+  /** @ignore @internal The sleeper of this fifo's segment. */
   get sleeper(): Sleeper {
     return this.#mem.sleeper;
   }
@@ -873,17 +873,17 @@ export class Fifo {
     return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
   }
 
-  /** @internal The allocation number this handle belongs to. */
+  /** @ignore @internal The allocation number this handle belongs to. */
   get allocationSeq(): number {
     return this.#seq;
   }
 
-  /** @internal Whether this object reads `mem` (the segment it came from). */
+  /** @ignore @internal Whether this object reads `mem` (the segment it came from). */
   isIn(mem: FifoMemory): boolean {
     return this.#mem === mem;
   }
 
-  /** @internal Called by the segment when the fifo is freed through this object. */
+  /** @ignore @internal Called by the segment when the fifo is freed through this object. */
   markFreed(): void {
     this.#ooo.clear();
     this.#freed = true;

@@ -62,7 +62,7 @@ export interface SegmentInfo {
   readonly preallocated: boolean;
 }
 
-/** @internal How a segment is handed its memory by its SegmentMain. */
+/** @ignore @internal How a segment is handed its memory by its SegmentMain. */
 export interface SegmentInit {
   readonly type: SegmentType;
   readonly name: string;
@@ -96,27 +96,27 @@ export class Segment {
   readonly creatorPid: number;
   /** True where this SegmentMain created it. */
   readonly createdHere: boolean;
-  /** @internal */
+  /** @ignore @internal */
   readonly u8: Uint8Array;
-  /** @internal */
+  /** @ignore @internal */
   readonly u32: Uint32Array;
-  /** @internal */
+  /** @ignore @internal */
   readonly i32: Int32Array;
-  /** @internal */
+  /** @ignore @internal */
   readonly u64: BigUint64Array;
-  /** @internal */
+  /** @ignore @internal */
   readonly view: DataView;
-  /** @internal The OS mapping (undefined for private segments). */
+  /** @ignore @internal The OS mapping (undefined for private segments). */
   readonly mapping: Mapping | undefined;
-  /** @internal The fd this process holds the segment by; its process-slot lock rides on it. Closed on delete. */
+  /** @ignore @internal The fd this process holds the segment by; its process-slot lock rides on it. Closed on delete. */
   readonly fd: number | undefined;
-  /** @internal Sleep and wake on this segment's words. */
+  /** @ignore @internal Sleep and wake on this segment's words. */
   readonly signaller: Signaller;
-  /** @internal This process's tag in the segment, and the liveness of others. */
+  /** @ignore @internal This process's tag in the segment, and the liveness of others. */
   readonly liveness: Liveness;
-  /** @internal Who sleeps on which word (Sync waits). */
+  /** @ignore @internal Who sleeps on which word (Sync waits). */
   readonly waiters: Waiters;
-  /** @internal Asynchronous waits, and waking other processes' sleepers. */
+  /** @ignore @internal Asynchronous waits, and waking other processes' sleepers. */
   readonly sleeper: Sleeper;
   readonly #lend: () => ArrayBuffer | SharedArrayBuffer;
   readonly #holds: (segment: Segment, view: Uint8Array) => boolean;
@@ -126,7 +126,7 @@ export class Segment {
   readonly #release: (segment: Segment) => void;
   readonly #allocator: FifoAllocator;
 
-  /** @internal Segments are made by SegmentMain. */
+  /** @ignore @internal Segments are made by SegmentMain. */
   constructor(init: SegmentInit) {
     this.type = init.type;
     this.name = init.name;
@@ -152,7 +152,7 @@ export class Segment {
   }
 
   /**
-   * @internal The chunk of this process's event ring: `previous` (left by the last holder of
+   * @ignore @internal The chunk of this process's event ring: `previous` (left by the last holder of
    * our process slot) when it is a live event-ring chunk, else a new one, else 0 (no room).
    */
   eventChunk(previous: number): number {
@@ -181,25 +181,25 @@ export class Segment {
     return this.#deleted;
   }
 
-  /** @internal */
+  /** @ignore @internal */
   setIndex(index: number): void {
     this.#index = index;
   }
 
-  /** @internal The buffer views handed to callers are made over; a new one if a caller detached it. */
+  /** @ignore @internal The buffer views handed to callers are made over; a new one if a caller detached it. */
   lent(): ArrayBuffer | SharedArrayBuffer {
     const buffer = this.#lent;
     if (buffer !== undefined && !(buffer instanceof ArrayBuffer && buffer.detached)) return buffer;
     return (this.#lent = this.#lend());
   }
 
-  /** @internal Whether `view` lies in this segment's memory, through any mapping of it here. */
+  /** @ignore @internal Whether `view` lies in this segment's memory, through any mapping of it here. */
   holds(view: Uint8Array): boolean {
     return this.#holds(this, view);
   }
 
   /**
-   * @internal Marks the segment deleted (its main unmaps it next), withdraws this process's
+   * @ignore @internal Marks the segment deleted (its main unmaps it next), withdraws this process's
    * sleepers from the waiter words (others must not go on waking nobody), and wakes its pending
    * waits, which then fail with "deleted" instead of sleeping on unmapped memory.
    */
@@ -358,13 +358,13 @@ export class Segment {
     return this.#allocator.ownerPid(fifo.offset);
   }
 
-  /** @internal Checks the allocator's books: every chunk live or on its freelist once. */
+  /** @ignore @internal Checks the allocator's books: every chunk live or on its freelist once. */
   audit(): AllocatorAudit {
     this.#check();
     return this.#allocator.audit();
   }
 
-  /** @internal Repairs what a process that died inside the allocator left. */
+  /** @ignore @internal Repairs what a process that died inside the allocator left. */
   repair(): void {
     this.#check();
     this.#allocator.repair();
@@ -391,7 +391,7 @@ export class Segment {
     return this.#allocator.freeBytes();
   }
 
-  /** @internal The chunk walk, for tests and `show`. */
+  /** @ignore @internal The chunk walk, for tests and `show`. */
   chunks(): ReturnType<FifoAllocator["chunks"]> {
     this.#check();
     return this.#allocator.chunks();

@@ -29,7 +29,7 @@ export interface MessageOptions {
   signal?: AbortSignal;
 }
 
-/** @internal What a connection is made of. */
+/** @ignore @internal What a connection is made of. */
 export interface ConnectionParts {
   readonly segment: Segment;
   readonly rx: Fifo;
@@ -60,7 +60,7 @@ export class Connection {
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
 
-  /** @internal Made by `sm.listen` and `sm.connect`. */
+  /** @ignore @internal Made by `sm.listen` and `sm.connect`. */
   constructor(parts: ConnectionParts) {
     this.peer = Object.freeze({ pid: parts.peer.pid, uid: parts.peer.uid });
     this.#segment = parts.segment;

@@ -127,7 +127,7 @@ export class Listener implements AsyncIterable<Connection> {
   /** Refused or failed handshakes so far. */
   refused = 0;
 
-  /** @internal Use `sm.listen`. */
+  /** @ignore @internal Use `sm.listen`. */
   constructor(
     host: ConnectionHost,
     name: string,
@@ -151,7 +151,7 @@ export class Listener implements AsyncIterable<Connection> {
     (this.#poll as { unref?: () => void }).unref?.();
   }
 
-  /** @internal Accepts what waits and moves every handshake on; runs on a bell ring and every 100 ms. */
+  /** @ignore @internal Accepts what waits and moves every handshake on; runs on a bell ring and every 100 ms. */
   pump(): void {
     if (this.#closed) return;
     for (;;) {

@@ -190,7 +190,7 @@ export class MessageQueue {
   readonly #views: (Uint8Array | undefined)[][];
   #viewsOf: ArrayBuffer | SharedArrayBuffer | undefined;
 
-  /** @internal Use `segment.allocMessageQueue` or `segment.messageQueueAt`. */
+  /** @ignore @internal Use `segment.allocMessageQueue` or `segment.messageQueueAt`. */
   constructor(mem: MessageQueueMemory, offset: number, chunkEnd: number) {
     const { seq, sizeClass } = readLiveChunk(mem, offset, chunkEnd, KIND_MESSAGE_QUEUE, "message queue");
     const u32 = mem.u32;
@@ -678,7 +678,7 @@ export class MessageQueue {
     return size;
   }
 
-  /** @internal The allocation number this handle belongs to. */
+  /** @ignore @internal The allocation number this handle belongs to. */
   get allocationSeq(): number {
     return this.#seq;
   }
@@ -689,7 +689,7 @@ export class MessageQueue {
   }
 
   /**
-   * @internal For wrap tests: places every ring's head and tail at `position` (modulo its
+   * @ignore @internal For wrap tests: places every ring's head and tail at `position` (modulo its
    * period) and this handle's sender sequence at `senderSeq`. Only on an empty, quiet queue.
    */
   initPositions(position: number, senderSeq = 0): void {
@@ -710,12 +710,12 @@ export class MessageQueue {
     this.#sent = senderSeq >>> 0;
   }
 
-  /** @internal Whether this object reads `mem` (the segment it came from). */
+  /** @ignore @internal Whether this object reads `mem` (the segment it came from). */
   isIn(mem: MessageQueueMemory): boolean {
     return this.#mem === mem;
   }
 
-  /** @internal Called by the segment when the queue is freed through this handle. */
+  /** @ignore @internal Called by the segment when the queue is freed through this handle. */
   markFreed(): void {
     this.#freed = true;
   }
