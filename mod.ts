@@ -28,6 +28,8 @@ export type { SegmentInfo } from "./src/segment.ts";
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";
+export { MessageRing } from "./src/ring/message_ring.ts";
+export type { RecordHandler } from "./src/ring/message_ring.ts";
 export { Connection } from "./src/connection/connection.ts";
 export type { MessageOptions, PeerCredentials } from "./src/connection/connection.ts";
 export { Listener } from "./src/connection/listener.ts";

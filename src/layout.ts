@@ -75,7 +75,8 @@
  *   +40  u32  master session index   +44 u32 master thread index
  *   +48  u32  client session index   +52 u32 client thread index
  *   +56  u32  owner            process tag of the allocator
- *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue, 2 an event ring
+ *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue, 2 an event ring,
+ *                              3 a message ring
  *   line 1, written only by the consumer
  *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
@@ -123,6 +124,16 @@
  *   D+192 N slots of 8 bytes: +0 u32 position + 1 once written (release), +4 u32 chunk offset
  *   A waker that finds the ring full sets SCAN instead. Events are hints: the sleeper re-checks
  *   what they name, and a slot a waker died before filling is skipped at the next liveness tick.
+ *
+ * Message ring (a live chunk of kind 3; one producer, one consumer), from D as above
+ *   D+0   u32 magic RING_MAGIC     D+4 u32 capacity C of the record area (a power of two)
+ *   D+64  u32 tail: bytes published by the producer, modulo 2^32 (written only by the producer)
+ *   D+128 u32 head: bytes released by the consumer, modulo 2^32 (written only by the consumer)
+ *   D+192 i32 data seq  +196 u32 data waiter  +200 i32 space seq  +204 u32 space waiter
+ *   D+208 i32 closed (1 closed, 2 aborted)  +212 u32 producer tag  +216 u32 consumer tag
+ *   D+256 the record area, C bytes. A record: +0 u32 length, +4 i32 type (RING_PADDING = -1 for
+ *   the padding that fills the end of the area when a record would not fit before it), then
+ *   the payload; records start 8-aligned. A record never wraps, so it is one contiguous range.
  *
  * Connections (`sm.listen` / `sm.connect`): one SOCK_SEQPACKET packet each way, little-endian.
  * HELLO, client to listener, HELLO_SIZE bytes:
@@ -270,6 +281,7 @@ export const FF_KIND = 60;
 export const KIND_FIFO = 0;
 export const KIND_MESSAGE_QUEUE = 1;
 export const KIND_EVENTS = 2;
+export const KIND_MESSAGE_RING = 3;
 
 /** "MSGQ" read as a little-endian u32. */
 export const MQ_MAGIC = 0x5147534d;
@@ -376,3 +388,24 @@ export const ANSWER_NO_ROOM = 3;
 export function bellName(name: string): string {
   return name.includes("/") ? `svm-bell:${name.replaceAll("/", "|")}` : `${name}#bell`;
 }
+
+/** "MRNG" read as a little-endian u32. */
+export const RING_MAGIC = 0x474e524d;
+export const RG_MAGIC = 0;
+export const RG_CAPACITY = 4;
+export const RG_TAIL = 64;
+export const RG_HEAD = 128;
+export const RG_DATA_SEQ = 192;
+export const RG_DATA_WAITER = 196;
+export const RG_SPACE_SEQ = 200;
+export const RG_SPACE_WAITER = 204;
+export const RG_CLOSED = 208;
+export const RG_PRODUCER = 212;
+export const RG_CONSUMER = 216;
+export const RG_RECORDS = 256;
+/** A record's header: u32 length, i32 type. */
+export const RECORD_HEADER = 8;
+export const RING_PADDING = -1;
+/** Smallest and largest record area of a message ring. */
+export const MIN_RING_CAPACITY = 1024;
+export const MAX_RING_CAPACITY = 1 << 30;

@@ -18,6 +18,7 @@ import {
   KIND_EVENTS,
   KIND_FIFO,
   KIND_MESSAGE_QUEUE,
+  KIND_MESSAGE_RING,
   SIZE_CLASSES,
   WAITER_AFTER_SEQ,
 } from "./layout.ts";
@@ -33,6 +34,7 @@ import type { Signaller } from "./signaller.ts";
 import type { Liveness } from "./process_table.ts";
 import type { Waiters } from "./waiters.ts";
 import type { Sleeper } from "./wake/sleeper.ts";
+import { checkRingCapacity, formatMessageRing, MessageRing, ringBytes } from "./ring/message_ring.ts";
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
@@ -54,6 +56,8 @@ export interface SegmentInfo {
   readonly activeFifos: number;
   /** Message queues in use. */
   readonly messageQueues: number;
+  /** Message rings in use. */
+  readonly messageRings: number;
   /** Fifos waiting on freelists, all classes. */
   readonly freeFifos: number;
   /** Bytes not held by live fifos. */
@@ -334,6 +338,49 @@ export class Segment {
   }
 
   /**
+   * A new message ring (one producer, one consumer; see {@link MessageRing}) whose record area
+   * holds `capacity` bytes (a power of two from 1 KiB to 1 GiB), or null when the segment has no
+   * room.
+   */
+  allocMessageRing(capacity: number): MessageRing | null {
+    this.#check();
+    checkRingCapacity(capacity);
+    const offset = this.#allocator.alloc(ringBytes(capacity), "none", KIND_MESSAGE_RING);
+    if (offset === 0) return null;
+    formatMessageRing(this.u32, offset, capacity);
+    return new MessageRing(this, offset, this.#allocator.chunkEnd(offset));
+  }
+
+  /** A MessageRing object over the live ring at `offset` (from another process's `ring.offset`). */
+  messageRingAt(offset: number): MessageRing {
+    this.#check();
+    if (!Number.isSafeInteger(offset) || offset < 0 || !this.#allocator.isLiveFifo(offset)) {
+      throw new RangeError(`no live message ring at offset ${offset} of segment "${this.name}"`);
+    }
+    return new MessageRing(this, offset, this.#allocator.chunkEnd(offset));
+  }
+
+  /** Frees a message ring: its chunk goes back to the freelists; every handle to it fails from then on. */
+  freeMessageRing(ring: MessageRing): void {
+    this.#check();
+    if (!(ring instanceof MessageRing)) throw new TypeError("expected a MessageRing");
+    if (!ring.isIn(this)) {
+      throw new RangeError(`message ring at offset ${ring.offset} is not in segment "${this.name}"`);
+    }
+    if (!ring.isLive) throw new SegmentError("freed", `message ring at offset ${ring.offset} is not allocated`);
+    this.#allocator.release(ring.offset, ring.allocationSeq);
+    ring.markFreed();
+  }
+
+  /** The message rings in use, in allocation order, each as a new object of this process. */
+  messageRings(): MessageRing[] {
+    this.#check();
+    return this.#allocator.liveFifos(KIND_MESSAGE_RING).map((offset) =>
+      new MessageRing(this, offset, this.#allocator.chunkEnd(offset))
+    );
+  }
+
+  /**
    * The live fifos whose allocating process has died (its tag's lock is gone), for a service
    * that cleans up after crashed clients: free them with `freeFifo` once nobody reads them.
    */
@@ -410,6 +457,7 @@ export class Segment {
       ...(this.fd !== undefined && this.type === "memfd" && this.createdHere ? { fd: this.fd } : {}),
       activeFifos: this.numFifos,
       messageQueues: this.#allocator.activeCount(KIND_MESSAGE_QUEUE),
+      messageRings: this.#allocator.activeCount(KIND_MESSAGE_RING),
       freeFifos: this.numFreeFifos(),
       freeBytes: this.freeBytes,
       preallocated: this.#allocator.preallocated,
@@ -427,6 +475,7 @@ export class Segment {
       (this.#allocator.preallocated ? ", preallocated" : ""),
     ];
     for (const queue of this.messageQueues()) lines.push(`  ${queue.toString()}`);
+    for (const ring of this.messageRings()) lines.push(`  ${ring.toString()}`);
     for (let c = 0; c < SIZE_CLASSES; c++) {
       const free = this.#allocator.freeCount(c);
       if (free > 0) lines.push(`  ${formatBytes(classBytes(c))}: ${free} free`);

@@ -7,22 +7,30 @@
  */
 
 import { Fifo, type WaitOptions } from "../fifo.ts";
+import { MessageRing } from "../ring/message_ring.ts";
 import { checkSleepOptions, type Sleeper, type Watch } from "./sleeper.ts";
 
 /**
- * Waits until at least one of `fifos` has data, was closed (or aborted), or lost its producer
+ * Waits until at least one of `fifos` (fifos or message rings) has data, was closed (or aborted), or lost its producer
  * (its process died), and resolves with those fifos; with an empty array on timeout (or when
  * `fifos` is empty). A fifo in the result says what happened through `dequeue`, `isClosed` and
  * `waitForData` (which rejects with "peer-gone"). Each fifo is read by this process: calling
  * this makes it the fifo's consumer.
  */
-export async function waitAny(fifos: Iterable<Fifo>, options: WaitOptions = {}): Promise<Fifo[]> {
+export async function waitAny<T extends Fifo | MessageRing>(
+  fifos: Iterable<T>,
+  options: WaitOptions = {},
+): Promise<T[]> {
   const list = [...fifos];
-  for (const fifo of list) if (!(fifo instanceof Fifo)) throw new TypeError("waitAny takes Fifo objects");
+  for (const fifo of list) {
+    if (!(fifo instanceof Fifo) && !(fifo instanceof MessageRing)) {
+      throw new TypeError("waitAny takes Fifo or MessageRing objects");
+    }
+  }
   checkSleepOptions(options ?? {});
   options?.signal?.throwIfAborted();
   if (list.length === 0) return [];
-  const groups = new Map<Sleeper, { fifos: Fifo[]; watches: Watch[] }>();
+  const groups = new Map<Sleeper, { fifos: T[]; watches: Watch[] }>();
   for (const fifo of list) {
     let group = groups.get(fifo.sleeper);
     if (!group) groups.set(fifo.sleeper, group = { fifos: [], watches: [] });

@@ -1,0 +1,516 @@
+/**
+ * A framed message ring in a segment, one producer and one consumer, after Aeron's and Agrona's
+ * rings: the producer claims space and writes a record in place (or offers a copy), commits,
+ * and publishes its position once for everything committed since (at `publish()`, or in a
+ * microtask at the end of the current task); the consumer's `poll(handler)` reads many records
+ * in place per call and releases their space with one store. Each side caches the other's
+ * position and reloads it only when it looks full or empty. Layout: "Message ring" in
+ * `layout.ts`. Every word read from shared memory is checked where it is used: a corrupted
+ * record header is a `SegmentError` "corrupt" and changes nothing.
+ *
+ * @module
+ */
+
+import { readLiveChunk } from "../chunk.ts";
+import { SegmentError } from "../errors.ts";
+import type { FifoMemory, WaitOptions } from "../fifo.ts";
+import {
+  CLOSED_ABORTED,
+  CLOSED_CLEAN,
+  FF_ALLOC_SEQ,
+  FF_OWNER,
+  FIFO_HEADER_SIZE,
+  KIND_MESSAGE_RING,
+  MAX_RING_CAPACITY,
+  MIN_RING_CAPACITY,
+  RECORD_HEADER,
+  RG_CAPACITY,
+  RG_CLOSED,
+  RG_CONSUMER,
+  RG_DATA_SEQ,
+  RG_DATA_WAITER,
+  RG_HEAD,
+  RG_MAGIC,
+  RG_PRODUCER,
+  RG_RECORDS,
+  RG_SPACE_SEQ,
+  RG_SPACE_WAITER,
+  RG_TAIL,
+  RING_MAGIC,
+  RING_PADDING,
+} from "../layout.ts";
+import type { Watch } from "../wake/sleeper.ts";
+
+/** Called by `poll` for each record, in place: `bytes[offset .. offset + length)` is the payload. */
+export type RecordHandler = (bytes: Uint8Array, offset: number, length: number, type: number) => void;
+
+/** Bytes of a chunk's data area for a ring of `capacity`. */
+export function ringBytes(capacity: number): number {
+  return RG_RECORDS + capacity;
+}
+
+/** Checks a ring capacity: a power of two from 1 KiB to 1 GiB. */
+export function checkRingCapacity(capacity: number): void {
+  if (
+    !Number.isInteger(capacity) || capacity < MIN_RING_CAPACITY || capacity > MAX_RING_CAPACITY ||
+    (capacity & (capacity - 1)) !== 0
+  ) {
+    throw new RangeError(`a ring's capacity must be a power of two from 1024 to 2^30, got ${capacity}`);
+  }
+}
+
+/** Formats a new ring in the chunk at `chunk`. */
+export function formatMessageRing(u32: Uint32Array, chunk: number, capacity: number): void {
+  const d = (chunk + FIFO_HEADER_SIZE) >>> 2;
+  u32.fill(0, d, d + RG_RECORDS / 4);
+  Atomics.store(u32, d + RG_CAPACITY / 4, capacity);
+  Atomics.store(u32, d + RG_MAGIC / 4, RING_MAGIC);
+}
+
+const align = (n: number) => (n + 7) & ~7;
+
+/** A message ring in a segment. Get one from `segment.allocMessageRing` or `segment.messageRingAt`. */
+export class MessageRing {
+  readonly #mem: FifoMemory;
+  readonly #u32: Uint32Array;
+  readonly #i32: Int32Array;
+  readonly #offset: number;
+  readonly #seq: number;
+  readonly #seqWord: number;
+  /** Capacity of the record area, its mask, and where it starts in the segment. */
+  readonly #cap: number;
+  readonly #mask: number;
+  readonly #base: number;
+  readonly #max: number;
+  readonly #tailWord: number;
+  readonly #headWord: number;
+  readonly #dataSeq: number;
+  readonly #dataWaiter: number;
+  readonly #spaceSeq: number;
+  readonly #spaceWaiter: number;
+  readonly #closedWord: number;
+  // The producer's state: its position, the part of it published, the consumer's position as
+  // last seen, and the record claimed (its position) or -1.
+  #tail: number;
+  #published: number;
+  #headCache: number;
+  #claimed = -1;
+  #claimedEnd = 0;
+  #scheduled = false;
+  // The consumer's state.
+  #head: number;
+  #lent: Uint8Array | undefined;
+  #srcOk: Uint8Array | null = null;
+  #producing = false;
+  #consuming = false;
+  #freed = false;
+  readonly #dataWatch: Watch;
+
+  /** @ignore @internal Use `segment.allocMessageRing` or `segment.messageRingAt`. */
+  constructor(mem: FifoMemory, offset: number, chunkEnd: number) {
+    const { seq } = readLiveChunk(mem, offset, chunkEnd, KIND_MESSAGE_RING, "message ring");
+    const d = (offset + FIFO_HEADER_SIZE) >>> 2;
+    const u32 = mem.u32;
+    if (Atomics.load(u32, d + RG_MAGIC / 4) !== RING_MAGIC) {
+      throw new SegmentError("corrupt", `message ring at offset ${offset}: bad magic`);
+    }
+    const cap = Atomics.load(u32, d + RG_CAPACITY / 4); // read once, checked, used
+    if (
+      cap < MIN_RING_CAPACITY || cap > MAX_RING_CAPACITY || (cap & (cap - 1)) !== 0 ||
+      offset + FIFO_HEADER_SIZE + RG_RECORDS + cap > chunkEnd
+    ) {
+      throw new SegmentError("corrupt", `message ring at offset ${offset} claims capacity ${cap}`);
+    }
+    this.#mem = mem;
+    this.#u32 = u32;
+    this.#i32 = mem.i32;
+    this.#offset = offset;
+    this.#seq = seq;
+    this.#seqWord = (offset + FF_ALLOC_SEQ) >>> 2;
+    this.#cap = cap;
+    this.#mask = cap - 1;
+    this.#base = offset + FIFO_HEADER_SIZE + RG_RECORDS;
+    this.#max = cap / 4 - RECORD_HEADER;
+    this.#tailWord = d + RG_TAIL / 4;
+    this.#headWord = d + RG_HEAD / 4;
+    this.#dataSeq = d + RG_DATA_SEQ / 4;
+    this.#dataWaiter = d + RG_DATA_WAITER / 4;
+    this.#spaceSeq = d + RG_SPACE_SEQ / 4;
+    this.#spaceWaiter = d + RG_SPACE_WAITER / 4;
+    this.#closedWord = d + RG_CLOSED / 4;
+    this.#tail = this.#published = Atomics.load(u32, this.#tailWord);
+    this.#head = this.#headCache = Atomics.load(u32, this.#headWord);
+    this.#dataWatch = this.#watch(true, 0);
+  }
+
+  /** This ring's position in its segment: another process passes it to `segment.messageRingAt`. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Bytes of the record area. */
+  get capacity(): number {
+    return this.#cap;
+  }
+
+  /** The longest message: a quarter of the capacity, less a record header. */
+  get maxMessage(): number {
+    return this.#max;
+  }
+
+  /**
+   * The segment's memory, for writing claimed records and reading polled ones in place: a view
+   * over a buffer lent for the purpose, so that detaching it cannot break the segment.
+   */
+  get bytes(): Uint8Array {
+    this.#check();
+    return this.#lentBytes();
+  }
+
+  #lentBytes(): Uint8Array {
+    const buffer = this.#mem.lent();
+    if (this.#lent === undefined || this.#lent.buffer !== buffer) {
+      this.#lent = new Uint8Array(buffer, 0, this.#mem.size);
+    }
+    return this.#lent;
+  }
+
+  /** A DataView over the same memory as {@link bytes}. */
+  get view(): DataView {
+    this.#check();
+    return new DataView(this.#mem.lent(), 0, this.#mem.size);
+  }
+
+  #check(): void {
+    if (this.#freed || this.#mem.deleted || Atomics.load(this.#u32, this.#seqWord) !== this.#seq) this.#unusable();
+  }
+
+  #unusable(): never {
+    if (this.#mem.deleted) throw new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
+    throw new SegmentError("freed", `message ring at offset ${this.#offset} was freed`);
+  }
+
+  #corrupt(what: string): never {
+    throw new SegmentError("corrupt", `message ring at offset ${this.#offset} of segment "${this.#mem.name}": ${what}`);
+  }
+
+  // ---- the producer -------------------------------------------------------------------------
+
+  /**
+   * Reserves room for a record of `length` bytes at the producer's position (a padding record
+   * first when it would not fit before the end of the area). Returns the record's position, or
+   * -1 when there is no room (after publishing what is pending, so that the consumer can free it).
+   */
+  #reserve(length: number): number {
+    if (!this.#producing) this.#becomeProducer();
+    if (this.#claimed >= 0) throw new RangeError("a record is claimed: commit() or abort() it first");
+    if (!(length >= 0 && length <= this.#max) || !Number.isInteger(length)) {
+      throw new RangeError(`a message of ${length} bytes; this ring takes 0 to ${this.#max}`);
+    }
+    const size = align(RECORD_HEADER + length);
+    const tail = this.#tail;
+    const index = tail & this.#mask;
+    const pad = index + size > this.#cap ? this.#cap - index : 0;
+    const need = pad + size;
+    if (((tail - this.#headCache) >>> 0) + need > this.#cap) {
+      this.#headCache = this.#readHead();
+      if (((tail - this.#headCache) >>> 0) + need > this.#cap) {
+        if (this.#published !== this.#tail) this.publish();
+        return -1;
+      }
+    }
+    if (pad > 0) {
+      this.#u32[(this.#base + index) >>> 2] = pad - RECORD_HEADER;
+      this.#i32[(this.#base + index + 4) >>> 2] = RING_PADDING;
+      this.#tail = (tail + pad) >>> 0;
+    }
+    return this.#tail;
+  }
+
+  #readHead(): number {
+    const head = Atomics.load(this.#u32, this.#headWord);
+    const used = (this.#tail - head) >>> 0;
+    if (used > this.#cap) this.#corrupt(`head ${head} is ${used} bytes behind the tail ${this.#tail}`);
+    return head;
+  }
+
+  /**
+   * Claims a record of `length` bytes and type `type`: returns the offset in {@link bytes} where
+   * its payload goes, or -1 when there is no room. Write the payload, then `commit()` (or
+   * `abort()`).
+   */
+  tryClaim(length: number, type = 0): number {
+    this.#check();
+    const at = this.#reserve(length);
+    if (at < 0) return -1;
+    const index = at & this.#mask;
+    this.#u32[(this.#base + index) >>> 2] = length;
+    this.#i32[(this.#base + index + 4) >>> 2] = type | 0;
+    this.#claimed = at;
+    this.#claimedEnd = (at + align(RECORD_HEADER + length)) >>> 0;
+    return this.#base + index + RECORD_HEADER;
+  }
+
+  /** Commits the claimed record: published at the next `publish()` or at the end of this task. */
+  commit(): void {
+    if (this.#claimed < 0) throw new RangeError("no record is claimed");
+    this.#tail = this.#claimedEnd;
+    this.#claimed = -1;
+    this.#schedule();
+  }
+
+  /** Gives the claimed record up: the consumer never sees it (it becomes padding). */
+  abort(): void {
+    if (this.#claimed < 0) throw new RangeError("no record is claimed");
+    const index = this.#claimed & this.#mask;
+    this.#u32[(this.#base + index) >>> 2] = ((this.#claimedEnd - this.#claimed) >>> 0) - RECORD_HEADER;
+    this.#i32[(this.#base + index + 4) >>> 2] = RING_PADDING;
+    this.#tail = this.#claimedEnd;
+    this.#claimed = -1;
+    this.#schedule();
+  }
+
+  /** Copies `bytes` in as one record of `type`; false when there is no room. Published like a commit. */
+  offer(bytes: Uint8Array, type = 0): boolean {
+    this.#check();
+    if (!(bytes instanceof Uint8Array)) throw new TypeError("offer takes a Uint8Array");
+    if (bytes !== this.#srcOk) this.#checkSource(bytes);
+    const at = this.#reserve(bytes.length);
+    if (at < 0) return false;
+    const index = at & this.#mask;
+    const where = this.#base + index;
+    this.#u32[where >>> 2] = bytes.length;
+    this.#i32[(where + 4) >>> 2] = type | 0;
+    this.#mem.u8.set(bytes, where + RECORD_HEADER);
+    this.#tail = (at + align(RECORD_HEADER + bytes.length)) >>> 0;
+    this.#schedule();
+    return true;
+  }
+
+  /** Refuses a view of the segment's own memory (copy it through a buffer of your own). */
+  #checkSource(bytes: Uint8Array): void {
+    if (bytes.buffer === this.#mem.u8.buffer || this.#mem.holds(bytes)) {
+      throw new TypeError("the message is a view of the segment's own memory; copy it through a buffer of your own");
+    }
+    this.#srcOk = bytes;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      if (!this.#freed && !this.#mem.deleted && this.#published !== this.#tail) this.publish();
+    });
+  }
+
+  /** Makes every committed record visible to the consumer: one store, one fence. */
+  publish(): void {
+    this.#check();
+    if (this.#published === this.#tail) return;
+    this.#published = this.#tail;
+    Atomics.store(this.#u32, this.#tailWord, this.#tail);
+    if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) {
+      this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
+    }
+  }
+
+  /** Publishes, then ends the stream: the consumer reads what is left, then sees the end. */
+  close(): void {
+    this.#end(CLOSED_CLEAN);
+  }
+
+  /** Publishes, then ends the stream as failed ("aborted" for the consumer). */
+  abortStream(): void {
+    this.#end(CLOSED_ABORTED);
+  }
+
+  #end(how: number): void {
+    this.#check();
+    if (this.#claimed >= 0) this.abort();
+    this.publish();
+    Atomics.compareExchange(this.#i32, this.#closedWord, 0, how);
+    if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) {
+      this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
+    }
+  }
+
+  /** True once the producer closed the ring (records may be left to read). */
+  get isClosed(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, this.#closedWord) !== 0;
+  }
+
+  // ---- the consumer -------------------------------------------------------------------------
+
+  /**
+   * Calls `handler(bytes, offset, length, type)` for up to `limit` published records, in order,
+   * in place (valid during the call only), then releases their space with one store. Returns how
+   * many records were handled. A record header that breaks the rules is a `SegmentError`
+   * "corrupt", and the records before it are released.
+   */
+  poll(handler: RecordHandler, limit = Infinity): number {
+    this.#check();
+    if (!this.#consuming) this.#becomeConsumer();
+    let head = this.#head;
+    const tail = this.#readTail(); // one load per poll, however many records it takes
+    if (head === tail) return 0;
+    const u32 = this.#u32;
+    const i32 = this.#i32;
+    const base = this.#base;
+    let count = 0;
+    const bytes = this.#lentBytes();
+    try {
+      while (head !== tail && count < limit) {
+        const index = head & this.#mask;
+        const length = u32[(base + index) >>> 2];
+        const type = i32[(base + index + 4) >>> 2];
+        const left = (tail - head) >>> 0;
+        const size = align(RECORD_HEADER + length);
+        if (type === RING_PADDING) {
+          // The end of the area (before a record that did not fit), or an aborted claim.
+          if (length > this.#cap || size > left || index + size > this.#cap) this.#badRecord(head, length);
+          head = (head + size) >>> 0;
+          continue;
+        }
+        if (length > this.#max || size > left || index + size > this.#cap) this.#badRecord(head, length);
+        handler(bytes, base + index + RECORD_HEADER, length, type);
+        head = (head + size) >>> 0;
+        count++;
+      }
+    } finally {
+      if (head !== this.#head) this.#release(head);
+    }
+    return count;
+  }
+
+  #badRecord(position: number, length: number): never {
+    this.#corrupt(`a record at position ${position} claims ${length} bytes`);
+  }
+
+  #readTail(): number {
+    const tail = Atomics.load(this.#u32, this.#tailWord);
+    if (((tail - this.#head) >>> 0) > this.#cap) this.#corrupt(`tail ${tail} is past the head ${this.#head}`);
+    return tail;
+  }
+
+  #release(head: number): void {
+    this.#head = head;
+    Atomics.store(this.#u32, this.#headWord, head);
+    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) {
+      this.#mem.sleeper.notify(this.#spaceSeq, this.#spaceWaiter, this.#offset);
+    }
+  }
+
+  /** Copies the next record's payload into `dst`: its length, or -1 when none is published. */
+  tryReceive(dst: Uint8Array): number {
+    if (!(dst instanceof Uint8Array)) throw new TypeError("tryReceive takes a Uint8Array");
+    let got = -1;
+    this.poll((bytes, offset, length) => {
+      if (length > dst.length) throw new RangeError(`a message of ${length} bytes does not fit ${dst.length}`);
+      dst.set(bytes.subarray(offset, offset + length));
+      got = length;
+    }, 1);
+    return got;
+  }
+
+  /** Whether a record is published and not yet polled (the consumer's question). */
+  get isEmpty(): boolean {
+    this.#check();
+    return this.#head === this.#readTail();
+  }
+
+  // ---- waits --------------------------------------------------------------------------------
+
+  #becomeProducer(): void {
+    this.#producing = true;
+    Atomics.store(this.#u32, this.#tailWord - RG_TAIL / 4 + RG_PRODUCER / 4, this.#mem.liveness.ownTag);
+  }
+
+  #becomeConsumer(): void {
+    this.#consuming = true;
+    Atomics.store(this.#u32, this.#tailWord - RG_TAIL / 4 + RG_CONSUMER / 4, this.#mem.liveness.ownTag);
+  }
+
+  #peer(data: boolean): number {
+    const d = this.#tailWord - RG_TAIL / 4;
+    let tag = Atomics.load(this.#u32, d + (data ? RG_PRODUCER : RG_CONSUMER) / 4);
+    if (tag === 0) tag = Atomics.load(this.#u32, (this.#offset + FF_OWNER) >>> 2);
+    return tag === this.#mem.liveness.ownTag ? 0 : tag;
+  }
+
+  #watch(data: boolean, bytes: number): Watch {
+    return {
+      chunk: this.#offset,
+      seq: data ? this.#dataSeq : this.#spaceSeq,
+      waiter: data ? this.#dataWaiter : this.#spaceWaiter,
+      check: () => this.#check(),
+      ready: data
+        ? () => Atomics.load(this.#i32, this.#closedWord) !== 0 || this.#readTail() !== this.#head
+        : () => this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= bytes,
+      peer: () => this.#peer(data),
+    };
+  }
+
+  /** @ignore @internal What `waitAny` watches. */
+  get dataWatch(): Watch {
+    if (!this.#consuming) this.#becomeConsumer();
+    return this.#dataWatch;
+  }
+
+  /** @ignore @internal The sleeper of this ring's segment. */
+  get sleeper(): FifoMemory["sleeper"] {
+    return this.#mem.sleeper;
+  }
+
+  /**
+   * Waits until a record is published or the ring is closed: true then, false on timeout;
+   * rejects with "peer-gone" when the producer's process died and nothing is left to read.
+   */
+  async waitForData(options: WaitOptions = {}): Promise<boolean> {
+    this.#check();
+    const ready = await this.#mem.sleeper.sleep([this.dataWatch], options);
+    if (ready.length === 0) return false;
+    if (this.#dataWatch.ready()) return true;
+    throw new SegmentError("peer-gone", `the producer of message ring at offset ${this.#offset} died`);
+  }
+
+  /** Waits until a record of `length` bytes fits (padding included, at worst): true then, false on timeout. */
+  async waitForSpace(length: number, options: WaitOptions = {}): Promise<boolean> {
+    this.#check();
+    if (!(length >= 0 && length <= this.#max)) throw new RangeError(`a message of ${length} bytes does not fit`);
+    if (this.#published !== this.#tail) this.publish();
+    const need = 2 * align(RECORD_HEADER + length); // a record and, at worst, the padding before it
+    const ready = await this.#mem.sleeper.sleep([this.#watch(false, Math.min(need, this.#cap))], options);
+    if (ready.length === 0) return false;
+    if (this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= Math.min(need, this.#cap)) return true;
+    throw new SegmentError("peer-gone", `the consumer of message ring at offset ${this.#offset} died`);
+  }
+
+  /** Whether the ring's header still says it is allocated. */
+  get isLive(): boolean {
+    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
+  }
+
+  /** @ignore @internal */
+  get allocationSeq(): number {
+    return this.#seq;
+  }
+
+  /** @ignore @internal */
+  isIn(mem: FifoMemory): boolean {
+    return this.#mem === mem;
+  }
+
+  /** @ignore @internal */
+  markFreed(): void {
+    this.#freed = true;
+  }
+
+  /** One line. */
+  toString(): string {
+    if (!this.isLive) return `message ring @${this.#offset} (gone)`;
+    const used = (Atomics.load(this.#u32, this.#tailWord) - Atomics.load(this.#u32, this.#headWord)) >>> 0;
+    return `message ring @${this.#offset}: ${used} of ${this.#cap} bytes used`;
+  }
+}

@@ -1,0 +1,156 @@
+// The framed message ring (issue 13): claims, commits, aborts and batched publishing; padding at
+// every wrap position; corrupted record headers; and records of random lengths and types across
+// two processes of different runtimes, every byte checked.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { FIFO_HEADER_SIZE, RG_RECORDS, RG_TAIL } from "../src/layout.ts";
+import { expectSuccess, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+
+const LONG = process.env.SVM_LONG === "1";
+const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
+
+function ringIn(capacity = 1024) {
+  const sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "ring", size: 1 << 20 });
+  const ring = segment.allocMessageRing(capacity)!;
+  return { sm, segment, ring };
+}
+
+function drain(ring: MessageRing): [number, number, number[]][] {
+  const out: [number, number, number[]][] = [];
+  ring.poll((bytes, at, length, type) => out.push([length, type, [...bytes.subarray(at, at + length)]]));
+  return out;
+}
+
+test("offer, claim, commit and abort; nothing is visible before publish (or the end of the task)", async () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  assert.equal(ring.offer(new Uint8Array([1, 2, 3]), 5), true);
+  const at = ring.tryClaim(2, 6);
+  ring.bytes.set([8, 9], at);
+  ring.commit();
+  assert.ok(ring.tryClaim(4, 7) >= 0);
+  ring.abort();
+  assert.deepEqual(drain(ring), [], "committed but not published");
+  ring.publish();
+  assert.deepEqual(drain(ring), [[3, 5, [1, 2, 3]], [2, 6, [8, 9]]], "the aborted claim is never seen");
+  ring.offer(new Uint8Array([4]), 1);
+  await Promise.resolve(); // the end of this task's microtasks publishes
+  assert.deepEqual(drain(ring), [[1, 1, [4]]]);
+  assert.throws(() => ring.commit(), RangeError);
+  assert.ok(ring.tryClaim(1) >= 0);
+  assert.throws(() => ring.tryClaim(1), RangeError, "one claim at a time");
+  ring.abort();
+  assert.throws(() => ring.offer(new Uint8Array(ring.maxMessage + 1)), RangeError);
+  assert.equal(ring.maxMessage, 1024 / 4 - 8);
+  assert.throws(() => ring.offer(ring.bytes.subarray(0, 4)), TypeError, "a view of the segment itself");
+  assert.throws(
+    () => new SegmentMain().create({ type: "private", name: "x", size: 1 << 20 }).allocMessageRing(1000),
+    RangeError,
+  );
+});
+
+test("a full ring: offer fails after publishing what is pending, and poll frees the space in one release", () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  let sent = 0;
+  while (ring.offer(new Uint8Array(56), sent)) sent++;
+  assert.equal(sent, 1024 / 64, "64-byte records fill the 1 KiB area exactly");
+  let seen = 0;
+  assert.equal(ring.poll(() => seen++), sent, "the failed offer published the pending records");
+  assert.equal(seen, sent);
+  assert.equal(ring.offer(new Uint8Array(56)), true, "room again");
+});
+
+test("padding at every wrap position: each record is one contiguous range, read back whole", () => {
+  for (let lead = 0; lead < 1024; lead += 8) {
+    const { sm, ring } = ringIn();
+    using _ = sm;
+    // Move the positions so that the next record starts `lead` bytes before the end of the area.
+    const start = (1024 - lead) % 1024;
+    for (let moved = 0; moved < start;) {
+      const size = Math.min(248, start - moved) - 8;
+      assert.equal(ring.offer(new Uint8Array(size)), true);
+      ring.publish();
+      drain(ring);
+      moved += size + 8;
+    }
+    const big = new Uint8Array(200).map((_, i) => (i * 7 + lead) & 0xff);
+    assert.equal(ring.offer(big, 42), true, `lead ${lead}`);
+    ring.publish();
+    const got = drain(ring);
+    assert.equal(got.length, 1);
+    assert.deepEqual(got[0][2], [...big], `lead ${lead}`);
+  }
+});
+
+test("a corrupted record header is a typed error and releases nothing after it", () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  ring.offer(new Uint8Array([1]), 1);
+  ring.offer(new Uint8Array([2]), 2);
+  ring.publish();
+  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
+  segment.u32[(records + 16) >>> 2] = 5000; // the second record's length
+  const seen: number[] = [];
+  assert.throws(() => ring.poll((_b, _a, _l, type) => seen.push(type)), isCode("corrupt"));
+  assert.deepEqual(seen, [1], "the record before it was handled");
+  assert.throws(() => ring.poll(() => {}), isCode("corrupt"), "and it stays refused");
+  // A tail moved past the head by more than the capacity: refused too.
+  segment.u32[(ring.offset + FIFO_HEADER_SIZE + RG_TAIL) >>> 2] = 1 << 20;
+  assert.throws(() => ring.poll(() => {}), isCode("corrupt"));
+});
+
+test("waits: waitForData sleeps until a publish; waitAny takes rings; close ends the stream", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name: uniqueName("ringwait"), size: 1 << 20 });
+  const ring = segment.allocMessageRing(4096)!;
+  const other = segment.allocMessageRing(4096)!;
+  setTimeout(() => ring.offer(new Uint8Array([7])), 20);
+  assert.equal(await ring.waitForData({ timeoutMs: 5000 }), true);
+  assert.equal(ring.tryReceive(new Uint8Array(4)), 1);
+  assert.equal(await ring.waitForData({ timeoutMs: 30 }), false);
+  setTimeout(() => other.offer(new Uint8Array([8])), 20);
+  assert.deepEqual(await waitAny([ring, other], { timeoutMs: 5000 }), [other]);
+  other.close();
+  assert.equal(await other.waitForData(), true);
+  assert.equal(other.isClosed, true);
+  assert.match(segment.toString(), /message ring @\d+: \d+ of 4096 bytes used/);
+  assert.equal(segment.info().messageRings, 2);
+  segment.freeMessageRing(other);
+  assert.throws(() => other.offer(new Uint8Array(1)), isCode("freed"));
+  assert.equal(segment.messageRings().length, 1);
+});
+
+const COUNT = LONG ? 10_000_000 : 1_000_000;
+
+for (const [producer, consumer] of [[OTHER, "here"], ["here", OTHER]] as const) {
+  test(`${COUNT} records of random lengths and types, ${producer === "here" ? "this process" : OTHER} producing, every byte checked`, async () => {
+    const name = uniqueName("ring");
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+    const ring = segment.allocMessageRing(1 << 20)!;
+    const args = [name, String(ring.offset), String(COUNT)];
+    if (producer === "here") {
+      const reader = startPeer(consumer as typeof OTHER, "ring_peer", ["consume", ...args], 600_000);
+      const { produce } = await import("./peers/ring_sides.ts");
+      await produce(ring, COUNT, 17);
+      const result = await reader.done;
+      expectSuccess(result, "consumer");
+      const { got, bad } = JSON.parse(result.stdout.split("DONE ")[1]);
+      assert.equal(bad, 0);
+      assert.equal(got, COUNT);
+    } else {
+      const writer = startPeer(producer, "ring_peer", ["produce", ...args, "17"], 600_000);
+      const { consume } = await import("./peers/ring_sides.ts");
+      const { got, bad, batches } = await consume(ring);
+      expectSuccess(await writer.done, "producer");
+      assert.equal(bad, 0, "every record as written");
+      assert.equal(got, COUNT, "every record arrived, none of the aborted claims");
+      assert.ok(batches < COUNT, `polled in batches (${batches} polls)`);
+    }
+    sm.delete(segment);
+    assert.deepEqual(shmEntries(name), []);
+  });
+}
