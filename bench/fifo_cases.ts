@@ -1,6 +1,6 @@
 // The fifo sides of the cross-process benchmark. Each function runs in its own process and
 // returns its figures; every run checks sequence stamps and throws on a mismatch.
-import type { Fifo } from "../mod.ts";
+import type { Fifo, MessageRing } from "../mod.ts";
 
 /** Consumer-side read size for the stream cases: as large as the fifo allows. */
 export const STREAM_READ = 64 * 1024;
@@ -208,4 +208,67 @@ export async function idleCpu(fifo: Fifo, ms: number) {
   await fifo.waitForData({ timeoutMs: ms });
   const cpu = process.cpuUsage(before);
   return { wallMs: performance.now() - start, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/** Message ring: `count` records of `payload` bytes offered (published in batches), stamped with their index. */
+export function ringProduce(ring: MessageRing, payload: number, count: number): { seconds: number } {
+  const rec = new Uint8Array(payload);
+  const view = new DataView(rec.buffer);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    view.setUint32(0, i, true);
+    while (!ring.offer(rec)) { /* full: the failed offer published; the consumer frees room */ }
+  }
+  ring.publish();
+  return { seconds: (performance.now() - start) / 1000 };
+}
+
+/** Polls `count` records, checking each one's stamp, in place. */
+export function ringConsume(ring: MessageRing, payload: number, count: number) {
+  let got = 0;
+  let t0 = 0;
+  let bad = 0;
+  const handler = (bytes: Uint8Array, at: number, length: number) => {
+    const stamp = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
+    if (length !== payload || stamp !== got) bad++;
+    got++;
+  };
+  while (got < count) {
+    if (ring.poll(handler) > 0 && t0 === 0) t0 = performance.now();
+  }
+  if (bad > 0) throw new Error(`${bad} records came wrong`);
+  return { seconds: (performance.now() - t0) / 1000, messages: got };
+}
+
+/** Polling round trips of 64 B records through two rings, each record published at once. */
+export function ringPingpong(out: MessageRing, back: MessageRing, rounds: number) {
+  const msg = new Uint8Array(64);
+  let seen = -1;
+  const handler = (bytes: Uint8Array, at: number) => (seen = bytes[at] | (bytes[at + 1] << 8));
+  const once = (i: number) => {
+    msg[0] = i & 0xff;
+    msg[1] = (i >> 8) & 0xff;
+    while (!out.offer(msg)) { /* full */ }
+    out.publish();
+    while (back.poll(handler, 1) === 0) { /* polling */ }
+    if (seen !== (i & 0xffff)) throw new Error(`round trip ${i} came back wrong`);
+  };
+  for (let i = 0; i < 1000; i++) once(i);
+  const start = performance.now();
+  for (let i = 0; i < rounds; i++) once(i);
+  return { meanNs: ((performance.now() - start) * 1e6) / rounds };
+}
+
+/** The echo side of the ring round trip. */
+export function ringEcho(inbound: MessageRing, outbound: MessageRing, rounds: number): void {
+  let left = rounds + 1000;
+  const handler = (bytes: Uint8Array, at: number, length: number) => {
+    // Claim in place and copy record to record (both rings live in one segment: `bytes`).
+    let to = outbound.tryClaim(length);
+    while (to < 0) to = outbound.tryClaim(length);
+    bytes.copyWithin(to, at, at + length);
+    outbound.commit();
+    left--;
+  };
+  while (left > 0) if (inbound.poll(handler) > 0) outbound.publish();
 }

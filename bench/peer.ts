@@ -3,6 +3,7 @@
 //   msg-produce|msg-consume   NAME OFFSET PAYLOAD COUNT
 //   ping|ping-sleep NAME OUT BACK ROUNDS    echo|echo-sleep NAME IN OUT ROUNDS
 //   sleep-produce|sleep-consume NAME OFFSET SIZE COUNT (the stream, sleeping in the waits)
+//   ring-produce|ring-consume NAME GO RING COUNT PAYLOAD   ring-ping|ring-echo NAME GO A COUNT B
 //   idle NAME OFFSET MS (CPU time while asleep on an empty fifo)
 //   uds-echo PATH ROUNDS    uds-ping PATH ROUNDS (64 B round trips over node:net)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
@@ -16,6 +17,10 @@ import {
   messagesProduce,
   pingpong,
   pingpongSleeping,
+  ringConsume,
+  ringEcho,
+  ringPingpong,
+  ringProduce,
   STREAM_READ,
   streamConsume,
   streamConsumeSleeping,
@@ -30,6 +35,7 @@ let result: unknown = {};
 
 if (
   role.startsWith("fifo-") || role.startsWith("sleep-") || role.startsWith("msg-") || role.startsWith("ping") ||
+  role.startsWith("ring-") ||
   role.startsWith("echo") || role === "idle"
 ) {
   using sm = new SegmentMain({ timeoutSeconds: 10 });
@@ -40,7 +46,13 @@ if (
   say("READY");
   while (go.tag === 0) { /* wait for the start flag */ }
   if (role === "fifo-produce") result = streamProduce(a, Number(args[2]), n);
-  else if (role === "sleep-produce") result = await streamProduceSleeping(a, Number(args[2]), n);
+  else if (role === "ring-produce") result = ringProduce(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
+  else if (role === "ring-consume") result = ringConsume(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
+  else if (role === "ring-ping") {
+    result = ringPingpong(segment.messageRingAt(Number(args[2])), segment.messageRingAt(Number(args[4])), n);
+  } else if (role === "ring-echo") {
+    ringEcho(segment.messageRingAt(Number(args[2])), segment.messageRingAt(Number(args[4])), n);
+  } else if (role === "sleep-produce") result = await streamProduceSleeping(a, Number(args[2]), n);
   else if (role === "sleep-consume") result = await streamConsumeSleeping(a, Number(args[2]), n, STREAM_READ);
   else if (role === "fifo-consume") result = streamConsume(a, Number(args[2]), n, STREAM_READ);
   else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);

@@ -117,6 +117,32 @@ async function fifoCase(
   }
 }
 
+/** Runs the two sides of a message ring case: a go-flag fifo and `ringCount` rings of 1 MiB; args after them. */
+async function ringCase(
+  first: Runtime,
+  second: Runtime,
+  roles: [string, string],
+  build: (rings: number[]) => [(number | string)[], (number | string)[]],
+  ringCount: number,
+): Promise<[Result, Result]> {
+  using sm = new SegmentMain();
+  const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const segment = sm.create({ type: "shm", name, size: 8 * MiB });
+  const go = segment.allocFifo(4096)!;
+  const rings = Array.from({ length: ringCount }, () => segment.allocMessageRing(MiB)!.offset);
+  const [firstArgs, secondArgs] = build(rings);
+  const c = start(second, 1, roles[1], name, go.offset, ...secondArgs);
+  const p = start(first, 0, roles[0], name, go.offset, ...firstArgs);
+  try {
+    await Promise.all([c.ready, p.ready]);
+    go.tag = 1;
+    return await Promise.all([p.result, c.result]);
+  } finally {
+    p.kill();
+    c.kill();
+  }
+}
+
 /** The C anchor programs, compiled once, when `--anchors` names their folder. */
 const cDir = anchors ? mkdtempSync(`${tmpdir()}/svmbench-c-`) : undefined;
 if (anchors && cDir) {
@@ -131,7 +157,18 @@ function runC(prog: string, ...rest: (string | number)[]): Result {
 }
 
 interface Row {
-  kind: "fifo" | "fifo-sleep" | "msg" | "pingpong" | "wakeup" | "uds-rtt" | "idle" | "uds" | "pipe";
+  kind:
+    | "fifo"
+    | "fifo-sleep"
+    | "msg"
+    | "ring"
+    | "ring-rtt"
+    | "pingpong"
+    | "wakeup"
+    | "uds-rtt"
+    | "idle"
+    | "uds"
+    | "pipe";
   producer: Runtime;
   consumer: Runtime;
   size: number;
@@ -195,6 +232,46 @@ for (let rep = 0; rep < reps; rep++) {
       log(`  msg ${producer}->${consumer} 64 B: ${mops.toFixed(2)} M/s${c ? ` (C ${c["Mmsg/s"]})` : ""}`);
     }
     if (c) (vsC["msg-64"] ??= []).push(top / c["Mmsg/s"]);
+  }
+  {
+    // The message ring: the same 64 B records, published in batches, polled in place.
+    const c = cDir ? runC("shm_ring", "msg", 64, (MESSAGES * 64 * 4) / MiB) : undefined;
+    let top = 0;
+    for (const [producer, consumer] of PAIRS) {
+      const [, got] = await ringCase(
+        producer,
+        consumer,
+        ["ring-produce", "ring-consume"],
+        ([ring]) => [[ring, MESSAGES, 64], [ring, MESSAGES, 64]],
+        1,
+      );
+      const mops = got.messages / got.seconds / 1e6;
+      top = Math.max(top, mops);
+      record({ kind: "ring", producer, consumer, size: 64, mops }, faster);
+      log(`  ring ${producer}->${consumer} 64 B: ${mops.toFixed(2)} M/s${c ? ` (C ${c["Mmsg/s"]})` : ""}`);
+    }
+    if (c) (vsC["ring-64"] ??= []).push(top / c["Mmsg/s"]);
+  }
+  {
+    const c = cDir ? runC("pingpong", "ring", ROUNDS) : undefined;
+    let top = Infinity;
+    for (const [producer, consumer] of PAIRS) {
+      const [rtt] = await ringCase(
+        producer,
+        consumer,
+        ["ring-ping", "ring-echo"],
+        ([a, b]) => [[a, ROUNDS, b], [a, ROUNDS, b]],
+        2,
+      );
+      top = Math.min(top, rtt.meanNs);
+      record({ kind: "ring-rtt", producer, consumer, size: 64, ...rtt }, quicker);
+      log(
+        `  ring round trip ${producer}<->${consumer}: mean ${rtt.meanNs.toFixed(0)} ns${
+          c ? ` (C ${c.mean_rtt_ns})` : ""
+        }`,
+      );
+    }
+    if (c) (vsC["ring-rtt"] ??= []).push(top / c.mean_rtt_ns);
   }
   {
     const c = cDir ? runC("pingpong", "ring", ROUNDS) : undefined;
@@ -301,11 +378,24 @@ for (const size of SIZES) {
     } |`,
   );
 }
+{
+  const uds = (["deno", "bun"] as const).map((rt) =>
+    `${rt} ${(find("ring", rt, rt, 64)!.mops! / find("uds", rt, rt, 64)!.mops!).toFixed(1)}x`
+  );
+  lines.push(
+    `| message ring, 64 B records (M/s) | ${pairCells("ring", 64, (r) => fmt(r.mops))} | ${uds.join(", ")} | ${
+      ratio(median(vsC["ring-64"]))
+    } |`,
+  );
+}
 const times = (r: Row) => `${fmt(r.meanNs! / 1000)} (p50 ${fmt(r.p50Ns! / 1000)}, p99 ${fmt(r.p99Ns! / 1000)})`;
 lines.push(
   `| round trip 64 B, polling (us) | ${pairCells("pingpong", 64, times)} | - | ${
     ratio(median(vsC["pingpong"]), "x the C time")
   } |`,
+  `| round trip 64 B through two message rings, polling (us) | ${
+    pairCells("ring-rtt", 64, (r) => fmt(r.meanNs! / 1000))
+  } | - | ${ratio(median(vsC["ring-rtt"]), "x the C time")} |`,
 );
 {
   const uds = (["deno", "bun"] as const).map((rt) => {

@@ -28,7 +28,7 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "uds-rtt",
       "wakeup",
     ]);
-    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 4 + 2 + 2 + 2 * 6);
+    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 4 + 4 + 4 + 2 + 2 + 2 * 6);
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -167,12 +167,11 @@ export class MessageRing {
     return this.#lentBytes();
   }
 
+  /** The view over the lent buffer; a new one only if a caller detached it (then its length is 0). */
   #lentBytes(): Uint8Array {
-    const buffer = this.#mem.lent();
-    if (this.#lent === undefined || this.#lent.buffer !== buffer) {
-      this.#lent = new Uint8Array(buffer, 0, this.#mem.size);
-    }
-    return this.#lent;
+    const lent = this.#lent;
+    if (lent !== undefined && lent.byteLength !== 0) return lent;
+    return (this.#lent = new Uint8Array(this.#mem.lent(), 0, this.#mem.size));
   }
 
   /** A DataView over the same memory as {@link bytes}. */
