@@ -364,6 +364,8 @@ function show(args: string[]): void {
         ` ${fifos.length} fifos`,
     );
     for (const f of fifos) console.log(`  ${f.toString()}`);
+    for (const queue of segment.messageQueues()) console.log(`  ${queue.toString()}`);
+    for (const ring of segment.messageRings()) console.log(`  ${ring.toString()}`);
     sm.delete(segment);
     if (clean && !alive) {
       sm.os.shmUnlink(`/${name}`);

@@ -32,6 +32,7 @@ async function create(): Promise<void> {
   fifo.enqueue(pattern(new Uint8Array(PATTERN_BYTES), 0, 7));
   const ack = seg.allocFifo(16, "rx")!;
   ack.tag = ACK_TAG;
+  seg.allocMessageRing(1024)!.offer(new Uint8Array(8)); // for `cli.ts show`
   console.log(`READY ${JSON.stringify({ pid: process.pid, fd: seg.info().fd ?? -1, runtime })}`);
   const deadline = Date.now() + 60_000;
   while (ack.maxDequeue < 2) {
