@@ -12,11 +12,11 @@
  * @module
  */
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { done, interruptedBy, track } from "./interrupt.ts";
+import { done } from "./interrupt.ts";
+import { startBenchPeer } from "./spawn_peer.ts";
 
 type Runtime = "deno" | "bun";
 type Result = Record<string, number>;
@@ -29,37 +29,8 @@ const ROUNDS = quick ? 200 : 20_000;
 const STREAM = quick ? 16 << 20 : 1 << 30;
 const WRITE = 64 * 1024;
 
-function binary(runtime: Runtime): string {
-  const local = `${ROOT}node_modules/.bin/${runtime}`;
-  return existsSync(local) ? local : runtime;
-}
-
 function start(runtime: Runtime, ...rest: (string | number)[]) {
-  const script = `${ROOT}bench/connection_peer.ts`;
-  const argv = runtime === "deno" ? ["run", "-A", "--quiet", script] : [script];
-  const child = spawn(binary(runtime), [...argv, ...rest.map(String)], { stdio: ["ignore", "pipe", "pipe"] });
-  const untrack = track(child);
-  let out = "";
-  let err = "";
-  let markReady = () => {};
-  const ready = new Promise<void>((r) => (markReady = r));
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => {
-    out += c;
-    if (out.includes("READY")) markReady();
-  });
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
-  const result = new Promise<Result>((resolve, reject) =>
-    child.on("close", (code, signal) => {
-      untrack();
-      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-      if (interruptedBy()) reject(new Error(`interrupted by ${interruptedBy()}`));
-      else if (signal === "SIGKILL") resolve({});
-      else if (code !== 0 || !line) reject(new Error(`${runtime} ${rest[0]} failed (${code}): ${err || out}`));
-      else resolve(JSON.parse(line.slice(7)));
-    })
-  );
-  result.catch(() => markReady());
-  return { ready, result, kill: () => child.kill("SIGKILL") };
+  return startBenchPeer(runtime, "connection_peer.ts", rest, true);
 }
 
 const rows: Record<string, Record<string, number>> = {};

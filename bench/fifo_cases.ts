@@ -50,17 +50,26 @@ export async function streamConsumeSleeping(fifo: Fifo, size: number, count: num
       continue;
     }
     if (t0 === 0) t0 = performance.now();
-    let at = (size - (got % size)) % size;
-    for (; at + 4 <= n; at += size) {
-      const index = (got + at) / size;
-      if (view.getUint32(at, true) !== index) {
-        throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
-      }
-      checked++;
-    }
+    checked += checkStamps(view, n, got, size);
     got += n;
   }
   return { seconds: (performance.now() - t0) / 1000, bytes: got, checked };
+}
+
+/**
+ * Checks the stamp at the start of every write of `size` bytes that begins inside a read of `n`
+ * bytes at stream position `got`; returns how many it checked.
+ */
+function checkStamps(view: DataView, n: number, got: number, size: number): number {
+  let checked = 0;
+  for (let at = (size - (got % size)) % size; at + 4 <= n; at += size) {
+    const index = (got + at) / size;
+    if (view.getUint32(at, true) !== index) {
+      throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
+    }
+    checked++;
+  }
+  return checked;
 }
 
 /**
@@ -78,15 +87,7 @@ export function streamConsume(fifo: Fifo, size: number, count: number, readSize:
     const n = fifo.dequeue(buf);
     if (n === 0) continue;
     if (t0 === 0) t0 = performance.now();
-    // First write boundary at or after `got`.
-    let at = (size - (got % size)) % size;
-    for (; at + 4 <= n; at += size) {
-      const index = (got + at) / size;
-      if (view.getUint32(at, true) !== index) {
-        throw new Error(`stamp mismatch at write ${index}: ${view.getUint32(at, true)}`);
-      }
-      checked++;
-    }
+    checked += checkStamps(view, n, got, size);
     got += n;
   }
   const seconds = (performance.now() - t0) / 1000;

@@ -51,47 +51,15 @@ export async function openDoorbell(
       if (error instanceof OsError && error.code === "EADDRINUSE") continue;
       throw error;
     }
-    const connections = new Set<net.Socket>();
-    const server = net.createServer({ pauseOnConnect: false }, (socket) => {
-      socket.unref();
-      connections.add(socket);
-      socket.on("data", onRing);
-      socket.on("error", () => socket.destroy());
-      socket.on("close", () => connections.delete(socket));
-    });
+    let bell: Doorbell;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ fd }, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      bell = await watchListener(fd, onRing, key, name);
     } catch (error) {
-      server.close();
       os.close(fd);
       throw error;
     }
-    server.on("error", () => {}); // accept failures (EMFILE) leave the doorbell listening
-    server.unref();
-    let closed = false;
-    return {
-      key,
-      name,
-      ref: () => {
-        if (!closed) server.ref();
-      },
-      unref: () => {
-        if (!closed) server.unref();
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
-        server.close();
-        for (const socket of connections) socket.destroy();
-        connections.clear();
-      },
-    };
+    bell.unref();
+    return bell;
   }
   throw lastError;
 }
@@ -101,7 +69,7 @@ export async function openDoorbell(
  * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
  * process alive until closed (a listener, like a server).
  */
-export async function watchListener(fd: number, onRing: () => void): Promise<Doorbell> {
+export async function watchListener(fd: number, onRing: () => void, key = 0, name = ""): Promise<Doorbell> {
   const connections = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     socket.unref();
@@ -110,18 +78,23 @@ export async function watchListener(fd: number, onRing: () => void): Promise<Doo
     socket.on("error", () => socket.destroy());
     socket.on("close", () => connections.delete(socket));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ fd }, () => {
-      server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ fd }, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
-  server.on("error", () => {});
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  server.on("error", () => {}); // accept failures (EMFILE) leave it listening
   let closed = false;
   return {
-    key: 0,
-    name: "",
+    key,
+    name,
     ref: () => {
       if (!closed) server.ref();
     },

@@ -24,6 +24,8 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "msg",
       "pingpong",
       "pipe",
+      "ring",
+      "ring-rtt",
       "uds",
       "uds-rtt",
       "wakeup",

@@ -3,7 +3,7 @@
 // two processes of different runtimes, every byte checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { type MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
 import { FIFO_HEADER_SIZE, RG_RECORDS, RG_TAIL } from "../src/layout.ts";
 import { expectSuccess, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 
