@@ -199,11 +199,12 @@ export async function echoSleeping(inbound: Fifo, outbound: Fifo, rounds: number
 }
 
 /**
- * CPU time this process spends while a reader waits `ms` on an empty fifo, after a first short
- * wait (a process's first wait opens its doorbell: a one-time cost, not idling).
+ * CPU time this process spends while a reader waits `ms` on an empty fifo, after a first wait of
+ * as long: a process's first wait opens its doorbell, and a runtime's first second costs a few
+ * milliseconds of its own (compiling, collecting) even around a plain timer; neither is idling.
  */
 export async function idleCpu(fifo: Fifo, ms: number) {
-  await fifo.waitForData({ timeoutMs: 20 });
+  await fifo.waitForData({ timeoutMs: ms });
   const before = process.cpuUsage();
   const start = performance.now();
   await fifo.waitForData({ timeoutMs: ms });

@@ -422,7 +422,7 @@ lines.push(
   );
 }
 lines.push(
-  `| CPU while asleep for ${IDLE_MS} ms on an empty fifo (ms) | ${
+  `| CPU while asleep for ${IDLE_MS} ms on an empty fifo, after a first wait as long (ms) | ${
     pairCells("idle", 0, (r) => fmt(r.cpuMs, 1))
   } | - | - |`,
   "",
