@@ -126,26 +126,20 @@ export function watchPeerSocket(os: Os, name: string, onClose: () => void): () =
     done = true;
     onClose();
   };
+  let socket: net.Socket;
   if ((globalThis as { Bun?: unknown }).Bun) {
-    const socket = net.connect({ path: "\0" + name });
-    socket.unref();
-    socket.on("close", fire);
-    socket.on("error", () => socket.destroy());
-    socket.resume();
-    return () => {
-      done = true;
-      socket.destroy();
-    };
+    socket = net.connect({ path: "\0" + name });
+  } else {
+    let fd: number;
+    try {
+      fd = os.connectUnix(name);
+    } catch (error) {
+      // EAGAIN: alive, its backlog full; then do not watch (liveness ticks still see a death).
+      if (!(error instanceof OsError && error.code === "EAGAIN")) queueMicrotask(fire);
+      return () => (done = true);
+    }
+    socket = new net.Socket({ fd, readable: true, writable: false });
   }
-  let fd: number;
-  try {
-    fd = os.connectUnix(name);
-  } catch (error) {
-    // EAGAIN: alive, its backlog full; then do not watch (liveness ticks still see a death).
-    if (!(error instanceof OsError && error.code === "EAGAIN")) queueMicrotask(fire);
-    return () => (done = true);
-  }
-  const socket = new net.Socket({ fd, readable: true, writable: false });
   socket.unref();
   socket.on("close", fire);
   socket.on("error", () => socket.destroy());

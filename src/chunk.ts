@@ -16,6 +16,7 @@ import {
   FF_CLASS,
   FF_KIND,
   FF_MAGIC,
+  FF_OWNER,
   FF_STATE,
   FIFO_AREA_START,
   FIFO_HEADER_SIZE,
@@ -66,4 +67,15 @@ export function readLiveChunk(
     throw new SegmentError("corrupt", `${what} header at offset ${offset} of segment "${mem.name}" is out of bounds`);
   }
   return { seq, sizeClass };
+}
+
+/**
+ * The process at the other end of one side of a chunk (a fifo, a ring): the tag in `sideWord`
+ * (a u32 index), written by the other side when it showed up, or else the chunk's allocator;
+ * 0 when that is `ownTag` (or nobody).
+ */
+export function peerTag(u32: Uint32Array, sideWord: number, chunk: number, ownTag: number): number {
+  let tag = Atomics.load(u32, sideWord);
+  if (tag === 0) tag = Atomics.load(u32, (chunk + FF_OWNER) >>> 2);
+  return tag === ownTag ? 0 : tag;
 }

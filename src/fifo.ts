@@ -31,7 +31,6 @@ import {
   FF_LIST,
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
-  FF_OWNER,
   FF_PRODUCER,
   FF_SPACE_SEQ,
   FF_SPACE_WAITER,
@@ -42,7 +41,7 @@ import {
   KIND_FIFO,
 } from "./layout.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
-import { readLiveChunk } from "./chunk.ts";
+import { peerTag, readLiveChunk } from "./chunk.ts";
 import { ByteCopier } from "./byte_copy.ts";
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
@@ -199,9 +198,8 @@ export class Fifo {
    * up, the fifo's allocator; 0 when that is this process (or nobody).
    */
   #peerOf(kind: number): number {
-    let tag = Atomics.load(this.#u32, (this.#offset + (kind === DATA ? FF_PRODUCER : FF_CONSUMER)) >>> 2);
-    if (tag === 0) tag = Atomics.load(this.#u32, (this.#offset + FF_OWNER) >>> 2);
-    return tag === this.#mem.liveness.ownTag ? 0 : tag;
+    const side = (this.#offset + (kind === DATA ? FF_PRODUCER : FF_CONSUMER)) >>> 2;
+    return peerTag(this.#u32, side, this.#offset, this.#mem.liveness.ownTag);
   }
 
   /** Remembers a counter's ring index, so that the next operation needs no division. */

@@ -12,10 +12,14 @@ import type { Fifo } from "./fifo.ts";
 /** Bytes a read asks for when the reader brings no buffer of its own. */
 const CHUNK = 64 * 1024;
 
-/** A byte stream of what the consumer side of `fifo` reads. */
-export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
+/**
+ * A byte stream of what the consumer side of `fifo` reads. `stop` (a connection's) ends it with
+ * its reason, also while it sleeps.
+ */
+export function readableOf(fifo: Fifo, stop?: AbortSignal): ReadableStream<Uint8Array> {
   // Cancelling the stream ends the wait its pending pull sleeps in.
   const cancelled = new AbortController();
+  const signal = stop ? AbortSignal.any([cancelled.signal, stop]) : cancelled.signal;
   return new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: CHUNK,
@@ -27,6 +31,7 @@ export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
       const view = request.view!;
       const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
       for (;;) {
+        stop?.throwIfAborted();
         // Closed is read before emptiness: the producer closes after its last write.
         const closed = fifo.isClosed;
         const n = fifo.dequeue(into);
@@ -43,7 +48,7 @@ export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
           return;
         }
         try {
-          await fifo.waitForData({ signal: cancelled.signal });
+          await fifo.waitForData({ signal });
         } catch (error) {
           if (cancelled.signal.aborted) return; // the stream is cancelled: nobody reads on
           throw error;
@@ -53,23 +58,28 @@ export function readableOf(fifo: Fifo): ReadableStream<Uint8Array> {
   });
 }
 
-/** A stream that enqueues into `fifo`, waiting for room as needed. */
-export function writableOf(fifo: Fifo): WritableStream<Uint8Array> {
+/**
+ * A stream that enqueues into `fifo`, waiting for room as needed. `stop` (a connection's) ends
+ * its writes with its reason, also while they wait.
+ */
+export function writableOf(fifo: Fifo, stop?: AbortSignal): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
     async write(chunk) {
       if (!(chunk instanceof Uint8Array)) throw new TypeError("a fifo's writable takes Uint8Array chunks");
+      stop?.throwIfAborted();
       let done = fifo.enqueue(chunk);
       while (done < chunk.length) {
         // Wake for a quarter of the fifo (or the rest), not for every byte the reader takes.
-        await fifo.waitForSpace(Math.min(chunk.length - done, Math.max(1, fifo.size >> 2)));
+        await fifo.waitForSpace(Math.min(chunk.length - done, Math.max(1, fifo.size >> 2)), { signal: stop });
         done += fifo.enqueue(chunk.subarray(done));
       }
     },
     close() {
+      stop?.throwIfAborted();
       fifo.close();
     },
     abort() {
-      fifo.abort();
+      if (fifo.isLive) fifo.abort(); // a fifo already gone has no reader left to tell
     },
   });
 }

@@ -12,6 +12,7 @@
 import { SegmentError } from "../errors.ts";
 import type { Fifo } from "../fifo.ts";
 import type { Segment } from "../segment.ts";
+import { readableOf, writableOf } from "../fifo_streams.ts";
 
 /** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
 export interface PeerCredentials {
@@ -42,7 +43,6 @@ export interface ConnectionParts {
 }
 
 const HEADER = 4;
-const CHUNK = 64 * 1024;
 
 /** One end of a connection. */
 export class Connection {
@@ -194,52 +194,13 @@ export class Connection {
   /** The bytes the peer writes, as a stream; ends when it closes, errors if it dies or aborts. */
   get readable(): ReadableStream<Uint8Array> {
     this.#check();
-    return (this.#readable ??= new ReadableStream({
-      type: "bytes",
-      autoAllocateChunkSize: CHUNK,
-      pull: async (controller: ReadableByteStreamController) => {
-        const request = controller.byobRequest!;
-        const view = request.view!;
-        const into = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-        for (;;) {
-          this.#check();
-          const closed = this.#rx.isClosed;
-          const n = this.#rx.dequeue(into);
-          if (n > 0) return request.respond(n);
-          if (closed) {
-            if (this.#rx.isAborted) throw new SegmentError("aborted", "the peer aborted the connection");
-            controller.close();
-            return request.respond(0);
-          }
-          await this.#rx.waitForData({ signal: this.#gone.signal });
-        }
-      },
-    }));
+    return (this.#readable ??= readableOf(this.#rx, this.#gone.signal));
   }
 
   /** A stream into the peer; closing it ends the peer's `readable`, aborting it errors it. */
   get writable(): WritableStream<Uint8Array> {
     this.#check();
-    return (this.#writable ??= new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        if (!(chunk instanceof Uint8Array)) throw new TypeError("a connection's writable takes Uint8Array chunks");
-        this.#check();
-        let done = this.#tx.enqueue(chunk);
-        while (done < chunk.length) {
-          const want = Math.min(chunk.length - done, Math.max(1, this.#tx.size >> 2));
-          await this.#tx.waitForSpace(want, { signal: this.#gone.signal });
-          this.#check();
-          done += this.#tx.enqueue(chunk.subarray(done));
-        }
-      },
-      close: () => {
-        this.#check();
-        this.#tx.close();
-      },
-      abort: () => {
-        if (!this.#closed) this.#tx.abort();
-      },
-    }));
+    return (this.#writable ??= writableOf(this.#tx, this.#gone.signal));
   }
 
   /**

@@ -11,14 +11,13 @@
  * @module
  */
 
-import { readLiveChunk } from "../chunk.ts";
+import { peerTag, readLiveChunk } from "../chunk.ts";
 import { SegmentError } from "../errors.ts";
 import type { FifoMemory, WaitOptions } from "../fifo.ts";
 import {
   CLOSED_ABORTED,
   CLOSED_CLEAN,
   FF_ALLOC_SEQ,
-  FF_OWNER,
   FIFO_HEADER_SIZE,
   KIND_MESSAGE_RING,
   MAX_RING_CAPACITY,
@@ -438,10 +437,8 @@ export class MessageRing {
   }
 
   #peer(data: boolean): number {
-    const d = this.#tailWord - RG_TAIL / 4;
-    let tag = Atomics.load(this.#u32, d + (data ? RG_PRODUCER : RG_CONSUMER) / 4);
-    if (tag === 0) tag = Atomics.load(this.#u32, (this.#offset + FF_OWNER) >>> 2);
-    return tag === this.#mem.liveness.ownTag ? 0 : tag;
+    const side = this.#tailWord - RG_TAIL / 4 + (data ? RG_PRODUCER : RG_CONSUMER) / 4;
+    return peerTag(this.#u32, side, this.#offset, this.#mem.liveness.ownTag);
   }
 
   #watch(data: boolean, bytes: number): Watch {

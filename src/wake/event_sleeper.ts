@@ -23,7 +23,7 @@ import type { Liveness } from "../process_table.ts";
 import type { Signaller } from "../signaller.ts";
 import type { Waiters } from "../waiters.ts";
 import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
-import { checkSleepOptions, lookNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
+import { checkSleepOptions, lookNow, readyNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
 import { FULL_CHECK_TICKS, type HubMember, type WakeHub } from "./wake_hub.ts";
 
 /** What the sleeper needs of its segment. */
@@ -95,7 +95,7 @@ export class EventSleeper implements Sleeper, HubMember {
       checkSleepOptions(options);
       options.signal?.throwIfAborted();
       // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
-      let ready = this.#readyOf(watches);
+      let ready = readyNow(watches);
       if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros);
       if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
       // Not an async function: a wait resolves one microtask after its event, not three.
@@ -111,7 +111,7 @@ export class EventSleeper implements Sleeper, HubMember {
     const started = performance.now();
     await (this.#setUp ??= this.#setUpEntry());
     options.signal?.throwIfAborted();
-    const ready = this.#readyOf(watches);
+    const ready = readyNow(watches);
     if (ready.length > 0) return ready;
     return this.#park(watches, options, started);
   }
@@ -132,7 +132,7 @@ export class EventSleeper implements Sleeper, HubMember {
       // Announced: now a change either shows in this look or posts an event.
       for (const w of watches) this.#arm(w.waiter);
       try {
-        const ready = this.#readyOf(watches);
+        const ready = readyNow(watches);
         if (ready.length > 0) this.#settle(p, ready);
       } catch (error) {
         this.#settle(p, error, true);
@@ -184,24 +184,15 @@ export class EventSleeper implements Sleeper, HubMember {
   /** Settles `p` when a watch is ready (or its check throws); otherwise re-arms its words and looks once more. */
   #evaluate(p: Pending, alive?: (tag: number) => boolean): void {
     try {
-      let ready = this.#readyOf(p.watches);
+      let ready = readyNow(p.watches);
       if (ready.length === 0) {
         for (const w of p.watches) this.#arm(w.waiter);
-        ready = alive ? lookNow(p.watches, alive) : this.#readyOf(p.watches);
+        ready = alive ? lookNow(p.watches, alive) : readyNow(p.watches);
       }
       if (ready.length > 0) this.#settle(p, ready);
     } catch (error) {
       this.#settle(p, error, true);
     }
-  }
-
-  #readyOf(watches: readonly Watch[]): number[] {
-    const ready: number[] = [];
-    for (let i = 0; i < watches.length; i++) {
-      watches[i].check();
-      if (watches[i].ready()) ready.push(i);
-    }
-    return ready;
   }
 
   #settle(p: Pending, result: unknown, failed = false): void {

@@ -62,16 +62,22 @@ export function checkSleepOptions(options: SleepOptions): void {
   }
 }
 
-/**
- * The indices of `watches` ready now (each checked first), else those whose peer is dead
- * (`alive` answers for a tag), else an empty array.
- */
-export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): number[] {
+/** The indices of `watches` ready now, each checked first (a check throws for a freed or deleted object). */
+export function readyNow(watches: readonly Watch[]): number[] {
   const ready: number[] = [];
   for (let i = 0; i < watches.length; i++) {
     watches[i].check();
     if (watches[i].ready()) ready.push(i);
   }
+  return ready;
+}
+
+/**
+ * The indices of `watches` ready now (each checked first), else those whose peer is dead
+ * (`alive` answers for a tag), else an empty array.
+ */
+export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): number[] {
+  const ready = readyNow(watches);
   if (ready.length > 0) return ready;
   for (let i = 0; i < watches.length; i++) {
     const peer = watches[i].peer();
