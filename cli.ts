@@ -1,3 +1,4 @@
+#!/usr/bin/env -S node --no-warnings
 /**
  * Command-line entry.
  *
@@ -16,6 +17,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
@@ -27,10 +29,13 @@ const VERSIONS = process.versions as Record<string, string | undefined>;
 /** A wrong command line: reported in one line on stderr, exit code 2. */
 class UsageError extends Error {}
 
+/** How the user ran it: `cli.ts` from a checkout or JSR, `svm-fifo` as the npm package's bin. */
+const PROGRAM = import.meta.url.endsWith(".ts") ? "cli.ts" : "svm-fifo";
+
 const USAGE = {
-  demo: "usage: cli.ts demo [--size MiB] [--message BYTES] [--peer deno|bun|node] [--name NAME] [--spin]",
-  echo: "usage: cli.ts echo NAME [--once] [--spin]",
-  show: "usage: cli.ts show [--clean]",
+  demo: `usage: ${PROGRAM} demo [--size MiB] [--message BYTES] [--peer deno|bun|node] [--name NAME] [--spin]`,
+  echo: `usage: ${PROGRAM} echo NAME [--once] [--spin]`,
+  show: `usage: ${PROGRAM} show [--clean]`,
 } as const;
 
 /** Strict parsing: an unknown option or a missing value is a UsageError; `--help` is always known. */
@@ -62,13 +67,48 @@ function now(): number {
   return performance.now();
 }
 
-function runtimeCommand(runtime: Runtime, script: string, args: string[]): [string, string[]] {
-  const root = fileURLToPath(new URL(".", import.meta.url));
-  const local = `${root}node_modules/.bin/${runtime}`;
-  const bin = existsSync(local) ? local : runtime; // the project's own install, else PATH
+/** Where a runtime's binary is: this runtime's own, else the project's install, else a directory of PATH. */
+function findRuntime(runtime: Runtime): string | undefined {
+  if (runtime === RUNTIME) return process.execPath;
+  const dirs: string[] = [];
+  if (import.meta.url.startsWith("file:")) {
+    // This file's project (cli.ts in a checkout, dist/cli.js in an installed package) and the
+    // projects above it, as node_modules/.bin is laid out.
+    for (let dir = dirname(fileURLToPath(import.meta.url));; dir = dirname(dir)) {
+      dirs.push(`${dir}/node_modules/.bin`);
+      if (dirname(dir) === dir) break;
+    }
+  }
+  dirs.push(...(process.env.PATH ?? "").split(":").filter((d) => d !== ""));
+  return dirs.map((d) => `${d}/${runtime}`).find((bin) => existsSync(bin));
+}
+
+/**
+ * The command that runs this CLI under `runtime`: by file when it was run from a file, by URL
+ * (Deno only) when it was imported from JSR or a web server.
+ */
+function runtimeCommand(runtime: Runtime, args: string[]): [string, string[]] {
+  const bin = findRuntime(runtime);
+  if (bin === undefined) {
+    throw new UsageError(`--peer ${runtime}: no ${runtime} binary found (PATH or node_modules/.bin)`);
+  }
+  const local = import.meta.url.startsWith("file:");
+  if (!local && runtime !== "deno") throw new UsageError(`--peer ${runtime}: a CLI run by URL starts only Deno peers`);
+  const script = local ? fileURLToPath(import.meta.url) : import.meta.url;
   if (runtime === "deno") return [bin, ["run", "-A", "--quiet", script, ...args]];
   if (runtime === "node") return [bin, ["--no-warnings", script, ...args]];
   return [bin, [script, ...args]];
+}
+
+/** The demo's default peer: another runtime where one is installed (and this CLI is a file), else this one. */
+function defaultPeer(): Runtime {
+  if (!import.meta.url.startsWith("file:")) return "deno";
+  const others: Runtime[] = RUNTIME === "deno"
+    ? ["bun", "node"]
+    : RUNTIME === "bun"
+    ? ["deno", "node"]
+    : ["deno", "bun"];
+  return others.find((r) => findRuntime(r) !== undefined) ?? RUNTIME;
 }
 
 /** Period of the demo's byte pattern: prime, so it never lines up with the ring or a write. */
@@ -129,7 +169,7 @@ async function demo(args: string[]): Promise<void> {
   }
   const totalBytes = Math.round(Number(values.size ?? "256") * 1024 * 1024);
   const messageBytes = Number(values.message ?? "65536");
-  const peerRuntime = (values.peer ?? (RUNTIME === "deno" ? "bun" : "deno")) as Runtime;
+  const peerRuntime = (values.peer ?? defaultPeer()) as Runtime;
   if (!(totalBytes > 0)) throw new UsageError(`--size must be a number of MiB above 0, got ${values.size}`);
   if (!Number.isInteger(messageBytes) || messageBytes < 1 || messageBytes > 1 << 20) {
     throw new UsageError(`--message must be a whole number of bytes from 1 to 1048576, got ${values.message}`);
@@ -145,7 +185,7 @@ async function demo(args: string[]): Promise<void> {
   let child: ReturnType<typeof spawn> | undefined;
   let exited: Promise<number | null> = Promise.resolve(0);
   if (values.name === undefined) {
-    const [bin, argv] = runtimeCommand(peerRuntime, fileURLToPath(import.meta.url), [
+    const [bin, argv] = runtimeCommand(peerRuntime, [
       "echo",
       name,
       "--once",

@@ -1,5 +1,5 @@
 // The npm package as a consumer gets it: `npm pack`, installed into a separate project, used by
-// Node and by Bun for a two-process exchange, and type-checked there with tsc.
+// Node and by Bun for a two-process exchange, its CLI run by npx and bunx, and type-checked there with tsc.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -54,6 +54,7 @@ test(`npm pack: a separate project installs the package; node and bun use it acr
     npm(["install", "--no-audit", "--no-fund", "--silent", `./${tarball}`], dir);
     const installed = readdirSync(`${dir}/node_modules/svm-fifo`).sort();
     assert.deepEqual(installed, ["LICENSE", "README.md", "dist", "package.json"], "only what users need");
+    assert.ok(existsSync(`${dir}/node_modules/.bin/svm-fifo`), "the CLI is the package's bin");
     assert.equal(existsSync(`${dir}/node_modules/deno`), false, "the dev runtimes are not pulled in");
     writeFileSync(`${dir}/main.mjs`, MAIN);
     for (const [runtime, args] of [["node", ["--no-warnings"]], ["bun", []]] as const) {
@@ -68,6 +69,23 @@ test(`npm pack: a separate project installs the package; node and bun use it acr
       assert.match(run.stdout, /CHILD GOT hello from the package/, `${runtime}: ${run.stdout}${run.stderr}`);
       assert.deepEqual(shmEntries(name), []);
     }
+    // The CLI as the package's bin: npx and bunx find it; it parses strictly; its demo talks to a
+    // peer in another runtime (found on PATH, as a user's install would have it).
+    const env = { ...process.env, PATH: `${ROOT}/node_modules/.bin:${process.env.PATH}` };
+    const cli = (command: string[]) =>
+      spawnSync(command[0], command.slice(1), { cwd: dir, env, encoding: "utf8", timeout: 120_000 });
+    for (const runner of [["npx", "--no-install"], [runtimeBinary("bun"), "x"]]) {
+      const help = cli([...runner, "svm-fifo", "--help"]);
+      assert.equal(help.status, 0, `${runner.join(" ")} svm-fifo --help: ${help.stdout}${help.stderr}`);
+      assert.match(help.stdout, /^usage: svm-fifo demo/m);
+      const bad = cli([...runner, "svm-fifo", "show", "--bogus"]);
+      assert.equal(bad.status, 2, `${runner.join(" ")} svm-fifo show --bogus`);
+      assert.match(bad.stderr, /Unknown option '--bogus'/);
+    }
+    const demo = cli(["node_modules/.bin/svm-fifo", "demo", "--size", "1", "--peer", "bun"]);
+    assert.equal(demo.status, 0, `svm-fifo demo: ${demo.stdout}${demo.stderr}`);
+    assert.match(demo.stdout, /echo peer in bun/);
+    assert.match(demo.stdout, /every echoed byte checked/);
     writeFileSync(`${dir}/typed.ts`, TYPED);
     for (const types of ["node", "bun"]) {
       writeFileSync(
