@@ -15,6 +15,9 @@ const SERIES = [
   { label: "unix socket bun", kind: "uds", rt: "bun", color: "#ff7f0e", dash: "6 4" },
   { label: "pipe deno", kind: "pipe", rt: "deno", color: "#1f77b4", dash: "2 3" },
   { label: "pipe bun", kind: "pipe", rt: "bun", color: "#ff7f0e", dash: "2 3" },
+  { label: "fifo node→node", kind: "fifo", rt: "node", color: "#2ca02c", dash: "" },
+  { label: "unix socket node", kind: "uds", rt: "node", color: "#2ca02c", dash: "6 4" },
+  { label: "pipe node", kind: "pipe", rt: "node", color: "#2ca02c", dash: "2 3" },
 ];
 
 /** Throughput (GB/s, log scale) against write size for fifo, socket and pipe in each runtime. */

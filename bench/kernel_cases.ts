@@ -1,6 +1,9 @@
-// The alternatives a Deno or Bun user would pick today, measured like the fifo: a Unix domain
-// socket (Deno.listen/Deno.connect, Bun.listen/Bun.connect) and a pipe from a child process.
-// Each side runs in its own process of one runtime.
+// The alternatives a user would pick today, measured like the fifo: a Unix domain socket
+// (Deno.listen/Deno.connect, Bun.listen/Bun.connect, node:net in Node) and a pipe from a child
+// process. Each side runs in its own process of one runtime.
+import { spawn } from "node:child_process";
+import { writeSync } from "node:fs";
+import * as net from "node:net";
 
 interface BunSocket {
   write(data: Uint8Array): number;
@@ -17,6 +20,37 @@ interface BunApi {
 }
 
 const bun = (globalThis as unknown as { Bun?: BunApi }).Bun;
+/** Node: neither Bun's nor Deno's own API, so node:net and node:child_process. */
+const node = !bun && !("Deno" in globalThis);
+
+/** Node's side of the socket read: a node:net server counting bytes until the writer ends. */
+function nodeSocketRead(path: string, ready: () => void): Promise<{ seconds: number; bytes: number }> {
+  let got = 0;
+  let t0 = 0;
+  return new Promise((resolve) => {
+    const server = net.createServer((socket) => {
+      socket.on("data", (data: Uint8Array) => {
+        if (t0 === 0) t0 = performance.now();
+        got += data.byteLength;
+      });
+      socket.on("end", () => {
+        server.close();
+        resolve({ seconds: (performance.now() - t0) / 1000, bytes: got });
+      });
+    });
+    server.listen({ path }, ready);
+  });
+}
+
+/** Node's side of the socket write: node:net, waiting for "drain" whenever write says the buffer is full. */
+async function nodeSocketWrite(path: string, chunk: Uint8Array, count: number): Promise<void> {
+  const socket = net.connect({ path });
+  await new Promise((r) => socket.once("connect", r));
+  for (let i = 0; i < count; i++) {
+    if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r));
+  }
+  await new Promise<void>((r) => socket.end(r));
+}
 
 /** Reads a byte count from a socket server until the writer closes; times first byte to EOF. */
 export async function socketRead(path: string, ready: () => void): Promise<{ seconds: number; bytes: number }> {
@@ -40,6 +74,7 @@ export async function socketRead(path: string, ready: () => void): Promise<{ sec
       ready();
     });
   }
+  if (node) return await nodeSocketRead(path, ready);
   const listener = Deno.listen({ transport: "unix", path });
   ready();
   const conn = await listener.accept();
@@ -82,6 +117,7 @@ export async function socketWrite(path: string, size: number, count: number): Pr
     socket.end();
     return;
   }
+  if (node) return await nodeSocketWrite(path, chunk, count);
   const conn = await Deno.connect({ transport: "unix", path });
   for (let i = 0; i < count; i++) {
     let off = 0;
@@ -102,9 +138,18 @@ export async function pipeWrite(size: number, count: number): Promise<void> {
     await writer.flush();
     return;
   }
+  // Blocking writes to fd 1 (Deno's and Node's alike); Node's fd 1 may be nonblocking: EAGAIN
+  // is tried again.
+  const write = node ? (data: Uint8Array) => writeSync(1, data) : (data: Uint8Array) => Deno.stdout.writeSync(data);
   for (let i = 0; i < count; i++) {
     let off = 0;
-    while (off < size) off += Deno.stdout.writeSync(off === 0 ? chunk : chunk.subarray(off));
+    while (off < size) {
+      try {
+        off += write(off === 0 ? chunk : chunk.subarray(off));
+      } catch (error) {
+        if ((error as { code?: string }).code !== "EAGAIN") throw error;
+      }
+    }
   }
 }
 
@@ -114,6 +159,16 @@ export async function pipeRead(command: string[]): Promise<{ seconds: number; by
   let t0 = 0;
   let stream: ReadableStream<Uint8Array>;
   let exited: Promise<unknown>;
+  if (node) {
+    const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
+    const exit = new Promise((r) => child.on("close", r));
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      if (t0 === 0) t0 = performance.now();
+      got += chunk.byteLength;
+    });
+    await exit;
+    return { seconds: (performance.now() - t0) / 1000, bytes: got };
+  }
   if (bun) {
     const child = bun.spawn(command, { stdout: "pipe" });
     stream = child.stdout;

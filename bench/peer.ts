@@ -74,8 +74,11 @@ if (
   await socketWrite(args[0], Number(args[1]), Number(args[2]));
 } else if (role === "pipe-read") {
   const self = new URL(import.meta.url).pathname;
-  const exec = "Bun" in globalThis ? process.execPath : Deno.execPath();
-  const run = "Bun" in globalThis ? [exec, self] : [exec, "run", "-A", "--quiet", self];
+  const run = "Bun" in globalThis
+    ? [process.execPath, self]
+    : "Deno" in globalThis
+    ? [Deno.execPath(), "run", "-A", "--quiet", self]
+    : [process.execPath, "--no-warnings", self];
   say("READY");
   result = await pipeRead([...run, "pipe-write", args[0], args[1]]);
 } else if (role === "pipe-write") {

@@ -6,6 +6,7 @@
  *
  *   deno run -A bench/run.ts [--quick] [--reps N] [--anchors DIR] [--out DIR]
  *   bun bench/run.ts ...
+ *   node --no-warnings bench/run.ts ...
  *
  * This machine's timings swing by up to 3x from minute to minute (a VM whose vCPUs the host
  * moves around), so every case runs `--reps` times (default 3) and the table keeps each one's
@@ -24,7 +25,7 @@ import { SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
 import { done, interruptedBy, track } from "./interrupt.ts";
 
-type Runtime = "deno" | "bun";
+type Runtime = "deno" | "bun" | "node";
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PEER = `${ROOT}bench/peer.ts`;
@@ -47,7 +48,17 @@ const MESSAGES = quick ? 20_000 : 4_000_000;
 const ROUNDS = quick ? 2_000 : 200_000;
 const SLEEPING_ROUNDS = quick ? 200 : 20_000;
 const IDLE_MS = quick ? 50 : 1000;
-const PAIRS: [Runtime, Runtime][] = [["deno", "deno"], ["bun", "bun"], ["deno", "bun"], ["bun", "deno"]];
+const RUNTIMES = ["deno", "bun", "node"] as const;
+/** Each runtime with itself, then across: Deno and Bun both ways, Node with each of them. */
+const PAIRS: [Runtime, Runtime][] = [
+  ["deno", "deno"],
+  ["bun", "bun"],
+  ["node", "node"],
+  ["deno", "bun"],
+  ["bun", "deno"],
+  ["node", "deno"],
+  ["bun", "node"],
+];
 const pin = existsSync("/usr/bin/taskset") && !quick;
 const log = (text: string) => console.error(text);
 
@@ -64,7 +75,11 @@ interface Running {
 
 /** Starts a bench/peer.ts role under a runtime, pinned to a CPU where taskset exists. */
 function start(runtime: Runtime, cpu: number, role: string, ...rest: (string | number)[]): Running {
-  const base = runtime === "deno" ? [binary("deno"), "run", "-A", "--quiet", PEER] : [binary("bun"), PEER];
+  const base = runtime === "deno"
+    ? [binary("deno"), "run", "-A", "--quiet", PEER]
+    : runtime === "node"
+    ? [binary("node"), "--no-warnings", PEER]
+    : [binary("bun"), PEER];
   const argv = [...(pin ? ["taskset", "-c", String(cpu)] : []), ...base, role, ...rest.map(String)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   const untrack = track(child);
@@ -289,7 +304,7 @@ for (let rep = 0; rep < reps; rep++) {
     record({ kind: "wakeup", producer, consumer, size: 64, ...rtt }, quicker);
     log(`  sleeping round trip ${producer}<->${consumer}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
   }
-  for (const runtime of ["deno", "bun"] as const) {
+  for (const runtime of RUNTIMES) {
     // The anchor of the sleeping round trip: the same 64 B exchange over a Unix socket (node:net).
     const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
     try {
@@ -314,14 +329,14 @@ for (let rep = 0; rep < reps; rep++) {
       log(`  sleeping stream ${producer}->${consumer} ${size} B: ${gbps.toFixed(2)} GB/s`);
     }
   }
-  for (const runtime of ["deno", "bun"] as const) {
+  for (const runtime of RUNTIMES) {
     const [idle] = await fifoCase(runtime, runtime, ["idle", "idle"], 4096, [IDLE_MS]);
     record(
       { kind: "idle", producer: runtime, consumer: runtime, size: 0, cpuMs: idle.cpuMs, meanNs: idle.cpuMs },
       (a, b) => a.cpuMs! < b.cpuMs!,
     );
   }
-  for (const runtime of ["deno", "bun"] as const) {
+  for (const runtime of RUNTIMES) {
     for (const size of SIZES) {
       const count = KERNEL_WRITES[size];
       const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-${size}.sock`;
@@ -359,7 +374,7 @@ const lines: string[] = [
   "|" + " --- |".repeat(PAIRS.length + 3),
 ];
 for (const size of SIZES) {
-  const uds = (["deno", "bun"] as const).map((rt) =>
+  const uds = RUNTIMES.map((rt) =>
     `${rt} ${(find("fifo", rt, rt, size)!.gbps! / find("uds", rt, rt, size)!.gbps!).toFixed(1)}x`
   );
   lines.push(
@@ -369,7 +384,7 @@ for (const size of SIZES) {
   );
 }
 {
-  const uds = (["deno", "bun"] as const).map((rt) =>
+  const uds = RUNTIMES.map((rt) =>
     `${rt} ${(find("msg", rt, rt, 64)!.mops! / find("uds", rt, rt, 64)!.mops!).toFixed(1)}x`
   );
   lines.push(
@@ -379,7 +394,7 @@ for (const size of SIZES) {
   );
 }
 {
-  const uds = (["deno", "bun"] as const).map((rt) =>
+  const uds = RUNTIMES.map((rt) =>
     `${rt} ${(find("ring", rt, rt, 64)!.mops! / find("uds", rt, rt, 64)!.mops!).toFixed(1)}x`
   );
   lines.push(
@@ -398,7 +413,7 @@ lines.push(
   } | - | ${ratio(median(vsC["ring-rtt"]), "x the C time")} |`,
 );
 {
-  const uds = (["deno", "bun"] as const).map((rt) => {
+  const uds = RUNTIMES.map((rt) => {
     const fifo = find("wakeup", rt, rt, 64);
     const sock = find("uds-rtt", rt, rt, 64);
     return fifo && sock
@@ -410,7 +425,7 @@ lines.push(
       uds.join("; ")
     } (time: lower is better) | - |`,
   );
-  const streams = (["deno", "bun"] as const).map((rt) => {
+  const streams = RUNTIMES.map((rt) => {
     const fifo = find("fifo-sleep", rt, rt, 65536);
     const sock = find("uds", rt, rt, 65536);
     return fifo && sock ? `${rt} ${(fifo.gbps! / sock.gbps!).toFixed(1)}x` : `${rt} -`;
@@ -426,10 +441,10 @@ lines.push(
     pairCells("idle", 0, (r) => fmt(r.cpuMs, 1))
   } | - | - |`,
   "",
-  "| kernel path, same runtime (GB/s) | deno | bun |",
-  "| --- | --- | --- |",
+  `| kernel path, same runtime (GB/s) | ${RUNTIMES.join(" | ")} |`,
+  `|${" --- |".repeat(RUNTIMES.length + 1)}`,
   `| Unix socket round trip 64 B, node:net (us) | ${
-    (["deno", "bun"] as const).map((rt) => {
+    RUNTIMES.map((rt) => {
       const r = find("uds-rtt", rt, rt, 64);
       return r ? times(r) : "-";
     }).join(" | ")
@@ -439,8 +454,8 @@ for (const kind of ["uds", "pipe"] as const) {
   for (const size of SIZES) {
     lines.push(
       `| ${kind === "uds" ? "Unix socket" : "pipe"}, ${size} B writes | ${
-        fmt(find(kind, "deno", "deno", size)?.gbps, 3)
-      } | ${fmt(find(kind, "bun", "bun", size)?.gbps, 3)} |`,
+        RUNTIMES.map((rt) => fmt(find(kind, rt, rt, size)?.gbps, 3)).join(" | ")
+      } |`,
     );
   }
 }
@@ -456,7 +471,11 @@ const results = {
     cores: cpus().length,
     note: "a VM: a system call costs about 1 us, which flatters the fifo against sockets and pipes",
   },
-  orchestrator: "Bun" in globalThis ? `bun ${process.versions.bun}` : `deno ${denoVersion}`,
+  orchestrator: "Bun" in globalThis
+    ? `bun ${process.versions.bun}`
+    : denoVersion
+    ? `deno ${denoVersion}`
+    : `node ${process.versions.node}`,
   rows,
   vsC,
   table,

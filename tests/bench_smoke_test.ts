@@ -30,7 +30,12 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "uds-rtt",
       "wakeup",
     ]);
-    assert.equal(json.rows.length, 4 * 3 + 4 + 4 + 4 + 4 + 4 + 4 + 2 + 2 + 2 * 6);
+    // 7 runtime pairs (each runtime with itself; Deno and Bun both ways; Node with each) for
+    // 3 stream sizes and 6 more cross-process cases; per runtime, the socket round trip, idle CPU
+    // and 6 socket and pipe rows.
+    assert.equal(json.rows.length, 7 * 3 + 7 * 6 + 3 * (1 + 1 + 6));
+    const pairs = new Set(json.rows.map((r: { producer: string; consumer: string }) => `${r.producer}-${r.consumer}`));
+    for (const pair of ["node-node", "node-deno", "bun-node", "deno-bun", "bun-deno"]) assert.ok(pairs.has(pair), pair);
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
   } finally {
     rmSync(out, { recursive: true, force: true });
