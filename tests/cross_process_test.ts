@@ -1,17 +1,18 @@
-// Segments across processes and runtimes: one process creates and writes, a process of the
-// other runtime attaches and reads, for shm and memfd, in both directions.
+// Segments across processes and runtimes: one process creates and writes, a process of each
+// other runtime attaches and reads, for shm and memfd, in both directions (so, run under all
+// three runtimes, every pair of Deno, Bun and Node both ways).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SegmentMain } from "../mod.ts";
 import { PROC_LOCK_BASE } from "../src/layout.ts";
-import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { expectSuccess, OTHER, OTHERS, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { pattern, patternByte } from "./helpers.ts";
 
 const GREETING_TAG = 0xc0ffee;
 const ACK_TAG = 2;
 
-for (const type of ["shm", "memfd"] as const) {
-  test(`${type}: ${RUNTIME} creates and writes, ${OTHER} attaches and reads`, async () => {
+for (const [type, other] of (["shm", "memfd"] as const).flatMap((t) => OTHERS.map((o) => [t, o] as const))) {
+  test(`${type}: ${RUNTIME} creates and writes, ${other} attaches and reads`, async () => {
     const name = uniqueName(`x-${type}`);
     using sm = new SegmentMain();
     const seg = sm.create({ type, name, size: 1 << 20 });
@@ -23,7 +24,7 @@ for (const type of ["shm", "memfd"] as const) {
     fifo.enqueue(pattern(new Uint8Array(32 * 1024), 0, 7));
     seg.allocFifo(16, "rx")!.tag = ACK_TAG;
     const target = type === "shm" ? name : `${process.pid}:${seg.info().fd}`;
-    const peer = startPeer(OTHER, "segment_peer", ["attach", type, target]);
+    const peer = startPeer(other, "segment_peer", ["attach", type, target]);
     const result = await peer.done;
     expectSuccess(result, "attaching peer");
     const saw = JSON.parse(result.stdout.split("SAW ")[1]);
@@ -34,7 +35,7 @@ for (const type of ["shm", "memfd"] as const) {
       left: 0,
       creatorPid: process.pid,
       type,
-      runtime: OTHER,
+      runtime: other,
     });
     const ack = seg.fifos().find((f) => f.tag === ACK_TAG)!;
     const ok = new Uint8Array(2);
@@ -45,12 +46,12 @@ for (const type of ["shm", "memfd"] as const) {
     assert.deepEqual(shmEntries(name), []);
   });
 
-  test(`${type}: ${OTHER} creates and writes, ${RUNTIME} attaches and reads`, async () => {
+  test(`${type}: ${other} creates and writes, ${RUNTIME} attaches and reads`, async () => {
     const name = uniqueName(`y-${type}`);
-    const peer = startPeer(OTHER, "segment_peer", ["create", type, name]);
+    const peer = startPeer(other, "segment_peer", ["create", type, name]);
     try {
       const ready = JSON.parse((await peer.line(/^READY /)).slice(6));
-      assert.equal(ready.runtime, OTHER);
+      assert.equal(ready.runtime, other);
       using sm = new SegmentMain({ timeoutSeconds: 10 });
       const seg = type === "shm" ? sm.attach({ type, name }) : sm.attach({ type, pid: ready.pid, fd: ready.fd });
       assert.equal(seg.creatorPid, ready.pid);
@@ -63,7 +64,7 @@ for (const type of ["shm", "memfd"] as const) {
       fifo.dequeue(len);
       const greeting = new Uint8Array(len[0]);
       fifo.dequeue(greeting);
-      assert.equal(new TextDecoder().decode(greeting), `hello from ${OTHER} ${ready.pid}`);
+      assert.equal(new TextDecoder().decode(greeting), `hello from ${other} ${ready.pid}`);
       const data = new Uint8Array(32 * 1024);
       assert.equal(fifo.dequeue(data), data.length);
       for (let i = 0; i < data.length; i++) if (data[i] !== patternByte(i, 7)) assert.fail(`byte ${i}`);

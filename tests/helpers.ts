@@ -11,6 +11,8 @@ export type Runtime = "deno" | "bun" | "node";
 export const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 /** The runtime at the other end of the cross-process tests: deno for bun and node, bun for deno. */
 export const OTHER: Runtime = RUNTIME === "deno" ? "bun" : "deno";
+/** Every runtime but this one: the peers of the tests that cover every pair of runtimes. */
+export const OTHERS: readonly Runtime[] = (["deno", "bun", "node"] as const).filter((r) => r !== RUNTIME);
 /** Both, this one first. */
 export const RUNTIMES: readonly Runtime[] = [RUNTIME, OTHER];
 

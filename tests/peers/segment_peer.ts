@@ -13,7 +13,7 @@ import { pattern, patternByte } from "../helpers.ts";
 const PATTERN_BYTES = 32 * 1024;
 const GREETING_TAG = 0xc0ffee;
 const ACK_TAG = 2;
-const runtime = "Bun" in globalThis ? "bun" : "deno";
+const runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 const [mode, type, name, extra] = process.argv.slice(2) as [string, "shm" | "memfd", string, string];
 
 function sleep(ms: number): Promise<void> {
