@@ -36,7 +36,7 @@ export { Listener } from "./src/connection/listener.ts";
 export type { ConnectOptions, ListenOptions, Refusal } from "./src/connection/listener.ts";
 export { MessageQueue } from "./src/queue/message_queue.ts";
 export type { MessageQueueSpec, RingSpec } from "./src/queue/message_queue.ts";
-export type { FifoList, OooSegment, WaitOptions } from "./src/fifo.ts";
+export type { DequeueNotification, FifoList, OooSegment, WaitOptions } from "./src/fifo.ts";
 export { SegmentError } from "./src/errors.ts";
 export type { SegmentErrorCode } from "./src/errors.ts";
 export { OsError } from "./ffi/os_error.ts";

@@ -18,6 +18,9 @@ import {
   CLOSED_ABORTED,
   CLOSED_CLEAN,
   counterPeriod,
+  DEQ_NTF_ALWAYS,
+  DEQ_NTF_IF_EMPTY,
+  DEQ_NTF_IF_FULL,
   FF_ALLOC_SEQ,
   FF_CAPACITY,
   FF_CLIENT_SESSION,
@@ -26,6 +29,8 @@ import {
   FF_CONSUMER,
   FF_DATA_SEQ,
   FF_DATA_WAITER,
+  FF_DEQ_THRESHOLD,
+  FF_HAS_DEQ_NTF,
   FF_HAS_EVENT,
   FF_HEAD,
   FF_LIST,
@@ -34,6 +39,7 @@ import {
   FF_PRODUCER,
   FF_SPACE_SEQ,
   FF_SPACE_WAITER,
+  FF_SPACE_WANTED,
   FF_TAG,
   FF_TAIL,
   FF_WANT_DEQ_NTF,
@@ -57,6 +63,26 @@ export type { OooSegment } from "./ooo.ts";
 
 /** Which list a fifo was allocated for. */
 export type FifoList = "rx" | "tx" | "none";
+
+/**
+ * What a producer can ask to be told of the reader's dequeues (see
+ * {@link Fifo.addDequeueNotification}).
+ */
+export type DequeueNotification = "always" | "if-full" | "if-empty";
+
+const DEQ_NTF_FLAGS: Record<DequeueNotification, number> = {
+  "always": DEQ_NTF_ALWAYS,
+  "if-full": DEQ_NTF_IF_FULL,
+  "if-empty": DEQ_NTF_IF_EMPTY,
+};
+
+function deqNtfFlag(kind: DequeueNotification): number {
+  const flag = DEQ_NTF_FLAGS[kind];
+  if (typeof flag !== "number" || !Object.hasOwn(DEQ_NTF_FLAGS, kind)) {
+    throw new TypeError(`a dequeue notification is "always", "if-full" or "if-empty", got ${String(kind)}`);
+  }
+  return flag;
+}
 
 /** The memory a fifo lives in: views over one segment's single ArrayBuffer. */
 export interface FifoMemory {
@@ -120,6 +146,7 @@ export class Fifo {
   readonly #dataWaiter: number;
   readonly #spaceSeq: number;
   readonly #spaceWaiter: number;
+  readonly #spaceWanted: number;
   readonly #closed: number;
   /** The allocation this handle belongs to, and the word that names the current one. */
   readonly #seq: number;
@@ -173,6 +200,7 @@ export class Fifo {
     this.#dataWaiter = w + FF_DATA_WAITER / 4;
     this.#spaceSeq = w + FF_SPACE_SEQ / 4;
     this.#spaceWaiter = w + FF_SPACE_WAITER / 4;
+    this.#spaceWanted = w + FF_SPACE_WANTED / 4;
     this.#closed = w + FF_CLOSED / 4;
     this.#cachedHead = Atomics.load(u32, this.#head);
     this.#cachedTail = Atomics.load(u32, this.#tail);
@@ -367,7 +395,23 @@ export class Fifo {
     this.#headMark = next;
     this.#headIdx = index;
     Atomics.store(this.#u32, this.#head, next);
-    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) this.#wake(this.#spaceSeq, this.#spaceWaiter);
+    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0 && this.#spaceDue(next)) {
+      this.#wake(this.#spaceSeq, this.#spaceWaiter);
+    }
+  }
+
+  /**
+   * Whether the sleeping writer's wait can end now that the head is `head`: as many bytes free
+   * as it said it waits for. A word that makes no sense (0, past the capacity, a bad tail) rings
+   * it anyway, and the writer's own look decides: a wrong word costs a wake-up, never a hang.
+   */
+  #spaceDue(head: number): boolean {
+    const wanted = Atomics.load(this.#u32, this.#spaceWanted);
+    if (wanted === 0 || wanted > this.#cap) return true;
+    const tail = Atomics.load(this.#u32, this.#tail);
+    if (tail >= this.#period) return true;
+    const used = this.#dist(tail, head);
+    return used > this.#cap || this.#cap - used >= wanted;
   }
 
   /**
@@ -417,6 +461,7 @@ export class Fifo {
 
   #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {
     this.#side(kind);
+    if (kind === SPACE) Atomics.store(this.#u32, this.#spaceWanted, n);
     const condition: WaitCondition = {
       seq: kind === DATA ? this.#dataSeq : this.#spaceSeq,
       waiter: kind === DATA ? this.#dataWaiter : this.#spaceWaiter,
@@ -433,6 +478,9 @@ export class Fifo {
   #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
     try {
       this.#side(kind);
+      // The writer says how much it waits for before it registers as asleep, so that the reader
+      // rings it only when that much is free (see #spaceDue).
+      if (kind === SPACE) Atomics.store(this.#u32, this.#spaceWanted, n);
       const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
       return this.#mem.sleeper.sleep([watch], options ?? {}).then((ready) => {
         if (ready.length === 0) return false;
@@ -788,8 +836,87 @@ export class Fifo {
   }
 
   /**
-   * The "want dequeue notification" flag: a producer that found the fifo full sets it, and the
-   * consumer, seeing it after a dequeue, nudges the producer and clears it.
+   * The producer asks the reader's side to say, after its dequeues, when a notification is due
+   * (VPP's want_deq_ntf): `"always"`, after any dequeue that leaves at least
+   * {@link dequeueThreshold} bytes free (until {@link clearDequeueNotification}); `"if-full"`,
+   * when a dequeue ended a full fifo; `"if-empty"`, when a dequeue emptied it. The last two are
+   * said once, until the producer calls {@link resetDequeueNotification}. The reader asks
+   * {@link needsDequeueNotification} after a dequeue; how the notification travels (a message,
+   * an event) is the application's. The library's own waits do not need this: a writer asleep in
+   * `waitForSpace(n)` is rung only once n bytes are free.
+   */
+  addDequeueNotification(kind: DequeueNotification): void {
+    this.#check();
+    Atomics.or(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, deqNtfFlag(kind));
+  }
+
+  /** Withdraws a request of {@link addDequeueNotification}. */
+  removeDequeueNotification(kind: DequeueNotification): void {
+    this.#check();
+    Atomics.and(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, ~deqNtfFlag(kind));
+  }
+
+  /** The dequeue notifications the producer asked for. */
+  get dequeueNotifications(): DequeueNotification[] {
+    this.#check();
+    const want = Atomics.load(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2);
+    return (Object.keys(DEQ_NTF_FLAGS) as DequeueNotification[]).filter((k) => (want & DEQ_NTF_FLAGS[k]) !== 0);
+  }
+
+  /** Free bytes an `"always"` dequeue notification waits for (0: any dequeue), up to the capacity. */
+  get dequeueThreshold(): number {
+    this.#check();
+    return Math.min(Atomics.load(this.#u32, (this.#offset + FF_DEQ_THRESHOLD) >>> 2), this.#cap);
+  }
+  set dequeueThreshold(bytes: number) {
+    this.#check();
+    checkCount("dequeueThreshold", bytes);
+    if (bytes > this.#cap) throw new RangeError(`a threshold of ${bytes} bytes is past the capacity ${this.#cap}`);
+    Atomics.store(this.#u32, (this.#offset + FF_DEQ_THRESHOLD) >>> 2, bytes);
+  }
+
+  /**
+   * The reader's question after a dequeue of `lastDequeued` bytes: whether the producer asked to
+   * be told of it (see {@link addDequeueNotification}). The producer's words are read as they
+   * are now and checked: a threshold past the capacity counts as the capacity.
+   */
+  needsDequeueNotification(lastDequeued: number): boolean {
+    this.#check();
+    checkCount("lastDequeued", lastDequeued);
+    const base = this.#offset >>> 2;
+    const want = Atomics.load(this.#i32, base + FF_WANT_DEQ_NTF / 4);
+    if ((want & (DEQ_NTF_ALWAYS | DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) === 0) return false;
+    const used = this.#used(this.#counter(this.#head));
+    if ((want & DEQ_NTF_ALWAYS) !== 0) {
+      const threshold = Math.min(Atomics.load(this.#u32, base + FF_DEQ_THRESHOLD / 4), this.#cap);
+      if (this.#cap - used >= threshold) return true;
+    }
+    if (Atomics.load(this.#i32, base + FF_HAS_DEQ_NTF / 4) !== 0) return false;
+    if ((want & DEQ_NTF_IF_FULL) !== 0 && used < this.#cap && used + lastDequeued >= this.#cap) return true;
+    return (want & DEQ_NTF_IF_EMPTY) !== 0 && used === 0;
+  }
+
+  /**
+   * The reader's step after it sent a notification: withdraws `"always"` and marks the
+   * `"if-full"` and `"if-empty"` ones as said. True when any notification was asked for.
+   */
+  clearDequeueNotification(): boolean {
+    this.#check();
+    const base = this.#offset >>> 2;
+    const want = Atomics.and(this.#i32, base + FF_WANT_DEQ_NTF / 4, ~DEQ_NTF_ALWAYS);
+    if ((want & (DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) !== 0) Atomics.store(this.#i32, base + FF_HAS_DEQ_NTF / 4, 1);
+    return (want & (DEQ_NTF_ALWAYS | DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) !== 0;
+  }
+
+  /** The producer's step to hear `"if-full"` and `"if-empty"` again after one was said. */
+  resetDequeueNotification(): void {
+    this.#check();
+    Atomics.store(this.#i32, (this.#offset + FF_HAS_DEQ_NTF) >>> 2, 0);
+  }
+
+  /**
+   * Whether any dequeue notification is asked for. Setting true asks for `"always"`, false
+   * withdraws them all (the 2018 API's single flag).
    */
   get wantDequeueNotification(): boolean {
     this.#check();
@@ -797,13 +924,8 @@ export class Fifo {
   }
   set wantDequeueNotification(value: boolean) {
     this.#check();
-    Atomics.store(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, value ? 1 : 0);
-  }
-
-  /** Clears the want-dequeue-notification flag; true when it was set (the consumer must nudge). */
-  clearDequeueNotification(): boolean {
-    this.#check();
-    return Atomics.exchange(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, 0) !== 0;
+    if (value) Atomics.or(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, DEQ_NTF_ALWAYS);
+    else Atomics.store(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, 0);
   }
 
   /** Up to two in-place views of the readable bytes, oldest first. Follow with `dequeueDrop`. */

@@ -83,7 +83,9 @@
  *   +128 u32  tail             bytes enqueued, counted modulo the period
  *   line 3, signalling (both sides)
  *   +192 i32  has event        0/1, set and cleared with atomic exchange
- *   +196 i32  want dequeue notification   set by a producer that found the fifo full
+ *   +196 i32  want dequeue notification   flags the producer sets, the consumer reads after a
+ *                              dequeue: 1 always (once free space reaches the threshold), 2 if
+ *                              the dequeue ended a full fifo, 4 if it emptied the fifo
  *   +200 i32  data sequence    futex word: bumped by the producer when a reader waits
  *   +204 u32  data waiter      the sleeping reader (see waiters.ts); 0 = nobody sleeps
  *   +208 i32  space sequence   futex word: bumped by the consumer when a writer waits
@@ -93,6 +95,11 @@
  *   +224 u32  consumer         tag of the process that last read (or waited for data), 0 = none
  *                              the peer of a side is the other side's tag, or the owner's until
  *                              the other side shows up; a dead peer ends waits with "peer-gone"
+ *   +228 u32  dequeue threshold  free bytes an "always" notification waits for (0: any dequeue)
+ *   +232 i32  has dequeue notification  1 once the consumer sent an if-full or if-empty one; the
+ *                              producer clears it to be told again
+ *   +236 u32  space wanted     bytes the sleeping writer waits for: the consumer rings it only
+ *                              once that much is free (0 or more than the capacity: at any dequeue)
  *   +256 data
  *
  * Message queue (a live chunk of kind 1): its own header and rings fill the chunk's data area,
@@ -329,6 +336,13 @@ export const FF_SPACE_WAITER = 212;
 export const FF_CLOSED = 216;
 export const FF_PRODUCER = 220;
 export const FF_CONSUMER = 224;
+export const FF_DEQ_THRESHOLD = 228;
+export const FF_HAS_DEQ_NTF = 232;
+export const FF_SPACE_WANTED = 236;
+/** Dequeue notification flags (the word at FF_WANT_DEQ_NTF). */
+export const DEQ_NTF_ALWAYS = 1;
+export const DEQ_NTF_IF_FULL = 2;
+export const DEQ_NTF_IF_EMPTY = 4;
 /** Values of FF_CLOSED. */
 export const CLOSED_CLEAN = 1;
 export const CLOSED_ABORTED = 2;
