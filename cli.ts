@@ -20,7 +20,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { formatBytes, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
+import { formatBytes, formatMemory, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
 type Runtime = "deno" | "bun" | "node";
 const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
@@ -403,6 +403,7 @@ function show(args: string[]): void {
       `${name}: ${formatBytes(segment.size)}, creator pid ${segment.creatorPid} (${alive ? "alive" : "dead"}),` +
         ` ${fifos.length} fifos`,
     );
+    console.log(`  memory: ${formatMemory(segment.memoryStatus())}`);
     for (const f of fifos) console.log(`  ${f.toString()}`);
     for (const queue of segment.messageQueues()) console.log(`  ${queue.toString()}`);
     for (const ring of segment.messageRings()) console.log(`  ${ring.toString()}`);

@@ -23,8 +23,8 @@
 
 export { SegmentMain } from "./src/segment_main.ts";
 export type { AttachArgs, CreateArgs, SegmentMainOptions } from "./src/segment_main.ts";
-export { formatBytes, Segment } from "./src/segment.ts";
-export type { SegmentInfo } from "./src/segment.ts";
+export { formatBytes, formatMemory, Segment } from "./src/segment.ts";
+export type { MemoryPressure, MemoryStatus, MemoryWatermarks, SegmentInfo } from "./src/segment.ts";
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";

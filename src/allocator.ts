@@ -581,10 +581,16 @@ export class FifoAllocator {
 
   /** Bytes not held by live fifos: never carved, plus the chunks on freelists. */
   freeBytes(): number {
+    const { free, cached } = this.memory();
+    return free + cached;
+  }
+
+  /** Bytes never carved (`free`) and bytes in chunks on the freelists (`cached`), read under the lock. */
+  memory(): { free: number; cached: number } {
     return this.#locked(() => {
-      let bytes = this.#m.size - this.bump();
-      for (let c = 0; c < SIZE_CLASSES; c++) bytes += this.#list(c).length * chunkBytes(c);
-      return bytes;
+      let cached = 0;
+      for (let c = 0; c < SIZE_CLASSES; c++) cached += this.#list(c).length * chunkBytes(c);
+      return { free: this.#m.size - this.bump(), cached };
     });
   }
 

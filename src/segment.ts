@@ -66,6 +66,31 @@ export interface SegmentInfo {
   readonly preallocated: boolean;
 }
 
+/** How full a segment is, as VPP's fifo segments report it (see `segment.memoryStatus()`). */
+export interface MemoryStatus {
+  /** Bytes of the segment, headers included. */
+  readonly size: number;
+  /** Bytes never handed out yet (past the allocator's bump). */
+  readonly free: number;
+  /** Bytes in freed chunks waiting on the freelists for reuse. */
+  readonly cached: number;
+  /** `(size - free - cached) * 100 / size`: the headers and every live fifo, queue and ring. */
+  readonly usedPercent: number;
+  /** "high" at or past the high watermark, "low" at or past the low one, else "none". */
+  readonly pressure: MemoryPressure;
+}
+
+/** A segment's memory pressure level. */
+export type MemoryPressure = "none" | "low" | "high";
+
+/** The percentages at which a segment's memory pressure turns "low" and "high". */
+export interface MemoryWatermarks {
+  /** Default 50. */
+  readonly lowPercent: number;
+  /** Default 80. */
+  readonly highPercent: number;
+}
+
 /** @ignore @internal How a segment is handed its memory by its SegmentMain. */
 export interface SegmentInit {
   readonly type: SegmentType;
@@ -127,6 +152,7 @@ export class Segment {
   #lent: ArrayBuffer | SharedArrayBuffer | undefined;
   #index = -1;
   #deleted = false;
+  #watermarks: MemoryWatermarks = Object.freeze({ lowPercent: 50, highPercent: 80 });
   readonly #release: (segment: Segment) => void;
   readonly #allocator: FifoAllocator;
 
@@ -438,6 +464,40 @@ export class Segment {
     return this.#allocator.freeBytes();
   }
 
+  /**
+   * How full the segment is and its pressure level, by the watermarks of this handle
+   * ({@link memoryWatermarks}; defaults 50% and 80%), as VPP computes it: free and cached bytes
+   * both count as available.
+   */
+  memoryStatus(): MemoryStatus {
+    this.#check();
+    const { free, cached } = this.#allocator.memory();
+    const usedPercent = ((this.size - free - cached) * 100) / this.size;
+    const { lowPercent, highPercent } = this.#watermarks;
+    const pressure = usedPercent >= highPercent ? "high" : usedPercent >= lowPercent ? "low" : "none";
+    return { size: this.size, free, cached, usedPercent, pressure };
+  }
+
+  /**
+   * The watermarks {@link memoryStatus} judges pressure by. They belong to this handle (each
+   * process judges by its own); setting them checks `0 <= lowPercent <= highPercent <= 100`.
+   */
+  get memoryWatermarks(): MemoryWatermarks {
+    return this.#watermarks;
+  }
+  set memoryWatermarks(marks: MemoryWatermarks) {
+    const { lowPercent, highPercent } = marks ?? {};
+    if (
+      typeof lowPercent !== "number" || typeof highPercent !== "number" || !(lowPercent >= 0) ||
+      !(highPercent >= lowPercent) || !(highPercent <= 100)
+    ) {
+      throw new RangeError(
+        `watermarks need 0 <= lowPercent <= highPercent <= 100, got ${lowPercent} and ${highPercent}`,
+      );
+    }
+    this.#watermarks = Object.freeze({ lowPercent, highPercent });
+  }
+
   /** @ignore @internal The chunk walk, for tests and `show`. */
   chunks(): ReturnType<FifoAllocator["chunks"]> {
     this.#check();
@@ -467,11 +527,10 @@ export class Segment {
   /** A readable summary in the spirit of the reference's format. */
   toString(): string {
     if (this.#deleted) return `[${this.#index}] ${this.name} (${this.type}): deleted`;
-    const used = this.size - this.freeBytes;
     const lines = [
       `[${this.#index}] ${this.name} (${this.type}) ${formatBytes(this.size)}, creator pid ${this.creatorPid}` +
       (this.createdHere ? " (this process)" : ""),
-      `  memory: ${formatBytes(used)} used of ${formatBytes(this.size)}, ${this.numFifos} active fifos` +
+      `  memory: ${formatMemory(this.memoryStatus())}, ${this.numFifos} active fifos` +
       (this.#allocator.preallocated ? ", preallocated" : ""),
     ];
     for (const queue of this.messageQueues()) lines.push(`  ${queue.toString()}`);
@@ -487,6 +546,13 @@ export class Segment {
   [Symbol.dispose](): void {
     if (!this.#deleted) this.#release(this);
   }
+}
+
+/** "2.02 MiB used of 4 MiB (50.5%; 1 MiB free, 1 MiB cached), pressure low". */
+export function formatMemory(m: MemoryStatus): string {
+  const used = m.size - m.free - m.cached;
+  return `${formatBytes(used)} used of ${formatBytes(m.size)} (${m.usedPercent.toFixed(1)}%; ` +
+    `${formatBytes(m.free)} free, ${formatBytes(m.cached)} cached), pressure ${m.pressure}`;
 }
 
 /** "4 KiB", "1.50 MiB": binary units, as the reference prints them. */

@@ -105,6 +105,7 @@ test(`show lists this library's segments with their fifos, and --clean removes t
     assert.match(shown, new RegExp(`${alive}: 1 MiB, creator pid ${keeper.pid} \\(alive\\), 2 fifos`));
     assert.match(shown, new RegExp(`${dead}: 1 MiB, creator pid ${victim.pid} \\(dead\\), 2 fifos`));
     assert.match(shown, /fifo @\d+: \d+ of 65536 bytes used, list tx, tag 12648430/);
+    assert.match(shown, /memory: .* used of 1 MiB \(\d+\.\d%; .* free, .* cached\), pressure none/);
     assert.match(shown, /message ring @\d+: \d+ of 1024 bytes used/);
     const [cbin, cargv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["show", "--clean"]);
     const cleaned = spawnSync(cbin, cargv, { encoding: "utf8" }).stdout;

@@ -202,3 +202,56 @@ test("creatorAlive: true for a live creator of any type, seen from the creator a
   const memfd = sm.create({ type: "memfd", name: "alive", size: 1 << 16 });
   assert.equal(memfd.creatorAlive, true);
 });
+
+test("memoryStatus: pressure moves none -> low -> high as fifos are allocated, and back as they are freed", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "pressure", size: 1 << 20 });
+  const start = segment.memoryStatus();
+  assert.equal(start.size, 1 << 20);
+  assert.equal(start.cached, 0);
+  assert.equal(start.free, (1 << 20) - 8192, "only the two header pages are used");
+  assert.equal(start.pressure, "none");
+  assert.ok(Math.abs(start.usedPercent - 0.78125) < 1e-9, `${start.usedPercent}`);
+  const fifos = [];
+  const seen: string[] = [];
+  for (let fifo; (fifo = segment.allocFifo(60_000)) !== null;) {
+    fifos.push(fifo);
+    const m = segment.memoryStatus();
+    assert.equal(m.usedPercent, ((m.size - m.free - m.cached) * 100) / m.size);
+    assert.equal(m.pressure, m.usedPercent >= 80 ? "high" : m.usedPercent >= 50 ? "low" : "none");
+    if (seen.at(-1) !== m.pressure) seen.push(m.pressure);
+  }
+  assert.deepEqual(seen, ["none", "low", "high"]);
+  const full = segment.memoryStatus();
+  assert.ok(full.free < 65_792, "no room for another fifo");
+  for (const fifo of fifos.splice(0, fifos.length - 3)) segment.freeFifo(fifo);
+  const after = segment.memoryStatus();
+  assert.equal(after.free, full.free, "freed chunks are cached, not returned to the bump");
+  assert.ok(after.cached > 0);
+  assert.equal(after.pressure, "none");
+  assert.match(segment.toString(), /memory: .* used of 1 MiB \(\d+\.\d%; .* free, .* cached\), pressure none/);
+  assert.equal(segment.info().freeBytes, after.free + after.cached);
+});
+
+test("memoryStatus: watermarks are this handle's, settable and checked", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "marks", size: 1 << 20 });
+  segment.allocFifo(200_000); // a 256 KiB chunk: about 26% with the headers
+  assert.equal(segment.memoryStatus().pressure, "none");
+  segment.memoryWatermarks = { lowPercent: 10, highPercent: 20 };
+  assert.equal(segment.memoryStatus().pressure, "high");
+  segment.memoryWatermarks = { lowPercent: 10, highPercent: 90 };
+  assert.equal(segment.memoryStatus().pressure, "low");
+  for (
+    const bad of [
+      { lowPercent: 60, highPercent: 50 },
+      { lowPercent: -1, highPercent: 50 },
+      { lowPercent: 1, highPercent: 101 },
+      { lowPercent: NaN, highPercent: 50 },
+      null,
+    ]
+  ) {
+    assert.throws(() => (segment.memoryWatermarks = bad as never), RangeError);
+  }
+  assert.deepEqual(segment.memoryWatermarks, { lowPercent: 10, highPercent: 90 }, "unchanged by bad values");
+});
