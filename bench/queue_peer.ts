@@ -33,7 +33,9 @@ if (role === "mq-produce") {
   const take = (bytes: Uint8Array) => {
     const id = bytes[0] | bytes[1] << 8 | bytes[2] << 16 | bytes[3] << 24;
     const index = bytes[4] | bytes[5] << 8 | bytes[6] << 16 | bytes[7] << 24;
-    if (index !== (next.get(id) ?? 0)) throw new Error(`producer ${id}: message ${index} out of order`);
+    if (index !== (next.get(id) ?? 0)) {
+      throw new Error(`producer ${id}: message ${index} out of order (expected ${next.get(id) ?? 0})`);
+    }
     next.set(id, index + 1);
     got++;
   };

@@ -468,8 +468,10 @@ export class Fifo {
       check: () => this.#check(),
       ready: () => this.#ready(kind, n),
       hopeless: () => {
+        // Ready is looked at again once the peer is known dead: a producer that wrote its last
+        // bytes and then died did so between the wait's look at the data and this look at its life.
         const peer = this.#peerOf(kind);
-        if (peer !== 0 && !this.#mem.liveness.isAlive(peer)) throw this.#peerGone(kind);
+        if (peer !== 0 && !this.#mem.liveness.isAlive(peer) && !this.#ready(kind, n)) throw this.#peerGone(kind);
       },
     };
     return waitSync(this.#mem, condition, timeoutMs);

@@ -31,7 +31,10 @@ export interface WaitCondition {
   check(): void;
   /** Whether the wait can end; runs after `check`. */
   ready(): boolean;
-  /** Runs when the wait cannot end yet; throws to end it (the peer is gone). */
+  /**
+   * Runs when the wait cannot end yet; throws to end it when the peer is gone and, looked at after
+   * that is known, the wait still cannot end. When it returns, `ready` is asked again.
+   */
   hopeless?(): void;
 }
 
@@ -61,7 +64,10 @@ function look(
   c.check(); // deleted while we slept: stop here, before reading its memory
   const value = Atomics.load(mem.i32, c.seq);
   if (c.ready()) return true;
-  c.hopeless?.();
+  if (c.hopeless) {
+    c.hopeless(); // throws when the peer is gone and nothing is left; else the wait may end now
+    if (c.ready()) return true;
+  }
   const left = deadline - performance.now();
   if (left <= 0) return false;
   return { value, sleepMs: Math.min(left, sliceMs) };

@@ -140,6 +140,49 @@ test(`a ${OTHER} client killed mid-stream: the pending receive ends with peer-go
   }
 });
 
+test(`a ${OTHER} client that sends and exits without close: every message it sent is still received, then peer-gone`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("exit-client");
+  using listener = await sm.listen(name);
+  for (const reader of ["receive", "readable"] as const) {
+    const client = startPeer(OTHER, "conn_peer", ["client-exit", name, "5"]);
+    try {
+      const conn = (await listener.accept())!;
+      await client.line(/^SENT/);
+      expectSuccess(await client.done, "client");
+      const died = performance.now();
+      while (!conn.signal.aborted && performance.now() - died < 2000) await sleep(10);
+      assert.equal(conn.signal.aborted, true, "the connection knows its peer died");
+      assert.equal(conn.closed, false, "but keeps what the peer sent until it is read");
+      const got: number[] = [];
+      if (reader === "receive") {
+        for (let i = 0; i < 5; i++) got.push(...(await conn.receive())!);
+        await assert.rejects(conn.receive(), isCode("peer-gone"));
+      } else {
+        const stream = conn.readable.getReader();
+        const bytes: number[] = [];
+        await assert.rejects(async () => {
+          for (;;) {
+            const { value, done } = await stream.read();
+            if (done) break;
+            bytes.push(...value);
+          }
+        }, isCode("peer-gone"));
+        for (let at = 0; at + 5 <= bytes.length; at += 5) got.push(bytes[at + 4]); // frames: u32 length 1, the byte
+      }
+      assert.deepEqual(got, [1, 2, 3, 4, 5], `${reader}: everything sent before the exit`);
+      const drained = performance.now();
+      while (!conn.closed && performance.now() - drained < 2000) await sleep(10);
+      assert.equal(conn.closed, true, "released once read");
+      assert.equal(sm.size, 0, "the connection's segment is unmapped");
+      await assert.rejects(conn.send(new Uint8Array(1)), isCode("peer-gone"));
+    } finally {
+      client.kill("SIGKILL");
+      await client.done;
+    }
+  }
+});
+
 test(`a ${OTHER} listener killed with this client connected: receive ends with peer-gone at once`, async () => {
   using sm = new SegmentMain();
   const name = uniqueName("kill-listener");

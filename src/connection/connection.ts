@@ -45,6 +45,9 @@ export interface ConnectionParts {
 const HEADER = 4;
 
 /** One end of a connection. */
+/** How often a connection whose peer died looks whether its reader took the rest of rx. */
+const DRAIN_CHECK_MS = 20;
+
 export class Connection {
   /** The peer's pid and uid, from the kernel. */
   readonly peer: PeerCredentials;
@@ -53,7 +56,10 @@ export class Connection {
   readonly #tx: Fifo;
   readonly #release: () => void;
   readonly #stopWatch: () => void;
+  /** Aborted when the peer's process dies (the public `signal`): sends and waits on tx end. */
   readonly #gone = new AbortController();
+  /** Aborted once the peer is dead and rx is drained (or at close): reads of rx end. */
+  readonly #rxEnd = new AbortController();
   #closed = false;
   #frame = new Uint8Array(256);
   #header = new Uint8Array(HEADER);
@@ -87,8 +93,10 @@ export class Connection {
 
   /**
    * Aborted with `SegmentError` "peer-gone" when the peer's process dies. Pass it (alone or
-   * through `AbortSignal.any`) to waits on `rx` and `tx`, which otherwise end with "deleted"
-   * when the connection's segment is released.
+   * through `AbortSignal.any`) to waits on `tx` (and on `rx`, if you read it directly). What the
+   * peer sent before it died is not lost: `receive`, `messages` and `readable` deliver it, then end
+   * with "peer-gone" (or as closed, if the peer closed first); the connection's segment is
+   * released once that is read, or at `close()`.
    */
   get signal(): AbortSignal {
     return this.#gone.signal;
@@ -100,21 +108,47 @@ export class Connection {
   }
 
   #peerGone(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#gone.signal.aborted) return;
     this.#gone.abort(
       new SegmentError("peer-gone", `the process at the other end of the connection (pid ${this.peer.pid}) died`),
     );
+    this.#whenDrained();
+  }
+
+  /**
+   * After the peer's death nobody writes rx any more: once it is empty (now, or when the reader
+   * took the rest), its reads end with "peer-gone" and the segment is released.
+   */
+  #whenDrained(): void {
+    if (this.#closed) return;
+    let left = 0;
+    try {
+      left = this.#rx.maxDequeue;
+    } catch { /* unusable: nothing more to read */ }
+    if (left > 0) {
+      const timer = setTimeout(() => this.#whenDrained(), DRAIN_CHECK_MS);
+      (timer as { unref?: () => void }).unref?.();
+      return;
+    }
+    this.#rxEnd.abort(this.#gone.signal.reason);
     this.#shutDown();
   }
 
+  /** Before a send or a use of tx: the peer must live and the connection be open. */
   #check(): void {
     if (this.#gone.signal.aborted) throw this.#gone.signal.reason;
     if (this.#closed) throw new SegmentError("deleted", "the connection is closed");
   }
 
-  /** The connection's own signal joined with the caller's. */
-  #signal(signal: AbortSignal | undefined): AbortSignal {
-    return signal ? AbortSignal.any([signal, this.#gone.signal]) : this.#gone.signal;
+  /** Before a read of rx: what the dead peer sent may still be read. */
+  #checkRead(): void {
+    if (this.#rxEnd.signal.aborted) throw this.#rxEnd.signal.reason;
+    if (this.#closed) throw new SegmentError("deleted", "the connection is closed");
+  }
+
+  /** A signal joined with the caller's. */
+  #signal(own: AbortSignal, signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, own]) : own;
   }
 
   /** Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone" if the peer died. */
@@ -129,7 +163,7 @@ export class Connection {
     const frame = this.#frame.subarray(0, length);
     new DataView(frame.buffer, frame.byteOffset).setUint32(0, bytes.length, true);
     frame.set(bytes, HEADER);
-    const signal = this.#signal(options.signal);
+    const signal = this.#signal(this.#gone.signal, options.signal);
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
     while (!this.#tx.enqueueExact(frame)) {
       const left = deadline - performance.now();
@@ -148,8 +182,8 @@ export class Connection {
    * if it aborted its side, "timeout" after `timeoutMs`.
    */
   async receive(options: MessageOptions = {}): Promise<Uint8Array | null> {
-    this.#check();
-    const signal = this.#signal(options.signal);
+    this.#checkRead();
+    const signal = this.#signal(this.#rxEnd.signal, options.signal);
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
     for (;;) {
       const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
@@ -159,11 +193,15 @@ export class Connection {
         if (this.#rx.isAborted) throw new SegmentError("aborted", "the peer aborted the connection");
         return null;
       }
+      if (this.#gone.signal.aborted) {
+        this.#whenDrained(); // the peer is dead and rx empty: nothing more can come
+        this.#checkRead();
+      }
       const left = deadline - performance.now();
       if (left <= 0 || !(await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left }))) {
         throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
       }
-      this.#check();
+      this.#checkRead();
     }
   }
 
@@ -193,8 +231,8 @@ export class Connection {
 
   /** The bytes the peer writes, as a stream; ends when it closes, errors if it dies or aborts. */
   get readable(): ReadableStream<Uint8Array> {
-    this.#check();
-    return (this.#readable ??= readableOf(this.#rx, this.#gone.signal));
+    this.#checkRead();
+    return (this.#readable ??= readableOf(this.#rx, this.#rxEnd.signal));
   }
 
   /** A stream into the peer; closing it ends the peer's `readable`, aborting it errors it. */

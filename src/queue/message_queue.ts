@@ -88,6 +88,10 @@ const MAX_SLOTS = 1 << 20;
 const MAX_SLOT_SIZE = 1 << 20;
 /** How long a claimed, unpublished slot may hold up the consumer before its writer's life is checked. */
 const STUCK_CHECK_MS = 20;
+/** What the consumer does with a claimed, unpublished head (see #writerDead). */
+const WAIT = 0;
+const DROP = 1;
+const AGAIN = 2;
 
 /** Checks a spec and returns its rings. */
 export function ringsOf(spec: MessageQueueSpec): RingSpec[] {
@@ -460,10 +464,14 @@ export class MessageQueue {
       }
       if (stuck >= 0) {
         // A head being written may be the message another head waits behind: wait for it,
-        // unless its writer died (then it is dropped and we look again).
-        if (!this.#writerDead(stuck)) return -1;
-        this.#release(stuck, this.#heads[stuck]);
-        this.#wakeProducers();
+        // unless its writer died before publishing it (then it is dropped). Either way look again:
+        // a writer that published and then died left a message to deliver.
+        const verdict = this.#writerDead(stuck);
+        if (verdict === WAIT) return -1;
+        if (verdict === DROP) {
+          this.#release(stuck, this.#heads[stuck]);
+          this.#wakeProducers();
+        }
         continue;
       }
       // Every head is ready or empty and none is its sender's next: this consumer began after
@@ -485,23 +493,36 @@ export class MessageQueue {
     return seq === 1 ? true : undefined;
   }
 
-  /** Whether the writer of ring `r`'s claimed head is dead; checks its life only once the head was stuck a while. */
-  #writerDead(r: number): boolean {
+  /**
+   * What to do with ring `r`'s claimed, unpublished head: WAIT for its writer, DROP it (its
+   * writer died before publishing), or look AGAIN (it changed meanwhile). Checks the writer's
+   * life only once the head was stuck a while. The order matters: the slot is looked at again
+   * after the writer is known dead, since a writer that published and then died (a producer
+   * that sent its last message and exited) looks exactly like that between our two looks; once
+   * it is dead its slot cannot change, so what we see then is final.
+   */
+  #writerDead(r: number): typeof WAIT | typeof DROP | typeof AGAIN {
     const h = this.#heads[r];
     const key = r * 2 ** 30 + h;
     const now = performance.now();
     if (this.#stuckAt !== key) {
       this.#stuckAt = key;
       this.#stuckSince = now;
-      return false;
+      return WAIT;
     }
-    if (now - this.#stuckSince < STUCK_CHECK_MS) return false;
+    if (now - this.#stuckSince < STUCK_CHECK_MS) return WAIT;
     this.#stuckSince = now; // next check after another STUCK_CHECK_MS
-    const writer = Atomics.load(this.#u32, this.#slot(r, h) + MQS_WRITER / 4);
-    if (writer === 0 || this.#mem.liveness.isAlive(writer)) return false;
-    // Dead after claiming: make sure the tail is past the slot, then drop it.
+    const s = this.#slot(r, h);
+    const writer = Atomics.load(this.#u32, s + MQS_WRITER / 4);
+    if (writer === 0 || this.#mem.liveness.isAlive(writer)) return WAIT;
+    if (
+      Atomics.load(this.#u32, s + MQS_STATE / 4) !== h * 4 || Atomics.load(this.#u32, s + MQS_WRITER / 4) !== writer
+    ) {
+      return AGAIN; // published (or handed back) before the death
+    }
+    // Dead after claiming, before publishing: make sure the tail is past the slot, then drop it.
     Atomics.compareExchange(this.#u32, this.#tailWord[r], h, this.#next(r, h));
-    return true;
+    return DROP;
   }
 
   /**

@@ -3,6 +3,7 @@
 //   client NAME N [TIMEOUT_MS]  connect; send N numbered messages, check the echoes; close; DONE {...}
 //   client-root NAME N          the same, accepting a listener of uid 0 (run as another uid)
 //   client-hang NAME            connect, send one message, print CONNECTED, then sleep until killed
+//   client-exit NAME N          connect, send N messages (1, 2, ... N, one byte each), exit without close
 //   serve-hang NAME             listen, take one connection, print ACCEPTED, then sleep until killed
 //   raw NAME WHAT               a raw SOCK_SEQPACKET client: WHAT is garbage, short, silent or big;
 //                               prints SENT (and the listener's answer, if any) and sleeps until killed
@@ -20,18 +21,19 @@ if (mode === "serve") {
   const listener = await sm.listen(name);
   say("LISTENING");
   let served = 0;
+  const handlers: Promise<void>[] = [];
   for await (const conn of listener) {
-    (async () => {
+    handlers.push((async () => {
       try {
         for await (const message of conn.messages()) await conn.send(message);
       } catch (error) {
         if (!(error instanceof SegmentError && error.code === "peer-gone")) throw error;
       }
       conn.close();
-    })();
+    })());
     if (++served === Number(a)) break;
   }
-  await new Promise((r) => setTimeout(r, 200));
+  await Promise.all(handlers); // every client served to its end before this process goes
   listener.close();
   result = { served };
 } else if (mode === "client" || mode === "client-root") {
@@ -55,6 +57,11 @@ if (mode === "serve") {
   await conn.send(new Uint8Array([1, 2, 3]));
   say("CONNECTED");
   await forever();
+} else if (mode === "client-exit") {
+  const conn = await sm.connect(name);
+  for (let i = 1; i <= Number(a); i++) await conn.send(new Uint8Array([i]));
+  say("SENT");
+  process.exit(0); // no close: the process just ends, as a crash would end it
 } else if (mode === "serve-hang") {
   const listener = await sm.listen(name);
   say("LISTENING");
