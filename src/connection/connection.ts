@@ -44,9 +44,10 @@ export interface ConnectionParts {
 
 const HEADER = 4;
 
-/** One end of a connection. */
 /** How often a connection whose peer died looks whether its reader took the rest of rx. */
 const DRAIN_CHECK_MS = 20;
+
+/** One end of a connection. */
 
 export class Connection {
   /** The peer's pid and uid, from the kernel. */
