@@ -4,7 +4,7 @@
  * Unix socket and a pipe in each runtime, measured the same way. Prints a table and writes
  * bench/results/latest.json and bench/results/throughput.svg.
  *
- *   deno run -A bench/run.ts [--quick] [--reps N] [--anchors DIR] [--out DIR]
+ *   deno run -A bench/run.ts [--quick] [--reps N] [--anchors DIR] [--out DIR] [--runtimes deno,bun,node]
  *   bun bench/run.ts ...
  *   node --no-warnings bench/run.ts ...
  *
@@ -48,9 +48,13 @@ const MESSAGES = quick ? 20_000 : 4_000_000;
 const ROUNDS = quick ? 2_000 : 200_000;
 const SLEEPING_ROUNDS = quick ? 200 : 20_000;
 const IDLE_MS = quick ? 50 : 1000;
-const RUNTIMES = ["deno", "bun", "node"] as const;
+/** The runtimes measured: all three, or those `--runtimes deno,bun` names. */
+const RUNTIMES: readonly Runtime[] = (["deno", "bun", "node"] as const).filter((rt) =>
+  option("--runtimes")?.split(",").includes(rt) ?? true
+);
+if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of deno, bun, node: ${option("--runtimes")}`);
 /** Each runtime with itself, then across: Deno and Bun both ways, Node with each of them. */
-const PAIRS: [Runtime, Runtime][] = [
+const PAIRS: [Runtime, Runtime][] = ([
   ["deno", "deno"],
   ["bun", "bun"],
   ["node", "node"],
@@ -58,7 +62,7 @@ const PAIRS: [Runtime, Runtime][] = [
   ["bun", "deno"],
   ["node", "deno"],
   ["bun", "node"],
-];
+] as [Runtime, Runtime][]).filter(([p, c]) => RUNTIMES.includes(p) && RUNTIMES.includes(c));
 const pin = existsSync("/usr/bin/taskset") && !quick;
 const log = (text: string) => console.error(text);
 
