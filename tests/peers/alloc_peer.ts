@@ -5,6 +5,7 @@
 //   slave TYPE NAME RECORDS          attach by name, find the fifo through fifos(), check RECORDS records
 import { type Fifo, SegmentMain } from "../../mod.ts";
 import { churn } from "./churn.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, type, name, count, seed] = process.argv.slice(2);
 using sm = new SegmentMain({ timeoutSeconds: 10 });

@@ -1,6 +1,7 @@
 // Allocate, fill, check and free fifos in a loop: used by the allocator stress and kill tests.
 import type { Fifo, Segment } from "../../mod.ts";
 import { xorshift } from "../helpers.ts";
+import { exitIfOrphaned } from "./orphan.ts";
 
 /** The pattern byte of a fifo owned by `owner`, at position i. */
 function fill(owner: number, i: number): number {
@@ -30,6 +31,7 @@ export function churn(segment: Segment, iterations: number, seed: number, starte
     return true;
   };
   for (let step = 0; iterations === 0 || step < iterations; step++) {
+    if ((step & 1023) === 0) exitIfOrphaned();
     if (step === 200) started?.();
     if (held.length < 8 && (held.length === 0 || rand() < 0.55)) {
       const size = rand() < 0.5 ? 1 + Math.floor(rand() * 4096) : 1 + Math.floor(rand() * 66_000);

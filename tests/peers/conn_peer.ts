@@ -10,6 +10,7 @@
 //   stream NAME BYTES           connect; write BYTES patterned bytes through writable; close; DONE
 import { SegmentError, SegmentMain } from "../../mod.ts";
 import { patternByte } from "../helpers.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, a, b] = process.argv.slice(2);
 using sm = new SegmentMain();

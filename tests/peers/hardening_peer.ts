@@ -4,6 +4,7 @@
 //   transfer NAME       detach a zero-copy view's buffer, go on, delete, touch the moved buffer
 //   wait NAME OFFSET    attach and wait for data on the fifo at OFFSET until killed
 import { OsError, SegmentMain } from "../../mod.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, extra] = process.argv.slice(2);
 

@@ -6,6 +6,7 @@
 // and bytes drawn from (id, seq), so that the consumer can check every byte.
 import { SegmentMain } from "../../mod.ts";
 import { messageOf } from "../mq_message.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, offsetText, arg, countText] = process.argv.slice(2);
 const sm = new SegmentMain({ timeoutSeconds: 10 });

@@ -8,6 +8,7 @@
 import { SegmentError, SegmentMain } from "../../mod.ts";
 import { FF_HEAD, FF_TAIL } from "../../src/layout.ts";
 import { STREAM_PERIOD, streamTable, xorshift } from "../helpers.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, offsetText, seedText] = process.argv.slice(2);
 const sm = new SegmentMain({ timeoutSeconds: 10 });

@@ -8,6 +8,7 @@
 // OFFSETS is a comma-separated list. Prints DONE {...} (the hanging modes are killed instead).
 import { SegmentMain } from "../../mod.ts";
 import { patternByte, xorshift } from "../helpers.ts";
+import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, where, offsets, a, b] = process.argv.slice(2);
 using sm = new SegmentMain({ timeoutSeconds: 10 });
