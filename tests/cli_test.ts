@@ -40,15 +40,17 @@ test(`demo --name and echo NAME: two processes started by hand, either first`, a
       let out = "";
       child.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
       child.stderr!.setEncoding("utf8").on("data", (c) => (out += c));
-      return new Promise<[number | null, string]>((r) => child.on("close", (code) => r([code, out])));
+      return new Promise<[number | null, string]>((r) =>
+        child.on("close", (code, signal) => r([code, `${argv.join(" ")}: code ${code}, signal ${signal}\n${out}`]))
+      );
     };
     try {
       const first = echoFirst ? run(echoBin, echoArgv) : run(demoBin, demoArgv);
       await new Promise((r) => setTimeout(r, 500));
       const second = echoFirst ? run(demoBin, demoArgv) : run(echoBin, echoArgv);
       const [[c1, o1], [c2, o2]] = await Promise.all([first, second]);
-      assert.equal(c1, 0, o1);
-      assert.equal(c2, 0, o2);
+      assert.equal(c1, 0, `${o1}\n---\n${o2}`);
+      assert.equal(c2, 0, `${o2}\n---\n${o1}`);
       assert.match(o1 + o2, /streamed 4 MiB in 65536-byte writes, every echoed byte checked/);
     } finally {
       for (const child of started) child.kill("SIGKILL");
