@@ -76,12 +76,14 @@ const DEQ_NTF_FLAGS: Record<DequeueNotification, number> = {
   "if-empty": DEQ_NTF_IF_EMPTY,
 };
 
+/** Every dequeue notification flag: other bits of the producer's word mean nothing. */
+const DEQ_NTF_ANY = DEQ_NTF_ALWAYS | DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY;
+
 function deqNtfFlag(kind: DequeueNotification): number {
-  const flag = DEQ_NTF_FLAGS[kind];
-  if (typeof flag !== "number" || !Object.hasOwn(DEQ_NTF_FLAGS, kind)) {
+  if (!Object.hasOwn(DEQ_NTF_FLAGS, kind)) {
     throw new TypeError(`a dequeue notification is "always", "if-full" or "if-empty", got ${String(kind)}`);
   }
-  return flag;
+  return DEQ_NTF_FLAGS[kind];
 }
 
 /** The memory a fifo lives in: views over one segment's single ArrayBuffer. */
@@ -467,11 +469,9 @@ export class Fifo {
       waiter: kind === DATA ? this.#dataWaiter : this.#spaceWaiter,
       check: () => this.#check(),
       ready: () => this.#ready(kind, n),
-      hopeless: () => {
-        // Ready is looked at again once the peer is known dead: a producer that wrote its last
-        // bytes and then died did so between the wait's look at the data and this look at its life.
+      peerGone: () => {
         const peer = this.#peerOf(kind);
-        if (peer !== 0 && !this.#mem.liveness.isAlive(peer) && !this.#ready(kind, n)) throw this.#peerGone(kind);
+        return peer !== 0 && !this.#mem.liveness.isAlive(peer) ? this.#peerGone(kind) : undefined;
       },
     };
     return waitSync(this.#mem, condition, timeoutMs);
@@ -887,7 +887,7 @@ export class Fifo {
     checkCount("lastDequeued", lastDequeued);
     const base = this.#offset >>> 2;
     const want = Atomics.load(this.#i32, base + FF_WANT_DEQ_NTF / 4);
-    if ((want & (DEQ_NTF_ALWAYS | DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) === 0) return false;
+    if ((want & DEQ_NTF_ANY) === 0) return false;
     const used = this.#used(this.#counter(this.#head));
     if ((want & DEQ_NTF_ALWAYS) !== 0) {
       const threshold = Math.min(Atomics.load(this.#u32, base + FF_DEQ_THRESHOLD / 4), this.#cap);
@@ -907,7 +907,7 @@ export class Fifo {
     const base = this.#offset >>> 2;
     const want = Atomics.and(this.#i32, base + FF_WANT_DEQ_NTF / 4, ~DEQ_NTF_ALWAYS);
     if ((want & (DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) !== 0) Atomics.store(this.#i32, base + FF_HAS_DEQ_NTF / 4, 1);
-    return (want & (DEQ_NTF_ALWAYS | DEQ_NTF_IF_FULL | DEQ_NTF_IF_EMPTY)) !== 0;
+    return (want & DEQ_NTF_ANY) !== 0;
   }
 
   /** The producer's step to hear `"if-full"` and `"if-empty"` again after one was said. */

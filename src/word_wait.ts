@@ -31,11 +31,8 @@ export interface WaitCondition {
   check(): void;
   /** Whether the wait can end; runs after `check`. */
   ready(): boolean;
-  /**
-   * Runs when the wait cannot end yet; throws to end it when the peer is gone and, looked at after
-   * that is known, the wait still cannot end. When it returns, `ready` is asked again.
-   */
-  hopeless?(): void;
+  /** When the wait cannot end yet: the error to end it with if the peer is gone, else undefined. */
+  peerGone?(): Error | undefined;
 }
 
 /** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
@@ -64,9 +61,12 @@ function look(
   c.check(); // deleted while we slept: stop here, before reading its memory
   const value = Atomics.load(mem.i32, c.seq);
   if (c.ready()) return true;
-  if (c.hopeless) {
-    c.hopeless(); // throws when the peer is gone and nothing is left; else the wait may end now
+  const gone = c.peerGone?.();
+  if (gone) {
+    // Ready is looked at again once the peer is known dead: a peer that wrote its last bytes
+    // and then died did so between the look at the data above and the look at its life.
     if (c.ready()) return true;
+    throw gone;
   }
   const left = deadline - performance.now();
   if (left <= 0) return false;
