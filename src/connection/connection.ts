@@ -48,7 +48,6 @@ const HEADER = 4;
 const DRAIN_CHECK_MS = 20;
 
 /** One end of a connection. */
-
 export class Connection {
   /** The peer's pid and uid, from the kernel. */
   readonly peer: PeerCredentials;
