@@ -24,7 +24,7 @@
 export { SegmentMain } from "./src/segment_main.ts";
 export type { AttachArgs, CreateArgs, SegmentMainOptions } from "./src/segment_main.ts";
 export { formatBytes, formatMemory, Segment } from "./src/segment.ts";
-export type { MemoryPressure, MemoryStatus, MemoryWatermarks, SegmentInfo } from "./src/segment.ts";
+export type { FifoOptions, MemoryPressure, MemoryStatus, MemoryWatermarks, SegmentInfo } from "./src/segment.ts";
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";

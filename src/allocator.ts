@@ -26,8 +26,10 @@ import type { FifoList, FifoMemory } from "./fifo.ts";
 import {
   chunkBytes,
   classBytes,
+  FC_FIFO,
   FF_ALLOC_SEQ,
   FF_CAPACITY,
+  FF_CHUNK_BYTES,
   FF_CHUNK_LENGTH,
   FF_CLASS,
   FF_KIND,
@@ -51,13 +53,19 @@ import {
   FS_JOURNAL_CHUNK,
   FS_JOURNAL_CLASS,
   FS_JOURNAL_OP,
+  FS_JOURNAL_TARGET,
   FS_LOCK,
   isChunkLength,
   JOURNAL_CARVE,
+  JOURNAL_DROP,
   JOURNAL_FREE,
+  JOURNAL_FREE_CHUNKED,
+  JOURNAL_GROW,
   JOURNAL_NONE,
   JOURNAL_POP,
   KIND_FIFO,
+  KIND_FIFO_CHUNK,
+  MAX_CHUNK_CLASS,
   PRIVATE_TAG,
   SIZE_CLASSES,
 } from "./layout.ts";
@@ -240,7 +248,8 @@ export class FifoAllocator {
   }
 
   /** Records the operation about to start; the op word is written last. */
-  #journal(op: number, chunk: number, sizeClass: number): void {
+  #journal(op: number, chunk: number, sizeClass: number, target = 0): void {
+    Atomics.store(this.#u32, FS_JOURNAL_TARGET >>> 2, target);
     Atomics.store(this.#u32, FS_JOURNAL_CHUNK >>> 2, chunk);
     Atomics.store(this.#u32, FS_JOURNAL_CLASS >>> 2, sizeClass);
     Atomics.store(this.#u32, FS_JOURNAL_OP >>> 2, op);
@@ -257,7 +266,10 @@ export class FifoAllocator {
     const chunk = Atomics.load(u32, FS_JOURNAL_CHUNK >>> 2);
     const sizeClass = Atomics.load(u32, FS_JOURNAL_CLASS >>> 2);
     if (sizeClass >= SIZE_CLASSES) this.#corrupt(`journal names class ${sizeClass}`);
-    if (op === JOURNAL_POP) {
+    const target = Atomics.load(u32, FS_JOURNAL_TARGET >>> 2);
+    if (op === JOURNAL_GROW && this.#isWord(target) && Atomics.load(u32, target >>> 2) === chunk) {
+      // The chunk reached its table word: the grow was done.
+    } else if (op === JOURNAL_POP || op === JOURNAL_GROW) {
       // Popped (the head moved on) but never handed to anyone: put it back.
       const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
       const mine = state === FIFO_STATE_FREE ||
@@ -266,6 +278,29 @@ export class FifoAllocator {
         mine && this.#head(sizeClass) !== chunk && this.#isChunkOf(chunk, sizeClass, state) &&
         !this.#onList(sizeClass, chunk)
       ) {
+        this.#makeFree(chunk);
+        this.#push(sizeClass, chunk);
+      }
+    } else if (op === JOURNAL_DROP) {
+      // The chunk goes onto its list, then its table word is cleared: finish whichever is left.
+      const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
+      if (
+        (state === FIFO_STATE_FREE || Atomics.load(u32, (chunk + FF_KIND) >>> 2) === KIND_FIFO_CHUNK) &&
+        this.#isChunkOf(chunk, sizeClass, state) && !this.#onList(sizeClass, chunk)
+      ) {
+        this.#makeFree(chunk);
+        this.#push(sizeClass, chunk);
+      }
+      if (this.#isWord(target) && Atomics.load(u32, target >>> 2) === chunk) Atomics.store(u32, target >>> 2, 0);
+    } else if (op === JOURNAL_FREE_CHUNKED) {
+      // Its last reference was dropped: its chunks and then its header go back (each step is
+      // idempotent, so a repeated one does no harm).
+      const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
+      if (
+        (state === FIFO_STATE_LIVE || state === FIFO_STATE_FREE) && this.#isChunkOf(chunk, sizeClass, state) &&
+        Atomics.load(u32, (chunk + FF_REFCOUNT) >>> 2) === 0 && !this.#onList(sizeClass, chunk)
+      ) {
+        this.#dropTable(chunk, sizeClass, true);
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
       }
@@ -412,20 +447,125 @@ export class FifoAllocator {
   }
 
   /** Takes a chunk for `size` bytes of a kind (a fifo by default) and makes it live; returns its offset or 0. */
-  alloc(size: number, list: FifoList, kind = KIND_FIFO): number {
+  alloc(size: number, list: FifoList, kind = KIND_FIFO, init?: (offset: number) => void): number {
     const sizeClass = classOf(size);
     return this.#locked(() => {
-      let offset = this.#pop(sizeClass);
-      if (offset === 0 && !this.preallocated && this.#carveOnto(sizeClass, batchFor(sizeClass)) > 0) {
-        offset = this.#pop(sizeClass);
-      }
+      const offset = this.#take(sizeClass);
       if (offset === 0) return 0;
-      this.#makeLive(offset, size, list, kind);
+      this.#makeLive(offset, size, list, kind, init);
       return offset;
     });
   }
 
-  #makeLive(offset: number, size: number, list: FifoList, kind: number): void {
+  /** Pops a free chunk of a class, carving a batch first when its list is empty; 0 when there is no room. */
+  #take(sizeClass: number): number {
+    const offset = this.#pop(sizeClass);
+    if (offset !== 0 || this.preallocated || this.#carveOnto(sizeClass, batchFor(sizeClass)) === 0) return offset;
+    return this.#pop(sizeClass);
+  }
+
+  // ---- chunked fifos ---------------------------------------------------------------------
+
+  /** Whether `offset` can be a table word: 4-aligned, in the fifo area. */
+  #isWord(offset: number): boolean {
+    return offset >= FIFO_AREA_START && offset % 4 === 0 && offset + 4 <= this.#m.size;
+  }
+
+  /** Whether `offset` is the live chunked fifo of allocation `seq`. */
+  #isChunkedFifo(offset: number, seq: number): boolean {
+    const u32 = this.#u32;
+    const sizeClass = Atomics.load(u32, (offset + FF_CLASS) >>> 2);
+    return sizeClass < SIZE_CLASSES && this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE) &&
+      Atomics.load(u32, (offset + FF_ALLOC_SEQ) >>> 2) === seq &&
+      Atomics.load(u32, (offset + FF_KIND) >>> 2) === KIND_FIFO &&
+      Atomics.load(u32, (offset + FF_CHUNK_BYTES) >>> 2) !== 0;
+  }
+
+  /** Whether `chunk` is a live data chunk of `sizeClass` that belongs to the fifo at `fifo`. */
+  #isDataChunk(chunk: number, sizeClass: number, fifo: number): boolean {
+    const u32 = this.#u32;
+    return this.#isChunkOf(chunk, sizeClass, FIFO_STATE_LIVE) &&
+      Atomics.load(u32, (chunk + FF_KIND) >>> 2) === KIND_FIFO_CHUNK &&
+      Atomics.load(u32, (chunk + FC_FIFO) >>> 2) === fifo;
+  }
+
+  /**
+   * Takes a data chunk of `sizeClass` for the chunked fifo at `fifo` (allocation `seq`) and
+   * stores its offset into the fifo's table word at byte offset `word`: false when there is no
+   * room or the fifo is gone. Journaled: killed anywhere, the chunk ends in the word or on its list.
+   */
+  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean {
+    if (sizeClass > MAX_CHUNK_CLASS) this.#corrupt(`a chunked fifo's chunks cannot be of class ${sizeClass}`);
+    return this.#locked(() => {
+      if (!this.#isChunkedFifo(fifo, seq) || !this.#isWord(word)) return false;
+      if (Atomics.load(this.#u32, word >>> 2) !== 0) return true; // filled already
+      const offset = this.#take(sizeClass);
+      if (offset === 0) return false;
+      this.#makeLive(offset, classBytes(sizeClass), "none", KIND_FIFO_CHUNK, (at) => {
+        this.#u32[(at + FC_FIFO) >>> 2] = fifo;
+      });
+      this.#journal(JOURNAL_GROW, offset, sizeClass, word);
+      Atomics.store(this.#u32, word >>> 2, offset);
+      return true;
+    });
+  }
+
+  /**
+   * Puts the data chunk `chunk` that the table word at `word` of the chunked fifo at `fifo`
+   * (allocation `seq`) holds back on its list and clears the word. Does nothing when the word holds
+   * something else by now (the fifo was freed, and its chunks with it).
+   */
+  dropChunk(fifo: number, seq: number, word: number, chunk: number): void {
+    this.#locked(() => {
+      if (!this.#isChunkedFifo(fifo, seq) || !this.#isWord(word) || Atomics.load(this.#u32, word >>> 2) !== chunk) {
+        return;
+      }
+      const sizeClass = Atomics.load(this.#u32, (chunk + FF_CLASS) >>> 2);
+      if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
+        this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
+      }
+      this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
+      this.#makeFree(chunk);
+      this.#push(sizeClass, chunk);
+      Atomics.store(this.#u32, word >>> 2, 0);
+    });
+  }
+
+  /**
+   * Puts every data chunk in the table of the chunked fifo at `fifo` (a chunk of `sizeClass`)
+   * back on its list, clearing the table; words that name no chunk of this fifo are cleared and
+   * nothing else is touched. Each chunk is listed before its word is cleared, so a repeat
+   * (`recovering`, after a holder died in here) finishes the job: it also lists a chunk already
+   * marked free but not on its list.
+   */
+  #dropTable(fifo: number, sizeClass: number, recovering = false): void {
+    const u32 = this.#u32;
+    const bytes = Atomics.load(u32, (fifo + FF_CHUNK_BYTES) >>> 2);
+    const capacity = Atomics.load(u32, (fifo + FF_CAPACITY) >>> 2);
+    const slots = bytes === 0 ? 0 : Math.min(Math.floor(capacity / bytes), classBytes(sizeClass) / 4);
+    const table = (fifo + FIFO_HEADER_SIZE) >>> 2;
+    for (let i = 0; i < slots; i++) {
+      const chunk = Atomics.load(u32, table + i);
+      if (chunk === 0) continue;
+      const chunkClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
+      const ours = chunkClass <= MAX_CHUNK_CLASS &&
+        (this.#isDataChunk(chunk, chunkClass, fifo) ||
+          (recovering && this.#isChunkOf(chunk, chunkClass, FIFO_STATE_FREE) &&
+            Atomics.load(u32, (chunk + FC_FIFO) >>> 2) === fifo && !this.#onList(chunkClass, chunk)));
+      if (ours) {
+        this.#makeFree(chunk);
+        this.#push(chunkClass, chunk);
+      }
+      Atomics.store(u32, table + i, 0);
+    }
+  }
+
+  /** Carves up to `count` chunks of a class onto its freelist; returns how many. */
+  preallocateChunks(sizeClass: number, count: number): number {
+    return this.#locked(() => this.#carveOnto(sizeClass, count));
+  }
+
+  #makeLive(offset: number, size: number, list: FifoList, kind: number, init?: (offset: number) => void): void {
     const u32 = this.#u32;
     const w = offset >>> 2;
     // Zero everything from line 0's user fields through the signalling line: a reused fifo
@@ -436,6 +576,7 @@ export class FifoAllocator {
     u32[w + FF_NEXT_FREE / 4] = 0;
     u32[w + FF_OWNER / 4] = this.#m.liveness.ownTag;
     u32[w + FF_KIND / 4] = kind;
+    init?.(offset);
     let seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     if (seq === 0) seq = (Atomics.add(u32, FS_ALLOC_SEQ >>> 2, 1) + 1) >>> 0;
     Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
@@ -485,8 +626,11 @@ export class FifoAllocator {
       }
       const freed = this.#locked(() => {
         this.#checkLive(offset, seq);
-        this.#journal(JOURNAL_FREE, offset, sizeClass);
+        const chunked = Atomics.load(this.#u32, (offset + FF_CHUNK_BYTES) >>> 2) !== 0 &&
+          Atomics.load(this.#u32, (offset + FF_KIND) >>> 2) === KIND_FIFO;
+        this.#journal(chunked ? JOURNAL_FREE_CHUNKED : JOURNAL_FREE, offset, sizeClass);
         if (Atomics.compareExchange(this.#u32, word, 1, 0) !== 1) return false; // retained meanwhile
+        if (chunked) this.#dropTable(offset, sizeClass);
         this.#makeFree(offset);
         this.#push(sizeClass, offset);
         return true;
@@ -596,7 +740,8 @@ export class FifoAllocator {
 
   /**
    * Checks the books under the lock (after repairing what a dead holder left): every chunk is
-   * either live with references or on its class's freelist exactly once.
+   * either live with references or on its class's freelist exactly once, and every live data
+   * chunk of a chunked fifo sits in exactly one word of its fifo's table.
    */
   audit(): AllocatorAudit {
     return this.#locked(() => {
@@ -608,11 +753,36 @@ export class FifoAllocator {
       let live = 0;
       let free = 0;
       const chunks = this.chunks();
+      const u32 = this.#u32;
+      // Data chunks of chunked fifos: each must sit in exactly one table word, its fifo's.
+      const tabled = new Map<number, number>();
       for (const chunk of chunks) {
-        const refs = Atomics.load(this.#u32, (chunk.offset + FF_REFCOUNT) >>> 2);
-        const seq = Atomics.load(this.#u32, (chunk.offset + FF_ALLOC_SEQ) >>> 2);
+        const at = chunk.offset;
+        if (
+          chunk.state !== FIFO_STATE_LIVE || Atomics.load(u32, (at + FF_KIND) >>> 2) !== KIND_FIFO ||
+          Atomics.load(u32, (at + FF_CHUNK_BYTES) >>> 2) === 0
+        ) continue;
+        const bytes = Atomics.load(u32, (at + FF_CHUNK_BYTES) >>> 2);
+        const slots = Math.min(
+          Math.floor(Atomics.load(u32, (at + FF_CAPACITY) >>> 2) / bytes),
+          (chunk.length - FIFO_HEADER_SIZE) / 4,
+        );
+        for (let i = 0; i < slots; i++) {
+          const data = Atomics.load(u32, ((at + FIFO_HEADER_SIZE) >>> 2) + i);
+          if (data !== 0 && Atomics.load(u32, (data + FC_FIFO) >>> 2) === at) {
+            tabled.set(data, (tabled.get(data) ?? 0) + 1);
+          }
+        }
+      }
+      for (const chunk of chunks) {
+        const refs = Atomics.load(u32, (chunk.offset + FF_REFCOUNT) >>> 2);
+        const seq = Atomics.load(u32, (chunk.offset + FF_ALLOC_SEQ) >>> 2);
         const listed = onList.get(chunk.offset) ?? 0;
-        if (chunk.state === FIFO_STATE_LIVE && refs > 0 && seq !== 0 && listed === 0) live++;
+        const isData = Atomics.load(u32, (chunk.offset + FF_KIND) >>> 2) === KIND_FIFO_CHUNK;
+        if (chunk.state === FIFO_STATE_LIVE && isData) {
+          if (tabled.get(chunk.offset) === 1 && listed === 0) live++;
+          else lost.push(chunk.offset);
+        } else if (chunk.state === FIFO_STATE_LIVE && refs > 0 && seq !== 0 && listed === 0) live++;
         else if (chunk.state === FIFO_STATE_FREE && listed === 1) free++;
         else lost.push(chunk.offset);
       }

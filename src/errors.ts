@@ -25,7 +25,8 @@ export type SegmentErrorCode =
   | "aborted" // the producer aborted the stream
   | "refused" // a listener refused the connection (its reason follows)
   | "handshake" // a malformed or unexpected handshake message
-  | "in-use"; // a live listener holds the name
+  | "in-use" // a live listener holds the name
+  | "no-memory"; // the segment has no chunk left for a chunked fifo's bytes
 
 /** A segment or fifo that cannot be used as asked. */
 export class SegmentError extends Error {

@@ -23,6 +23,7 @@ import {
   DEQ_NTF_IF_FULL,
   FF_ALLOC_SEQ,
   FF_CAPACITY,
+  FF_CHUNK_BYTES,
   FF_CLIENT_SESSION,
   FF_CLIENT_THREAD,
   FF_CLOSED,
@@ -37,6 +38,7 @@ import {
   FF_MASTER_SESSION,
   FF_MASTER_THREAD,
   FF_PRODUCER,
+  FF_SIZE,
   FF_SPACE_SEQ,
   FF_SPACE_WAITER,
   FF_SPACE_WANTED,
@@ -45,7 +47,10 @@ import {
   FF_WANT_DEQ_NTF,
   FIFO_HEADER_SIZE,
   KIND_FIFO,
+  MAX_CHUNK_CLASS,
+  SIZE_CLASSES,
 } from "./layout.ts";
+import { type ChunkSource, FifoChunks } from "./fifo_chunks.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
 import { peerTag, readLiveChunk } from "./chunk.ts";
 import { ByteCopier } from "./byte_copy.ts";
@@ -87,7 +92,7 @@ function deqNtfFlag(kind: DequeueNotification): number {
 }
 
 /** The memory a fifo lives in: views over one segment's single ArrayBuffer. */
-export interface FifoMemory {
+export interface FifoMemory extends ChunkSource {
   readonly u8: Uint8Array;
   readonly u32: Uint32Array;
   readonly i32: Int32Array;
@@ -138,7 +143,13 @@ export class Fifo {
   readonly #u32: Uint32Array;
   readonly #i32: Int32Array;
   readonly #offset: number;
+  /** The ring's bytes: a contiguous fifo's capacity; for a chunked one, the most its size can be. */
   readonly #cap: number;
+  /** A chunked fifo's table (null for a contiguous fifo) and its size word. */
+  readonly #chunks: FifoChunks | null;
+  readonly #sizeWord: number;
+  /** The most bytes the fifo can store: the capacity, or a chunked ring less its spare chunk. */
+  readonly #maxSize: number;
   /** Period of the head and tail counters, a multiple of the capacity. */
   readonly #period: number;
   readonly #data: number;
@@ -181,9 +192,19 @@ export class Fifo {
     const w = offset >>> 2;
     const u32 = mem.u32;
     const cap = Atomics.load(u32, w + FF_CAPACITY / 4); // read once, checked, used
-    if (cap < 1 || cap > classBytes(sizeClass)) {
-      throw new SegmentError("corrupt", `fifo at offset ${offset} of segment "${mem.name}" claims capacity ${cap}`);
+    const chunkBytes = Atomics.load(u32, w + FF_CHUNK_BYTES / 4);
+    if (chunkBytes === 0 ? cap < 1 || cap > classBytes(sizeClass) : !chunkedShapeOk(cap, chunkBytes, sizeClass)) {
+      throw new SegmentError(
+        "corrupt",
+        `fifo at offset ${offset} of segment "${mem.name}" claims capacity ${cap}` +
+          (chunkBytes === 0 ? "" : ` in chunks of ${chunkBytes}`),
+      );
     }
+    this.#chunks = chunkBytes === 0
+      ? null
+      : new FifoChunks(mem, offset, seq, cap, chunkBytes, Math.log2(chunkBytes / classBytes(0)));
+    this.#sizeWord = w + FF_SIZE / 4;
+    this.#maxSize = chunkBytes === 0 ? cap : cap - chunkBytes;
     this.#seq = seq;
     this.#seqWord = w + FF_ALLOC_SEQ / 4;
     this.#period = counterPeriod(cap);
@@ -331,7 +352,16 @@ export class Fifo {
     this.#cachedHead = head;
     const used = this.#dist(tail, head);
     if (used > this.#cap) this.#badDistance(head, tail);
-    return this.#cap - used;
+    if (this.#chunks === null) return this.#cap - used;
+    const limit = this.#limit();
+    return used < limit ? limit - used : 0; // a size set below what is stored: nothing free
+  }
+
+  /** The most bytes the producer may store: the capacity, or a chunked fifo's size word now. */
+  #limit(): number {
+    if (this.#chunks === null) return this.#cap;
+    const size = Atomics.load(this.#u32, this.#sizeWord);
+    return size < this.#maxSize ? size : this.#maxSize; // a word past the most counts as the most
   }
 
   /** The ring index of the head counter `head`. */
@@ -346,6 +376,7 @@ export class Fifo {
 
   /** Writes n bytes of src (from srcAt) into the ring at ring index `at`. */
   #copyIn(at: number, src: Uint8Array, srcAt: number, n: number): void {
+    if (this.#chunks !== null) return this.#chunks.copyIn(this.#copier, at, src, srcAt, n);
     const first = this.#cap - at;
     if (n <= first) {
       this.#copier.toSegment(this.#data + at, src, srcAt, n);
@@ -357,6 +388,7 @@ export class Fifo {
 
   /** Reads n bytes from ring index `at` into dst. */
   #copyOut(at: number, dst: Uint8Array, n: number): void {
+    if (this.#chunks !== null) return this.#chunks.copyOut(this.#copier, at, dst, 0, n);
     const first = this.#cap - at;
     if (n <= first) {
       this.#copier.fromSegment(dst, 0, this.#data + at, n);
@@ -390,6 +422,7 @@ export class Fifo {
   /** Moves the head (at ring index `at`) n bytes on; the caller checked n <= used. */
   #consume(head: number, at: number, n: number): void {
     if (!this.#consuming) this.#becomeConsumer();
+    if (this.#chunks !== null) this.#chunks.passed(at, n); // before the head lets the producer at them
     let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
     let next = head - (this.#period - n);
@@ -413,7 +446,7 @@ export class Fifo {
     const tail = Atomics.load(this.#u32, this.#tail);
     if (tail >= this.#period) return true;
     const used = this.#dist(tail, head);
-    return used > this.#cap || this.#cap - used >= wanted;
+    return used > this.#cap || this.#limit() - used >= wanted;
   }
 
   /**
@@ -544,7 +577,7 @@ export class Fifo {
 
   #checkSpace(n: number): void {
     checkCount("n", n);
-    if (n > this.#cap) throw new RangeError(`cannot wait for ${n} free bytes in a fifo of ${this.#cap}`);
+    if (n > this.#maxSize) throw new RangeError(`cannot wait for ${n} free bytes in a fifo of ${this.#maxSize}`);
   }
 
   /** Ends the stream (the producer's call): readers drain what is left, then see the end. */
@@ -612,13 +645,30 @@ export class Fifo {
     checkBytes("src", src);
     this.#checkAlias("src", src);
     const tail = this.#own(this.#tail);
-    let free = this.#cap - this.#dist(tail, this.#cachedHead);
+    let free = (this.#chunks === null ? this.#cap : this.#limit()) - this.#dist(tail, this.#cachedHead);
     if (free < src.length) free = this.#free(tail);
     if (exact && free < src.length) return -1;
-    const n = src.length < free ? src.length : free;
+    let n = src.length < free ? src.length : free;
     const at = this.#tailIndex(tail);
+    if (this.#chunks !== null && n > 0) {
+      n = this.#provide(tail, at, 0, n);
+      if (exact && n < src.length) return -1;
+    }
     if (n > 0) this.#copyIn(at, src, 0, n);
     return this.#publish(tail, at, n);
+  }
+
+  /**
+   * A chunked fifo's producer: makes sure the n ring bytes from index `at` (`offset` bytes past
+   * the tail) have chunks; returns how many from `at` do (fewer when the segment has no more).
+   */
+  #provide(tail: number, at: number, offset: number, n: number): number {
+    const chunks = this.#chunks!;
+    if (chunks.present(at, n)) return n;
+    const head = this.#counter(this.#head);
+    const ooo = this.#ooo.extent(tail);
+    const reach = this.#dist(tail, head) + (offset + n > ooo ? offset + n : ooo);
+    return chunks.provide(at, n, this.#headIndex(head), reach);
   }
 
   /**
@@ -637,6 +687,7 @@ export class Fifo {
     if (src.length === 0) return true;
     let at = this.#tailIndex(tail) + (offset % this.#cap);
     if (at >= this.#cap) at -= this.#cap;
+    if (this.#chunks !== null && this.#provide(tail, at, offset, src.length) < src.length) return false;
     this.#copyIn(at, src, 0, src.length);
     this.#ooo.add(tail, offset, src.length);
     return true;
@@ -727,9 +778,59 @@ export class Fifo {
     return this.#free(this.#counter(this.#tail));
   }
 
-  /** Capacity in bytes: exactly what was asked for at allocation. */
+  /**
+   * Capacity in bytes: exactly what was asked for at allocation. For a chunked fifo, its size now
+   * (see {@link setSize}).
+   */
   get size(): number {
-    return this.#cap;
+    return this.#chunks === null ? this.#cap : this.#limit();
+  }
+
+  /**
+   * The most a chunked fifo's size can be set to (the ring its chunks cover); a contiguous
+   * fifo's capacity.
+   */
+  get maxSize(): number {
+    return this.#maxSize;
+  }
+
+  /** Whether the fifo's memory comes in chunks that follow its fill level (see `allocFifo`). */
+  get chunked(): boolean {
+    return this.#chunks !== null;
+  }
+
+  /** Bytes of each chunk of a chunked fifo; a contiguous fifo's whole ring. */
+  get chunkSize(): number {
+    return this.#chunks === null ? this.#cap : this.#chunks.chunkBytes;
+  }
+
+  /** Chunks of memory the fifo holds now (always 1 for a contiguous fifo). */
+  get chunkCount(): number {
+    this.#check();
+    return this.#chunks === null ? 1 : this.#chunks.count();
+  }
+
+  /** Bytes of data memory the fifo holds now: `chunkCount * chunkSize`. */
+  get memoryBytes(): number {
+    return this.chunkCount * this.chunkSize;
+  }
+
+  /**
+   * Changes a chunked fifo's size, 1 to {@link maxSize} bytes (either side may call it). Set
+   * below what is stored, nothing can be written until the reader drained below it (a receive
+   * window of 0); the memory follows what is stored, not the size. A writer asleep for space is
+   * woken to look again.
+   */
+  setSize(size: number): void {
+    this.#check();
+    if (this.#chunks === null) {
+      throw new TypeError("only a chunked fifo's size can change (allocFifo with chunked: true)");
+    }
+    if (!Number.isSafeInteger(size) || size < 1 || size > this.#maxSize) {
+      throw new RangeError(`a size must be an integer from 1 to ${this.#maxSize}, got ${size}`);
+    }
+    Atomics.store(this.#u32, this.#sizeWord, size);
+    if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) this.#wake(this.#spaceSeq, this.#spaceWaiter);
   }
 
   /** True when nothing is readable. */
@@ -868,12 +969,12 @@ export class Fifo {
   /** Free bytes an `"always"` dequeue notification waits for (0: any dequeue), up to the capacity. */
   get dequeueThreshold(): number {
     this.#check();
-    return Math.min(Atomics.load(this.#u32, (this.#offset + FF_DEQ_THRESHOLD) >>> 2), this.#cap);
+    return Math.min(Atomics.load(this.#u32, (this.#offset + FF_DEQ_THRESHOLD) >>> 2), this.#limit());
   }
   set dequeueThreshold(bytes: number) {
     this.#check();
     checkCount("dequeueThreshold", bytes);
-    if (bytes > this.#cap) throw new RangeError(`a threshold of ${bytes} bytes is past the capacity ${this.#cap}`);
+    if (bytes > this.#limit()) throw new RangeError(`a threshold of ${bytes} bytes is past the size ${this.#limit()}`);
     Atomics.store(this.#u32, (this.#offset + FF_DEQ_THRESHOLD) >>> 2, bytes);
   }
 
@@ -889,12 +990,13 @@ export class Fifo {
     const want = Atomics.load(this.#i32, base + FF_WANT_DEQ_NTF / 4);
     if ((want & DEQ_NTF_ANY) === 0) return false;
     const used = this.#used(this.#counter(this.#head));
+    const limit = this.#limit();
     if ((want & DEQ_NTF_ALWAYS) !== 0) {
-      const threshold = Math.min(Atomics.load(this.#u32, base + FF_DEQ_THRESHOLD / 4), this.#cap);
-      if (this.#cap - used >= threshold) return true;
+      const threshold = Math.min(Atomics.load(this.#u32, base + FF_DEQ_THRESHOLD / 4), limit);
+      if (limit - used >= threshold) return true;
     }
     if (Atomics.load(this.#i32, base + FF_HAS_DEQ_NTF / 4) !== 0) return false;
-    if ((want & DEQ_NTF_IF_FULL) !== 0 && used < this.#cap && used + lastDequeued >= this.#cap) return true;
+    if ((want & DEQ_NTF_IF_FULL) !== 0 && used < limit && used + lastDequeued >= limit) return true;
     return (want & DEQ_NTF_IF_EMPTY) !== 0 && used === 0;
   }
 
@@ -930,7 +1032,10 @@ export class Fifo {
     else Atomics.store(this.#i32, (this.#offset + FF_WANT_DEQ_NTF) >>> 2, 0);
   }
 
-  /** Up to two in-place views of the readable bytes, oldest first. Follow with `dequeueDrop`. */
+  /**
+   * In-place views of the readable bytes, oldest first: up to two (one per chunk of a chunked
+   * fifo). Follow with `dequeueDrop`.
+   */
   readSegments(): Uint8Array[] {
     this.#check();
     if (!this.#consuming) this.#becomeConsumer();
@@ -938,12 +1043,20 @@ export class Fifo {
     return this.#segments(this.#headIndex(head), this.#used(head));
   }
 
-  /** Up to two in-place views of the free space, in order. Follow with `enqueueNocopy`. */
-  writeSegments(): Uint8Array[] {
+  /**
+   * In-place views of the free space (at most `max` bytes of it), in order: up to two (one per
+   * chunk of a chunked fifo, whose chunks are taken for them: pass `max` to take only what you
+   * will write). Follow with `enqueueNocopy`.
+   */
+  writeSegments(max = Infinity): Uint8Array[] {
     this.#check();
+    if (!(max >= 0)) throw new RangeError(`max must be a non-negative number, got ${max}`);
     if (!this.#producing) this.#becomeProducer();
     const tail = this.#counter(this.#tail);
-    return this.#segments(this.#tailIndex(tail), this.#free(tail));
+    const at = this.#tailIndex(tail);
+    let n = Math.min(this.#free(tail), max);
+    if (this.#chunks !== null && n > 0) n = this.#provide(tail, at, 0, n);
+    return this.#segments(at, n);
   }
 
   /**
@@ -953,6 +1066,7 @@ export class Fifo {
   #segments(at: number, n: number): Uint8Array[] {
     if (n === 0) return [];
     const buffer = this.#mem.lent();
+    if (this.#chunks !== null) return this.#chunks.views(buffer, at, n);
     const first = Math.min(n, this.#cap - at);
     const views = [new Uint8Array(buffer, this.#data + at, first)];
     if (first < n) views.push(new Uint8Array(buffer, this.#data, n - first));
@@ -966,7 +1080,11 @@ export class Fifo {
     const tail = this.#counter(this.#tail);
     const free = this.#free(tail);
     if (n > free) throw new RangeError(`cannot publish ${n} bytes: only ${free} free`);
-    return this.#publish(tail, this.#tailIndex(tail), n);
+    const at = this.#tailIndex(tail);
+    if (this.#chunks !== null && n > 0 && this.#provide(tail, at, 0, n) < n) {
+      throw new SegmentError("no-memory", `segment "${this.#mem.name}" has no chunk left for ${n} bytes`);
+    }
+    return this.#publish(tail, at, n);
   }
 
   /**
@@ -1014,7 +1132,18 @@ export class Fifo {
   /** A one-line description. */
   toString(): string {
     if (!this.isLive) return `fifo @${this.#offset} (gone)`;
-    return `fifo @${this.#offset}: ${this.maxDequeue} of ${this.#cap} bytes used, list ${this.list}, tag ${this.tag}` +
-      `, ${this.#ooo.count} out-of-order ranges`;
+    const chunks = this.#chunks === null
+      ? ""
+      : `, ${this.#chunks.count()} chunks of ${this.#chunks.chunkBytes} (size at most ${this.#maxSize})`;
+    return `fifo @${this.#offset}: ${this.maxDequeue} of ${this.size} bytes used, list ${this.list}, tag ${this.tag}` +
+      `${chunks}, ${this.#ooo.count} out-of-order ranges`;
   }
+}
+
+/** Whether a chunked fifo's ring of `ring` bytes in chunks of `chunkBytes` fits a header chunk of `sizeClass`. */
+function chunkedShapeOk(ring: number, chunkBytes: number, sizeClass: number): boolean {
+  let chunkClass = 0;
+  while (chunkClass <= MAX_CHUNK_CLASS && classBytes(chunkClass) !== chunkBytes) chunkClass++;
+  return chunkClass <= MAX_CHUNK_CLASS && ring >= 2 * chunkBytes && ring % chunkBytes === 0 &&
+    ring <= classBytes(SIZE_CLASSES - 1) && (ring / chunkBytes) * 4 <= classBytes(sizeClass);
 }

@@ -1,13 +1,34 @@
 /**
  * Web streams over a fifo: a byte ReadableStream that sleeps until data arrives, ends when the
  * producer closed the fifo, and errors when it aborted it or died ("aborted", "peer-gone"); and a
- * WritableStream whose writes wait for room, and whose abort() aborts the fifo.
+ * WritableStream whose writes wait for room (and, for a chunked fifo in a full segment, for
+ * memory), and whose abort() aborts the fifo.
  *
  * @module
  */
 
 import { SegmentError } from "./errors.ts";
 import type { Fifo } from "./fifo.ts";
+
+/** The longest a writer of a chunked fifo waits before it looks for memory again. */
+const MAX_MEMORY_PAUSE_MS = 50;
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const done = () => {
+      signal?.removeEventListener("abort", stopped);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const stopped = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", stopped, { once: true });
+  });
+}
 
 /** Bytes a read asks for when the reader brings no buffer of its own. */
 const CHUNK = 64 * 1024;
@@ -67,11 +88,21 @@ export function writableOf(fifo: Fifo, stop?: AbortSignal): WritableStream<Uint8
     async write(chunk) {
       if (!(chunk instanceof Uint8Array)) throw new TypeError("a fifo's writable takes Uint8Array chunks");
       stop?.throwIfAborted();
-      let done = fifo.enqueue(chunk);
+      let last = fifo.enqueue(chunk);
+      let done = last;
+      let stalls = 0;
       while (done < chunk.length) {
-        // Wake for a quarter of the fifo (or the rest), not for every byte the reader takes.
-        await fifo.waitForSpace(Math.min(chunk.length - done, Math.max(1, fifo.size >> 2)), { signal: stop });
-        done += fifo.enqueue(chunk.subarray(done));
+        if (last === 0 && fifo.chunked && fifo.maxEnqueue > 0) {
+          // Room by size but no chunk to hold it: the segment's memory is all in use. Nothing
+          // rings when some comes back (another fifo drains), so look again after a while.
+          await pause(Math.min(2 ** stalls++, MAX_MEMORY_PAUSE_MS), stop);
+        } else {
+          stalls = 0;
+          // Wake for a quarter of the fifo (or the rest), not for every byte the reader takes.
+          await fifo.waitForSpace(Math.min(chunk.length - done, Math.max(1, fifo.size >> 2)), { signal: stop });
+        }
+        last = fifo.enqueue(chunk.subarray(done));
+        done += last;
       }
     },
     close() {

@@ -19,11 +19,14 @@
  *   516 u32  flags            bit 0: preallocated (allocate only from the freelists)
  *   520 u32  allocator lock   process tag of the holder, 0 when free (see "Process tags")
  *   524 u32  allocation seq   last allocation number handed out (never 0); orders fifos()
- *   528 u32  journal op       the holder's operation in progress: 0 none, 1 pop, 2 carve, 3 free
+ *   528 u32  journal op       the holder's operation in progress: 0 none, 1 pop, 2 carve, 3 free,
+ *                             4 grow (a chunk for a chunked fifo), 5 drop (one chunk of it),
+ *                             6 free a chunked fifo (its chunks, then its header)
  *   532 u32  journal chunk    the chunk (pop, free) or the bump before carving (carve)
  *   536 u32  journal class    the size class the operation works on
  *   540 u32  creator tag      process tag of the creator
- *   544 ..575 reserved
+ *   544 u32  journal target   the table word a grow fills or a drop clears (grow, drop)
+ *   548 ..575 reserved
  *   576 u32[SIZE_CLASSES] freelist heads, one per size class: offset of the first free fifo
  *            (0 = empty); changed only under the allocator lock
  *   1024 process table: PROC_SLOTS entries of 8 bytes, one per attached process
@@ -76,7 +79,7 @@
  *   +48  u32  client session index   +52 u32 client thread index
  *   +56  u32  owner            process tag of the allocator
  *   +60  u32  kind             what the chunk holds: 0 a byte fifo, 1 a message queue, 2 an event ring,
- *                              3 a message ring
+ *                              3 a message ring, 4 a data chunk of a chunked fifo
  *   line 1, written only by the consumer
  *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
@@ -100,7 +103,23 @@
  *                              producer clears it to be told again
  *   +236 u32  space wanted     bytes the sleeping writer waits for: the consumer rings it only
  *                              once that much is free (0 or more than the capacity: at any dequeue)
- *   +256 data
+ *   +240 u32  chunk bytes      0 for a contiguous fifo; for a chunked one the bytes of each of its
+ *                              data chunks, a class size from 4 KiB to 4 MiB (see below)
+ *   +244 u32  size             a chunked fifo's cap: the producer writes only while fewer bytes are
+ *                              stored (1 .. capacity; set by either side at any time)
+ *   +256 data: the ring of a contiguous fifo; a chunked fifo's chunk table
+ *
+ * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C) is cut into
+ * capacity / C slots; the header chunk's data area is the table, one u32 per slot: the offset of
+ * the data chunk (kind 4) that holds ring bytes [slot * C, slot * C + C), or 0 when none does. Ring
+ * positions, head and tail work as in a contiguous fifo; a byte at ring index i lives at
+ * table[i / C] + FIFO_HEADER_SIZE + i % C. A data chunk's header is a chunk header (line 0; its
+ * capacity is C) with +64 u32 the offset of the fifo it belongs to. Who changes a table word:
+ * the producer fills the slots it writes into (at or past the tail) and drops leftover slots
+ * wholly behind the head; the consumer drops the slots it read past (before it publishes the
+ * head that passes them), except the last one when the slot after it is empty (so that a drained
+ * fifo keeps one chunk). Every fill and drop runs under the allocator lock with its journal, so
+ * a process killed at any point leaves each chunk in exactly one table word or on its freelist.
  *
  * Message queue (a live chunk of kind 1): its own header and rings fill the chunk's data area,
  * from D = chunk + FIFO_HEADER_SIZE; the fifo lines 1-3 of the chunk header are unused.
@@ -172,7 +191,7 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
 /** Where chunks start: after the header page and the sleeper table's page. */
@@ -199,12 +218,16 @@ export const FS_JOURNAL_OP = 528;
 export const FS_JOURNAL_CHUNK = 532;
 export const FS_JOURNAL_CLASS = 536;
 export const FS_CREATOR_TAG = 540;
+export const FS_JOURNAL_TARGET = 544;
 export const FS_FREELISTS = 576;
 /** Journal operations. */
 export const JOURNAL_NONE = 0;
 export const JOURNAL_POP = 1;
 export const JOURNAL_CARVE = 2;
 export const JOURNAL_FREE = 3;
+export const JOURNAL_GROW = 4;
+export const JOURNAL_DROP = 5;
+export const JOURNAL_FREE_CHUNKED = 6;
 
 /** The process table. */
 export const PROC_TABLE = 1024;
@@ -289,6 +312,11 @@ export const KIND_FIFO = 0;
 export const KIND_MESSAGE_QUEUE = 1;
 export const KIND_EVENTS = 2;
 export const KIND_MESSAGE_RING = 3;
+export const KIND_FIFO_CHUNK = 4;
+/** A data chunk's word naming the chunked fifo it belongs to (line 1 of its header). */
+export const FC_FIFO = 64;
+/** Chunk sizes of a chunked fifo: size classes 0 (4 KiB) to 10 (4 MiB). */
+export const MAX_CHUNK_CLASS = 10;
 
 /** "MSGQ" read as a little-endian u32. */
 export const MQ_MAGIC = 0x5147534d;
@@ -339,6 +367,8 @@ export const FF_CONSUMER = 224;
 export const FF_DEQ_THRESHOLD = 228;
 export const FF_HAS_DEQ_NTF = 232;
 export const FF_SPACE_WANTED = 236;
+export const FF_CHUNK_BYTES = 240;
+export const FF_SIZE = 244;
 /** Dequeue notification flags (the word at FF_WANT_DEQ_NTF). */
 export const DEQ_NTF_ALWAYS = 1;
 export const DEQ_NTF_IF_FULL = 2;

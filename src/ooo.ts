@@ -56,6 +56,12 @@ export class OooRanges {
     return i < 0 ? null : { offset: this.#past(this.#starts[i], tail), length: this.#lengths[i] };
   }
 
+  /** How far past `tail` the last range ends (0 when there is none). */
+  extent(tail: number): number {
+    const last = this.#starts.length - 1;
+    return last < 0 ? 0 : this.#past(this.#starts[last], tail) + this.#lengths[last];
+  }
+
   /** Records bytes [offset, offset + length) past `tail`, merging with touching ranges. */
   add(tail: number, offset: number, length: number): void {
     let lo = offset;

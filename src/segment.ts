@@ -12,13 +12,20 @@ import { Fifo, type FifoList } from "./fifo.ts";
 import {
   classBytes,
   EVENTS_BYTES,
+  FF_CAPACITY,
+  FF_CHUNK_BYTES,
   FF_KIND,
+  FF_SIZE,
   FIFO_HEADER_SIZE,
   FS_CREATOR_TAG,
   KIND_EVENTS,
   KIND_FIFO,
+  KIND_FIFO_CHUNK,
   KIND_MESSAGE_QUEUE,
   KIND_MESSAGE_RING,
+  MAX_CHUNK_CLASS,
+  MAX_FIFO_SIZE,
+  MIN_CLASS_BYTES,
   SIZE_CLASSES,
   WAITER_AFTER_SEQ,
 } from "./layout.ts";
@@ -35,6 +42,23 @@ import type { Liveness } from "./process_table.ts";
 import type { Waiters } from "./waiters.ts";
 import type { Sleeper } from "./wake/sleeper.ts";
 import { checkRingCapacity, formatMessageRing, MessageRing, ringBytes } from "./ring/message_ring.ts";
+
+/** How `segment.allocFifo` shapes a fifo. */
+export interface FifoOptions {
+  /**
+   * Memory in chunks that follows the fill level (VPP's chunked fifos): taken from the segment
+   * as data arrives and given back as it is read, down to one chunk; `setSize` changes the size
+   * later. A new chunked fifo holds no chunk until its first write.
+   */
+  readonly chunked?: boolean;
+  /**
+   * Bytes of each chunk, a power of two from 4 KiB to 4 MiB. Default, as VPP steps: an eighth
+   * of the largest size, at least 4 KiB and at most 64 KiB.
+   */
+  readonly chunkSize?: number;
+  /** The largest size `setSize` may set (default: `size`), rounded up to whole chunks. */
+  readonly maxSize?: number;
+}
 
 /** What `segment.info()` reports. */
 export interface SegmentInfo {
@@ -58,6 +82,8 @@ export interface SegmentInfo {
   readonly messageQueues: number;
   /** Message rings in use. */
   readonly messageRings: number;
+  /** Data chunks held by chunked fifos. */
+  readonly fifoChunks: number;
   /** Fifos waiting on freelists, all classes. */
   readonly freeFifos: number;
   /** Bytes not held by live fifos. */
@@ -251,14 +277,70 @@ export class Segment {
    * A new fifo whose capacity is exactly `size` bytes, from the smallest size class that holds
    * it, or null when the segment has no room.
    */
-  allocFifo(size: number, list: FifoList = "none"): Fifo | null {
+  allocFifo(size: number, list: FifoList = "none", options: FifoOptions = {}): Fifo | null {
     this.#check();
     classOf(size);
     if (list !== "rx" && list !== "tx" && list !== "none") {
       throw new RangeError(`list must be "rx", "tx" or "none", got ${String(list)}`);
     }
+    if (options?.chunked) return this.#allocChunked(size, list, options);
     const offset = this.#allocator.alloc(size, list);
     return offset === 0 ? null : this.#fifo(offset);
+  }
+
+  #allocChunked(size: number, list: FifoList, options: FifoOptions): Fifo | null {
+    const most = options.maxSize ?? size;
+    if (!Number.isSafeInteger(most) || most < size) {
+      throw new RangeError(`maxSize must be an integer of at least the size ${size}, got ${most}`);
+    }
+    const chunk = options.chunkSize ??
+      Math.min(Math.max(2 ** Math.floor(Math.log2(most / 8)), MIN_CLASS_BYTES), 64 * 1024);
+    if (
+      !Number.isSafeInteger(chunk) || chunk < MIN_CLASS_BYTES || chunk > classBytes(MAX_CHUNK_CLASS) ||
+      (chunk & (chunk - 1)) !== 0
+    ) {
+      throw new RangeError(`chunkSize must be a power of two from 4 KiB to 4 MiB, got ${chunk}`);
+    }
+    // One chunk more than the largest size: the producer then never reaches the slot the
+    // consumer reads in, so a slot the consumer read to its end is always its to give back.
+    const ring = Math.ceil(most / chunk) * chunk + chunk;
+    if (ring > MAX_FIFO_SIZE) throw new RangeError(`a chunked fifo of ${ring} bytes is too large`);
+    const slots = ring / chunk;
+    const offset = this.#allocator.alloc(slots * 4, list, KIND_FIFO, (at) => {
+      const w = at >>> 2;
+      this.u32[w + FF_CAPACITY / 4] = ring;
+      this.u32[w + FF_CHUNK_BYTES / 4] = chunk;
+      this.u32[w + FF_SIZE / 4] = size;
+      this.u32.fill(0, w + FIFO_HEADER_SIZE / 4, w + FIFO_HEADER_SIZE / 4 + slots); // the table: no chunks
+    });
+    return offset === 0 ? null : this.#fifo(offset);
+  }
+
+  /** @ignore @internal A chunk for a chunked fifo's table word (see `FifoAllocator.growChunk`). */
+  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean {
+    return this.#allocator.growChunk(fifo, seq, sizeClass, word);
+  }
+
+  /** @ignore @internal A chunked fifo's chunk given back (see `FifoAllocator.dropChunk`). */
+  dropChunk(fifo: number, seq: number, word: number, chunk: number): void {
+    this.#allocator.dropChunk(fifo, seq, word, chunk);
+  }
+
+  /**
+   * Carves `count` chunks of `chunkSize` bytes (a power of two from 4 KiB to 4 MiB) onto the
+   * freelists ahead of need, for chunked fifos (or fifos of that size); returns how many could
+   * not be made for want of room.
+   */
+  preallocateChunks(chunkSize: number, count: number): number {
+    this.#check();
+    if (!Number.isSafeInteger(count) || count < 0) {
+      throw new RangeError(`count must be a non-negative integer, got ${count}`);
+    }
+    const sizeClass = classOf(chunkSize);
+    if (classBytes(sizeClass) !== chunkSize || sizeClass > MAX_CHUNK_CLASS) {
+      throw new RangeError(`chunkSize must be a power of two from 4 KiB to 4 MiB, got ${chunkSize}`);
+    }
+    return count - this.#allocator.preallocateChunks(sizeClass, count);
   }
 
   /** A handle over the chunk at `offset`, bounded by where this process's chunk index says it ends. */
@@ -518,6 +600,7 @@ export class Segment {
       activeFifos: this.numFifos,
       messageQueues: this.#allocator.activeCount(KIND_MESSAGE_QUEUE),
       messageRings: this.#allocator.activeCount(KIND_MESSAGE_RING),
+      fifoChunks: this.#allocator.activeCount(KIND_FIFO_CHUNK),
       freeFifos: this.numFreeFifos(),
       freeBytes: this.freeBytes,
       preallocated: this.#allocator.preallocated,
@@ -531,6 +614,9 @@ export class Segment {
       `[${this.#index}] ${this.name} (${this.type}) ${formatBytes(this.size)}, creator pid ${this.creatorPid}` +
       (this.createdHere ? " (this process)" : ""),
       `  memory: ${formatMemory(this.memoryStatus())}, ${this.numFifos} active fifos` +
+      (this.#allocator.activeCount(KIND_FIFO_CHUNK) > 0
+        ? `, ${this.#allocator.activeCount(KIND_FIFO_CHUNK)} fifo chunks`
+        : "") +
       (this.#allocator.preallocated ? ", preallocated" : ""),
     ];
     for (const queue of this.messageQueues()) lines.push(`  ${queue.toString()}`);

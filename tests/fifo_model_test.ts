@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Fifo, OooSegment } from "../mod.ts";
+import { SegmentMain } from "../mod.ts";
 import { privateFifo } from "./fifo_fixture.ts";
 
 function prng(seed: number): () => number {
@@ -22,7 +23,7 @@ class Model {
   tail: number;
   readonly bytes = new Map<number, number>();
   readonly ooo = new Set<number>();
-  readonly cap: number;
+  cap: number;
   constructor(cap: number, start: number) {
     this.cap = cap;
     this.head = start;
@@ -32,7 +33,7 @@ class Model {
     return this.tail - this.head;
   }
   get free(): number {
-    return this.cap - this.used;
+    return Math.max(0, this.cap - this.used);
   }
   enqueue(src: Uint8Array): number {
     const before = this.tail;
@@ -80,12 +81,22 @@ function randomBytes(rand: () => number, n: number): Uint8Array {
   return b;
 }
 
-function runSeed(seed: number, steps: number): void {
+/** A chunked fifo of `cap` bytes in 4 KiB chunks (at most `most`), in a segment with room for all of them. */
+function chunkedFifo(cap: number, most: number): { sm: SegmentMain; fifo: Fifo; audit: () => number[] } {
+  const sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "chunked-model", size: 8 * 1024 + 2 * most + (1 << 20) });
+  const fifo = segment.allocFifo(cap, "rx", { chunked: true, chunkSize: 4096, maxSize: most })!;
+  return { sm, fifo, audit: () => [...segment.audit().lost] };
+}
+
+function runSeed(seed: number, steps: number, chunked = false): void {
   const rand = prng(seed);
-  const cap = 1 + Math.floor(rand() * 300);
+  const most = chunked ? 4096 + Math.floor(rand() * 5 * 4096) : 0;
+  const cap = chunked ? 1 + Math.floor(rand() * most) : 1 + Math.floor(rand() * 300);
   const starts = [0, 0xffff_ffff - Math.floor(rand() * 2 * cap), Math.floor(rand() * 2 ** 32)];
   const start = starts[seed % 3];
-  const { sm, fifo } = privateFifo(cap);
+  const made = chunked ? chunkedFifo(cap, most) : { ...privateFifo(cap), audit: () => [] };
+  const { sm, fifo } = made;
   using _ = sm;
   fifo.initPointers(start);
   const model = new Model(cap, start);
@@ -131,14 +142,51 @@ function runSeed(seed: number, steps: number): void {
       if (enough) model.drop(len);
       assert.equal(fifo.dequeueExact(dst), enough, where(op, i));
       if (enough) assert.deepEqual([...dst], expected, where(op, i));
-    } else if (pick < 0.97) {
+    } else if (pick < 0.955) {
       op = `dequeueDrop ${len}`;
       assert.equal(fifo.dequeueDrop(len), model.drop(len), where(op, i));
+    } else if (pick < 0.965) {
+      op = `writeSegments ${len}, enqueueNocopy`;
+      const views = fifo.writeSegments(len);
+      const total = views.reduce((n, v) => n + v.length, 0);
+      assert.equal(total, Math.min(len, model.free), where(op, i));
+      const src = randomBytes(rand, total);
+      let at = 0;
+      for (const v of views) {
+        v.set(src.subarray(at, at + v.length));
+        at += v.length;
+      }
+      assert.equal(fifo.enqueueNocopy(total), model.enqueue(src), where(op, i));
+    } else if (pick < 0.975) {
+      op = "readSegments";
+      const got = fifo.readSegments().flatMap((v) => [...v]);
+      assert.deepEqual(got, model.read(0, model.used), where(op, i));
+    } else if (chunked && pick < 0.99) {
+      const size = 1 + Math.floor(rand() * fifo.maxSize);
+      op = `setSize ${size}`;
+      fifo.setSize(size);
+      model.cap = size;
     } else {
       op = "dequeueDropAll";
       assert.equal(fifo.dequeueDropAll(), model.drop(model.used), where(op, i));
     }
     check(fifo, model, where(op, i));
+    if (chunked) {
+      // Memory follows the fill level: chunks for the bytes held (out-of-order ones too), plus
+      // at most one kept at the head and one ahead of the tail.
+      const reach = model.used + Math.max(0, ...fifo.oooSegments().map((s) => s.offset + s.length));
+      assert.ok(
+        fifo.chunkCount <= Math.ceil(reach / 4096) + 2,
+        `${where(op, i)}: ${fifo.chunkCount} chunks for ${reach} bytes`,
+      );
+    }
+  }
+  if (chunked) {
+    fifo.dequeueDropAll();
+    if (fifo.oooSegments().length === 0) {
+      assert.ok(fifo.chunkCount <= 1, `seed ${seed}: drained, ${fifo.chunkCount} chunks`);
+    }
+    assert.deepEqual(made.audit(), [], `seed ${seed}: every chunk in one table word or on its freelist`);
   }
 }
 
@@ -150,4 +198,8 @@ function check(fifo: Fifo, model: Model, where: string): void {
 
 test("random operations agree with a plain model, 400 seeds x 300 steps", () => {
   for (let seed = 1; seed <= 400; seed++) runSeed(seed, 300);
+});
+
+test("a chunked fifo (4 KiB chunks, up to 6 slots, setSize) agrees with the same model, 100 seeds x 200 steps", () => {
+  for (let seed = 1; seed <= 100; seed++) runSeed(seed, 200, true);
 });

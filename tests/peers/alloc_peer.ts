@@ -2,9 +2,12 @@
 //   churn TYPE NAME ITERATIONS SEED   allocate and free fifos of mixed sizes in a loop (ITERATIONS 0:
 //                                     forever), each filled with its own pattern and checked before
 //                                     it is freed; prints RUNNING after a while, then DONE {...}
+//   chunk-churn TYPE NAME SEED        forever: chunked fifos of its own filled and drained in random
+//                                     steps (their chunks taken and given back), every byte checked;
+//                                     prints RUNNING after a while
 //   slave TYPE NAME RECORDS          attach by name, find the fifo through fifos(), check RECORDS records
 import { type Fifo, SegmentMain } from "../../mod.ts";
-import { churn } from "./churn.ts";
+import { chunkChurn, churn } from "./churn.ts";
 import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, type, name, count, seed] = process.argv.slice(2);
@@ -12,6 +15,8 @@ using sm = new SegmentMain({ timeoutSeconds: 10 });
 const segment = sm.attach({ type: type as "shm", name });
 if (mode === "churn") {
   console.log(`DONE ${JSON.stringify(churn(segment, Number(count), Number(seed), () => console.log("RUNNING")))}`);
+} else if (mode === "chunk-churn") {
+  chunkChurn(segment, 0, Number(count), () => console.log("RUNNING"));
 } else if (mode === "slave") {
   const fifos = segment.fifos();
   const fifo: Fifo | undefined = fifos.find((f) => f.tag === 0x5a5a);

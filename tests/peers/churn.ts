@@ -61,3 +61,36 @@ export function churn(segment: Segment, iterations: number, seed: number, starte
   }
   return { allocs, frees, nulls, corrupt };
 }
+
+/**
+ * Runs `iterations` steps (0: forever) over three chunked fifos of this process: each step
+ * writes or reads a random amount of one of them (so chunks are taken and given back all the
+ * time), every byte checked against its position. Returns the counts; `bad` must be 0.
+ */
+export function chunkChurn(segment: Segment, iterations: number, seed: number, started?: () => void) {
+  const rand = xorshift(seed);
+  const fifos = [0, 1, 2].map(() => segment.allocFifo(48 * 1024, "none", { chunked: true, chunkSize: 4096 }));
+  const held = fifos.filter((f): f is Fifo => f !== null);
+  const written = held.map(() => 0);
+  const read = held.map(() => 0);
+  const buf = new Uint8Array(20_000);
+  let bad = 0;
+  for (let step = 0; iterations === 0 || step < iterations; step++) {
+    if ((step & 1023) === 0) exitIfOrphaned();
+    if (step === 200) started?.();
+    const i = Math.floor(rand() * held.length);
+    const fifo = held[i];
+    const n = 1 + Math.floor(rand() * buf.length);
+    if (rand() < 0.5) {
+      const src = buf.subarray(0, n);
+      for (let k = 0; k < n; k++) src[k] = fill(i, written[i] + k);
+      written[i] += fifo.enqueue(src);
+    } else {
+      const got = fifo.dequeue(buf.subarray(0, n));
+      for (let k = 0; k < got; k++) if (buf[k] !== fill(i, read[i] + k)) bad++;
+      read[i] += got;
+    }
+  }
+  for (const fifo of held) segment.freeFifo(fifo);
+  return { bad, written: written.reduce((a, b) => a + b, 0), read: read.reduce((a, b) => a + b, 0) };
+}

@@ -1,12 +1,13 @@
 // A peer for the cross-process fifo tests; runs under Deno or Bun.
 //   produce TYPE WHERE OFFSET TOTAL SEED   stream TOTAL patterned bytes into the fifo, write sizes varied
+//   produce-ooo TYPE WHERE OFFSET TOTAL SEED  the same, every other write in two parts, the second first
 //   consume TYPE WHERE OFFSET TOTAL SEED   read TOTAL bytes, read sizes varied, check every byte
 //   events  TYPE WHERE OFFSET MSGS SEED    consumer side of the event protocol test (see fifo_stream_test.ts)
 //   events-wrong-order ...                the same, checking for data before clearing the flag (the control)
 // WHERE is the shm name, or PID:FD for a memfd. Prints one line: DONE {...}.
 import { type Fifo, SegmentMain } from "../../mod.ts";
 import { streamTable } from "../helpers.ts";
-import { consumeEvents, consumeStream, produceStream } from "./stream.ts";
+import { consumeEvents, consumeStream, produceStream, produceStreamOoo } from "./stream.ts";
 
 const [mode, type, where, offset, count, seed] = process.argv.slice(2);
 using sm = new SegmentMain({ timeoutSeconds: 10 });
@@ -18,6 +19,7 @@ const peerAlive = () => sm.os.processAlive(process.ppid);
 const table = streamTable();
 let result: unknown;
 if (mode === "produce") result = produceStream(fifo, Number(count), Number(seed), table, peerAlive);
+else if (mode === "produce-ooo") result = produceStreamOoo(fifo, Number(count), Number(seed), table, peerAlive);
 else if (mode === "consume") result = consumeStream(fifo, Number(count), Number(seed), table, peerAlive);
 else if (mode === "events" || mode === "events-wrong-order") {
   const order = mode === "events" ? "unset-then-drain" : "drain-then-unset";

@@ -1,0 +1,222 @@
+/**
+ * The chunk table of a chunked fifo (see "Chunked fifo" in `layout.ts`): where each ring byte
+ * lives, copies that follow the chunks, and the two sides' rules for taking chunks from the
+ * segment and giving them back. A table word is read at the moment of use and checked against
+ * the segment: a peer that scribbles on the table gets `SegmentError` "corrupt", never an
+ * access outside the segment.
+ *
+ * @module
+ */
+
+import { SegmentError } from "./errors.ts";
+import { FIFO_AREA_START, FIFO_HEADER_SIZE } from "./layout.ts";
+import type { ByteCopier } from "./byte_copy.ts";
+
+/** Slots behind the head the producer looks at for a chunk left there. */
+const TRIM_LOOK_BACK = 4;
+
+/** What the table needs of its segment: the words, and chunks from the allocator. */
+export interface ChunkSource {
+  readonly u32: Uint32Array;
+  readonly size: number;
+  readonly name: string;
+  /** Takes a chunk of `sizeClass` into table word `word` (a byte offset) of the fifo; false when there is none. */
+  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean;
+  /** Gives back the chunk `chunk` held in table word `word` of the fifo. */
+  dropChunk(fifo: number, seq: number, word: number, chunk: number): void;
+}
+
+/** One chunked fifo's table, as one handle sees it. */
+export class FifoChunks {
+  readonly #src: ChunkSource;
+  readonly #u32: Uint32Array;
+  readonly #fifo: number;
+  readonly #seq: number;
+  /** The ring's bytes (the fifo's capacity), chunk bytes, log2 of those, slots. */
+  readonly #ring: number;
+  readonly #bytes: number;
+  readonly #shift: number;
+  readonly #slots: number;
+  readonly #sizeClass: number;
+  /** Byte offset of table word 0. */
+  readonly #table: number;
+  /** Largest offset a chunk may start at and still end inside the segment. */
+  readonly #lastStart: number;
+
+  constructor(src: ChunkSource, fifo: number, seq: number, ring: number, chunkBytes: number, sizeClass: number) {
+    this.#src = src;
+    this.#u32 = src.u32;
+    this.#fifo = fifo;
+    this.#seq = seq;
+    this.#ring = ring;
+    this.#bytes = chunkBytes;
+    this.#shift = Math.log2(chunkBytes);
+    this.#slots = ring / chunkBytes;
+    this.#sizeClass = sizeClass;
+    this.#table = fifo + FIFO_HEADER_SIZE;
+    this.#lastStart = src.size - FIFO_HEADER_SIZE - chunkBytes;
+  }
+
+  /** Bytes of each data chunk. */
+  get chunkBytes(): number {
+    return this.#bytes;
+  }
+
+  /** The data chunks the table holds now. */
+  count(): number {
+    let n = 0;
+    for (let i = 0; i < this.#slots; i++) if (Atomics.load(this.#u32, (this.#table >>> 2) + i) !== 0) n++;
+    return n;
+  }
+
+  /** The chunk of slot `slot`, or 0 when it has none; a word that points outside the segment is corruption. */
+  #chunk(slot: number): number {
+    const chunk = Atomics.load(this.#u32, (this.#table >>> 2) + slot);
+    if (chunk !== 0 && (chunk < FIFO_AREA_START || chunk > this.#lastStart)) this.#badWord(slot, chunk);
+    return chunk;
+  }
+
+  /** The data of slot `slot`, which must have a chunk (the bytes in it are live). */
+  #data(slot: number): number {
+    const chunk = this.#chunk(slot);
+    if (chunk === 0) this.#missing(slot);
+    return chunk + FIFO_HEADER_SIZE;
+  }
+
+  #badWord(slot: number, chunk: number): never {
+    throw new SegmentError(
+      "corrupt",
+      `chunked fifo at offset ${this.#fifo} of segment "${this.#src.name}": slot ${slot} names ${chunk}, outside the segment`,
+    );
+  }
+
+  #missing(slot: number): never {
+    throw new SegmentError(
+      "corrupt",
+      `chunked fifo at offset ${this.#fifo} of segment "${this.#src.name}": slot ${slot} holds live bytes but no chunk`,
+    );
+  }
+
+  /** Writes n bytes of src (from srcAt) at ring index `at`, chunk by chunk, wrapping at the ring's end. */
+  copyIn(copier: ByteCopier, at: number, src: Uint8Array, srcAt: number, n: number): void {
+    const mask = this.#bytes - 1;
+    while (n > 0) {
+      const within = at & mask;
+      const k = Math.min(this.#bytes - within, n);
+      copier.toSegment(this.#data(at >>> this.#shift) + within, src, srcAt, k);
+      srcAt += k;
+      n -= k;
+      at += k;
+      if (at >= this.#ring) at -= this.#ring;
+    }
+  }
+
+  /** Reads n bytes from ring index `at` into dst (from dstAt). */
+  copyOut(copier: ByteCopier, at: number, dst: Uint8Array, dstAt: number, n: number): void {
+    const mask = this.#bytes - 1;
+    while (n > 0) {
+      const within = at & mask;
+      const k = Math.min(this.#bytes - within, n);
+      copier.fromSegment(dst, dstAt, this.#data(at >>> this.#shift) + within, k);
+      dstAt += k;
+      n -= k;
+      at += k;
+      if (at >= this.#ring) at -= this.#ring;
+    }
+  }
+
+  /** Views over `buffer` (the segment's lent one) of the n ring bytes from `at`, one per chunk. */
+  views(buffer: ArrayBuffer | SharedArrayBuffer, at: number, n: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const mask = this.#bytes - 1;
+    while (n > 0) {
+      const within = at & mask;
+      const k = Math.min(this.#bytes - within, n);
+      out.push(new Uint8Array(buffer, this.#data(at >>> this.#shift) + within, k));
+      n -= k;
+      at += k;
+      if (at >= this.#ring) at -= this.#ring;
+    }
+    return out;
+  }
+
+  /** Whether every slot that ring bytes [at, at + n) touch has a chunk (n > 0). */
+  present(at: number, n: number): boolean {
+    let slot = at >>> this.#shift;
+    const last = (at + n - 1) >>> this.#shift; // may pass the last slot: the range wraps
+    for (let i = slot; i <= last; i++) {
+      if (this.#chunk(slot) === 0) return false;
+      if (++slot === this.#slots) slot = 0;
+    }
+    return true;
+  }
+
+  /**
+   * The producer's step before it writes ring bytes [at, at + n): fills every slot they touch
+   * that has no chunk, first giving back leftover chunks wholly behind the head (ring index
+   * `headAt`) that lie past what the producer uses (`reach` bytes from the head: what is stored,
+   * plus out-of-order data and this write). Returns how many bytes from `at` have chunks now:
+   * n, or less when the segment ran out of chunks.
+   */
+  provide(at: number, n: number, headAt: number, reach: number): number {
+    this.#trim(headAt, reach);
+    let slot = at >>> this.#shift;
+    const last = (at + n - 1) >>> this.#shift;
+    for (let i = at >>> this.#shift; i <= last; i++) {
+      if (this.#chunk(slot) === 0 && !this.#src.growChunk(this.#fifo, this.#seq, this.#sizeClass, this.#word(slot))) {
+        const have = i * this.#bytes - at; // bytes before this slot
+        return have > 0 ? have : 0;
+      }
+      if (++slot === this.#slots) slot = 0;
+    }
+    return n;
+  }
+
+  /**
+   * Gives back chunks behind the head that the producer does not use (see `provide`): the one
+   * the consumer kept when it drained the fifo at a slot's end, found just behind the head (a
+   * few slots back, in case the head moved on before the producer came here).
+   */
+  #trim(headAt: number, reach: number): void {
+    let slot = headAt >>> this.#shift;
+    const look = Math.min(this.#slots - 1, TRIM_LOOK_BACK);
+    for (let i = 0; i < look; i++) {
+      slot = slot === 0 ? this.#slots - 1 : slot - 1;
+      let from = slot * this.#bytes - headAt; // the slot's distance from the head
+      if (from < 0) from += this.#ring;
+      if (from < reach) return;
+      const chunk = this.#chunk(slot);
+      if (chunk !== 0) this.#src.dropChunk(this.#fifo, this.#seq, this.#word(slot), chunk);
+    }
+  }
+
+  /**
+   * The consumer's step after it read ring bytes [at, at + n) and before it publishes the head
+   * past them: gives back the chunks of the slots it read to their end, except the last one when
+   * the head stops at its end and the next slot has no chunk (a drained fifo keeps one chunk).
+   */
+  passed(at: number, n: number): void {
+    const within = at & (this.#bytes - 1);
+    if (within + n < this.#bytes) return; // no slot read to its end
+    const ends = (within + n) >>> this.#shift; // slots read to their end
+    const stop = (within + n) & (this.#bytes - 1); // where the head stops in its slot
+    let headSlot = at + n;
+    if (headSlot >= this.#ring) headSlot -= this.#ring;
+    headSlot >>>= this.#shift;
+    let slot = at >>> this.#shift;
+    for (let i = 0; i < ends; i++) {
+      const next = slot + 1 === this.#slots ? 0 : slot + 1;
+      // Kept: the head's own slot (a read of the whole ring ends in the slot it started in), and
+      // the last slot read when the head stops at its end with nothing after it.
+      const keep = (stop !== 0 && slot === headSlot) || (i === ends - 1 && stop === 0 && this.#chunk(next) === 0);
+      const chunk = this.#chunk(slot);
+      if (!keep && chunk !== 0) this.#src.dropChunk(this.#fifo, this.#seq, this.#word(slot), chunk);
+      slot = next;
+    }
+  }
+
+  /** Byte offset of slot `slot`'s table word. */
+  #word(slot: number): number {
+    return this.#table + slot * 4;
+  }
+}

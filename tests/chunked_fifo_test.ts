@@ -1,0 +1,398 @@
+// Chunked fifos (VPP's fifos of today): memory taken in chunks as data arrives and given back as
+// it is read, from the segment's freelists. VPP's fifo_grow, fifo_shrink, segment_fifo_grow,
+// prealloc and segment_manager pressure tests translated to this API; the books after a
+// process died in the middle of taking or giving back a chunk; a stream between runtimes with
+// out-of-order writes, every byte checked.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type Fifo, type Segment, SegmentError, SegmentMain } from "../mod.ts";
+import {
+  FF_CLASS,
+  FF_NEXT_FREE,
+  FF_OWNER,
+  FF_STATE,
+  FIFO_HEADER_SIZE,
+  FIFO_STATE_FREE,
+  FS_FREELISTS,
+  FS_JOURNAL_CHUNK,
+  FS_JOURNAL_CLASS,
+  FS_JOURNAL_OP,
+  FS_JOURNAL_TARGET,
+  FS_LOCK,
+  JOURNAL_DROP,
+  JOURNAL_GROW,
+} from "../src/layout.ts";
+import {
+  expectSuccess,
+  OTHERS,
+  pattern,
+  patternByte,
+  running,
+  RUNTIME,
+  shmEntries,
+  startPeer,
+  STREAM_MAX_IO,
+  streamTable,
+  uniqueName,
+} from "./helpers.ts";
+import { consumeStream, produceStreamOoo } from "./peers/stream.ts";
+import { chunkChurn } from "./peers/churn.ts";
+
+const KiB = 1024;
+const CHUNK = 4096 + FIFO_HEADER_SIZE; // a 4 KiB chunk with its header
+const LONG = process.env.SVM_LONG === "1";
+
+function privateSegment(size: number): { sm: SegmentMain; segment: Segment } {
+  const sm = new SegmentMain();
+  return { sm, segment: sm.create({ type: "private", name: uniqueName("chunked"), size }) };
+}
+
+const bytes = (n: number, at = 0) => pattern(new Uint8Array(n), at);
+
+function readAll(fifo: Fifo, n: number, at: number): void {
+  const out = new Uint8Array(n);
+  assert.equal(fifo.dequeue(out), n);
+  for (let i = 0; i < n; i++) if (out[i] !== patternByte(at + i)) assert.fail(`byte ${at + i}`);
+}
+
+test("fifo_grow: a chunk per 4 KiB written, through 16 chunks; setSize lets it grow to 18; all back on free", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const before = segment.memoryStatus();
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096, maxSize: 72 * KiB })!;
+  assert.equal(fifo.chunked, true);
+  assert.equal(fifo.chunkSize, 4096);
+  assert.equal(fifo.size, 64 * KiB);
+  assert.equal(fifo.maxSize, 72 * KiB);
+  assert.equal(fifo.chunkCount, 0, "no memory until the first write");
+  for (let i = 1; i <= 16; i++) {
+    assert.equal(fifo.enqueue(bytes(4096, (i - 1) * 4096)), 4096);
+    assert.equal(fifo.chunkCount, i, `after ${i} writes of a chunk`);
+  }
+  assert.equal(fifo.maxEnqueue, 0, "full at its size");
+  assert.equal(fifo.enqueue(bytes(1)), 0);
+  fifo.setSize(72 * KiB);
+  assert.equal(fifo.maxEnqueue, 8 * KiB);
+  assert.equal(fifo.enqueue(bytes(8 * KiB, 64 * KiB)), 8 * KiB);
+  assert.equal(fifo.chunkCount, 18);
+  assert.equal(fifo.memoryBytes, 18 * 4096);
+  assert.throws(() => fifo.setSize(72 * KiB + 1), RangeError);
+  // Read back in order; every chunk read past goes back to the segment.
+  for (let i = 0; i < 18; i++) {
+    readAll(fifo, 4096, i * 4096);
+    assert.equal(fifo.chunkCount, Math.max(1, 17 - i), `after reading ${i + 1} chunks`);
+  }
+  assert.equal(fifo.chunkCount, 1, "a drained fifo keeps one chunk");
+  segment.freeFifo(fifo);
+  const after = segment.memoryStatus();
+  assert.equal(after.free + after.cached, before.free + before.cached, "every byte back on free");
+  assert.deepEqual(segment.audit().lost, []);
+});
+
+test("fifo_shrink: setSize below what is stored gives a window of 0 until the reader drains below it", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(32 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  assert.equal(fifo.enqueue(bytes(20 * KiB)), 20 * KiB);
+  assert.equal(fifo.chunkCount, 5);
+  fifo.setSize(8 * KiB);
+  assert.equal(fifo.size, 8 * KiB);
+  assert.equal(fifo.maxEnqueue, 0, "20 KiB stored, size 8 KiB");
+  assert.equal(fifo.enqueue(bytes(1)), 0);
+  assert.equal(fifo.enqueueWithOffset(0, bytes(1)), false);
+  assert.equal(fifo.maxDequeue, 20 * KiB, "nothing stored is lost");
+  readAll(fifo, 12 * KiB, 0);
+  assert.equal(fifo.chunkCount, 2);
+  assert.equal(fifo.maxEnqueue, 0, "exactly the size stored");
+  readAll(fifo, 4 * KiB, 12 * KiB);
+  assert.equal(fifo.maxEnqueue, 4 * KiB);
+  assert.equal(fifo.chunkCount, 1);
+  fifo.setSize(32 * KiB);
+  assert.equal(fifo.maxEnqueue, 28 * KiB);
+  assert.throws(() => fifo.setSize(0), RangeError);
+  const plain = segment.allocFifo(4096)!;
+  assert.equal(plain.chunked, false);
+  assert.equal(plain.chunkCount, 1);
+  assert.throws(() => plain.setSize(100), TypeError, "a contiguous fifo's size is fixed");
+});
+
+test("segment_fifo_grow: growth past the segment's memory is partial or refused, and resumes when memory returns", async () => {
+  const { sm, segment } = privateSegment(8192 + 16 * CHUNK + 8192); // headers' pages, a little fifo area
+  using _ = sm;
+  const fifo = segment.allocFifo(1 << 20, "rx", { chunked: true, chunkSize: 4096 })!;
+  const other = segment.allocFifo(4096)!; // a contiguous fifo takes chunks of the same class
+  const room = segment.memoryStatus();
+  const fit = Math.floor((room.free + room.cached) / CHUNK);
+  assert.ok(fit > 2 && fit < 20, `room for ${fit} chunks`);
+  const big = bytes(40 * 4096);
+  const wrote = fifo.enqueue(big);
+  assert.equal(wrote, fit * 4096, "partial: the chunks there were");
+  assert.equal(fifo.maxEnqueue, (1 << 20) - wrote, "the size would allow more");
+  assert.equal(fifo.enqueue(bytes(1)), 0, "refused: no chunk left");
+  assert.equal(fifo.enqueueExact(bytes(10)), false);
+  assert.equal(fifo.enqueueWithOffset(100, bytes(10)), false);
+  assert.throws(() => fifo.enqueueNocopy(10), (e) => e instanceof SegmentError && e.code === "no-memory");
+  assert.deepEqual(fifo.writeSegments(), [], "no chunk to write into");
+  // A writer waits for memory; the other fifo's chunk comes back and the write completes.
+  const writer = fifo.writable.getWriter();
+  const written = writer.write(bytes(4096, wrote));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(fifo.maxDequeue, wrote, "still waiting");
+  segment.freeFifo(other);
+  await written;
+  assert.equal(fifo.maxDequeue, wrote + 4096);
+  writer.releaseLock();
+  for (let at = 0; at < wrote + 4096; at += 4096) readAll(fifo, 4096, at);
+  assert.equal(fifo.chunkCount, 1);
+  assert.deepEqual(segment.audit().lost, []);
+});
+
+test("prealloc: chunks carved ahead with exact accounting, then used without carving", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const before = segment.memoryStatus();
+  assert.equal(segment.preallocateChunks(4096, 10), 0);
+  const after = segment.memoryStatus();
+  assert.equal(after.free, before.free - 10 * CHUNK, "carved from free");
+  assert.equal(after.cached, before.cached + 10 * CHUNK, "onto the freelists");
+  assert.equal(segment.numFreeFifos(4096), 10);
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!; // its header: one more chunk
+  const withHeader = segment.memoryStatus();
+  assert.equal(fifo.enqueue(bytes(8 * 4096)), 8 * 4096);
+  assert.equal(segment.memoryStatus().free, withHeader.free, "the chunks came from the freelist");
+  assert.equal(segment.memoryStatus().cached, withHeader.cached - 8 * CHUNK);
+  assert.throws(() => segment.preallocateChunks(5000, 1), RangeError);
+  assert.throws(() => segment.preallocateChunks(8 << 20, 1), RangeError);
+  const small = privateSegment(8192 + 4 * CHUNK);
+  using _small = small.sm;
+  assert.equal(small.segment.preallocateChunks(4096, 10), 6, "only 4 fit");
+});
+
+test("segment_manager pressure: none -> low -> high as a chunked fifo fills, and back as it drains", () => {
+  const size = 8 << 20;
+  const { sm, segment } = privateSegment(size);
+  using _ = sm;
+  const fifo = segment.allocFifo(7 << 20, "rx", { chunked: true, chunkSize: 64 * KiB })!;
+  const step = bytes(64 * KiB);
+  let stored = 0;
+  const fillTo = (percent: number) => {
+    while (segment.memoryStatus().usedPercent < percent) stored += fifo.enqueue(step);
+  };
+  const seen: string[] = [];
+  for (const percent of [12, 44, 61, 85]) {
+    fillTo(percent);
+    const status = segment.memoryStatus();
+    assert.ok(status.usedPercent < percent + 2, `${status.usedPercent}% for ${percent}%`);
+    seen.push(status.pressure);
+  }
+  assert.deepEqual(seen, ["none", "none", "low", "high"]);
+  const drained: string[] = [];
+  for (const percent of [61, 44, 12]) {
+    while (segment.memoryStatus().usedPercent > percent) stored -= fifo.dequeueDrop(64 * KiB);
+    drained.push(segment.memoryStatus().pressure);
+  }
+  assert.deepEqual(drained, ["low", "none", "none"]);
+  fifo.dequeueDropAll();
+  assert.ok(segment.memoryStatus().usedPercent < 2, "one chunk and the header left");
+});
+
+test("memory follows the fill level: 1000 idle chunked fifos hold a header each, contiguous ones their whole ring", () => {
+  const { sm, segment } = privateSegment(80 << 20);
+  using _ = sm;
+  const base = segment.memoryStatus();
+  const used = () => segment.size - segment.memoryStatus().free - segment.memoryStatus().cached;
+  const chunked = Array.from({ length: 1000 }, () => segment.allocFifo(64 * KiB, "rx", { chunked: true })!);
+  const chunkedBytes = used() - (base.size - base.free - base.cached);
+  for (const f of chunked) segment.freeFifo(f);
+  const contiguous = Array.from({ length: 1000 }, () => segment.allocFifo(64 * KiB, "rx")!);
+  const contiguousBytes = used() - (base.size - base.free - base.cached);
+  assert.ok(chunkedBytes <= 1000 * CHUNK, `${chunkedBytes} bytes for 1000 idle chunked fifos`);
+  assert.ok(contiguousBytes >= 1000 * 64 * KiB, `${contiguousBytes} bytes for 1000 contiguous ones`);
+  for (const f of contiguous) segment.freeFifo(f);
+});
+
+test("waits and streams work on a chunked fifo: 8 MiB through readable and writable, memory back to one chunk", async () => {
+  const { sm, segment } = privateSegment(4 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(256 * KiB, "rx", { chunked: true, chunkSize: 16 * KiB })!;
+  const total = 8 << 20;
+  const writing = (async () => {
+    const writer = fifo.writable.getWriter();
+    for (let at = 0; at < total; at += 50_000) await writer.write(bytes(Math.min(50_000, total - at), at));
+    await writer.close();
+  })();
+  let read = 0;
+  for await (const chunk of fifo.readable) {
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] !== patternByte(read + i)) assert.fail(`byte ${read + i}`);
+    read += chunk.length;
+    assert.ok(fifo.chunkCount <= 256 / 16 + 1);
+  }
+  await writing;
+  assert.equal(read, total);
+  assert.equal(fifo.chunkCount, 1);
+  assert.equal(await fifo.waitForSpace(256 * KiB, { timeoutMs: 100 }), true);
+});
+
+test("a table word that points outside the segment is a typed error, and nothing moves", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  fifo.enqueue(bytes(6000));
+  const word = (fifo.offset + FIFO_HEADER_SIZE) >>> 2;
+  const good = segment.u32[word + 1];
+  segment.u32[word + 1] = segment.size - 100; // slot 1 now "ends" past the segment
+  const out = new Uint8Array(6000);
+  assert.throws(() => fifo.dequeue(out), (e) => e instanceof SegmentError && e.code === "corrupt");
+  assert.equal(fifo.maxDequeue, 6000, "nothing was consumed");
+  segment.u32[word + 1] = 0; // live bytes with no chunk
+  assert.throws(() => fifo.peek(0, out), (e) => e instanceof SegmentError && e.code === "corrupt");
+  segment.u32[word + 1] = good;
+  readAll(fifo, 6000, 0);
+});
+
+// A dead holder's journal: a private segment's only live tag is 1, so 0x1234 is dead.
+const DEAD = 0x1234;
+
+function deadHolderLeft(segment: Segment, op: number, chunk: number, target: number): void {
+  const u32 = segment.u32;
+  u32[FS_JOURNAL_TARGET >>> 2] = target;
+  u32[FS_JOURNAL_CHUNK >>> 2] = chunk;
+  u32[FS_JOURNAL_CLASS >>> 2] = u32[(chunk + FF_CLASS) >>> 2];
+  u32[FS_JOURNAL_OP >>> 2] = op;
+  u32[FS_LOCK >>> 2] = DEAD;
+}
+
+function oneChunkFifo(): { sm: SegmentMain; segment: Segment; fifo: Fifo; word: number; chunk: number } {
+  const { sm, segment } = privateSegment(1 << 20);
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  fifo.enqueue(bytes(100));
+  const word = fifo.offset + FIFO_HEADER_SIZE;
+  return { sm, segment, fifo, word, chunk: segment.u32[word >>> 2] };
+}
+
+test("a process killed in a grow before the chunk reached the table: the chunk goes back to its list", () => {
+  const { sm, segment, fifo, word, chunk } = oneChunkFifo();
+  using _ = sm;
+  segment.u32[word >>> 2] = 0; // popped and made live by the dead holder, never stored
+  segment.u32[(chunk + FF_OWNER) >>> 2] = DEAD;
+  deadHolderLeft(segment, JOURNAL_GROW, chunk, word);
+  assert.deepEqual(segment.audit().lost, [], "recovered under the lock the audit takes");
+  assert.equal(segment.u32[(chunk + FF_STATE) >>> 2], FIFO_STATE_FREE);
+  assert.equal(fifo.chunkCount, 0);
+});
+
+test("a process killed in a grow after the chunk reached the table: the grow stands", () => {
+  const { sm, segment, fifo, word, chunk } = oneChunkFifo();
+  using _ = sm;
+  segment.u32[(chunk + FF_OWNER) >>> 2] = DEAD;
+  deadHolderLeft(segment, JOURNAL_GROW, chunk, word);
+  assert.deepEqual(segment.audit().lost, []);
+  assert.equal(fifo.chunkCount, 1);
+  readAll(fifo, 100, 0);
+});
+
+test("a process killed in a drop, before or after the chunk reached its list: dropped once, the word cleared", () => {
+  for (const listed of [false, true]) {
+    const { sm, segment, fifo, word, chunk } = oneChunkFifo();
+    using _ = sm;
+    fifo.dequeueDropAll();
+    if (listed) {
+      // Made free and pushed by the dead holder; its table word not cleared yet.
+      const u32 = segment.u32;
+      const head = (FS_FREELISTS >>> 2) + u32[(chunk + FF_CLASS) >>> 2];
+      u32[(chunk + FF_STATE) >>> 2] = FIFO_STATE_FREE;
+      u32[(chunk + FF_NEXT_FREE) >>> 2] = u32[head];
+      u32[head] = chunk;
+    }
+    deadHolderLeft(segment, JOURNAL_DROP, chunk, word);
+    assert.deepEqual(segment.audit().lost, [], listed ? "on its list once" : "put on its list");
+    assert.equal(segment.u32[word >>> 2], 0);
+    assert.equal(fifo.chunkCount, 0);
+    assert.equal(fifo.enqueue(bytes(5000)), 5000, "and the fifo goes on");
+  }
+});
+
+for (const other of OTHERS) {
+  for (const direction of ["produce", "consume"] as const) {
+    const producer = direction === "produce" ? RUNTIME : other;
+    const consumer = direction === "produce" ? other : RUNTIME;
+    const total = (LONG ? 1024 : 128) * 2 ** 20;
+    test(`chunked: ${producer} -> ${consumer}, ${total / 2 ** 20} MiB, random sizes, out-of-order writes, every byte checked`, async () => {
+      const name = uniqueName("chunked-stream");
+      using sm = new SegmentMain();
+      const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+      const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB })!;
+      const seed = 4321;
+      const peer = startPeer(other, "fifo_peer", [
+        direction === "produce" ? "consume" : "produce-ooo",
+        "shm",
+        name,
+        String(fifo.offset),
+        String(total),
+        String(seed),
+      ], 300_000);
+      try {
+        const table = streamTable();
+        const alive = () => running(peer.pid);
+        const mine = direction === "produce"
+          ? produceStreamOoo(fifo, total, seed, table, alive)
+          : consumeStream(fifo, total, seed, table, alive);
+        const result = await peer.done;
+        expectSuccess(result, `${other} peer`);
+        const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
+        const consumed = direction === "produce" ? theirs : mine;
+        const produced = direction === "produce" ? mine : theirs;
+        assert.equal(produced.bytes, total);
+        assert.ok(produced.ooo > total / STREAM_MAX_IO / 2, `${produced.ooo} out-of-order writes`);
+        assert.deepEqual(
+          { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
+          { bytes: total, bad: 0, firstBad: -1, left: 0 },
+        );
+        assert.equal(fifo.chunkCount, 1, "drained: one chunk");
+        assert.deepEqual(segment.audit().lost, []);
+      } finally {
+        peer.kill();
+        await peer.done;
+      }
+      sm.delete(segment);
+      assert.deepEqual(shmEntries(name), []);
+    });
+  }
+}
+
+test(`SIGKILL mid-grow: ${OTHERS.join(" and ")} processes killed while their chunked fifos grow and shrink; the books balance`, async () => {
+  const name = uniqueName("chunk-kill");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 16 << 20 });
+  const rounds = LONG ? 60 : 12;
+  for (let round = 0; round < rounds; round++) {
+    const victim = startPeer(OTHERS[round % OTHERS.length], "alloc_peer", [
+      "chunk-churn",
+      "shm",
+      name,
+      String(round + 1),
+    ]);
+    try {
+      await victim.line(/^RUNNING/);
+      // This process churns its own chunked fifos beside the victim, then the victim dies.
+      const mine = chunkChurn(segment, 300 + round * 37, 100 + round);
+      assert.equal(mine.bad, 0, `round ${round}`);
+      victim.kill("SIGKILL");
+      assert.equal((await victim.done).signal, "SIGKILL");
+    } finally {
+      victim.kill();
+      await victim.done;
+    }
+    assert.deepEqual(segment.audit().lost, [], `round ${round}: every chunk in one table word or on its list`);
+  }
+  // The dead processes' fifos are orphans; freeing them gives every chunk back.
+  for (const orphan of segment.orphanedFifos()) segment.freeFifo(orphan);
+  const books = segment.audit();
+  assert.deepEqual(books.lost, []);
+  assert.equal(books.live, 0, "nothing live is left");
+  assert.equal(segment.info().fifoChunks, 0);
+  const after = chunkChurn(segment, 2000, 7);
+  assert.equal(after.bad, 0, "the segment works on");
+  sm.delete(segment);
+  assert.deepEqual(shmEntries(name), []);
+});
