@@ -769,9 +769,12 @@ export class FifoAllocator {
         );
         for (let i = 0; i < slots; i++) {
           const data = Atomics.load(u32, ((at + FIFO_HEADER_SIZE) >>> 2) + i);
-          if (data !== 0 && Atomics.load(u32, (data + FC_FIFO) >>> 2) === at) {
+          if (data === 0) continue;
+          const dataClass = Atomics.load(u32, (data + FF_CLASS) >>> 2);
+          // A word must name a live data chunk of this fifo (not one on a freelist, not another's).
+          if (dataClass <= MAX_CHUNK_CLASS && this.#isDataChunk(data, dataClass, at)) {
             tabled.set(data, (tabled.get(data) ?? 0) + 1);
-          }
+          } else lost.push(data);
         }
       }
       for (const chunk of chunks) {

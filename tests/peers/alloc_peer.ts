@@ -16,7 +16,7 @@ const segment = sm.attach({ type: type as "shm", name });
 if (mode === "churn") {
   console.log(`DONE ${JSON.stringify(churn(segment, Number(count), Number(seed), () => console.log("RUNNING")))}`);
 } else if (mode === "chunk-churn") {
-  chunkChurn(segment, 0, Number(count), () => console.log("RUNNING"));
+  chunkChurn(segment, 0, Number(count), () => console.log("RUNNING"), true);
 } else if (mode === "slave") {
   const fifos = segment.fifos();
   const fifo: Fifo | undefined = fifos.find((f) => f.tag === 0x5a5a);

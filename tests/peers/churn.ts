@@ -65,9 +65,10 @@ export function churn(segment: Segment, iterations: number, seed: number, starte
 /**
  * Runs `iterations` steps (0: forever) over three chunked fifos of this process: each step
  * writes or reads a random amount of one of them (so chunks are taken and given back all the
- * time), every byte checked against its position. Returns the counts; `bad` must be 0.
+ * time), every byte checked against its position (`light`: whole chunks, unchecked, so that
+ * most of the time is spent in the allocator). Returns the counts; `bad` must be 0.
  */
-export function chunkChurn(segment: Segment, iterations: number, seed: number, started?: () => void) {
+export function chunkChurn(segment: Segment, iterations: number, seed: number, started?: () => void, light = false) {
   const rand = xorshift(seed);
   const fifos = [0, 1, 2].map(() => segment.allocFifo(48 * 1024, "none", { chunked: true, chunkSize: 4096 }));
   const held = fifos.filter((f): f is Fifo => f !== null);
@@ -81,6 +82,13 @@ export function chunkChurn(segment: Segment, iterations: number, seed: number, s
     const i = Math.floor(rand() * held.length);
     const fifo = held[i];
     const n = 1 + Math.floor(rand() * buf.length);
+    if (light) {
+      // Whole chunks, unchecked: nearly all the time goes to taking and giving back chunks, so a
+      // kill lands inside the allocator often.
+      if (rand() < 0.5) fifo.enqueue(buf.subarray(0, 4096));
+      else fifo.dequeue(buf.subarray(0, 4096));
+      continue;
+    }
     if (rand() < 0.5) {
       const src = buf.subarray(0, n);
       for (let k = 0; k < n; k++) src[k] = fill(i, written[i] + k);
