@@ -117,11 +117,12 @@ async function fifoCase(
   fifoSize: number,
   extra: (number | string)[],
   twoFifos = false,
+  chunked = false,
 ): Promise<[Result, Result]> {
   using sm = new SegmentMain();
   const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const segment = sm.create({ type: "shm", name, size: 4 * MiB });
-  const a = segment.allocFifo(fifoSize, "rx")!;
+  const a = segment.allocFifo(fifoSize, "rx", { chunked })!;
   // Both sides name the fifos in the same order: ping (out, back) and echo (in, out).
   const fifos = twoFifos ? [a.offset, segment.allocFifo(fifoSize, "tx")!.offset] : [a.offset];
   const c = start(second, 1, roles[1], name, ...fifos, ...extra);
@@ -178,6 +179,7 @@ function runC(prog: string, ...rest: (string | number)[]): Result {
 interface Row {
   kind:
     | "fifo"
+    | "fifo-chunked"
     | "fifo-sleep"
     | "msg"
     | "ring"
@@ -201,6 +203,37 @@ interface Row {
 const rows: Row[] = [];
 /** Per case key: the ratio to C in each rep (best pair / C, or C / best pair for times). */
 const vsC: Record<string, number[]> = {};
+/** Per pair: the chunked fifo's 64 KiB stream over the contiguous one's, in each rep. */
+const vsContiguous: Record<string, number[]> = {};
+
+/** Bytes of segment memory 1000 idle 64 KiB fifos hold: contiguous, chunked never written, chunked after traffic. */
+function idleMemory(): { contiguous: number; chunked: number; chunkedAfter: number } {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "idle-memory", size: 80 * MiB });
+  const held = () => {
+    const m = segment.memoryStatus();
+    return m.size - m.free - m.cached;
+  };
+  const base = held();
+  const measure = (make: () => import("../mod.ts").Fifo, traffic: boolean) => {
+    const fifos = Array.from({ length: 1000 }, make);
+    if (traffic) {
+      const data = new Uint8Array(40_000);
+      for (const f of fifos) {
+        f.enqueue(data);
+        f.dequeue(data);
+      }
+    }
+    const bytes = held() - base;
+    for (const f of fifos) segment.freeFifo(f);
+    return bytes;
+  };
+  return {
+    contiguous: measure(() => segment.allocFifo(65536, "rx")!, true),
+    chunked: measure(() => segment.allocFifo(65536, "rx", { chunked: true })!, false),
+    chunkedAfter: measure(() => segment.allocFifo(65536, "rx", { chunked: true })!, true),
+  };
+}
 
 /** Keeps the better of a row already recorded and a new measurement. */
 function record(row: Row, better: (a: Row, b: Row) => boolean): void {
@@ -237,6 +270,29 @@ for (let rep = 0; rep < reps; rep++) {
       top = Math.max(top, gbps);
       record({ kind: "fifo", producer, consumer, size, gbps, mops: count / got.seconds / 1e6 }, faster);
       log(`  fifo ${producer}->${consumer} ${size} B: ${gbps.toFixed(2)} GB/s${c ? ` (C ${c["GB/s"]} GB/s)` : ""}`);
+      if (size !== 65536) continue;
+      // The same stream through a chunked fifo (memory taken and given back chunk by chunk),
+      // right after the contiguous one: the ratio of the two is taken within the rep.
+      const [, chunked] = await fifoCase(
+        producer,
+        consumer,
+        ["fifo-produce", "fifo-consume"],
+        MiB,
+        [size, count],
+        false,
+        true,
+      );
+      if (chunked.bytes !== size * count) {
+        throw new Error(`chunked fifo: got ${chunked.bytes} of ${size * count} bytes`);
+      }
+      const chunkedGbps = chunked.bytes / chunked.seconds / 1e9;
+      record({ kind: "fifo-chunked", producer, consumer, size, gbps: chunkedGbps }, faster);
+      (vsContiguous[`${producer}-${consumer}`] ??= []).push(chunkedGbps / gbps);
+      log(
+        `  chunked fifo ${producer}->${consumer} ${size} B: ${chunkedGbps.toFixed(2)} GB/s (${
+          (chunkedGbps / gbps).toFixed(2)
+        }x)`,
+      );
     }
     if (c) (vsC[`fifo-${size}`] ??= []).push(top / c["GB/s"]);
   }
@@ -407,6 +463,17 @@ for (const size of SIZES) {
     } |`,
   );
 }
+{
+  const cells = PAIRS.map(([p, c]) => {
+    const r = find("fifo-chunked", p, c, 65536);
+    return r ? fmt(r.gbps) : "-";
+  });
+  const ratios = PAIRS.map(([p, c]) => `${p}→${c} ${ratio(median(vsContiguous[`${p}-${c}`]))}`);
+  lines.push(
+    `| stream, 64 KiB writes, chunked fifo (GB/s) | ${cells.join(" | ")} | vs the contiguous fifo, same pair, ` +
+      `median of reps: ${ratios.join(", ")} | - |`,
+  );
+}
 const times = (r: Row) => `${fmt(r.meanNs! / 1000)} (p50 ${fmt(r.p50Ns! / 1000)}, p99 ${fmt(r.p99Ns! / 1000)})`;
 lines.push(
   `| round trip 64 B, polling (us) | ${pairCells("pingpong", 64, times)} | - | ${
@@ -462,6 +529,15 @@ for (const kind of ["uds", "pipe"] as const) {
       } |`,
     );
   }
+}
+{
+  const m = idleMemory();
+  lines.push(
+    "",
+    "| 1000 idle fifos of 64 KiB, segment memory held (MiB) | contiguous | chunked, never written | chunked, after 40 KB through each |",
+    "| --- | --- | --- | --- |",
+    `| | ${fmt(m.contiguous / MiB)} | ${fmt(m.chunked / MiB)} | ${fmt(m.chunkedAfter / MiB)} |`,
+  );
 }
 const table = lines.join("\n");
 console.log(table);

@@ -104,6 +104,10 @@ function batchFor(sizeClass: number): number {
 
 /** Lock attempts before asking whether the holder still lives. */
 const SPINS_BEFORE_CHECK = 256;
+/** The allocation number of every data chunk: they have no handles to tell apart. */
+const DATA_CHUNK_SEQ = 1;
+/** How long a waiter for the allocator lock spins before it checks the holder's life and sleeps. */
+const SPIN_MS = 0.2;
 
 /** Allocates and frees fifos in one segment's memory. */
 export class FifoAllocator {
@@ -201,6 +205,7 @@ export class FifoAllocator {
     const liveness = this.#m.liveness;
     const me = liveness.ownTag;
     let dead = 0; // the holder we took the lock from, if it died holding it
+    let spinningSince = -1;
     for (let spins = 0;; spins++) {
       const holder = Atomics.compareExchange(u32, FS_LOCK >>> 2, 0, me);
       if (holder === 0) break;
@@ -211,6 +216,11 @@ export class FifoAllocator {
       }
       if (spins < SPINS_BEFORE_CHECK) continue;
       spins = 0;
+      // A live holder lets go within microseconds (a chunked fifo's two sides take the lock
+      // about as often as each other): spin that long before asking the kernel and sleeping.
+      const now = performance.now();
+      if (spinningSince < 0) spinningSince = now;
+      if (now - spinningSince < SPIN_MS) continue;
       if (!liveness.isAlive(holder)) {
         if (Atomics.compareExchange(u32, FS_LOCK >>> 2, holder, me) === holder) {
           dead = holder;
@@ -266,6 +276,7 @@ export class FifoAllocator {
     const chunk = Atomics.load(u32, FS_JOURNAL_CHUNK >>> 2);
     const sizeClass = Atomics.load(u32, FS_JOURNAL_CLASS >>> 2);
     if (sizeClass >= SIZE_CLASSES) this.#corrupt(`journal names class ${sizeClass}`);
+    if (op !== JOURNAL_CARVE && !this.isChunkStart(chunk)) this.#corrupt(`journal names ${chunk}, which is no chunk`);
     const target = Atomics.load(u32, FS_JOURNAL_TARGET >>> 2);
     if (op === JOURNAL_GROW && this.#isWord(target) && Atomics.load(u32, target >>> 2) === chunk) {
       // The chunk reached its table word: the grow was done.
@@ -471,14 +482,15 @@ export class FifoAllocator {
     return offset >= FIFO_AREA_START && offset % 4 === 0 && offset + 4 <= this.#m.size;
   }
 
-  /** Whether `offset` is the live chunked fifo of allocation `seq`. */
-  #isChunkedFifo(offset: number, seq: number): boolean {
+  /**
+   * Whether the chunked fifo at `fifo` (a chunk start its handle checked) is still allocation
+   * `seq`: its words are read, not its place in the index.
+   */
+  #isChunkedFifo(fifo: number, seq: number): boolean {
     const u32 = this.#u32;
-    const sizeClass = Atomics.load(u32, (offset + FF_CLASS) >>> 2);
-    return sizeClass < SIZE_CLASSES && this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE) &&
-      Atomics.load(u32, (offset + FF_ALLOC_SEQ) >>> 2) === seq &&
-      Atomics.load(u32, (offset + FF_KIND) >>> 2) === KIND_FIFO &&
-      Atomics.load(u32, (offset + FF_CHUNK_BYTES) >>> 2) !== 0;
+    return Atomics.load(u32, (fifo + FF_ALLOC_SEQ) >>> 2) === seq &&
+      Atomics.load(u32, (fifo + FF_STATE) >>> 2) === FIFO_STATE_LIVE &&
+      Atomics.load(u32, (fifo + FF_KIND) >>> 2) === KIND_FIFO && Atomics.load(u32, (fifo + FF_CHUNK_BYTES) >>> 2) !== 0;
   }
 
   /** Whether `chunk` is a live data chunk of `sizeClass` that belongs to the fifo at `fifo`. */
@@ -490,45 +502,75 @@ export class FifoAllocator {
   }
 
   /**
-   * Takes a data chunk of `sizeClass` for the chunked fifo at `fifo` (allocation `seq`) and
-   * stores its offset into the fifo's table word at byte offset `word`: false when there is no
-   * room or the fifo is gone. Journaled: killed anywhere, the chunk ends in the word or on its list.
+   * Fills table words of the chunked fifo at `fifo` (allocation `seq`) with data chunks of
+   * `sizeClass`: `words[0..count)` are byte offsets of its table words, filled in order under
+   * one hold of the lock. Returns how many were filled: fewer when the segment ran out of
+   * chunks, 0 when the fifo is gone. Each fill is journaled: killed anywhere, the chunk ends in
+   * its word or on its list.
    */
-  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean {
+  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number {
     if (sizeClass > MAX_CHUNK_CLASS) this.#corrupt(`a chunked fifo's chunks cannot be of class ${sizeClass}`);
-    return this.#locked(() => {
-      if (!this.#isChunkedFifo(fifo, seq) || !this.#isWord(word)) return false;
-      if (Atomics.load(this.#u32, word >>> 2) !== 0) return true; // filled already
-      const offset = this.#take(sizeClass);
-      if (offset === 0) return false;
-      this.#makeLive(offset, classBytes(sizeClass), "none", KIND_FIFO_CHUNK, (at) => {
-        this.#u32[(at + FC_FIFO) >>> 2] = fifo;
-      });
-      this.#journal(JOURNAL_GROW, offset, sizeClass, word);
-      Atomics.store(this.#u32, word >>> 2, offset);
-      return true;
-    });
+    const u32 = this.#u32;
+    this.#lock();
+    try {
+      if (!this.#isChunkedFifo(fifo, seq)) return 0;
+      const owner = this.#m.liveness.ownTag;
+      for (let i = 0; i < count; i++) {
+        const word = words[i];
+        if (!this.#isWord(word)) return i;
+        if (Atomics.load(u32, word >>> 2) !== 0) continue; // filled already
+        const chunk = this.#take(sizeClass);
+        if (chunk === 0) return i;
+        // A data chunk has no handles: no allocation number of its own, no user fields.
+        const w = chunk >>> 2;
+        u32[w + FF_CAPACITY / 4] = classBytes(sizeClass);
+        u32[w + FF_LIST / 4] = 0;
+        u32[w + FF_NEXT_FREE / 4] = 0;
+        u32[w + FF_OWNER / 4] = owner;
+        u32[w + FF_KIND / 4] = KIND_FIFO_CHUNK;
+        u32[w + FC_FIFO / 4] = fifo;
+        Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
+        Atomics.store(u32, w + FF_ALLOC_SEQ / 4, DATA_CHUNK_SEQ);
+        Atomics.store(u32, w + FF_STATE / 4, FIFO_STATE_LIVE);
+        this.#journal(JOURNAL_GROW, chunk, sizeClass, word);
+        Atomics.store(u32, word >>> 2, chunk);
+      }
+      return count;
+    } finally {
+      this.#unlock();
+    }
   }
 
   /**
-   * Puts the data chunk `chunk` that the table word at `word` of the chunked fifo at `fifo`
-   * (allocation `seq`) holds back on its list and clears the word. Does nothing when the word holds
-   * something else by now (the fifo was freed, and its chunks with it).
+   * Puts the data chunks `chunks[0..count)`, held in the table words `words[0..count)` of the
+   * chunked fifo at `fifo` (allocation `seq`), back on their list and clears the words, under
+   * one hold of the lock. A word that holds something else by now is left alone (the fifo was
+   * freed, and its chunks with it).
    */
-  dropChunk(fifo: number, seq: number, word: number, chunk: number): void {
-    this.#locked(() => {
-      if (!this.#isChunkedFifo(fifo, seq) || !this.#isWord(word) || Atomics.load(this.#u32, word >>> 2) !== chunk) {
-        return;
+  dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void {
+    const u32 = this.#u32;
+    this.#lock();
+    try {
+      if (!this.#isChunkedFifo(fifo, seq)) return;
+      for (let i = 0; i < count; i++) {
+        const word = words[i];
+        const chunk = chunks[i];
+        if (!this.#isWord(word) || Atomics.load(u32, word >>> 2) !== chunk) continue;
+        if (!this.isChunkStart(chunk)) {
+          this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is no chunk`);
+        }
+        const sizeClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
+        if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
+          this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
+        }
+        this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
+        this.#makeFree(chunk);
+        this.#push(sizeClass, chunk);
+        Atomics.store(u32, word >>> 2, 0);
       }
-      const sizeClass = Atomics.load(this.#u32, (chunk + FF_CLASS) >>> 2);
-      if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
-        this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
-      }
-      this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
-      this.#makeFree(chunk);
-      this.#push(sizeClass, chunk);
-      Atomics.store(this.#u32, word >>> 2, 0);
-    });
+    } finally {
+      this.#unlock();
+    }
   }
 
   /**
@@ -547,6 +589,10 @@ export class FifoAllocator {
     for (let i = 0; i < slots; i++) {
       const chunk = Atomics.load(u32, table + i);
       if (chunk === 0) continue;
+      if (!this.isChunkStart(chunk)) { // a scribbled word: nothing of ours to give back
+        Atomics.store(u32, table + i, 0);
+        continue;
+      }
       const chunkClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
       const ours = chunkClass <= MAX_CHUNK_CLASS &&
         (this.#isDataChunk(chunk, chunkClass, fifo) ||
@@ -770,6 +816,10 @@ export class FifoAllocator {
         for (let i = 0; i < slots; i++) {
           const data = Atomics.load(u32, ((at + FIFO_HEADER_SIZE) >>> 2) + i);
           if (data === 0) continue;
+          if (!this.isChunkStart(data)) {
+            lost.push(data);
+            continue;
+          }
           const dataClass = Atomics.load(u32, (data + FF_CLASS) >>> 2);
           // A word must name a live data chunk of this fifo (not one on a freelist, not another's).
           if (dataClass <= MAX_CHUNK_CLASS && this.#isDataChunk(data, dataClass, at)) {

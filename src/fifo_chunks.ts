@@ -14,16 +14,21 @@ import type { ByteCopier } from "./byte_copy.ts";
 
 /** Slots behind the head the producer looks at for a chunk left there. */
 const TRIM_LOOK_BACK = 4;
+/** Chunks taken or given back under one hold of the allocator lock, at most. */
+const BATCH = 64;
 
 /** What the table needs of its segment: the words, and chunks from the allocator. */
 export interface ChunkSource {
   readonly u32: Uint32Array;
   readonly size: number;
   readonly name: string;
-  /** Takes a chunk of `sizeClass` into table word `word` (a byte offset) of the fifo; false when there is none. */
-  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean;
-  /** Gives back the chunk `chunk` held in table word `word` of the fifo. */
-  dropChunk(fifo: number, seq: number, word: number, chunk: number): void;
+  /**
+   * Fills the fifo's table words `words[0..count)` (byte offsets) with chunks of `sizeClass`, in
+   * order; returns how many it filled (fewer when the segment has no more).
+   */
+  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number;
+  /** Gives back `chunks[0..count)`, held in the fifo's table words `words[0..count)`. */
+  dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void;
 }
 
 /** One chunked fifo's table, as one handle sees it. */
@@ -40,6 +45,11 @@ export class FifoChunks {
   readonly #sizeClass: number;
   /** Byte offset of table word 0. */
   readonly #table: number;
+  /** The words and chunks of one batch for the allocator (allocated once). */
+  readonly #words = new Uint32Array(BATCH);
+  readonly #batch = new Uint32Array(BATCH);
+  /** Slot indices of the words in #words, for a grow that stops short. */
+  readonly #slotsOf = new Uint32Array(BATCH);
   /** Largest offset a chunk may start at and still end inside the segment. */
   readonly #lastStart: number;
 
@@ -160,14 +170,21 @@ export class FifoChunks {
    */
   provide(at: number, n: number, headAt: number, reach: number): number {
     this.#trim(headAt, reach);
-    let slot = at >>> this.#shift;
-    const last = (at + n - 1) >>> this.#shift;
-    for (let i = at >>> this.#shift; i <= last; i++) {
-      if (this.#chunk(slot) === 0 && !this.#src.growChunk(this.#fifo, this.#seq, this.#sizeClass, this.#word(slot))) {
-        const have = i * this.#bytes - at; // bytes before this slot
+    const last = (at + n - 1) >>> this.#shift; // may pass the last slot: the range wraps
+    for (let i = at >>> this.#shift; i <= last;) {
+      let count = 0;
+      for (; i <= last && count < BATCH; i++) {
+        const slot = i < this.#slots ? i : i - this.#slots;
+        if (this.#chunk(slot) !== 0) continue;
+        this.#words[count] = this.#word(slot);
+        this.#slotsOf[count++] = i;
+      }
+      if (count === 0) continue;
+      const filled = this.#src.growChunks(this.#fifo, this.#seq, this.#sizeClass, this.#words, count);
+      if (filled < count) {
+        const have = this.#slotsOf[filled] * this.#bytes - at; // bytes before the first slot left empty
         return have > 0 ? have : 0;
       }
-      if (++slot === this.#slots) slot = 0;
     }
     return n;
   }
@@ -180,14 +197,18 @@ export class FifoChunks {
   #trim(headAt: number, reach: number): void {
     let slot = headAt >>> this.#shift;
     const look = Math.min(this.#slots - 1, TRIM_LOOK_BACK);
+    let count = 0;
     for (let i = 0; i < look; i++) {
       slot = slot === 0 ? this.#slots - 1 : slot - 1;
       let from = slot * this.#bytes - headAt; // the slot's distance from the head
       if (from < 0) from += this.#ring;
-      if (from < reach) return;
+      if (from < reach) break;
       const chunk = this.#chunk(slot);
-      if (chunk !== 0) this.#src.dropChunk(this.#fifo, this.#seq, this.#word(slot), chunk);
+      if (chunk === 0) continue;
+      this.#words[count] = this.#word(slot);
+      this.#batch[count++] = chunk;
     }
+    if (count > 0) this.#src.dropChunks(this.#fifo, this.#seq, this.#words, this.#batch, count);
   }
 
   /**
@@ -204,15 +225,24 @@ export class FifoChunks {
     if (headSlot >= this.#ring) headSlot -= this.#ring;
     headSlot >>>= this.#shift;
     let slot = at >>> this.#shift;
+    let count = 0;
     for (let i = 0; i < ends; i++) {
       const next = slot + 1 === this.#slots ? 0 : slot + 1;
       // Kept: the head's own slot (a read of the whole ring ends in the slot it started in), and
       // the last slot read when the head stops at its end with nothing after it.
       const keep = (stop !== 0 && slot === headSlot) || (i === ends - 1 && stop === 0 && this.#chunk(next) === 0);
       const chunk = this.#chunk(slot);
-      if (!keep && chunk !== 0) this.#src.dropChunk(this.#fifo, this.#seq, this.#word(slot), chunk);
+      if (!keep && chunk !== 0) {
+        this.#words[count] = this.#word(slot);
+        this.#batch[count] = chunk;
+        if (++count === BATCH) {
+          this.#src.dropChunks(this.#fifo, this.#seq, this.#words, this.#batch, count);
+          count = 0;
+        }
+      }
       slot = next;
     }
+    if (count > 0) this.#src.dropChunks(this.#fifo, this.#seq, this.#words, this.#batch, count);
   }
 
   /** Byte offset of slot `slot`'s table word. */

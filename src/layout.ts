@@ -109,12 +109,14 @@
  *                              stored (1 .. capacity; set by either side at any time)
  *   +256 data: the ring of a contiguous fifo; a chunked fifo's chunk table
  *
- * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C) is cut into
- * capacity / C slots; the header chunk's data area is the table, one u32 per slot: the offset of
+ * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C, one chunk more
+ * than the largest size, so that the producer never reaches the slot the consumer reads in) is
+ * cut into capacity / C slots; the header chunk's data area is the table, one u32 per slot: the offset of
  * the data chunk (kind 4) that holds ring bytes [slot * C, slot * C + C), or 0 when none does. Ring
  * positions, head and tail work as in a contiguous fifo; a byte at ring index i lives at
  * table[i / C] + FIFO_HEADER_SIZE + i % C. A data chunk's header is a chunk header (line 0; its
- * capacity is C) with +64 u32 the offset of the fifo it belongs to. Who changes a table word:
+ * capacity is C, its allocation number 1: it has no handles) with +64 u32 the offset of the
+ * fifo it belongs to. Who changes a table word:
  * the producer fills the slots it writes into (at or past the tail) and drops leftover slots
  * wholly behind the head; the consumer drops the slots it read past (before it publishes the
  * head that passes them), except the last one when the slot after it is empty (so that a drained

@@ -316,14 +316,14 @@ export class Segment {
     return offset === 0 ? null : this.#fifo(offset);
   }
 
-  /** @ignore @internal A chunk for a chunked fifo's table word (see `FifoAllocator.growChunk`). */
-  growChunk(fifo: number, seq: number, sizeClass: number, word: number): boolean {
-    return this.#allocator.growChunk(fifo, seq, sizeClass, word);
+  /** @ignore @internal Chunks for a chunked fifo's table words (see `FifoAllocator.growChunks`). */
+  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number {
+    return this.#allocator.growChunks(fifo, seq, sizeClass, words, count);
   }
 
-  /** @ignore @internal A chunked fifo's chunk given back (see `FifoAllocator.dropChunk`). */
-  dropChunk(fifo: number, seq: number, word: number, chunk: number): void {
-    this.#allocator.dropChunk(fifo, seq, word, chunk);
+  /** @ignore @internal A chunked fifo's chunks given back (see `FifoAllocator.dropChunks`). */
+  dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void {
+    this.#allocator.dropChunks(fifo, seq, words, chunks, count);
   }
 
   /**

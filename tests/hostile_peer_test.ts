@@ -1,5 +1,5 @@
 // A misbehaving peer: random words scribbled over the shared headers (segment, allocator,
-// freelists, fifos) must never crash or hang this process, and never make it touch memory
+// freelists, fifos, chunked fifos' tables) must never crash or hang this process, and never make it touch memory
 // outside the segment. Every operation either works or throws one of the library's errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -31,6 +31,8 @@ const FIFO_OPERATIONS: [string, (fifo: Fifo, segment: Segment) => unknown][] = [
   ["exact", (fifo) => [fifo.enqueueExact(new Uint8Array(64)), fifo.dequeueExact(new Uint8Array(64))]],
   ["waitForDataSync", (fifo) => fifo.waitForDataSync({ timeoutMs: 0 })],
   ["tag", (fifo) => (fifo.tag = fifo.tag ^ 1)],
+  ["setSize", (fifo) => fifo.chunked && fifo.setSize(Math.max(1, fifo.maxSize >> 1))],
+  ["chunkCount", (fifo) => fifo.chunkCount],
   ["toString", (fifo) => fifo.toString()],
   ["freeFifo", (fifo, segment) => segment.freeFifo(fifo)],
 ];
@@ -52,14 +54,18 @@ test("random scribbles over every shared header: no crash, no hang, only the lib
     using sm = new SegmentMain();
     const segment = sm.create({ type: "private", name: "hostile", size: 256 * 1024 });
     const fifos: Fifo[] = [];
-    for (let i = 0; i < 6; i++) fifos.push(segment.allocFifo(1 + Math.floor(rand() * 9000))!);
+    for (let i = 0; i < 6; i++) {
+      // Every other fifo is chunked: its table words are scribbled on too.
+      const size = 1 + Math.floor(rand() * 9000);
+      fifos.push(segment.allocFifo(size, "none", { chunked: i % 2 === 1, chunkSize: 4096 })!);
+    }
     for (const f of fifos) f.enqueue(new Uint8Array(Math.floor(rand() * f.size)));
     segment.freeFifo(fifos.pop()!);
     // The peer's scribbles: words of the segment header, the allocator header and freelists,
     // and the fifo headers, set to random, extreme or nearby values.
     const u32 = segment.u32;
     const targets = [0, 1, 2, 4, 5, 6, 7, 128, 129, 130, 131, 144, 145, 146, 147, 148, 149];
-    for (const f of fifos) for (let w = 0; w < 64; w++) targets.push(f.offset / 4 + w);
+    for (const f of fifos) for (let w = 0; w < (f.chunked ? 72 : 64); w++) targets.push(f.offset / 4 + w);
     for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
       const word = targets[Math.floor(rand() * targets.length)];
       const r = rand();
