@@ -53,6 +53,7 @@ import {
   FS_JOURNAL_CHUNK,
   FS_JOURNAL_CLASS,
   FS_JOURNAL_OP,
+  FS_JOURNAL_SOURCE,
   FS_JOURNAL_TARGET,
   FS_LOCK,
   isChunkLength,
@@ -61,6 +62,7 @@ import {
   JOURNAL_FREE,
   JOURNAL_FREE_CHUNKED,
   JOURNAL_GROW,
+  JOURNAL_MOVE,
   JOURNAL_NONE,
   JOURNAL_POP,
   KIND_FIFO,
@@ -258,7 +260,8 @@ export class FifoAllocator {
   }
 
   /** Records the operation about to start; the op word is written last. */
-  #journal(op: number, chunk: number, sizeClass: number, target = 0): void {
+  #journal(op: number, chunk: number, sizeClass: number, target = 0, source = 0): void {
+    Atomics.store(this.#u32, FS_JOURNAL_SOURCE >>> 2, source);
     Atomics.store(this.#u32, FS_JOURNAL_TARGET >>> 2, target);
     Atomics.store(this.#u32, FS_JOURNAL_CHUNK >>> 2, chunk);
     Atomics.store(this.#u32, FS_JOURNAL_CLASS >>> 2, sizeClass);
@@ -291,6 +294,16 @@ export class FifoAllocator {
       ) {
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
+      }
+    } else if (op === JOURNAL_MOVE) {
+      // The chunk is written into its new word, then its old word is cleared: once it is in the
+      // new one, clear the old one (if the new one is still empty, the chunk never left).
+      const source = Atomics.load(u32, FS_JOURNAL_SOURCE >>> 2);
+      if (
+        this.#isWord(target) && this.#isWord(source) && Atomics.load(u32, target >>> 2) === chunk &&
+        Atomics.load(u32, source >>> 2) === chunk
+      ) {
+        Atomics.store(u32, source >>> 2, 0);
       }
     } else if (op === JOURNAL_DROP) {
       // The chunk goes onto its list, then its table word is cleared: finish whichever is left.
@@ -502,31 +515,59 @@ export class FifoAllocator {
   }
 
   /**
-   * Fills table words of the chunked fifo at `fifo` (allocation `seq`) with data chunks of
-   * `sizeClass`: `words[0..count)` are byte offsets of its table words, filled in order under
-   * one hold of the lock. Returns how many were filled: fewer when the segment ran out of
-   * chunks, 0 when the fifo is gone. Each fill is journaled: killed anywhere, the chunk ends in
-   * its word or on its list.
+   * The producer's step for the chunked fifo at `fifo` (allocation `seq`), under one hold of the
+   * lock: fills its empty table words `words[0..count)` (byte offsets) in order, first with the
+   * leftover chunks `spares[0..spareCount)` held in its words `spareWords[...]` (moved, not
+   * freed and taken again), then with chunks of `sizeClass` from the freelists; leftovers not
+   * needed go back to their list. Returns how many of `words` were filled: fewer when the
+   * segment ran out of chunks, 0 when the fifo is gone. Every move, take and give-back is
+   * journaled: killed anywhere, each chunk ends in exactly one table word or on its list.
    */
-  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number {
+  growChunks(
+    fifo: number,
+    seq: number,
+    sizeClass: number,
+    words: Uint32Array,
+    count: number,
+    spareWords: Uint32Array,
+    spares: Uint32Array,
+    spareCount: number,
+  ): number {
     if (sizeClass > MAX_CHUNK_CLASS) this.#corrupt(`a chunked fifo's chunks cannot be of class ${sizeClass}`);
     const u32 = this.#u32;
     this.#lock();
     try {
       if (!this.#isChunkedFifo(fifo, seq)) return 0;
-      const owner = this.#m.liveness.ownTag;
+      let spare = 0;
+      let filled = count;
       for (let i = 0; i < count; i++) {
         const word = words[i];
-        if (!this.#isWord(word)) return i;
+        if (!this.#isWord(word)) {
+          filled = i;
+          break;
+        }
         if (Atomics.load(u32, word >>> 2) !== 0) continue; // filled already
+        // A leftover of this fifo first: one word written, one cleared, no freelist.
+        while (spare < spareCount && !this.#isSpare(fifo, sizeClass, spareWords[spare], spares[spare])) spare++;
+        if (spare < spareCount) {
+          const chunk = spares[spare];
+          const from = spareWords[spare++];
+          this.#journal(JOURNAL_MOVE, chunk, sizeClass, word, from);
+          Atomics.store(u32, word >>> 2, chunk);
+          Atomics.store(u32, from >>> 2, 0);
+          continue;
+        }
         const chunk = this.#take(sizeClass);
-        if (chunk === 0) return i;
+        if (chunk === 0) {
+          filled = i;
+          break;
+        }
         // A data chunk has no handles: no allocation number of its own, no user fields.
         const w = chunk >>> 2;
         u32[w + FF_CAPACITY / 4] = classBytes(sizeClass);
         u32[w + FF_LIST / 4] = 0;
         u32[w + FF_NEXT_FREE / 4] = 0;
-        u32[w + FF_OWNER / 4] = owner;
+        u32[w + FF_OWNER / 4] = this.#m.liveness.ownTag;
         u32[w + FF_KIND / 4] = KIND_FIFO_CHUNK;
         u32[w + FC_FIFO / 4] = fifo;
         Atomics.store(u32, w + FF_REFCOUNT / 4, 1);
@@ -535,10 +576,21 @@ export class FifoAllocator {
         this.#journal(JOURNAL_GROW, chunk, sizeClass, word);
         Atomics.store(u32, word >>> 2, chunk);
       }
-      return count;
+      for (; spare < spareCount; spare++) {
+        if (this.#isSpare(fifo, sizeClass, spareWords[spare], spares[spare])) {
+          this.#dropLocked(fifo, spareWords[spare], spares[spare]);
+        }
+      }
+      return filled;
     } finally {
       this.#unlock();
     }
+  }
+
+  /** Whether `word` is a table word that still holds `chunk`, a data chunk of `sizeClass` of the fifo. */
+  #isSpare(fifo: number, sizeClass: number, word: number, chunk: number): boolean {
+    return this.#isWord(word) && Atomics.load(this.#u32, word >>> 2) === chunk && this.isChunkStart(chunk) &&
+      this.#isDataChunk(chunk, sizeClass, fifo);
   }
 
   /**
@@ -556,21 +608,27 @@ export class FifoAllocator {
         const word = words[i];
         const chunk = chunks[i];
         if (!this.#isWord(word) || Atomics.load(u32, word >>> 2) !== chunk) continue;
-        if (!this.isChunkStart(chunk)) {
-          this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is no chunk`);
-        }
-        const sizeClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
-        if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
-          this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
-        }
-        this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
-        this.#makeFree(chunk);
-        this.#push(sizeClass, chunk);
-        Atomics.store(u32, word >>> 2, 0);
+        this.#dropLocked(fifo, word, chunk);
       }
     } finally {
       this.#unlock();
     }
+  }
+
+  /** Puts `chunk`, held in the table word `word` of the fifo at `fifo`, back on its list (under the lock). */
+  #dropLocked(fifo: number, word: number, chunk: number): void {
+    const u32 = this.#u32;
+    if (!this.isChunkStart(chunk)) {
+      this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is no chunk`);
+    }
+    const sizeClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
+    if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
+      this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
+    }
+    this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
+    this.#makeFree(chunk);
+    this.#push(sizeClass, chunk);
+    Atomics.store(u32, word >>> 2, 0);
   }
 
   /**

@@ -1054,7 +1054,7 @@ export class Fifo {
     if (!this.#producing) this.#becomeProducer();
     const tail = this.#counter(this.#tail);
     const at = this.#tailIndex(tail);
-    let n = Math.min(this.#free(tail), max);
+    let n = Math.min(this.#free(tail), Math.floor(max));
     if (this.#chunks !== null && n > 0) n = this.#provide(tail, at, 0, n);
     return this.#segments(at, n);
   }

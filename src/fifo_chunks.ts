@@ -23,10 +23,21 @@ export interface ChunkSource {
   readonly size: number;
   readonly name: string;
   /**
-   * Fills the fifo's table words `words[0..count)` (byte offsets) with chunks of `sizeClass`, in
-   * order; returns how many it filled (fewer when the segment has no more).
+   * Fills the fifo's table words `words[0..count)` (byte offsets) in order, with the leftover
+   * chunks `spares[0..spareCount)` (held in its words `spareWords`) first and then with chunks
+   * of `sizeClass`; gives back the leftovers not needed. Returns how many words it filled (fewer
+   * when the segment has no more).
    */
-  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number;
+  growChunks(
+    fifo: number,
+    seq: number,
+    sizeClass: number,
+    words: Uint32Array,
+    count: number,
+    spareWords: Uint32Array,
+    spares: Uint32Array,
+    spareCount: number,
+  ): number;
   /** Gives back `chunks[0..count)`, held in the fifo's table words `words[0..count)`. */
   dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void;
 }
@@ -50,6 +61,9 @@ export class FifoChunks {
   readonly #batch = new Uint32Array(BATCH);
   /** Slot indices of the words in #words, for a grow that stops short. */
   readonly #slotsOf = new Uint32Array(BATCH);
+  /** Leftover chunks behind the head, and their words, for the producer's next grow. */
+  readonly #spareWords = new Uint32Array(TRIM_LOOK_BACK);
+  readonly #spares = new Uint32Array(TRIM_LOOK_BACK);
   /** Largest offset a chunk may start at and still end inside the segment. */
   readonly #lastStart: number;
 
@@ -169,7 +183,7 @@ export class FifoChunks {
    * n, or less when the segment ran out of chunks.
    */
   provide(at: number, n: number, headAt: number, reach: number): number {
-    this.#trim(headAt, reach);
+    let spareCount = this.#leftovers(headAt, reach);
     const last = (at + n - 1) >>> this.#shift; // may pass the last slot: the range wraps
     for (let i = at >>> this.#shift; i <= last;) {
       let count = 0;
@@ -179,8 +193,18 @@ export class FifoChunks {
         this.#words[count] = this.#word(slot);
         this.#slotsOf[count++] = i;
       }
-      if (count === 0) continue;
-      const filled = this.#src.growChunks(this.#fifo, this.#seq, this.#sizeClass, this.#words, count);
+      if (count === 0 && spareCount === 0) continue;
+      const filled = this.#src.growChunks(
+        this.#fifo,
+        this.#seq,
+        this.#sizeClass,
+        this.#words,
+        count,
+        this.#spareWords,
+        this.#spares,
+        spareCount,
+      );
+      spareCount = 0; // moved in, or given back
       if (filled < count) {
         const have = this.#slotsOf[filled] * this.#bytes - at; // bytes before the first slot left empty
         return have > 0 ? have : 0;
@@ -190,11 +214,11 @@ export class FifoChunks {
   }
 
   /**
-   * Gives back chunks behind the head that the producer does not use (see `provide`): the one
-   * the consumer kept when it drained the fifo at a slot's end, found just behind the head (a
-   * few slots back, in case the head moved on before the producer came here).
+   * Finds the chunks behind the head that the producer does not use (see `provide`): the one
+   * the consumer kept when it drained the fifo at a slot's end, just behind the head (a few
+   * slots back, in case the head moved on before the producer came here). Returns how many.
    */
-  #trim(headAt: number, reach: number): void {
+  #leftovers(headAt: number, reach: number): number {
     let slot = headAt >>> this.#shift;
     const look = Math.min(this.#slots - 1, TRIM_LOOK_BACK);
     let count = 0;
@@ -205,10 +229,10 @@ export class FifoChunks {
       if (from < reach) break;
       const chunk = this.#chunk(slot);
       if (chunk === 0) continue;
-      this.#words[count] = this.#word(slot);
-      this.#batch[count++] = chunk;
+      this.#spareWords[count] = this.#word(slot);
+      this.#spares[count++] = chunk;
     }
-    if (count > 0) this.#src.dropChunks(this.#fifo, this.#seq, this.#words, this.#batch, count);
+    return count;
   }
 
   /**

@@ -21,12 +21,14 @@
  *   524 u32  allocation seq   last allocation number handed out (never 0); orders fifos()
  *   528 u32  journal op       the holder's operation in progress: 0 none, 1 pop, 2 carve, 3 free,
  *                             4 grow (a chunk for a chunked fifo), 5 drop (one chunk of it),
- *                             6 free a chunked fifo (its chunks, then its header)
+ *                             6 free a chunked fifo (its chunks, then its header), 7 move (a
+ *                             chunk from one table word of a chunked fifo to another)
  *   532 u32  journal chunk    the chunk (pop, free) or the bump before carving (carve)
  *   536 u32  journal class    the size class the operation works on
  *   540 u32  creator tag      process tag of the creator
- *   544 u32  journal target   the table word a grow fills or a drop clears (grow, drop)
- *   548 ..575 reserved
+ *   544 u32  journal target   the table word a grow or move fills, or a drop clears
+ *   548 u32  journal source   the table word a move empties
+ *   552 ..575 reserved
  *   576 u32[SIZE_CLASSES] freelist heads, one per size class: offset of the first free fifo
  *            (0 = empty); changed only under the allocator lock
  *   1024 process table: PROC_SLOTS entries of 8 bytes, one per attached process
@@ -117,8 +119,9 @@
  * table[i / C] + FIFO_HEADER_SIZE + i % C. A data chunk's header is a chunk header (line 0; its
  * capacity is C, its allocation number 1: it has no handles) with +64 u32 the offset of the
  * fifo it belongs to. Who changes a table word:
- * the producer fills the slots it writes into (at or past the tail) and drops leftover slots
- * wholly behind the head; the consumer drops the slots it read past (before it publishes the
+ * the producer fills the slots it writes into (at or past the tail), moving a leftover chunk
+ * from a slot wholly behind the head into them before it takes new ones, and drops the
+ * leftovers it does not need; the consumer drops the slots it read past (before it publishes the
  * head that passes them), except the last one when the slot after it is empty (so that a drained
  * fifo keeps one chunk). Every fill and drop runs under the allocator lock with its journal, so
  * a process killed at any point leaves each chunk in exactly one table word or on its freelist.
@@ -221,6 +224,7 @@ export const FS_JOURNAL_CHUNK = 532;
 export const FS_JOURNAL_CLASS = 536;
 export const FS_CREATOR_TAG = 540;
 export const FS_JOURNAL_TARGET = 544;
+export const FS_JOURNAL_SOURCE = 548;
 export const FS_FREELISTS = 576;
 /** Journal operations. */
 export const JOURNAL_NONE = 0;
@@ -230,6 +234,7 @@ export const JOURNAL_FREE = 3;
 export const JOURNAL_GROW = 4;
 export const JOURNAL_DROP = 5;
 export const JOURNAL_FREE_CHUNKED = 6;
+export const JOURNAL_MOVE = 7;
 
 /** The process table. */
 export const PROC_TABLE = 1024;

@@ -317,8 +317,17 @@ export class Segment {
   }
 
   /** @ignore @internal Chunks for a chunked fifo's table words (see `FifoAllocator.growChunks`). */
-  growChunks(fifo: number, seq: number, sizeClass: number, words: Uint32Array, count: number): number {
-    return this.#allocator.growChunks(fifo, seq, sizeClass, words, count);
+  growChunks(
+    fifo: number,
+    seq: number,
+    sizeClass: number,
+    words: Uint32Array,
+    count: number,
+    spareWords: Uint32Array,
+    spares: Uint32Array,
+    spareCount: number,
+  ): number {
+    return this.#allocator.growChunks(fifo, seq, sizeClass, words, count, spareWords, spares, spareCount);
   }
 
   /** @ignore @internal A chunked fifo's chunks given back (see `FifoAllocator.dropChunks`). */

@@ -17,10 +17,12 @@ import {
   FS_JOURNAL_CHUNK,
   FS_JOURNAL_CLASS,
   FS_JOURNAL_OP,
+  FS_JOURNAL_SOURCE,
   FS_JOURNAL_TARGET,
   FS_LOCK,
   JOURNAL_DROP,
   JOURNAL_GROW,
+  JOURNAL_MOVE,
 } from "../src/layout.ts";
 import {
   expectSuccess,
@@ -253,8 +255,9 @@ test("a table word that points outside the segment is a typed error, and nothing
 // A dead holder's journal: a private segment's only live tag is 1, so 0x1234 is dead.
 const DEAD = 0x1234;
 
-function deadHolderLeft(segment: Segment, op: number, chunk: number, target: number): void {
+function deadHolderLeft(segment: Segment, op: number, chunk: number, target: number, source = 0): void {
   const u32 = segment.u32;
+  u32[FS_JOURNAL_SOURCE >>> 2] = source;
   u32[FS_JOURNAL_TARGET >>> 2] = target;
   u32[FS_JOURNAL_CHUNK >>> 2] = chunk;
   u32[FS_JOURNAL_CLASS >>> 2] = u32[(chunk + FF_CLASS) >>> 2];
@@ -395,4 +398,35 @@ test(`SIGKILL mid-grow: ${OTHERS.join(" and ")} processes killed while their chu
   assert.equal(after.bad, 0, "the segment works on");
   sm.delete(segment);
   assert.deepEqual(shmEntries(name), []);
+});
+
+test("a drained fifo's kept chunk moves to the next slot when writing resumes, with no freelist traffic", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  const table = (fifo.offset + FIFO_HEADER_SIZE) >>> 2;
+  fifo.enqueue(bytes(4096));
+  readAll(fifo, 4096, 0); // drained exactly at the end of slot 0: its chunk is kept
+  const kept = segment.u32[table];
+  assert.notEqual(kept, 0);
+  const free = segment.numFreeFifos(4096);
+  fifo.enqueue(bytes(100, 4096));
+  assert.equal(segment.u32[table + 1], kept, "the same chunk, now in slot 1");
+  assert.equal(segment.u32[table], 0);
+  assert.equal(segment.numFreeFifos(4096), free, "nothing taken from or given to the freelist");
+  readAll(fifo, 100, 4096);
+});
+
+test("a process killed in a move: the chunk ends in exactly one of the two words", () => {
+  for (const arrived of [false, true]) {
+    const { sm, segment, fifo, word, chunk } = oneChunkFifo();
+    using _ = sm;
+    const next = word + 4; // slot 1
+    if (arrived) segment.u32[next >>> 2] = chunk; // written into slot 1, slot 0 not cleared yet
+    deadHolderLeft(segment, JOURNAL_MOVE, chunk, next, word);
+    assert.deepEqual(segment.audit().lost, []);
+    assert.equal(fifo.chunkCount, 1);
+    assert.equal(segment.u32[word >>> 2], arrived ? 0 : chunk);
+    assert.equal(segment.u32[next >>> 2], arrived ? chunk : 0);
+  }
 });
