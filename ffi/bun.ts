@@ -85,6 +85,7 @@ export function bunOs(): Os {
     fns,
     // MAP_FAILED does not fit a double, so Bun hands it over as a bigint; null is never valid.
     isMapFailed: (address) => typeof address !== "number" || address <= 0,
+    detachable: true,
     arrayBuffer: (address, length) => ffi.toArrayBuffer(address as number, 0, length),
     offset: (address, bytes) => (address as number) + bytes,
     addressValue: (address) => address as number,

@@ -72,6 +72,7 @@ export function denoOs(): Os {
     runtime: "deno",
     fns,
     isMapFailed: (address) => address === null || BigInt(Deno.UnsafePointer.value(address as Pointer)) === MAP_FAILED,
+    detachable: false,
     arrayBuffer: (address, length) => Deno.UnsafePointerView.getArrayBuffer(address as Pointer, length),
     offset: (address, bytes) => Deno.UnsafePointer.offset(address as Pointer, bytes),
     addressValue: (address) => Number(Deno.UnsafePointer.value(address as Pointer)),

@@ -106,6 +106,11 @@ export interface Native {
   isMapFailed(address: Address): boolean;
   /** One ArrayBuffer over `length` bytes at `address`. */
   arrayBuffer(address: Address, length: number): ArrayBuffer;
+  /**
+   * Whether the buffers `arrayBuffer` makes may be detached (`transfer(0)`). Not in Deno: there
+   * a detached FFI buffer crashes a garbage-collector thread later, about one process in 30.
+   */
+  readonly detachable: boolean;
   /** `address + bytes`. */
   offset(address: Address, bytes: number): Address;
   /** An address as a number (user-space addresses fit a double). */
@@ -220,6 +225,12 @@ const PACKET_DATA = 256;
 /** Builds the {@link Os} over a runtime adapter. */
 export function makeOs(native: Native): Os {
   const f = native.fns;
+  // Placeholder ranges whose buffers are all collected go back to the kernel.
+  const unmapWhenCollected = new FinalizationRegistry<{ count: number; address: Address; length: number }>(
+    (left) => {
+      if (--left.count === 0) f.munmap(left.address, BigInt(left.length));
+    },
+  );
   const fail = (call: string, detail?: string): never => {
     throw new OsError(call, native.errno(), detail);
   };
@@ -325,15 +336,29 @@ export function makeOs(native: Native): Os {
       m.unmapped = true;
       // A buffer detached by someone else may live on, moved, over these addresses.
       const escaped = m.buffer.detached || m.lent.some((b) => b.detached);
-      // Detach first: a stale view then throws instead of touching unmapped memory.
-      for (const buffer of [m.buffer, ...m.lent]) if (!buffer.detached) buffer.transfer(0);
-      m.lent.length = 0;
-      if (escaped) {
+      const placeholder = () => {
+        // Private zero pages in place of the segment: a stale view reads zeros, cannot fault,
+        // and cannot reach whatever the kernel would map at these addresses next.
         const flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE;
         const r = f.mmap(m.address, BigInt(m.length), PROT_READ | PROT_WRITE, flags, -1, 0n);
         if (native.isMapFailed(r)) fail("mmap(MAP_FIXED)");
+      };
+      if (!native.detachable) {
+        // The buffers stay as they are, over zero pages, until the last of them is collected;
+        // then nothing can reach the addresses and they are given back.
+        placeholder();
+        const buffers = [m.buffer, ...m.lent].filter((b) => !b.detached);
+        m.lent.length = 0;
+        if (!escaped && buffers.length > 0) {
+          const left = { count: buffers.length, address: m.address, length: m.length };
+          for (const buffer of buffers) unmapWhenCollected.register(buffer, left);
+        }
         return;
       }
+      // Detach first: a stale view then throws instead of touching unmapped memory.
+      for (const buffer of [m.buffer, ...m.lent]) if (!buffer.detached) buffer.transfer(0);
+      m.lent.length = 0;
+      if (escaped) return placeholder();
       if (f.munmap(m.address, BigInt(m.length)) !== 0) fail("munmap");
     },
     getpid() {

@@ -71,6 +71,7 @@ export function nodeOs(): Os {
     fns,
     // MAP_FAILED is (void *)-1; pointers come back as bigints.
     isMapFailed: (address) => typeof address !== "bigint" || address === 0n || address === 0xffff_ffff_ffff_ffffn,
+    detachable: true,
     arrayBuffer: (address, length) => ffi.toArrayBuffer(address as bigint, length, false),
     offset: (address, bytes) => (address as bigint) + BigInt(bytes),
     addressValue: (address) => Number(address as bigint),
