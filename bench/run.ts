@@ -21,7 +21,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { SegmentMain } from "../mod.ts";
+import { type FifoOptions, SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
 import { done, interruptedBy, track } from "./interrupt.ts";
 
@@ -117,12 +117,12 @@ async function fifoCase(
   fifoSize: number,
   extra: (number | string)[],
   twoFifos = false,
-  chunked = false,
+  options: FifoOptions = {},
 ): Promise<[Result, Result]> {
   using sm = new SegmentMain();
   const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const segment = sm.create({ type: "shm", name, size: 4 * MiB });
-  const a = segment.allocFifo(fifoSize, "rx", { chunked })!;
+  const a = segment.allocFifo(fifoSize, "rx", options)!;
   // Both sides name the fifos in the same order: ping (out, back) and echo (in, out).
   const fifos = twoFifos ? [a.offset, segment.allocFifo(fifoSize, "tx")!.offset] : [a.offset];
   const c = start(second, 1, roles[1], name, ...fifos, ...extra);
@@ -180,6 +180,7 @@ interface Row {
   kind:
     | "fifo"
     | "fifo-chunked"
+    | "fifo-chunked-256k"
     | "fifo-sleep"
     | "msg"
     | "ring"
@@ -273,26 +274,32 @@ for (let rep = 0; rep < reps; rep++) {
       if (size !== 65536) continue;
       // The same stream through a chunked fifo (memory taken and given back chunk by chunk),
       // right after the contiguous one: the ratio of the two is taken within the rep.
-      const [, chunked] = await fifoCase(
-        producer,
-        consumer,
-        ["fifo-produce", "fifo-consume"],
-        MiB,
-        [size, count],
-        false,
-        true,
-      );
-      if (chunked.bytes !== size * count) {
-        throw new Error(`chunked fifo: got ${chunked.bytes} of ${size * count} bytes`);
+      // Default chunks (VPP's rule: an eighth of the size, at most 64 KiB), then 256 KiB ones.
+      for (const [kind, chunkSize] of [["fifo-chunked", undefined], ["fifo-chunked-256k", 256 * 1024]] as const) {
+        const [, chunked] = await fifoCase(
+          producer,
+          consumer,
+          ["fifo-produce", "fifo-consume"],
+          MiB,
+          [size, count],
+          false,
+          {
+            chunked: true,
+            chunkSize,
+          },
+        );
+        if (chunked.bytes !== size * count) {
+          throw new Error(`chunked fifo: got ${chunked.bytes} of ${size * count} bytes`);
+        }
+        const chunkedGbps = chunked.bytes / chunked.seconds / 1e9;
+        record({ kind, producer, consumer, size, gbps: chunkedGbps }, faster);
+        (vsContiguous[`${kind}-${producer}-${consumer}`] ??= []).push(chunkedGbps / gbps);
+        log(
+          `  ${kind} ${producer}->${consumer} ${size} B: ${chunkedGbps.toFixed(2)} GB/s (${
+            (chunkedGbps / gbps).toFixed(2)
+          }x)`,
+        );
       }
-      const chunkedGbps = chunked.bytes / chunked.seconds / 1e9;
-      record({ kind: "fifo-chunked", producer, consumer, size, gbps: chunkedGbps }, faster);
-      (vsContiguous[`${producer}-${consumer}`] ??= []).push(chunkedGbps / gbps);
-      log(
-        `  chunked fifo ${producer}->${consumer} ${size} B: ${chunkedGbps.toFixed(2)} GB/s (${
-          (chunkedGbps / gbps).toFixed(2)
-        }x)`,
-      );
     }
     if (c) (vsC[`fifo-${size}`] ??= []).push(top / c["GB/s"]);
   }
@@ -463,15 +470,15 @@ for (const size of SIZES) {
     } |`,
   );
 }
-{
+for (const [kind, what] of [["fifo-chunked", "64 KiB chunks"], ["fifo-chunked-256k", "256 KiB chunks"]] as const) {
   const cells = PAIRS.map(([p, c]) => {
-    const r = find("fifo-chunked", p, c, 65536);
+    const r = find(kind, p, c, 65536);
     return r ? fmt(r.gbps) : "-";
   });
-  const ratios = PAIRS.map(([p, c]) => `${p}→${c} ${ratio(median(vsContiguous[`${p}-${c}`]))}`);
+  const ratios = PAIRS.map(([p, c]) => `${p}→${c} ${ratio(median(vsContiguous[`${kind}-${p}-${c}`]))}`);
   lines.push(
-    `| stream, 64 KiB writes, chunked fifo (GB/s) | ${cells.join(" | ")} | vs the contiguous fifo, same pair, ` +
-      `median of reps: ${ratios.join(", ")} | - |`,
+    `| stream, 64 KiB writes, chunked 1 MiB fifo, ${what} (GB/s) | ${cells.join(" | ")} | vs the contiguous fifo, ` +
+      `same pair, median of reps: ${ratios.join(", ")} | - |`,
   );
 }
 const times = (r: Row) => `${fmt(r.meanNs! / 1000)} (p50 ${fmt(r.p50Ns! / 1000)}, p99 ${fmt(r.p99Ns! / 1000)})`;
