@@ -16,11 +16,15 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
+    assert.match(run.stdout, /\| stream, 64 KiB writes, chunked 1 MiB fifo, 64 KiB chunks \(GB\/s\) \|/);
+    assert.match(run.stdout, /\| 1000 idle fifos of 64 KiB, segment memory held \(MiB\) \|/);
     const json = JSON.parse(readFileSync(`${out}/quick.json`, "utf8"));
     assert.equal(json.quick, true);
     const kinds = new Set(json.rows.map((r: { kind: string }) => r.kind));
     assert.deepEqual([...kinds].sort(), [
       "fifo",
+      "fifo-chunked",
+      "fifo-chunked-256k",
       "fifo-sleep",
       "idle",
       "msg",
@@ -32,14 +36,14 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "uds-rtt",
       "wakeup",
     ]);
-    // Per pair, 3 stream sizes and 6 more cross-process cases; per runtime, the socket round trip,
+    // Per pair, 3 stream sizes, 2 chunked streams and 6 more cross-process cases; per runtime, the socket round trip,
     // idle CPU and 6 socket and pipe rows.
     const pairs = new Set(json.rows.map((r: { producer: string; consumer: string }) => `${r.producer}-${r.consumer}`));
     if (RUNTIME === "deno") {
-      assert.equal(json.rows.length, 3 * 3 + 3 * 6 + 2 * (1 + 1 + 6));
+      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 6));
       assert.deepEqual([...pairs].sort(), ["deno-deno", "node-deno", "node-node"]);
     } else {
-      assert.equal(json.rows.length, 3 + 6 + 1 + 1 + 6);
+      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 6);
       assert.deepEqual([...pairs], [`${RUNTIME}-${RUNTIME}`]);
     }
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
