@@ -23,6 +23,7 @@
 
 import { SegmentError } from "./errors.ts";
 import type { FifoList, FifoMemory } from "./fifo.ts";
+import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
   chunkBytes,
   classBytes,
@@ -516,23 +517,14 @@ export class FifoAllocator {
 
   /**
    * The producer's step for the chunked fifo at `fifo` (allocation `seq`), under one hold of the
-   * lock: fills its empty table words `words[0..count)` (byte offsets) in order, first with the
-   * leftover chunks `spares[0..spareCount)` held in its words `spareWords[...]` (moved, not
-   * freed and taken again), then with chunks of `sizeClass` from the freelists; leftovers not
-   * needed go back to their list. Returns how many of `words` were filled: fewer when the
+   * lock: fills the empty table words of `batch` in order, first with its leftover chunks (moved,
+   * not freed and taken again), then with chunks of `sizeClass` from the freelists; leftovers
+   * not needed go back to their list. Returns how many of `words` were filled: fewer when the
    * segment ran out of chunks, 0 when the fifo is gone. Every move, take and give-back is
    * journaled: killed anywhere, each chunk ends in exactly one table word or on its list.
    */
-  growChunks(
-    fifo: number,
-    seq: number,
-    sizeClass: number,
-    words: Uint32Array,
-    count: number,
-    spareWords: Uint32Array,
-    spares: Uint32Array,
-    spareCount: number,
-  ): number {
+  growChunks(fifo: number, seq: number, sizeClass: number, batch: ChunkBatch): number {
+    const { words, count, spareWords, spares, spareCount } = batch;
     if (sizeClass > MAX_CHUNK_CLASS) this.#corrupt(`a chunked fifo's chunks cannot be of class ${sizeClass}`);
     const u32 = this.#u32;
     this.#lock();

@@ -23,23 +23,24 @@ export interface ChunkSource {
   readonly size: number;
   readonly name: string;
   /**
-   * Fills the fifo's table words `words[0..count)` (byte offsets) in order, with the leftover
-   * chunks `spares[0..spareCount)` (held in its words `spareWords`) first and then with chunks
-   * of `sizeClass`; gives back the leftovers not needed. Returns how many words it filled (fewer
-   * when the segment has no more).
+   * Fills the fifo's empty table words of `batch` in order, with its leftover chunks first and
+   * then with chunks of `sizeClass`; gives back the leftovers not needed. Returns how many
+   * words it filled (fewer when the segment has no more).
    */
-  growChunks(
-    fifo: number,
-    seq: number,
-    sizeClass: number,
-    words: Uint32Array,
-    count: number,
-    spareWords: Uint32Array,
-    spares: Uint32Array,
-    spareCount: number,
-  ): number;
+  growChunks(fifo: number, seq: number, sizeClass: number, batch: ChunkBatch): number;
   /** Gives back `chunks[0..count)`, held in the fifo's table words `words[0..count)`. */
   dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void;
+}
+
+/** A producer's request to the allocator, made once per handle and refilled for each grow. */
+export interface ChunkBatch {
+  /** Byte offsets of the empty table words to fill, in order: the first `count` of them. */
+  readonly words: Uint32Array;
+  count: number;
+  /** Leftover chunks of the fifo (the first `spareCount`) and the table words that hold them. */
+  readonly spares: Uint32Array;
+  readonly spareWords: Uint32Array;
+  spareCount: number;
 }
 
 /** One chunked fifo's table, as one handle sees it. */
@@ -61,9 +62,14 @@ export class FifoChunks {
   readonly #batch = new Uint32Array(BATCH);
   /** Slot indices of the words in #words, for a grow that stops short. */
   readonly #slotsOf = new Uint32Array(BATCH);
-  /** Leftover chunks behind the head, and their words, for the producer's next grow. */
-  readonly #spareWords = new Uint32Array(TRIM_LOOK_BACK);
-  readonly #spares = new Uint32Array(TRIM_LOOK_BACK);
+  /** The producer's grow request: the words of #words, and leftover chunks behind the head. */
+  readonly #grow: ChunkBatch = {
+    words: this.#words,
+    count: 0,
+    spares: new Uint32Array(TRIM_LOOK_BACK),
+    spareWords: new Uint32Array(TRIM_LOOK_BACK),
+    spareCount: 0,
+  };
   /** Largest offset a chunk may start at and still end inside the segment. */
   readonly #lastStart: number;
 
@@ -183,7 +189,8 @@ export class FifoChunks {
    * n, or less when the segment ran out of chunks.
    */
   provide(at: number, n: number, headAt: number, reach: number): number {
-    let spareCount = this.#leftovers(headAt, reach);
+    const grow = this.#grow;
+    grow.spareCount = this.#leftovers(headAt, reach);
     const last = (at + n - 1) >>> this.#shift; // may pass the last slot: the range wraps
     for (let i = at >>> this.#shift; i <= last;) {
       let count = 0;
@@ -193,18 +200,10 @@ export class FifoChunks {
         this.#words[count] = this.#word(slot);
         this.#slotsOf[count++] = i;
       }
-      if (count === 0 && spareCount === 0) continue;
-      const filled = this.#src.growChunks(
-        this.#fifo,
-        this.#seq,
-        this.#sizeClass,
-        this.#words,
-        count,
-        this.#spareWords,
-        this.#spares,
-        spareCount,
-      );
-      spareCount = 0; // moved in, or given back
+      if (count === 0 && grow.spareCount === 0) continue;
+      grow.count = count;
+      const filled = this.#src.growChunks(this.#fifo, this.#seq, this.#sizeClass, grow);
+      grow.spareCount = 0; // moved in, or given back
       if (filled < count) {
         const have = this.#slotsOf[filled] * this.#bytes - at; // bytes before the first slot left empty
         return have > 0 ? have : 0;
@@ -229,8 +228,8 @@ export class FifoChunks {
       if (from < reach) break;
       const chunk = this.#chunk(slot);
       if (chunk === 0) continue;
-      this.#spareWords[count] = this.#word(slot);
-      this.#spares[count++] = chunk;
+      this.#grow.spareWords[count] = this.#word(slot);
+      this.#grow.spares[count++] = chunk;
     }
     return count;
   }

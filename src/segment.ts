@@ -9,6 +9,7 @@ import type { Mapping } from "../ffi/os.ts";
 import { type AllocatorAudit, classOf, FifoAllocator } from "./allocator.ts";
 import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
+import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
   classBytes,
   EVENTS_BYTES,
@@ -317,17 +318,8 @@ export class Segment {
   }
 
   /** @ignore @internal Chunks for a chunked fifo's table words (see `FifoAllocator.growChunks`). */
-  growChunks(
-    fifo: number,
-    seq: number,
-    sizeClass: number,
-    words: Uint32Array,
-    count: number,
-    spareWords: Uint32Array,
-    spares: Uint32Array,
-    spareCount: number,
-  ): number {
-    return this.#allocator.growChunks(fifo, seq, sizeClass, words, count, spareWords, spares, spareCount);
+  growChunks(fifo: number, seq: number, sizeClass: number, batch: ChunkBatch): number {
+    return this.#allocator.growChunks(fifo, seq, sizeClass, batch);
   }
 
   /** @ignore @internal A chunked fifo's chunks given back (see `FifoAllocator.dropChunks`). */

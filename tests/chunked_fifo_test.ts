@@ -24,21 +24,10 @@ import {
   JOURNAL_GROW,
   JOURNAL_MOVE,
 } from "../src/layout.ts";
-import {
-  expectSuccess,
-  OTHERS,
-  pattern,
-  patternByte,
-  running,
-  RUNTIME,
-  shmEntries,
-  startPeer,
-  STREAM_MAX_IO,
-  streamTable,
-  uniqueName,
-} from "./helpers.ts";
+import { OTHERS, pattern, patternByte, RUNTIME, shmEntries, startPeer, STREAM_MAX_IO, uniqueName } from "./helpers.ts";
 import { consumeStream, produceStreamOoo } from "./peers/stream.ts";
 import { chunkChurn } from "./peers/churn.ts";
+import { streamWithPeer } from "./stream_pair.ts";
 
 const KiB = 1024;
 const CHUNK = 4096 + FIFO_HEADER_SIZE; // a 4 KiB chunk with its header
@@ -326,37 +315,30 @@ for (const other of OTHERS) {
       const segment = sm.create({ type: "shm", name, size: 4 << 20 });
       const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB })!;
       const seed = 4321;
-      const peer = startPeer(other, "fifo_peer", [
-        direction === "produce" ? "consume" : "produce-ooo",
+      const iProduce = direction === "produce";
+      const args = [
+        iProduce ? "consume" : "produce-ooo",
         "shm",
         name,
         String(fifo.offset),
         String(total),
         String(seed),
-      ], 300_000);
-      try {
-        const table = streamTable();
-        const alive = () => running(peer.pid);
-        const mine = direction === "produce"
-          ? produceStreamOoo(fifo, total, seed, table, alive)
-          : consumeStream(fifo, total, seed, table, alive);
-        const result = await peer.done;
-        expectSuccess(result, `${other} peer`);
-        const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
-        const consumed = direction === "produce" ? theirs : mine;
-        const produced = direction === "produce" ? mine : theirs;
-        assert.equal(produced.bytes, total);
-        assert.ok(produced.ooo > total / STREAM_MAX_IO / 2, `${produced.ooo} out-of-order writes`);
-        assert.deepEqual(
-          { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
-          { bytes: total, bad: 0, firstBad: -1, left: 0 },
-        );
-        assert.equal(fifo.chunkCount, 1, "drained: one chunk");
-        assert.deepEqual(segment.audit().lost, []);
-      } finally {
-        peer.kill();
-        await peer.done;
-      }
+      ];
+      const { produced, consumed } = await streamWithPeer(
+        other,
+        args,
+        iProduce,
+        (table, alive) =>
+          iProduce ? produceStreamOoo(fifo, total, seed, table, alive) : consumeStream(fifo, total, seed, table, alive),
+      );
+      assert.equal(produced.bytes, total);
+      assert.ok(produced.ooo > total / STREAM_MAX_IO / 2, `${produced.ooo} out-of-order writes`);
+      assert.deepEqual(
+        { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
+        { bytes: total, bad: 0, firstBad: -1, left: 0 },
+      );
+      assert.equal(fifo.chunkCount, 1, "drained: one chunk");
+      assert.deepEqual(segment.audit().lost, []);
       sm.delete(segment);
       assert.deepEqual(shmEntries(name), []);
     });

@@ -4,18 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SegmentMain } from "../mod.ts";
-import {
-  expectSuccess,
-  OTHER,
-  running,
-  RUNTIME,
-  shmEntries,
-  startPeer,
-  STREAM_MAX_IO,
-  streamTable,
-  uniqueName,
-} from "./helpers.ts";
+import { expectSuccess, OTHER, running, RUNTIME, shmEntries, startPeer, STREAM_MAX_IO, uniqueName } from "./helpers.ts";
 import { consumeStream, produceEvents, produceStream } from "./peers/stream.ts";
+import { streamWithPeer } from "./stream_pair.ts";
 
 const GiB = 1024 ** 3;
 const LONG = process.env.SVM_LONG === "1";
@@ -36,36 +27,22 @@ for (const other of PEERS) {
         const fifo = segment.allocFifo(1_000_000, "rx")!; // not a power of two
         const where = type === "shm" ? name : `${process.pid}:${segment.info().fd}`;
         const seed = 1234;
-        const peer = startPeer(other, "fifo_peer", [
-          direction === "produce" ? "consume" : "produce",
-          type,
-          where,
-          String(fifo.offset),
-          String(total),
-          String(seed),
-        ], 300_000);
-        try {
-          const table = streamTable();
-          const alive = () => running(peer.pid);
-          const mine = direction === "produce"
-            ? produceStream(fifo, total, seed, table, alive)
-            : consumeStream(fifo, total, seed, table, alive);
-          const result = await peer.done;
-          expectSuccess(result, `${other} peer`);
-          const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
-          const consumed = direction === "produce" ? theirs : mine;
-          const produced = direction === "produce" ? mine : theirs;
-          assert.equal(produced.bytes, total);
-          assert.deepEqual(
-            { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
-            { bytes: total, bad: 0, firstBad: -1, left: 0 },
-          );
-          const many = total / STREAM_MAX_IO; // writes and reads average half the largest
-          assert.ok(produced.writes > many && consumed.reads > many, "many writes and reads of varied sizes");
-        } finally {
-          peer.kill();
-          await peer.done;
-        }
+        const iProduce = direction === "produce";
+        const args = [iProduce ? "consume" : "produce", type, where, String(fifo.offset), String(total), String(seed)];
+        const { produced, consumed } = await streamWithPeer(
+          other,
+          args,
+          iProduce,
+          (table, alive) =>
+            iProduce ? produceStream(fifo, total, seed, table, alive) : consumeStream(fifo, total, seed, table, alive),
+        );
+        assert.equal(produced.bytes, total);
+        assert.deepEqual(
+          { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
+          { bytes: total, bad: 0, firstBad: -1, left: 0 },
+        );
+        const many = total / STREAM_MAX_IO; // writes and reads average half the largest
+        assert.ok(produced.writes > many && consumed.reads > many, "many writes and reads of varied sizes");
         sm.delete(segment);
         assert.deepEqual(shmEntries(name), []);
       });
