@@ -581,8 +581,15 @@ export class FifoAllocator {
 
   /** Whether `word` is a table word that still holds `chunk`, a data chunk of `sizeClass` of the fifo. */
   #isSpare(fifo: number, sizeClass: number, word: number, chunk: number): boolean {
-    return this.#isWord(word) && Atomics.load(this.#u32, word >>> 2) === chunk && this.isChunkStart(chunk) &&
-      this.#isDataChunk(chunk, sizeClass, fifo);
+    return this.#isWord(word) && Atomics.load(this.#u32, word >>> 2) === chunk &&
+      this.#dataChunkClass(chunk, fifo) === sizeClass;
+  }
+
+  /** The size class of `chunk` if it is a live data chunk of the chunked fifo at `fifo` (a word read from its table); -1 if not. */
+  #dataChunkClass(chunk: number, fifo: number): number {
+    if (!this.isChunkStart(chunk)) return -1;
+    const sizeClass = Atomics.load(this.#u32, (chunk + FF_CLASS) >>> 2);
+    return sizeClass <= MAX_CHUNK_CLASS && this.#isDataChunk(chunk, sizeClass, fifo) ? sizeClass : -1;
   }
 
   /**
@@ -609,18 +616,14 @@ export class FifoAllocator {
 
   /** Puts `chunk`, held in the table word `word` of the fifo at `fifo`, back on its list (under the lock). */
   #dropLocked(fifo: number, word: number, chunk: number): void {
-    const u32 = this.#u32;
-    if (!this.isChunkStart(chunk)) {
-      this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is no chunk`);
-    }
-    const sizeClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
-    if (sizeClass > MAX_CHUNK_CLASS || !this.#isDataChunk(chunk, sizeClass, fifo)) {
+    const sizeClass = this.#dataChunkClass(chunk, fifo);
+    if (sizeClass < 0) {
       this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
     }
     this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
     this.#makeFree(chunk);
     this.#push(sizeClass, chunk);
-    Atomics.store(u32, word >>> 2, 0);
+    Atomics.store(this.#u32, word >>> 2, 0);
   }
 
   /**
@@ -866,15 +869,9 @@ export class FifoAllocator {
         for (let i = 0; i < slots; i++) {
           const data = Atomics.load(u32, ((at + FIFO_HEADER_SIZE) >>> 2) + i);
           if (data === 0) continue;
-          if (!this.isChunkStart(data)) {
-            lost.push(data);
-            continue;
-          }
-          const dataClass = Atomics.load(u32, (data + FF_CLASS) >>> 2);
           // A word must name a live data chunk of this fifo (not one on a freelist, not another's).
-          if (dataClass <= MAX_CHUNK_CLASS && this.#isDataChunk(data, dataClass, at)) {
-            tabled.set(data, (tabled.get(data) ?? 0) + 1);
-          } else lost.push(data);
+          if (this.#dataChunkClass(data, at) >= 0) tabled.set(data, (tabled.get(data) ?? 0) + 1);
+          else lost.push(data);
         }
       }
       for (const chunk of chunks) {

@@ -14,6 +14,7 @@
 
 import { SegmentError } from "./errors.ts";
 import {
+  chunkClassOf,
   classBytes,
   CLOSED_ABORTED,
   CLOSED_CLEAN,
@@ -47,7 +48,6 @@ import {
   FF_WANT_DEQ_NTF,
   FIFO_HEADER_SIZE,
   KIND_FIFO,
-  MAX_CHUNK_CLASS,
   SIZE_CLASSES,
 } from "./layout.ts";
 import { type ChunkSource, FifoChunks } from "./fifo_chunks.ts";
@@ -193,16 +193,15 @@ export class Fifo {
     const u32 = mem.u32;
     const cap = Atomics.load(u32, w + FF_CAPACITY / 4); // read once, checked, used
     const chunkBytes = Atomics.load(u32, w + FF_CHUNK_BYTES / 4);
-    if (chunkBytes === 0 ? cap < 1 || cap > classBytes(sizeClass) : !chunkedShapeOk(cap, chunkBytes, sizeClass)) {
+    const chunkClass = chunkBytes === 0 ? -1 : chunkedClass(cap, chunkBytes, sizeClass);
+    if (chunkBytes === 0 ? cap < 1 || cap > classBytes(sizeClass) : chunkClass < 0) {
       throw new SegmentError(
         "corrupt",
         `fifo at offset ${offset} of segment "${mem.name}" claims capacity ${cap}` +
           (chunkBytes === 0 ? "" : ` in chunks of ${chunkBytes}`),
       );
     }
-    this.#chunks = chunkBytes === 0
-      ? null
-      : new FifoChunks(mem, offset, seq, cap, chunkBytes, Math.log2(chunkBytes / classBytes(0)));
+    this.#chunks = chunkBytes === 0 ? null : new FifoChunks(mem, offset, seq, cap, chunkBytes, chunkClass);
     this.#sizeWord = w + FF_SIZE / 4;
     this.#maxSize = chunkBytes === 0 ? cap : cap - chunkBytes;
     this.#seq = seq;
@@ -352,9 +351,8 @@ export class Fifo {
     this.#cachedHead = head;
     const used = this.#dist(tail, head);
     if (used > this.#cap) this.#badDistance(head, tail);
-    if (this.#chunks === null) return this.#cap - used;
     const limit = this.#limit();
-    return used < limit ? limit - used : 0; // a size set below what is stored: nothing free
+    return used < limit ? limit - used : 0; // a chunked fifo's size set below what is stored: nothing free
   }
 
   /** The most bytes the producer may store: the capacity, or a chunked fifo's size word now. */
@@ -645,7 +643,7 @@ export class Fifo {
     checkBytes("src", src);
     this.#checkAlias("src", src);
     const tail = this.#own(this.#tail);
-    let free = (this.#chunks === null ? this.#cap : this.#limit()) - this.#dist(tail, this.#cachedHead);
+    let free = this.#limit() - this.#dist(tail, this.#cachedHead);
     if (free < src.length) free = this.#free(tail);
     if (exact && free < src.length) return -1;
     let n = src.length < free ? src.length : free;
@@ -783,7 +781,7 @@ export class Fifo {
    * (see {@link setSize}).
    */
   get size(): number {
-    return this.#chunks === null ? this.#cap : this.#limit();
+    return this.#limit();
   }
 
   /**
@@ -1140,10 +1138,13 @@ export class Fifo {
   }
 }
 
-/** Whether a chunked fifo's ring of `ring` bytes in chunks of `chunkBytes` fits a header chunk of `sizeClass`. */
-function chunkedShapeOk(ring: number, chunkBytes: number, sizeClass: number): boolean {
-  let chunkClass = 0;
-  while (chunkClass <= MAX_CHUNK_CLASS && classBytes(chunkClass) !== chunkBytes) chunkClass++;
-  return chunkClass <= MAX_CHUNK_CLASS && ring >= 2 * chunkBytes && ring % chunkBytes === 0 &&
-    ring <= classBytes(SIZE_CLASSES - 1) && (ring / chunkBytes) * 4 <= classBytes(sizeClass);
+/**
+ * The size class of a chunked fifo's chunks when its header makes sense: a ring of `ring` bytes
+ * in chunks of `chunkBytes` whose table fits a header chunk of `sizeClass`; -1 when it does not.
+ */
+function chunkedClass(ring: number, chunkBytes: number, sizeClass: number): number {
+  const chunkClass = chunkClassOf(chunkBytes);
+  const fits = ring >= 2 * chunkBytes && ring % chunkBytes === 0 && ring <= classBytes(SIZE_CLASSES - 1) &&
+    (ring / chunkBytes) * 4 <= classBytes(sizeClass);
+  return chunkClass >= 0 && fits ? chunkClass : -1;
 }

@@ -183,9 +183,9 @@ export class FifoChunks {
 
   /**
    * The producer's step before it writes ring bytes [at, at + n): fills every slot they touch
-   * that has no chunk, first giving back leftover chunks wholly behind the head (ring index
-   * `headAt`) that lie past what the producer uses (`reach` bytes from the head: what is stored,
-   * plus out-of-order data and this write). Returns how many bytes from `at` have chunks now:
+   * that has no chunk, first with leftover chunks wholly behind the head (ring index `headAt`)
+   * that lie past what the producer uses (`reach` bytes from the head: what is stored, plus
+   * out-of-order data and this write), then from the segment; leftovers not needed go back. Returns how many bytes from `at` have chunks now:
    * n, or less when the segment ran out of chunks.
    */
   provide(at: number, n: number, headAt: number, reach: number): number {
@@ -244,16 +244,13 @@ export class FifoChunks {
     if (within + n < this.#bytes) return; // no slot read to its end
     const ends = (within + n) >>> this.#shift; // slots read to their end
     const stop = (within + n) & (this.#bytes - 1); // where the head stops in its slot
-    let headSlot = at + n;
-    if (headSlot >= this.#ring) headSlot -= this.#ring;
-    headSlot >>>= this.#shift;
     let slot = at >>> this.#shift;
     let count = 0;
     for (let i = 0; i < ends; i++) {
       const next = slot + 1 === this.#slots ? 0 : slot + 1;
-      // Kept: the head's own slot (a read of the whole ring ends in the slot it started in), and
-      // the last slot read when the head stops at its end with nothing after it.
-      const keep = (stop !== 0 && slot === headSlot) || (i === ends - 1 && stop === 0 && this.#chunk(next) === 0);
+      // Kept: the last slot read when the head stops at its end with nothing after it. (A read
+      // never ends in the slot it began in: the ring is a chunk larger than what can be stored.)
+      const keep = i === ends - 1 && stop === 0 && this.#chunk(next) === 0;
       const chunk = this.#chunk(slot);
       if (!keep && chunk !== 0) {
         this.#words[count] = this.#word(slot);

@@ -324,6 +324,11 @@ export const KIND_FIFO_CHUNK = 4;
 export const FC_FIFO = 64;
 /** Chunk sizes of a chunked fifo: size classes 0 (4 KiB) to 10 (4 MiB). */
 export const MAX_CHUNK_CLASS = 10;
+/** The size class whose data bytes are exactly `bytes`, if it is a chunk size of a chunked fifo; -1 if none. */
+export function chunkClassOf(bytes: number): number {
+  for (let c = 0; c <= MAX_CHUNK_CLASS; c++) if (classBytes(c) === bytes) return c;
+  return -1;
+}
 
 /** "MSGQ" read as a little-endian u32. */
 export const MQ_MAGIC = 0x5147534d;

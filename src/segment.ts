@@ -11,6 +11,7 @@ import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
 import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
+  chunkClassOf,
   classBytes,
   EVENTS_BYTES,
   FF_CAPACITY,
@@ -24,7 +25,6 @@ import {
   KIND_FIFO_CHUNK,
   KIND_MESSAGE_QUEUE,
   KIND_MESSAGE_RING,
-  MAX_CHUNK_CLASS,
   MAX_FIFO_SIZE,
   MIN_CLASS_BYTES,
   SIZE_CLASSES,
@@ -296,12 +296,7 @@ export class Segment {
     }
     const chunk = options.chunkSize ??
       Math.min(Math.max(2 ** Math.floor(Math.log2(most / 8)), MIN_CLASS_BYTES), 64 * 1024);
-    if (
-      !Number.isSafeInteger(chunk) || chunk < MIN_CLASS_BYTES || chunk > classBytes(MAX_CHUNK_CLASS) ||
-      (chunk & (chunk - 1)) !== 0
-    ) {
-      throw new RangeError(`chunkSize must be a power of two from 4 KiB to 4 MiB, got ${chunk}`);
-    }
+    checkChunkSize(chunk);
     // One chunk more than the largest size: the producer then never reaches the slot the
     // consumer reads in, so a slot the consumer read to its end is always its to give back.
     const ring = Math.ceil(most / chunk) * chunk + chunk;
@@ -337,11 +332,7 @@ export class Segment {
     if (!Number.isSafeInteger(count) || count < 0) {
       throw new RangeError(`count must be a non-negative integer, got ${count}`);
     }
-    const sizeClass = classOf(chunkSize);
-    if (classBytes(sizeClass) !== chunkSize || sizeClass > MAX_CHUNK_CLASS) {
-      throw new RangeError(`chunkSize must be a power of two from 4 KiB to 4 MiB, got ${chunkSize}`);
-    }
-    return count - this.#allocator.preallocateChunks(sizeClass, count);
+    return count - this.#allocator.preallocateChunks(checkChunkSize(chunkSize), count);
   }
 
   /** A handle over the chunk at `offset`, bounded by where this process's chunk index says it ends. */
@@ -633,6 +624,13 @@ export class Segment {
   [Symbol.dispose](): void {
     if (!this.#deleted) this.#release(this);
   }
+}
+
+/** The size class of a chunked fifo's chunk size; a RangeError unless it is a power of two from 4 KiB to 4 MiB. */
+function checkChunkSize(bytes: number): number {
+  const sizeClass = chunkClassOf(bytes);
+  if (sizeClass < 0) throw new RangeError(`chunkSize must be a power of two from 4 KiB to 4 MiB, got ${bytes}`);
+  return sizeClass;
 }
 
 /** "2.02 MiB used of 4 MiB (50.5%; 1 MiB free, 1 MiB cached), pressure low". */
