@@ -25,7 +25,11 @@ import { SegmentError } from "./errors.ts";
 import type { FifoList, FifoMemory } from "./fifo.ts";
 import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
+  CHUNK_CLAIMED,
+  CHUNK_FLAGS,
+  CHUNK_TABLE_STRIDE,
   chunkBytes,
+  chunkTableWord,
   classBytes,
   FC_FIFO,
   FF_ALLOC_SEQ,
@@ -38,6 +42,7 @@ import {
   FF_MAGIC,
   FF_NEXT_FREE,
   FF_OWNER,
+  FF_PRODUCER_HAND,
   FF_REFCOUNT,
   FF_STATE,
   FIFO_AREA_START,
@@ -54,7 +59,6 @@ import {
   FS_JOURNAL_CHUNK,
   FS_JOURNAL_CLASS,
   FS_JOURNAL_OP,
-  FS_JOURNAL_SOURCE,
   FS_JOURNAL_TARGET,
   FS_LOCK,
   isChunkLength,
@@ -63,7 +67,6 @@ import {
   JOURNAL_FREE,
   JOURNAL_FREE_CHUNKED,
   JOURNAL_GROW,
-  JOURNAL_MOVE,
   JOURNAL_NONE,
   JOURNAL_POP,
   KIND_FIFO,
@@ -261,8 +264,7 @@ export class FifoAllocator {
   }
 
   /** Records the operation about to start; the op word is written last. */
-  #journal(op: number, chunk: number, sizeClass: number, target = 0, source = 0): void {
-    Atomics.store(this.#u32, FS_JOURNAL_SOURCE >>> 2, source);
+  #journal(op: number, chunk: number, sizeClass: number, target = 0): void {
     Atomics.store(this.#u32, FS_JOURNAL_TARGET >>> 2, target);
     Atomics.store(this.#u32, FS_JOURNAL_CHUNK >>> 2, chunk);
     Atomics.store(this.#u32, FS_JOURNAL_CLASS >>> 2, sizeClass);
@@ -296,18 +298,8 @@ export class FifoAllocator {
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
       }
-    } else if (op === JOURNAL_MOVE) {
-      // The chunk is written into its new word, then its old word is cleared: once it is in the
-      // new one, clear the old one (if the new one is still empty, the chunk never left).
-      const source = Atomics.load(u32, FS_JOURNAL_SOURCE >>> 2);
-      if (
-        this.#isWord(target) && this.#isWord(source) && Atomics.load(u32, target >>> 2) === chunk &&
-        Atomics.load(u32, source >>> 2) === chunk
-      ) {
-        Atomics.store(u32, source >>> 2, 0);
-      }
     } else if (op === JOURNAL_DROP) {
-      // The chunk goes onto its list, then its table word is cleared: finish whichever is left.
+      // The chunk goes onto its list, then its table (or hand) word is cleared: finish whichever is left.
       const state = Atomics.load(u32, (chunk + FF_STATE) >>> 2);
       if (
         (state === FIFO_STATE_FREE || Atomics.load(u32, (chunk + FF_KIND) >>> 2) === KIND_FIFO_CHUNK) &&
@@ -316,7 +308,8 @@ export class FifoAllocator {
         this.#makeFree(chunk);
         this.#push(sizeClass, chunk);
       }
-      if (this.#isWord(target) && Atomics.load(u32, target >>> 2) === chunk) Atomics.store(u32, target >>> 2, 0);
+      const value = this.#isWord(target) ? Atomics.load(u32, target >>> 2) : 0;
+      if (value !== 0 && value - (value & CHUNK_FLAGS) === chunk) Atomics.store(u32, target >>> 2, 0);
     } else if (op === JOURNAL_FREE_CHUNKED) {
       // Its last reference was dropped: its chunks and then its header go back (each step is
       // idempotent, so a repeated one does no harm).
@@ -517,43 +510,37 @@ export class FifoAllocator {
 
   /**
    * The producer's step for the chunked fifo at `fifo` (allocation `seq`), under one hold of the
-   * lock: fills the empty table words of `batch` in order, first with its leftover chunks (moved,
-   * not freed and taken again), then with chunks of `sizeClass` from the freelists; leftovers
-   * not needed go back to their list. Returns how many of `words` were filled: fewer when the
-   * segment ran out of chunks, 0 when the fifo is gone. Every move, take and give-back is
-   * journaled: killed anywhere, each chunk ends in exactly one table word or on its list.
+   * lock: fills the empty table words of `batch` in order with chunks of `sizeClass` from the
+   * freelists. Returns how many of its words were filled: fewer when the segment ran out of
+   * chunks, 0 when the fifo is gone. Every take is journaled: killed anywhere, each chunk ends
+   * in exactly one table word or on its list.
    */
   growChunks(fifo: number, seq: number, sizeClass: number, batch: ChunkBatch): number {
-    const { words, count, spareWords, spares, spareCount } = batch;
+    const { words, count } = batch;
     if (sizeClass > MAX_CHUNK_CLASS) this.#corrupt(`a chunked fifo's chunks cannot be of class ${sizeClass}`);
     const u32 = this.#u32;
     this.#lock();
     try {
       if (!this.#isChunkedFifo(fifo, seq)) return 0;
-      let spare = 0;
-      let filled = count;
       for (let i = 0; i < count; i++) {
         const word = words[i];
-        if (!this.#isWord(word)) {
-          filled = i;
-          break;
-        }
-        if (Atomics.load(u32, word >>> 2) !== 0) continue; // filled already
-        // A leftover of this fifo first: one word written, one cleared, no freelist.
-        while (spare < spareCount && !this.#isSpare(fifo, sizeClass, spareWords[spare], spares[spare])) spare++;
-        if (spare < spareCount) {
-          const chunk = spares[spare];
-          const from = spareWords[spare++];
-          this.#journal(JOURNAL_MOVE, chunk, sizeClass, word, from);
-          Atomics.store(u32, word >>> 2, chunk);
-          Atomics.store(u32, from >>> 2, 0);
+        if (!this.#isWord(word)) return i;
+        const value = Atomics.load(u32, word >>> 2);
+        if (value !== 0) {
+          if ((value & CHUNK_CLAIMED) === 0) continue; // filled already
+          // A chunk the consumer claimed to give back and has not yet: its give-back checks the
+          // word under this lock, so taking the chunk back here undoes it.
+          const claimed = value - (value & CHUNK_FLAGS);
+          if (this.#dataChunkClass(claimed, fifo) !== sizeClass) {
+            this.#corrupt(
+              `table word ${word} of chunked fifo ${fifo} names ${claimed}, which is not one of its chunks`,
+            );
+          }
+          Atomics.store(u32, word >>> 2, claimed);
           continue;
         }
         const chunk = this.#take(sizeClass);
-        if (chunk === 0) {
-          filled = i;
-          break;
-        }
+        if (chunk === 0) return i;
         // A data chunk has no handles: no allocation number of its own, no user fields.
         const w = chunk >>> 2;
         u32[w + FF_CAPACITY / 4] = classBytes(sizeClass);
@@ -568,21 +555,10 @@ export class FifoAllocator {
         this.#journal(JOURNAL_GROW, chunk, sizeClass, word);
         Atomics.store(u32, word >>> 2, chunk);
       }
-      for (; spare < spareCount; spare++) {
-        if (this.#isSpare(fifo, sizeClass, spareWords[spare], spares[spare])) {
-          this.#dropLocked(fifo, spareWords[spare], spares[spare]);
-        }
-      }
-      return filled;
+      return count;
     } finally {
       this.#unlock();
     }
-  }
-
-  /** Whether `word` is a table word that still holds `chunk`, a data chunk of `sizeClass` of the fifo. */
-  #isSpare(fifo: number, sizeClass: number, word: number, chunk: number): boolean {
-    return this.#isWord(word) && Atomics.load(this.#u32, word >>> 2) === chunk &&
-      this.#dataChunkClass(chunk, fifo) === sizeClass;
   }
 
   /** The size class of `chunk` if it is a live data chunk of the chunked fifo at `fifo` (a word read from its table); -1 if not. */
@@ -593,22 +569,51 @@ export class FifoAllocator {
   }
 
   /**
-   * Puts the data chunks `chunks[0..count)`, held in the table words `words[0..count)` of the
-   * chunked fifo at `fifo` (allocation `seq`), back on their list and clears the words, under
-   * one hold of the lock. A word that holds something else by now is left alone (the fifo was
-   * freed, and its chunks with it).
+   * Puts the data chunks named by `values[0..count)` (offsets with a table word's flag bits),
+   * held in the table or hand words `words[0..count)` of the chunked fifo at `fifo` (allocation
+   * `seq`), back on their list and clears the words, under one hold of the lock. A word that
+   * holds something else by now is left alone (the producer took the chunk back, or the fifo
+   * was freed and its chunks with it).
    */
-  dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void {
+  dropChunks(fifo: number, seq: number, words: Uint32Array, values: Uint32Array, count: number): void {
     const u32 = this.#u32;
     this.#lock();
     try {
       if (!this.#isChunkedFifo(fifo, seq)) return;
       for (let i = 0; i < count; i++) {
         const word = words[i];
-        const chunk = chunks[i];
-        if (!this.#isWord(word) || Atomics.load(u32, word >>> 2) !== chunk) continue;
-        this.#dropLocked(fifo, word, chunk);
+        const value = values[i];
+        if (!this.#isWord(word) || Atomics.load(u32, word >>> 2) !== value) continue;
+        this.#dropLocked(fifo, word, value - (value & CHUNK_FLAGS));
       }
+    } finally {
+      this.#unlock();
+    }
+  }
+
+  /**
+   * Settles the producer's hand word `hand` of the chunked fifo at `fifo` (allocation `seq`),
+   * found set when a producer starts a step (the one that set it died between its claim and
+   * the new table word): cleared when the chunk is in a table word of the fifo (the move was
+   * done, or never happened), else the chunk, if still the fifo's, goes back to its list.
+   */
+  settleHand(fifo: number, seq: number, hand: number): void {
+    const u32 = this.#u32;
+    this.#lock();
+    try {
+      if (!this.#isChunkedFifo(fifo, seq) || hand !== fifo + FF_PRODUCER_HAND) return;
+      const chunk = Atomics.load(u32, hand >>> 2);
+      if (chunk === 0) return;
+      const slots = this.#tableSlots(fifo, Atomics.load(u32, (fifo + FF_CLASS) >>> 2));
+      for (let i = 0; i < slots; i++) {
+        const value = Atomics.load(u32, chunkTableWord(fifo, i));
+        if (value - (value & CHUNK_FLAGS) === chunk) {
+          Atomics.store(u32, hand >>> 2, 0);
+          return;
+        }
+      }
+      if (this.#dataChunkClass(chunk, fifo) >= 0) this.#dropLocked(fifo, hand, chunk);
+      else Atomics.store(u32, hand >>> 2, 0);
     } finally {
       this.#unlock();
     }
@@ -634,18 +639,30 @@ export class FifoAllocator {
    * marked free but not on its list.
    */
   #dropTable(fifo: number, sizeClass: number, recovering = false): void {
+    const slots = this.#tableSlots(fifo, sizeClass);
+    for (let i = 0; i < slots; i++) this.#dropWord(fifo, chunkTableWord(fifo, i), recovering);
+    // The producer's hand last: a chunk also in a table word was given back with it just now.
+    this.#dropWord(fifo, (fifo + FF_PRODUCER_HAND) >>> 2, recovering);
+  }
+
+  /**
+   * The table words of the chunked fifo at `fifo`, a chunk of `sizeClass`, as its header says,
+   * never past the chunk's end (a peer's words); 0 when it has no chunks.
+   */
+  #tableSlots(fifo: number, sizeClass: number): number {
+    const bytes = Atomics.load(this.#u32, (fifo + FF_CHUNK_BYTES) >>> 2);
+    const capacity = Atomics.load(this.#u32, (fifo + FF_CAPACITY) >>> 2);
+    if (bytes === 0 || sizeClass >= SIZE_CLASSES) return 0;
+    return Math.min(Math.floor(capacity / bytes), classBytes(sizeClass) / CHUNK_TABLE_STRIDE);
+  }
+
+  /** Gives back the chunk a table or hand word (index `w`) of the fifo names, if it is the fifo's, and clears the word. */
+  #dropWord(fifo: number, w: number, recovering: boolean): void {
     const u32 = this.#u32;
-    const bytes = Atomics.load(u32, (fifo + FF_CHUNK_BYTES) >>> 2);
-    const capacity = Atomics.load(u32, (fifo + FF_CAPACITY) >>> 2);
-    const slots = bytes === 0 ? 0 : Math.min(Math.floor(capacity / bytes), classBytes(sizeClass) / 4);
-    const table = (fifo + FIFO_HEADER_SIZE) >>> 2;
-    for (let i = 0; i < slots; i++) {
-      const chunk = Atomics.load(u32, table + i);
-      if (chunk === 0) continue;
-      if (!this.isChunkStart(chunk)) { // a scribbled word: nothing of ours to give back
-        Atomics.store(u32, table + i, 0);
-        continue;
-      }
+    const value = Atomics.load(u32, w);
+    if (value === 0) return;
+    const chunk = value - (value & CHUNK_FLAGS);
+    if (this.isChunkStart(chunk)) { // else a scribbled word: nothing of ours to give back
       const chunkClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
       const ours = chunkClass <= MAX_CHUNK_CLASS &&
         (this.#isDataChunk(chunk, chunkClass, fifo) ||
@@ -655,8 +672,8 @@ export class FifoAllocator {
         this.#makeFree(chunk);
         this.#push(chunkClass, chunk);
       }
-      Atomics.store(u32, table + i, 0);
     }
+    Atomics.store(u32, w, 0);
   }
 
   /** Carves up to `count` chunks of a class onto its freelist; returns how many. */
@@ -861,18 +878,19 @@ export class FifoAllocator {
           chunk.state !== FIFO_STATE_LIVE || Atomics.load(u32, (at + FF_KIND) >>> 2) !== KIND_FIFO ||
           Atomics.load(u32, (at + FF_CHUNK_BYTES) >>> 2) === 0
         ) continue;
-        const bytes = Atomics.load(u32, (at + FF_CHUNK_BYTES) >>> 2);
-        const slots = Math.min(
-          Math.floor(Atomics.load(u32, (at + FF_CAPACITY) >>> 2) / bytes),
-          (chunk.length - FIFO_HEADER_SIZE) / 4,
-        );
+        const slots = this.#tableSlots(at, sizeClassOfLength(chunk.length));
         for (let i = 0; i < slots; i++) {
-          const data = Atomics.load(u32, ((at + FIFO_HEADER_SIZE) >>> 2) + i);
+          const value = Atomics.load(u32, chunkTableWord(at, i));
+          const data = value - (value & CHUNK_FLAGS);
           if (data === 0) continue;
           // A word must name a live data chunk of this fifo (not one on a freelist, not another's).
           if (this.#dataChunkClass(data, at) >= 0) tabled.set(data, (tabled.get(data) ?? 0) + 1);
           else lost.push(data);
         }
+        // A chunk only in the producer's hand is on its way between two table words (its
+        // mover died there): still the fifo's, and settled by the next producer or the free.
+        const hand = Atomics.load(u32, (at + FF_PRODUCER_HAND) >>> 2);
+        if (hand !== 0 && !tabled.has(hand) && this.#dataChunkClass(hand, at) >= 0) tabled.set(hand, 1);
       }
       for (const chunk of chunks) {
         const refs = Atomics.load(u32, (chunk.offset + FF_REFCOUNT) >>> 2);

@@ -14,6 +14,7 @@
 
 import { SegmentError } from "./errors.ts";
 import {
+  CHUNK_TABLE_STRIDE,
   chunkClassOf,
   classBytes,
   CLOSED_ABORTED,
@@ -417,10 +418,13 @@ export class Fifo {
     return moved;
   }
 
-  /** Moves the head (at ring index `at`) n bytes on; the caller checked n <= used. */
-  #consume(head: number, at: number, n: number): void {
+  /**
+   * Moves the head (at ring index `at`) n bytes on; the caller checked n <= used, and says
+   * whether n was all it saw stored (`drained`).
+   */
+  #consume(head: number, at: number, n: number, drained: boolean): void {
     if (!this.#consuming) this.#becomeConsumer();
-    if (this.#chunks !== null) this.#chunks.passed(at, n); // before the head lets the producer at them
+    if (this.#chunks !== null) this.#chunks.passed(at, n, drained); // before the head lets the producer at them
     let index = at + n;
     if (index >= this.#cap) index -= this.#cap;
     let next = head - (this.#period - n);
@@ -489,6 +493,11 @@ export class Fifo {
     this.#check();
     if (kind === DATA) {
       if (!this.#consuming) this.#becomeConsumer();
+      if (this.#chunks !== null) {
+        // A reader about to wait on an empty chunked fifo gives back its spare chunks.
+        const head = this.#counter(this.#head);
+        if (this.#used(head) === 0) this.#chunks.rest(this.#headIndex(head));
+      }
     } else if (!this.#producing) this.#becomeProducer();
   }
 
@@ -706,10 +715,19 @@ export class Fifo {
     if (used < dst.length || used > this.#cap) used = this.#used(head);
     if (exact && used < dst.length) return -1;
     const n = dst.length < used ? dst.length : used;
-    if (n === 0) return 0;
+    if (n === 0) {
+      // An empty chunked fifo: its spare chunks go back once the reader has found it empty for a
+      // while, or at once when the producer closed it.
+      if (used === 0 && this.#chunks !== null) {
+        if (Atomics.load(this.#i32, this.#closed) !== 0) this.#chunks.rest(this.#headIndex(head));
+        else this.#chunks.idle(this.#headIndex(head));
+      }
+      return 0;
+    }
     const at = this.#headIndex(head);
     this.#copyOut(at, dst, n);
-    this.#consume(head, at, n);
+    // Drained by this read, by a fresh look at the tail (a chunked fifo gives back its spares then).
+    this.#consume(head, at, n, n === used && (this.#chunks === null || n === this.#used(head)));
     return n;
   }
 
@@ -750,8 +768,9 @@ export class Fifo {
     this.#check();
     checkCount("n", n);
     const head = this.#counter(this.#head);
-    const drop = Math.min(n, this.#used(head));
-    if (drop > 0) this.#consume(head, this.#headIndex(head), drop);
+    const used = this.#used(head);
+    const drop = Math.min(n, used);
+    if (drop > 0) this.#consume(head, this.#headIndex(head), drop, drop === used);
     return drop;
   }
 
@@ -760,7 +779,7 @@ export class Fifo {
     this.#check();
     const head = this.#counter(this.#head);
     const used = this.#used(head);
-    if (used > 0) this.#consume(head, this.#headIndex(head), used);
+    if (used > 0) this.#consume(head, this.#headIndex(head), used, true);
     return used;
   }
 
@@ -800,6 +819,14 @@ export class Fifo {
   /** Bytes of each chunk of a chunked fifo; a contiguous fifo's whole ring. */
   get chunkSize(): number {
     return this.#chunks === null ? this.#cap : this.#chunks.chunkBytes;
+  }
+
+  /**
+   * Chunks a chunked fifo's reader leaves in place for the writer while data flows (see
+   * `FifoOptions.spareChunks`); 0 for a contiguous fifo.
+   */
+  get spareChunks(): number {
+    return this.#chunks === null ? 0 : this.#chunks.spareChunks;
   }
 
   /** Chunks of memory the fifo holds now (always 1 for a contiguous fifo). */
@@ -1132,7 +1159,8 @@ export class Fifo {
     if (!this.isLive) return `fifo @${this.#offset} (gone)`;
     const chunks = this.#chunks === null
       ? ""
-      : `, ${this.#chunks.count()} chunks of ${this.#chunks.chunkBytes} (size at most ${this.#maxSize})`;
+      : `, ${this.#chunks.count()} chunks of ${this.#chunks.chunkBytes} (size at most ${this.#maxSize}, ` +
+        `${this.#chunks.spareChunks} spare)`;
     return `fifo @${this.#offset}: ${this.maxDequeue} of ${this.size} bytes used, list ${this.list}, tag ${this.tag}` +
       `${chunks}, ${this.#ooo.count} out-of-order ranges`;
   }
@@ -1145,6 +1173,6 @@ export class Fifo {
 function chunkedClass(ring: number, chunkBytes: number, sizeClass: number): number {
   const chunkClass = chunkClassOf(chunkBytes);
   const fits = ring >= 2 * chunkBytes && ring % chunkBytes === 0 && ring <= classBytes(SIZE_CLASSES - 1) &&
-    (ring / chunkBytes) * 4 <= classBytes(sizeClass);
+    (ring / chunkBytes) * CHUNK_TABLE_STRIDE <= classBytes(sizeClass);
   return chunkClass >= 0 && fits ? chunkClass : -1;
 }

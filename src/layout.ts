@@ -21,14 +21,12 @@
  *   524 u32  allocation seq   last allocation number handed out (never 0); orders fifos()
  *   528 u32  journal op       the holder's operation in progress: 0 none, 1 pop, 2 carve, 3 free,
  *                             4 grow (a chunk for a chunked fifo), 5 drop (one chunk of it),
- *                             6 free a chunked fifo (its chunks, then its header), 7 move (a
- *                             chunk from one table word of a chunked fifo to another)
+ *                             6 free a chunked fifo (its chunks, then its header)
  *   532 u32  journal chunk    the chunk (pop, free) or the bump before carving (carve)
  *   536 u32  journal class    the size class the operation works on
  *   540 u32  creator tag      process tag of the creator
- *   544 u32  journal target   the table word a grow or move fills, or a drop clears
- *   548 u32  journal source   the table word a move empties
- *   552 ..575 reserved
+ *   544 u32  journal target   the table word a grow fills, or the table or hand word a drop clears
+ *   548 ..575 reserved
  *   576 u32[SIZE_CLASSES] freelist heads, one per size class: offset of the first free fifo
  *            (0 = empty); changed only under the allocator lock
  *   1024 process table: PROC_SLOTS entries of 8 bytes, one per attached process
@@ -86,6 +84,7 @@
  *   +64  u32  head             bytes dequeued, counted modulo the fifo's period (below)
  *   line 2, written only by the producer
  *   +128 u32  tail             bytes enqueued, counted modulo the period
+ *   +132 u32  producer hand    a chunked fifo's data chunk the producer is moving (below)
  *   line 3, signalling (both sides)
  *   +192 i32  has event        0/1, set and cleared with atomic exchange
  *   +196 i32  want dequeue notification   flags the producer sets, the consumer reads after a
@@ -109,22 +108,38 @@
  *                              data chunks, a class size from 4 KiB to 4 MiB (see below)
  *   +244 u32  size             a chunked fifo's cap: the producer writes only while fewer bytes are
  *                              stored (1 .. capacity; set by either side at any time)
+ *   +248 u32  spare chunks     a chunked fifo's K: chunks the consumer may leave behind the head
+ *                              for the producer while data flows (read at each use, capped)
  *   +256 data: the ring of a contiguous fifo; a chunked fifo's chunk table
  *
  * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C, one chunk more
  * than the largest size, so that the producer never reaches the slot the consumer reads in) is
- * cut into capacity / C slots; the header chunk's data area is the table, one u32 per slot: the offset of
+ * cut into capacity / C slots; the header chunk's data area is the table, one u32 per slot (each on
+ * its own 64-byte line, CHUNK_TABLE_STRIDE): the offset of
  * the data chunk (kind 4) that holds ring bytes [slot * C, slot * C + C), or 0 when none does. Ring
  * positions, head and tail work as in a contiguous fifo; a byte at ring index i lives at
  * table[i / C] + FIFO_HEADER_SIZE + i % C. A data chunk's header is a chunk header (line 0; its
  * capacity is C, its allocation number 1: it has no handles) with +64 u32 the offset of the
- * fifo it belongs to. Who changes a table word:
- * the producer fills the slots it writes into (at or past the tail), moving a leftover chunk
- * from a slot wholly behind the head into them before it takes new ones, and drops the
- * leftovers it does not need; the consumer drops the slots it read past (before it publishes the
- * head that passes them), except the last one when the slot after it is empty (so that a drained
- * fifo keeps one chunk). Every fill and drop runs under the allocator lock with its journal, so
- * a process killed at any point leaves each chunk in exactly one table word or on its freelist.
+ * fifo it belongs to. Bit 0 of a table word (KEPT) marks a chunk the consumer read past and left
+ * in its slot for the producer: a slot wholly behind the head whose chunk either side may claim
+ * with one compare-and-swap; bit 1 (CLAIMED) a kept chunk the consumer claimed and is giving back
+ * (under the allocator lock, where the producer may still take it back). Who changes a table word:
+ * - the consumer, before it publishes the head past the slots it read to their end: the last K
+ *   of them (K the spare chunks word; none when the read drained the fifo, except the last slot
+ *   when the head stops at its end and the next slot is empty) get KEPT, the others go back to
+ *   the segment; a KEPT chunk the head has now left more than K slots behind (or any but that
+ *   one when the fifo drained) it claims (KEPT -> CLAIMED) and gives back;
+ * - the producer, before it writes into a slot: a KEPT word there it claims in place (clears the
+ *   bit); an empty one it fills with a KEPT chunk claimed from a slot wholly behind the head
+ *   (that word -> 0, then the new word), else with a chunk from the segment; a CLAIMED one it
+ *   takes back under the allocator lock if the consumer has not given it back yet.
+ * Chunks from and to the segment go under the allocator lock with its journal (a give-back
+ * checks under the lock that the word still holds what the consumer saw); claims take no lock.
+ * The producer writes a chunk it moves into its hand word before it claims it and clears the
+ * hand once the chunk is in its new word, so a process killed at any point leaves each chunk
+ * in a table word (with any flags), in the hand, or on its freelist. A hand found set when a
+ * producer starts a step is settled: cleared if the chunk is in a table word, else the chunk goes
+ * back; freeing the fifo gives back its table's chunks and its hand's.
  *
  * Message queue (a live chunk of kind 1): its own header and rings fill the chunk's data area,
  * from D = chunk + FIFO_HEADER_SIZE; the fifo lines 1-3 of the chunk header are unused.
@@ -196,7 +211,7 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
 /** Where chunks start: after the header page and the sleeper table's page. */
@@ -224,7 +239,6 @@ export const FS_JOURNAL_CHUNK = 532;
 export const FS_JOURNAL_CLASS = 536;
 export const FS_CREATOR_TAG = 540;
 export const FS_JOURNAL_TARGET = 544;
-export const FS_JOURNAL_SOURCE = 548;
 export const FS_FREELISTS = 576;
 /** Journal operations. */
 export const JOURNAL_NONE = 0;
@@ -234,7 +248,6 @@ export const JOURNAL_FREE = 3;
 export const JOURNAL_GROW = 4;
 export const JOURNAL_DROP = 5;
 export const JOURNAL_FREE_CHUNKED = 6;
-export const JOURNAL_MOVE = 7;
 
 /** The process table. */
 export const PROC_TABLE = 1024;
@@ -381,6 +394,25 @@ export const FF_HAS_DEQ_NTF = 232;
 export const FF_SPACE_WANTED = 236;
 export const FF_CHUNK_BYTES = 240;
 export const FF_SIZE = 244;
+export const FF_SPARE_CHUNKS = 248;
+export const FF_PRODUCER_HAND = 132;
+/** Bit of a chunked fifo's table word: the chunk was read past and left for the producer. */
+export const CHUNK_KEPT = 1;
+/** Bit of a chunked fifo's table word: the consumer claimed a kept chunk and gives it back. */
+export const CHUNK_CLAIMED = 2;
+/** The flag bits of a table word; the rest is the chunk's offset (chunks start 256-aligned). */
+export const CHUNK_FLAGS = CHUNK_KEPT | CHUNK_CLAIMED;
+/**
+ * Bytes between two words of a chunked fifo's table: one cache line each, so that the two sides
+ * writing the words of different slots do not take each other's line away.
+ */
+export const CHUNK_TABLE_STRIDE = 64;
+/** Index in the segment's u32 words of table word `slot` of the chunked fifo at `fifo`. */
+export function chunkTableWord(fifo: number, slot: number): number {
+  return (fifo + FIFO_HEADER_SIZE + slot * CHUNK_TABLE_STRIDE) >>> 2;
+}
+/** Most spare chunks a chunked fifo keeps (more in its header word are read as this many). */
+export const MAX_SPARE_CHUNKS = 64;
 /** Dequeue notification flags (the word at FF_WANT_DEQ_NTF). */
 export const DEQ_NTF_ALWAYS = 1;
 export const DEQ_NTF_IF_FULL = 2;

@@ -11,13 +11,16 @@ import { SegmentError } from "./errors.ts";
 import { Fifo, type FifoList } from "./fifo.ts";
 import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
+  CHUNK_TABLE_STRIDE,
   chunkClassOf,
+  chunkTableWord,
   classBytes,
   EVENTS_BYTES,
   FF_CAPACITY,
   FF_CHUNK_BYTES,
   FF_KIND,
   FF_SIZE,
+  FF_SPARE_CHUNKS,
   FIFO_HEADER_SIZE,
   FS_CREATOR_TAG,
   KIND_EVENTS,
@@ -26,6 +29,7 @@ import {
   KIND_MESSAGE_QUEUE,
   KIND_MESSAGE_RING,
   MAX_FIFO_SIZE,
+  MAX_SPARE_CHUNKS,
   MIN_CLASS_BYTES,
   SIZE_CLASSES,
   WAITER_AFTER_SEQ,
@@ -59,6 +63,14 @@ export interface FifoOptions {
   readonly chunkSize?: number;
   /** The largest size `setSize` may set (default: `size`), rounded up to whole chunks. */
   readonly maxSize?: number;
+  /**
+   * Chunks the reader leaves in place for the writer beyond what is stored, at most 64 (the
+   * default: all the fifo needed lately, for rings of up to 65 chunks). A writer that follows
+   * the reader reuses them without the segment's allocator. They go back, but for one chunk,
+   * when the reader waits on the drained fifo or finds it empty for a millisecond. 0 is VPP's
+   * rule: every chunk read past goes back at once, and a drained fifo keeps one chunk.
+   */
+  readonly spareChunks?: number;
 }
 
 /** What `segment.info()` reports. */
@@ -297,17 +309,22 @@ export class Segment {
     const chunk = options.chunkSize ??
       Math.min(Math.max(2 ** Math.floor(Math.log2(most / 8)), MIN_CLASS_BYTES), 64 * 1024);
     checkChunkSize(chunk);
+    const spare = options.spareChunks ?? MAX_SPARE_CHUNKS;
+    if (!Number.isSafeInteger(spare) || spare < 0 || spare > MAX_SPARE_CHUNKS) {
+      throw new RangeError(`spareChunks must be an integer from 0 to ${MAX_SPARE_CHUNKS}, got ${spare}`);
+    }
     // One chunk more than the largest size: the producer then never reaches the slot the
     // consumer reads in, so a slot the consumer read to its end is always its to give back.
     const ring = Math.ceil(most / chunk) * chunk + chunk;
     if (ring > MAX_FIFO_SIZE) throw new RangeError(`a chunked fifo of ${ring} bytes is too large`);
     const slots = ring / chunk;
-    const offset = this.#allocator.alloc(slots * 4, list, KIND_FIFO, (at) => {
+    const offset = this.#allocator.alloc(slots * CHUNK_TABLE_STRIDE, list, KIND_FIFO, (at) => {
       const w = at >>> 2;
       this.u32[w + FF_CAPACITY / 4] = ring;
       this.u32[w + FF_CHUNK_BYTES / 4] = chunk;
       this.u32[w + FF_SIZE / 4] = size;
-      this.u32.fill(0, w + FIFO_HEADER_SIZE / 4, w + FIFO_HEADER_SIZE / 4 + slots); // the table: no chunks
+      this.u32[w + FF_SPARE_CHUNKS / 4] = spare;
+      this.u32.fill(0, w + FIFO_HEADER_SIZE / 4, chunkTableWord(at, slots)); // the table: no chunks
     });
     return offset === 0 ? null : this.#fifo(offset);
   }
@@ -318,8 +335,13 @@ export class Segment {
   }
 
   /** @ignore @internal A chunked fifo's chunks given back (see `FifoAllocator.dropChunks`). */
-  dropChunks(fifo: number, seq: number, words: Uint32Array, chunks: Uint32Array, count: number): void {
-    this.#allocator.dropChunks(fifo, seq, words, chunks, count);
+  dropChunks(fifo: number, seq: number, words: Uint32Array, values: Uint32Array, count: number): void {
+    this.#allocator.dropChunks(fifo, seq, words, values, count);
+  }
+
+  /** @ignore @internal A dead producer's hand settled (see `FifoAllocator.settleHand`). */
+  settleHand(fifo: number, seq: number, hand: number): void {
+    this.#allocator.settleHand(fifo, seq, hand);
   }
 
   /**

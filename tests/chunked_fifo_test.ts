@@ -5,11 +5,17 @@
 // out-of-order writes, every byte checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type Fifo, type Segment, SegmentError, SegmentMain } from "../mod.ts";
+import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
 import {
+  CHUNK_CLAIMED,
+  CHUNK_FLAGS,
+  CHUNK_KEPT,
+  CHUNK_TABLE_STRIDE,
+  chunkTableWord,
   FF_CLASS,
   FF_NEXT_FREE,
   FF_OWNER,
+  FF_PRODUCER_HAND,
   FF_STATE,
   FIFO_HEADER_SIZE,
   FIFO_STATE_FREE,
@@ -17,12 +23,10 @@ import {
   FS_JOURNAL_CHUNK,
   FS_JOURNAL_CLASS,
   FS_JOURNAL_OP,
-  FS_JOURNAL_SOURCE,
   FS_JOURNAL_TARGET,
   FS_LOCK,
   JOURNAL_DROP,
   JOURNAL_GROW,
-  JOURNAL_MOVE,
 } from "../src/layout.ts";
 import { OTHERS, pattern, patternByte, RUNTIME, shmEntries, startPeer, STREAM_MAX_IO, uniqueName } from "./helpers.ts";
 import { consumeStream, produceStreamOoo } from "./peers/stream.ts";
@@ -32,6 +36,7 @@ import { streamWithPeer } from "./stream_pair.ts";
 const KiB = 1024;
 const CHUNK = 4096 + FIFO_HEADER_SIZE; // a 4 KiB chunk with its header
 const LONG = process.env.SVM_LONG === "1";
+const STRIDE = CHUNK_TABLE_STRIDE / 4; // words from one table word to the next
 
 function privateSegment(size: number): { sm: SegmentMain; segment: Segment } {
   const sm = new SegmentMain();
@@ -50,7 +55,13 @@ test("fifo_grow: a chunk per 4 KiB written, through 16 chunks; setSize lets it g
   const { sm, segment } = privateSegment(1 << 20);
   using _ = sm;
   const before = segment.memoryStatus();
-  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096, maxSize: 72 * KiB })!;
+  // VPP's rule: every chunk read past goes back at once (no spare chunks).
+  const fifo = segment.allocFifo(64 * KiB, "rx", {
+    chunked: true,
+    chunkSize: 4096,
+    maxSize: 72 * KiB,
+    spareChunks: 0,
+  })!;
   assert.equal(fifo.chunked, true);
   assert.equal(fifo.chunkSize, 4096);
   assert.equal(fifo.size, 64 * KiB);
@@ -83,7 +94,7 @@ test("fifo_grow: a chunk per 4 KiB written, through 16 chunks; setSize lets it g
 test("fifo_shrink: setSize below what is stored gives a window of 0 until the reader drains below it", () => {
   const { sm, segment } = privateSegment(1 << 20);
   using _ = sm;
-  const fifo = segment.allocFifo(32 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  const fifo = segment.allocFifo(32 * KiB, "rx", { chunked: true, chunkSize: 4096, spareChunks: 0 })!;
   assert.equal(fifo.enqueue(bytes(20 * KiB)), 20 * KiB);
   assert.equal(fifo.chunkCount, 5);
   fifo.setSize(8 * KiB);
@@ -110,7 +121,7 @@ test("fifo_shrink: setSize below what is stored gives a window of 0 until the re
 test("segment_fifo_grow: growth past the segment's memory is partial or refused, and resumes when memory returns", async () => {
   const { sm, segment } = privateSegment(8192 + 16 * CHUNK + 8192); // headers' pages, a little fifo area
   using _ = sm;
-  const fifo = segment.allocFifo(1 << 20, "rx", { chunked: true, chunkSize: 4096 })!;
+  const fifo = segment.allocFifo(1 << 20, "rx", { chunked: true, chunkSize: 4096, spareChunks: 0 })!;
   const other = segment.allocFifo(4096)!; // a contiguous fifo takes chunks of the same class
   const room = segment.memoryStatus();
   const fit = Math.floor((room.free + room.cached) / CHUNK);
@@ -163,7 +174,8 @@ test("segment_manager pressure: none -> low -> high as a chunked fifo fills, and
   const size = 8 << 20;
   const { sm, segment } = privateSegment(size);
   using _ = sm;
-  const fifo = segment.allocFifo(7 << 20, "rx", { chunked: true, chunkSize: 64 * KiB })!;
+  // VPP's rule (no spare chunks): memory follows what is stored at every read.
+  const fifo = segment.allocFifo(7 << 20, "rx", { chunked: true, chunkSize: 64 * KiB, spareChunks: 0 })!;
   const step = bytes(64 * KiB);
   let stored = 0;
   const fillTo = (percent: number) => {
@@ -229,24 +241,23 @@ test("a table word that points outside the segment is a typed error, and nothing
   using _ = sm;
   const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
   fifo.enqueue(bytes(6000));
-  const word = (fifo.offset + FIFO_HEADER_SIZE) >>> 2;
-  const good = segment.u32[word + 1];
-  segment.u32[word + 1] = segment.size - 100; // slot 1 now "ends" past the segment
+  const word = chunkTableWord(fifo.offset, 1);
+  const good = segment.u32[word];
+  segment.u32[word] = segment.size - 100; // slot 1 now "ends" past the segment
   const out = new Uint8Array(6000);
   assert.throws(() => fifo.dequeue(out), (e) => e instanceof SegmentError && e.code === "corrupt");
   assert.equal(fifo.maxDequeue, 6000, "nothing was consumed");
-  segment.u32[word + 1] = 0; // live bytes with no chunk
+  segment.u32[word] = 0; // live bytes with no chunk
   assert.throws(() => fifo.peek(0, out), (e) => e instanceof SegmentError && e.code === "corrupt");
-  segment.u32[word + 1] = good;
+  segment.u32[word] = good;
   readAll(fifo, 6000, 0);
 });
 
 // A dead holder's journal: a private segment's only live tag is 1, so 0x1234 is dead.
 const DEAD = 0x1234;
 
-function deadHolderLeft(segment: Segment, op: number, chunk: number, target: number, source = 0): void {
+function deadHolderLeft(segment: Segment, op: number, chunk: number, target: number): void {
   const u32 = segment.u32;
-  u32[FS_JOURNAL_SOURCE >>> 2] = source;
   u32[FS_JOURNAL_TARGET >>> 2] = target;
   u32[FS_JOURNAL_CHUNK >>> 2] = chunk;
   u32[FS_JOURNAL_CLASS >>> 2] = u32[(chunk + FF_CLASS) >>> 2];
@@ -258,7 +269,7 @@ function oneChunkFifo(): { sm: SegmentMain; segment: Segment; fifo: Fifo; word: 
   const { sm, segment } = privateSegment(1 << 20);
   const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
   fifo.enqueue(bytes(100));
-  const word = fifo.offset + FIFO_HEADER_SIZE;
+  const word = chunkTableWord(fifo.offset, 0) << 2;
   return { sm, segment, fifo, word, chunk: segment.u32[word >>> 2] };
 }
 
@@ -304,16 +315,24 @@ test("a process killed in a drop, before or after the chunk reached its list: dr
   }
 });
 
+// With the default spare chunks (all the ring: chunks change hands in place) and with one (the
+// reader gives back every other chunk while the writer claims them: both sides race on the table).
 for (const other of OTHERS) {
-  for (const direction of ["produce", "consume"] as const) {
+  for (
+    const [direction, spareChunks] of [["produce", undefined], ["consume", undefined], ["produce", 1], [
+      "consume",
+      1,
+    ]] as const
+  ) {
     const producer = direction === "produce" ? RUNTIME : other;
     const consumer = direction === "produce" ? other : RUNTIME;
     const total = (LONG ? 1024 : 128) * 2 ** 20;
-    test(`chunked: ${producer} -> ${consumer}, ${total / 2 ** 20} MiB, random sizes, out-of-order writes, every byte checked`, async () => {
+    const spares = spareChunks === undefined ? "default spares" : `${spareChunks} spare`;
+    test(`chunked: ${producer} -> ${consumer}, ${total / 2 ** 20} MiB, ${spares}, random sizes, out-of-order writes, every byte checked`, async () => {
       const name = uniqueName("chunked-stream");
       using sm = new SegmentMain();
       const segment = sm.create({ type: "shm", name, size: 4 << 20 });
-      const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB })!;
+      const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB, spareChunks })!;
       const seed = 4321;
       const iProduce = direction === "produce";
       const args = [
@@ -337,7 +356,17 @@ for (const other of OTHERS) {
         { bytes: consumed.bytes, bad: consumed.bad, firstBad: consumed.firstBad, left: consumed.left },
         { bytes: total, bad: 0, firstBad: -1, left: 0 },
       );
-      assert.equal(fifo.chunkCount, 1, "drained: one chunk");
+      assert.ok(fifo.chunkCount <= 1 + fifo.spareChunks, "drained: one chunk and the spares");
+      // The reader's side waits on the drained fifo: its spare chunks go back (and when the
+      // producer was the peer, which has exited, the wait ends with "peer-gone").
+      if (iProduce) assert.equal(fifo.waitForDataSync({ timeoutMs: 0 }), false);
+      else {
+        assert.throws(
+          () => fifo.waitForDataSync({ timeoutMs: 0 }),
+          (e) => e instanceof SegmentError && e.code === "peer-gone",
+        );
+      }
+      assert.equal(fifo.chunkCount, 1, "drained and waited on: one chunk");
       assert.deepEqual(segment.audit().lost, []);
       sm.delete(segment);
       assert.deepEqual(shmEntries(name), []);
@@ -386,29 +415,180 @@ test("a drained fifo's kept chunk moves to the next slot when writing resumes, w
   const { sm, segment } = privateSegment(1 << 20);
   using _ = sm;
   const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
-  const table = (fifo.offset + FIFO_HEADER_SIZE) >>> 2;
+  const table = chunkTableWord(fifo.offset, 0);
   fifo.enqueue(bytes(4096));
   readAll(fifo, 4096, 0); // drained exactly at the end of slot 0: its chunk is kept
-  const kept = segment.u32[table];
+  const kept = segment.u32[table] & ~CHUNK_FLAGS;
   assert.notEqual(kept, 0);
+  assert.equal(segment.u32[table] & CHUNK_FLAGS, CHUNK_KEPT, "marked for the producer");
   const free = segment.numFreeFifos(4096);
   fifo.enqueue(bytes(100, 4096));
-  assert.equal(segment.u32[table + 1], kept, "the same chunk, now in slot 1");
+  assert.equal(segment.u32[table + STRIDE], kept, "the same chunk, now in slot 1");
   assert.equal(segment.u32[table], 0);
   assert.equal(segment.numFreeFifos(4096), free, "nothing taken from or given to the freelist");
   readAll(fifo, 100, 4096);
 });
 
-test("a process killed in a move: the chunk ends in exactly one of the two words", () => {
-  for (const arrived of [false, true]) {
-    const { sm, segment, fifo, word, chunk } = oneChunkFifo();
+test("spare chunks: a reader that follows a writer leaves K chunks in place, which the writer reuses without the freelists; a drain gives them back", () => {
+  for (const spare of [1, 3]) {
+    const { sm, segment } = privateSegment(1 << 20);
     using _ = sm;
-    const next = word + 4; // slot 1
-    if (arrived) segment.u32[next >>> 2] = chunk; // written into slot 1, slot 0 not cleared yet
-    deadHolderLeft(segment, JOURNAL_MOVE, chunk, next, word);
+    const fifo = segment.allocFifo(32 * KiB, "rx", { chunked: true, chunkSize: 4096, spareChunks: spare })!;
+    assert.equal(fifo.spareChunks, spare);
+    assert.match(fifo.toString(), new RegExp(`${spare} spare`));
+    const table = chunkTableWord(fifo.offset, 0);
+    const slots = fifo.maxSize / 4096 + 1;
+    // Fill, then read one chunk at a time: the last `spare` slots read stay, marked, the rest go.
+    assert.equal(fifo.enqueue(bytes(32 * KiB)), 32 * KiB);
+    let at = 0;
+    for (let i = 1; i <= 6; i++, at += 4096) {
+      readAll(fifo, 4096, at);
+      assert.equal(fifo.chunkCount, 8 - i + Math.min(i, spare), `after reading ${i} chunks`);
+      let kept = 0;
+      for (let s = 0; s < slots; s++) if (segment.u32[table + s * STRIDE] & CHUNK_KEPT) kept++;
+      assert.equal(kept, Math.min(i, spare));
+    }
+    // The writer follows one chunk behind: the kept chunks move to the slots it writes (those
+    // more than it needs go back while the reader passes them), then nothing more from the lists.
+    let free = 0;
+    let wrote = 32 * KiB;
+    for (let round = 0; round < 40; round++) {
+      if (round === 8) free = segment.numFreeFifos(4096);
+      assert.equal(fifo.enqueue(bytes(4096, wrote)), 4096);
+      wrote += 4096;
+      readAll(fifo, 4096, at);
+      at += 4096;
+      assert.ok(fifo.chunkCount <= fifo.maxDequeue / 4096 + 1 + spare, `round ${round}: ${fifo.chunkCount} chunks`);
+    }
+    assert.equal(segment.numFreeFifos(4096), free, "no freelist traffic while data flows");
+    // Drained, the spares stay until the reader waits on the empty fifo; then one chunk is left.
+    readAll(fifo, wrote - at, at);
+    assert.ok(fifo.chunkCount <= 1 + spare);
+    assert.equal(fifo.waitForDataSync({ timeoutMs: 0 }), false);
+    assert.equal(fifo.chunkCount, 1, "drained and waited on: one chunk");
     assert.deepEqual(segment.audit().lost, []);
-    assert.equal(fifo.chunkCount, 1);
-    assert.equal(segment.u32[word >>> 2], arrived ? 0 : chunk);
-    assert.equal(segment.u32[next >>> 2], arrived ? chunk : 0);
+    segment.freeFifo(fifo);
+    assert.equal(segment.info().fifoChunks, 0);
   }
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  assert.throws(() => segment.allocFifo(4096, "rx", { chunked: true, spareChunks: -1 }), RangeError);
+  assert.throws(() => segment.allocFifo(4096, "rx", { chunked: true, spareChunks: 65 }), RangeError);
+  assert.throws(() => segment.allocFifo(4096, "rx", { chunked: true, spareChunks: 1.5 }), RangeError);
+});
+
+/** A fifo whose reader left slot 0's chunk kept (drained at its end); returns that chunk. */
+function keptChunkFifo(
+  spareChunks = 1,
+): { sm: SegmentMain; segment: Segment; fifo: Fifo; table: number; chunk: number } {
+  const { sm, segment } = privateSegment(1 << 20);
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096, spareChunks })!;
+  fifo.enqueue(bytes(4096));
+  readAll(fifo, 4096, 0);
+  const table = chunkTableWord(fifo.offset, 0);
+  assert.equal(segment.u32[table] & CHUNK_FLAGS, CHUNK_KEPT);
+  return { sm, segment, fifo, table, chunk: segment.u32[table] & ~CHUNK_FLAGS };
+}
+
+test("a producer killed in a move with the chunk only in its hand: the next producer step gives it back", () => {
+  const { sm, segment, fifo, table, chunk } = keptChunkFifo();
+  using _ = sm;
+  const hand = (fifo.offset + FF_PRODUCER_HAND) >>> 2;
+  // The dead producer wrote its hand and claimed slot 0's chunk (word -> 0), then died.
+  segment.u32[hand] = chunk;
+  segment.u32[table] = 0;
+  assert.deepEqual(segment.audit().lost, [], "in the hand: still the fifo's");
+  assert.equal(fifo.chunkCount, 0);
+  const free = segment.numFreeFifos(4096);
+  assert.equal(fifo.enqueue(bytes(100, 4096)), 100);
+  assert.equal(segment.u32[hand], 0, "the hand settled");
+  assert.equal(fifo.chunkCount, 1);
+  assert.equal(segment.numFreeFifos(4096), free, "the chunk went back to its list, and one came off it");
+  assert.deepEqual(segment.audit().lost, []);
+  readAll(fifo, 100, 4096);
+});
+
+test("a producer killed in a move after the chunk reached its new slot: the hand is cleared, the chunk stays", () => {
+  const { sm, segment, fifo, table, chunk } = keptChunkFifo();
+  using _ = sm;
+  const hand = (fifo.offset + FF_PRODUCER_HAND) >>> 2;
+  segment.u32[hand] = chunk;
+  segment.u32[table] = 0;
+  segment.u32[table + STRIDE] = chunk; // moved into slot 1, the hand not yet cleared
+  assert.deepEqual(segment.audit().lost, []);
+  const free = segment.numFreeFifos(4096);
+  assert.equal(fifo.enqueue(bytes(5000, 4096)), 5000, "into slot 1, and slot 2 needs a chunk");
+  assert.equal(segment.u32[hand], 0, "settled by the step that took a chunk");
+  assert.equal(segment.u32[table + STRIDE], chunk, "the write went into the moved chunk");
+  assert.equal(segment.numFreeFifos(4096), free - 1, "one chunk taken, for slot 2; none given back");
+  readAll(fifo, 5000, 4096);
+  assert.deepEqual(segment.audit().lost, []);
+});
+
+test("a chunk left in a dead producer's hand goes back when the fifo is freed", () => {
+  const { sm, segment, fifo, table, chunk } = keptChunkFifo();
+  using _ = sm;
+  segment.u32[(fifo.offset + FF_PRODUCER_HAND) >>> 2] = chunk;
+  segment.u32[table] = 0;
+  segment.freeFifo(fifo);
+  const books = segment.audit();
+  assert.deepEqual(books.lost, []);
+  assert.equal(books.live, 0);
+  assert.equal(segment.info().fifoChunks, 0);
+});
+
+test("a consumer killed after claiming a kept chunk: the producer takes it back, or the free gives it back", () => {
+  for (const then of ["write", "free"] as const) {
+    // Two spare chunks, so that the live consumer below leaves slot 0 alone.
+    const { sm, segment, fifo, table, chunk } = keptChunkFifo(2);
+    using _ = sm;
+    // Claimed (KEPT -> CLAIMED) by a consumer that died before it gave the chunk back.
+    segment.u32[table] = chunk | CHUNK_CLAIMED;
+    assert.deepEqual(segment.audit().lost, []);
+    if (then === "write") {
+      assert.equal(fifo.enqueue(bytes(64 * KiB, 4096)), 64 * KiB, "slots 1 .. 16");
+      readAll(fifo, 4096, 4096);
+      assert.equal(segment.u32[table], chunk | CHUNK_CLAIMED, "two slots behind the head: within the spares");
+      const free = segment.numFreeFifos(4096);
+      assert.equal(fifo.enqueue(bytes(4096, 68 * KiB)), 4096, "wraps into slot 0");
+      assert.equal(segment.u32[table], chunk, "slot 0's chunk taken back, nothing from the lists");
+      assert.equal(segment.numFreeFifos(4096), free);
+      readAll(fifo, 64 * KiB, 8 * KiB);
+      assert.equal(fifo.waitForDataSync({ timeoutMs: 0 }), false);
+      assert.equal(fifo.chunkCount, 1);
+    } else {
+      segment.freeFifo(fifo);
+      assert.equal(segment.info().fifoChunks, 0);
+    }
+    assert.deepEqual(segment.audit().lost, []);
+  }
+});
+
+test("spare chunks go back when the reader finds its drained fifo empty for a millisecond, or waits on it", async () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  assert.equal(fifo.spareChunks, 16, "by default all the slots behind the head (up to 64)");
+  const fill = () => {
+    assert.equal(fifo.enqueue(bytes(40 * KiB)), 40 * KiB);
+    readAll(fifo, 40 * KiB, 0);
+  };
+  fill();
+  assert.equal(fifo.chunkCount, 10, "the chunks it needed, kept for the writer");
+  const empty = new Uint8Array(10);
+  assert.equal(fifo.dequeue(empty), 0, "empty: the reader starts counting");
+  assert.equal(fifo.chunkCount, 10);
+  const start = performance.now();
+  while (performance.now() - start < 3) assert.equal(fifo.dequeue(empty), 0);
+  assert.equal(fifo.chunkCount, 1, "empty for a millisecond: one chunk left");
+  // Data in between starts the count again; a wait gives them back at once.
+  fill();
+  assert.equal(fifo.chunkCount, 10);
+  assert.equal(await fifo.waitForData({ timeoutMs: 1 }), false);
+  assert.equal(fifo.chunkCount, 1);
+  fill();
+  const any = await waitAny([fifo], { timeoutMs: 1 });
+  assert.deepEqual(any, []);
+  assert.equal(fifo.chunkCount, 1, "waitAny waits as the reader too");
+  assert.deepEqual(segment.audit().lost, []);
 });

@@ -81,11 +81,18 @@ function randomBytes(rand: () => number, n: number): Uint8Array {
   return b;
 }
 
-/** A chunked fifo of `cap` bytes in 4 KiB chunks (at most `most`), in a segment with room for all of them. */
-function chunkedFifo(cap: number, most: number): { sm: SegmentMain; fifo: Fifo; audit: () => number[] } {
+/**
+ * A chunked fifo of `cap` bytes in 4 KiB chunks (at most `most`), with `spareChunks` (undefined:
+ * the default), in a segment with room for all of them.
+ */
+function chunkedFifo(
+  cap: number,
+  most: number,
+  spareChunks: number | undefined,
+): { sm: SegmentMain; fifo: Fifo; audit: () => number[] } {
   const sm = new SegmentMain();
   const segment = sm.create({ type: "private", name: "chunked-model", size: 8 * 1024 + 2 * most + (1 << 20) });
-  const fifo = segment.allocFifo(cap, "rx", { chunked: true, chunkSize: 4096, maxSize: most })!;
+  const fifo = segment.allocFifo(cap, "rx", { chunked: true, chunkSize: 4096, maxSize: most, spareChunks })!;
   return { sm, fifo, audit: () => [...segment.audit().lost] };
 }
 
@@ -95,7 +102,8 @@ function runSeed(seed: number, steps: number, chunked = false): void {
   const cap = chunked ? 1 + Math.floor(rand() * most) : 1 + Math.floor(rand() * 300);
   const starts = [0, 0xffff_ffff - Math.floor(rand() * 2 * cap), Math.floor(rand() * 2 ** 32)];
   const start = starts[seed % 3];
-  const made = chunked ? chunkedFifo(cap, most) : { ...privateFifo(cap), audit: () => [] };
+  // Chunked: VPP's rule (no spare chunks), one spare, or the default, by seed.
+  const made = chunked ? chunkedFifo(cap, most, [0, 1, undefined][seed % 3]) : { ...privateFifo(cap), audit: () => [] };
   const { sm, fifo } = made;
   using _ = sm;
   fifo.initPointers(start);
@@ -173,16 +181,17 @@ function runSeed(seed: number, steps: number, chunked = false): void {
     check(fifo, model, where(op, i));
     if (chunked) {
       // Memory follows the fill level: chunks for the bytes held (out-of-order ones too), plus
-      // at most one kept at the head and one ahead of the tail.
+      // at most one kept at the head, one ahead of the tail, and the spare chunks.
       const reach = model.used + Math.max(0, ...fifo.oooSegments().map((s) => s.offset + s.length));
       assert.ok(
-        fifo.chunkCount <= Math.ceil(reach / 4096) + 2,
+        fifo.chunkCount <= Math.ceil(reach / 4096) + 2 + fifo.spareChunks,
         `${where(op, i)}: ${fifo.chunkCount} chunks for ${reach} bytes`,
       );
     }
   }
   if (chunked) {
     fifo.dequeueDropAll();
+    assert.equal(fifo.waitForDataSync({ timeoutMs: 0 }), false); // the reader waits: spares go back
     if (fifo.oooSegments().length === 0) {
       assert.ok(fifo.chunkCount <= 1, `seed ${seed}: drained, ${fifo.chunkCount} chunks`);
     }

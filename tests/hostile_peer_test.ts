@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
 import { rmSync, writeFileSync } from "node:fs";
 import { uniqueName, xorshift } from "./helpers.ts";
+import { chunkTableWord } from "../src/layout.ts";
 
 type Segment = ReturnType<SegmentMain["create"]>;
 
@@ -65,7 +66,10 @@ test("random scribbles over every shared header: no crash, no hang, only the lib
     // and the fifo headers, set to random, extreme or nearby values.
     const u32 = segment.u32;
     const targets = [0, 1, 2, 4, 5, 6, 7, 128, 129, 130, 131, 144, 145, 146, 147, 148, 149];
-    for (const f of fifos) for (let w = 0; w < (f.chunked ? 72 : 64); w++) targets.push(f.offset / 4 + w);
+    for (const f of fifos) {
+      for (let w = 0; w < 64; w++) targets.push(f.offset / 4 + w);
+      if (f.chunked) { for (let slot = 0; slot < 8; slot++) targets.push(chunkTableWord(f.offset, slot)); }
+    }
     for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
       const word = targets[Math.floor(rand() * targets.length)];
       const r = rand();
