@@ -70,7 +70,11 @@ export function churn(segment: Segment, iterations: number, seed: number, starte
  */
 export function chunkChurn(segment: Segment, iterations: number, seed: number, started?: () => void, light = false) {
   const rand = xorshift(seed);
-  const fifos = [0, 1, 2].map(() => segment.allocFifo(48 * 1024, "none", { chunked: true, chunkSize: 4096 }));
+  // No spare chunks (every chunk through the allocator), one, and the default (chunks handed
+  // over in place): a kill lands in the allocator's journal or in a lock-free hand-over.
+  const fifos = [0, 1, undefined].map((spareChunks) =>
+    segment.allocFifo(48 * 1024, "none", { chunked: true, chunkSize: 4096, spareChunks })
+  );
   const held = fifos.filter((f): f is Fifo => f !== null);
   const written = held.map(() => 0);
   const read = held.map(() => 0);
