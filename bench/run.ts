@@ -213,33 +213,30 @@ const vsContiguous: Record<string, number[]> = {};
  * held) and once the reader waited on the empty fifo (given back).
  */
 function idleMemory(): { contiguous: number; chunked: number; chunkedDrained: number; chunkedWaited: number } {
-  using sm = new SegmentMain();
-  const segment = sm.create({ type: "private", name: "idle-memory", size: 80 * MiB });
-  const held = () => {
-    const m = segment.memoryStatus();
-    return m.size - m.free - m.cached;
-  };
-  const base = held();
-  const measure = (make: () => import("../mod.ts").Fifo, traffic: "none" | "drained" | "waited") => {
-    const fifos = Array.from({ length: 1000 }, make);
+  // A fresh segment for each (freed chunks of one size class do not serve another).
+  const measure = (options: FifoOptions | undefined, traffic: "none" | "drained" | "waited") => {
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "private", name: "idle-memory", size: 80 * MiB });
+    const held = () => {
+      const m = segment.memoryStatus();
+      return m.size - m.free - m.cached;
+    };
+    const base = held();
+    const fifos = Array.from({ length: 1000 }, () => segment.allocFifo(65536, "rx", options)!);
     if (traffic !== "none") {
       const data = new Uint8Array(40_000);
       for (const f of fifos) {
-        f.enqueue(data);
-        f.dequeue(data);
+        if (f.enqueue(data) !== data.length || f.dequeue(data) !== data.length) throw new Error("no room");
         if (traffic === "waited") f.waitForDataSync({ timeoutMs: 0 });
       }
     }
-    const bytes = held() - base;
-    for (const f of fifos) segment.freeFifo(f);
-    return bytes;
+    return held() - base;
   };
-  const chunked = () => segment.allocFifo(65536, "rx", { chunked: true })!;
   return {
-    contiguous: measure(() => segment.allocFifo(65536, "rx")!, "drained"),
-    chunked: measure(chunked, "none"),
-    chunkedDrained: measure(chunked, "drained"),
-    chunkedWaited: measure(chunked, "waited"),
+    contiguous: measure(undefined, "drained"),
+    chunked: measure({ chunked: true }, "none"),
+    chunkedDrained: measure({ chunked: true }, "drained"),
+    chunkedWaited: measure({ chunked: true }, "waited"),
   };
 }
 

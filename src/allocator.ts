@@ -857,7 +857,9 @@ export class FifoAllocator {
   /**
    * Checks the books under the lock (after repairing what a dead holder left): every chunk is
    * either live with references or on its class's freelist exactly once, and every live data
-   * chunk of a chunked fifo sits in exactly one word of its fifo's table.
+   * chunk of a chunked fifo sits in exactly one word of its fifo's table (or only in its
+   * producer's hand, on its way between two). Meant for quiet moments: a chunk changing hands
+   * without the lock while it runs may be reported.
    */
   audit(): AllocatorAudit {
     return this.#locked(() => {
@@ -870,7 +872,7 @@ export class FifoAllocator {
       let free = 0;
       const chunks = this.chunks();
       const u32 = this.#u32;
-      // Data chunks of chunked fifos: each must sit in exactly one table word, its fifo's.
+      // Data chunks of chunked fifos: each must sit in exactly one table word of its fifo, or in its producer hand.
       const tabled = new Map<number, number>();
       for (const chunk of chunks) {
         const at = chunk.offset;

@@ -14,6 +14,7 @@ import {
   CHUNK_FLAGS as FLAGS,
   CHUNK_KEPT,
   CHUNK_TABLE_STRIDE,
+  chunkTableWord,
   FF_PRODUCER_HAND,
   FF_SPARE_CHUNKS,
   FIFO_AREA_START,
@@ -83,7 +84,7 @@ export class FifoChunks {
   readonly #grow: ChunkBatch = { words: this.#words, count: 0 };
   /** Largest offset a chunk may start at and still end inside the segment. */
   readonly #lastStart: number;
-  /** The consumer's view: whether it may have left spare chunks, and since when it found the fifo empty (-1: it has not). */
+  /** The consumer's: whether it may have left spare chunks, and since when it finds the fifo empty (-1: not now). */
   #sparing = true;
   #emptySince = -1;
 
@@ -97,7 +98,7 @@ export class FifoChunks {
     this.#shift = Math.log2(chunkBytes);
     this.#slots = ring / chunkBytes;
     this.#sizeClass = sizeClass;
-    this.#table = (fifo + FIFO_HEADER_SIZE) >>> 2;
+    this.#table = chunkTableWord(fifo, 0);
     this.#hand = (fifo + FF_PRODUCER_HAND) >>> 2;
     // A peer's word: read once, and never more than the slots behind the head.
     const spare = Atomics.load(src.u32, (fifo + FF_SPARE_CHUNKS) >>> 2);

@@ -109,7 +109,8 @@
  *   +244 u32  size             a chunked fifo's cap: the producer writes only while fewer bytes are
  *                              stored (1 .. capacity; set by either side at any time)
  *   +248 u32  spare chunks     a chunked fifo's K: chunks the consumer may leave behind the head
- *                              for the producer while data flows (read at each use, capped)
+ *                              for the producer while data flows (read once per handle; at most
+ *                              64, and at most the slots less one)
  *   +256 data: the ring of a contiguous fifo; a chunked fifo's chunk table
  *
  * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C, one chunk more
@@ -125,10 +126,11 @@
  * with one compare-and-swap; bit 1 (CLAIMED) a kept chunk the consumer claimed and is giving back
  * (under the allocator lock, where the producer may still take it back). Who changes a table word:
  * - the consumer, before it publishes the head past the slots it read to their end: the last K
- *   of them (K the spare chunks word; none when the read drained the fifo, except the last slot
- *   when the head stops at its end and the next slot is empty) get KEPT, the others go back to
- *   the segment; a KEPT chunk the head has now left more than K slots behind (or any but that
- *   one when the fifo drained) it claims (KEPT -> CLAIMED) and gives back;
+ *   of them (K the spare chunks word; with K = 0, the last one when the read drained the fifo,
+ *   the head stops at its end and the next slot is empty) get KEPT, the others go back to the
+ *   segment; a KEPT chunk the head has now left more than K slots behind it claims (KEPT ->
+ *   CLAIMED) and gives back, and so all of them but one (the nearest, when the head's slot is
+ *   empty) when it is about to wait on the empty fifo, has found it empty for 1 ms, or closed;
  * - the producer, before it writes into a slot: a KEPT word there it claims in place (clears the
  *   bit); an empty one it fills with a KEPT chunk claimed from a slot wholly behind the head
  *   (that word -> 0, then the new word), else with a chunk from the segment; a CLAIMED one it

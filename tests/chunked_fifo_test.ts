@@ -397,7 +397,7 @@ test(`SIGKILL mid-grow: ${OTHERS.join(" and ")} processes killed while their chu
       victim.kill();
       await victim.done;
     }
-    assert.deepEqual(segment.audit().lost, [], `round ${round}: every chunk in one table word or on its list`);
+    assert.deepEqual(segment.audit().lost, [], `round ${round}: every chunk in one table word, a hand, or on its list`);
   }
   // The dead processes' fifos are orphans; freeing them gives every chunk back.
   for (const orphan of segment.orphanedFifos()) segment.freeFifo(orphan);
