@@ -490,13 +490,18 @@ function keptChunkFifo(
   return { sm, segment, fifo, table, chunk: segment.u32[table] & ~CHUNK_FLAGS };
 }
 
+/** What a producer that died in a move left: slot 0's kept chunk in its hand, claimed (the word cleared). Returns the hand's index. */
+function diedMoving(segment: Segment, fifo: Fifo, table: number, chunk: number): number {
+  const hand = (fifo.offset + FF_PRODUCER_HAND) >>> 2;
+  segment.u32[hand] = chunk;
+  segment.u32[table] = 0;
+  return hand;
+}
+
 test("a producer killed in a move with the chunk only in its hand: the next producer step gives it back", () => {
   const { sm, segment, fifo, table, chunk } = keptChunkFifo();
   using _ = sm;
-  const hand = (fifo.offset + FF_PRODUCER_HAND) >>> 2;
-  // The dead producer wrote its hand and claimed slot 0's chunk (word -> 0), then died.
-  segment.u32[hand] = chunk;
-  segment.u32[table] = 0;
+  const hand = diedMoving(segment, fifo, table, chunk);
   assert.deepEqual(segment.audit().lost, [], "in the hand: still the fifo's");
   assert.equal(fifo.chunkCount, 0);
   const free = segment.numFreeFifos(4096);
@@ -511,9 +516,7 @@ test("a producer killed in a move with the chunk only in its hand: the next prod
 test("a producer killed in a move after the chunk reached its new slot: the hand is cleared, the chunk stays", () => {
   const { sm, segment, fifo, table, chunk } = keptChunkFifo();
   using _ = sm;
-  const hand = (fifo.offset + FF_PRODUCER_HAND) >>> 2;
-  segment.u32[hand] = chunk;
-  segment.u32[table] = 0;
+  const hand = diedMoving(segment, fifo, table, chunk);
   segment.u32[table + STRIDE] = chunk; // moved into slot 1, the hand not yet cleared
   assert.deepEqual(segment.audit().lost, []);
   const free = segment.numFreeFifos(4096);
@@ -528,8 +531,7 @@ test("a producer killed in a move after the chunk reached its new slot: the hand
 test("a chunk left in a dead producer's hand goes back when the fifo is freed", () => {
   const { sm, segment, fifo, table, chunk } = keptChunkFifo();
   using _ = sm;
-  segment.u32[(fifo.offset + FF_PRODUCER_HAND) >>> 2] = chunk;
-  segment.u32[table] = 0;
+  diedMoving(segment, fifo, table, chunk);
   segment.freeFifo(fifo);
   const books = segment.audit();
   assert.deepEqual(books.lost, []);
