@@ -28,7 +28,17 @@ import {
   JOURNAL_DROP,
   JOURNAL_GROW,
 } from "../src/layout.ts";
-import { OTHERS, pattern, patternByte, RUNTIME, shmEntries, startPeer, STREAM_MAX_IO, uniqueName } from "./helpers.ts";
+import {
+  OTHERS,
+  pattern,
+  patternByte,
+  RUNTIME,
+  shmEntries,
+  startPeer,
+  STREAM_MAX_IO,
+  STREAM_PERIOD,
+  uniqueName,
+} from "./helpers.ts";
 import { consumeStream, produceStreamOoo } from "./peers/stream.ts";
 import { chunkChurn } from "./peers/churn.ts";
 import { streamWithPeer } from "./stream_pair.ts";
@@ -372,6 +382,44 @@ for (const other of OTHERS) {
       assert.deepEqual(shmEntries(name), []);
     });
   }
+}
+
+// The reader sleeps whenever the fifo is empty, and each time it gives its spare chunks back
+// while the writer, another runtime's process, claims them: both sides' claims race.
+for (const other of OTHERS) {
+  const total = (LONG ? 512 : 64) * 2 ** 20;
+  test(`chunked: ${other} -> ${RUNTIME}, the reader sleeps when empty and gives its spares back each time, ${total / 2 ** 20} MiB, every byte checked`, async () => {
+    const name = uniqueName("chunked-sleeper");
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+    const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB })!;
+    const args = ["produce-ooo", "shm", name, String(fifo.offset), String(total), "99"];
+    const { produced, consumed } = await streamWithPeer(other, args, false, (table) => {
+      const buf = new Uint8Array(STREAM_MAX_IO);
+      let received = 0;
+      let bad = 0;
+      let waits = 0;
+      while (received < total) {
+        const n = fifo.dequeue(buf.subarray(0, Math.min(buf.length, total - received)));
+        if (n === 0) {
+          waits++;
+          fifo.waitForDataSync({ timeoutMs: 1000 });
+          continue;
+        }
+        const base = received % STREAM_PERIOD;
+        for (let i = 0; i < n; i++) if (buf[i] !== table[base + i]) bad++;
+        received += n;
+      }
+      return { bytes: received, bad, waits };
+    });
+    assert.equal(produced.bytes, total);
+    assert.deepEqual({ bytes: consumed.bytes, bad: consumed.bad }, { bytes: total, bad: 0 });
+    assert.ok(consumed.waits > 0, "the reader slept");
+    assert.ok(fifo.chunkCount <= 1 + fifo.spareChunks);
+    assert.deepEqual(segment.audit().lost, []);
+    sm.delete(segment);
+    assert.deepEqual(shmEntries(name), []);
+  });
 }
 
 test(`SIGKILL mid-grow: ${OTHERS.join(" and ")} processes killed while their chunked fifos grow and shrink; the books balance`, async () => {

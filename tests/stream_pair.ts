@@ -12,7 +12,7 @@ export interface StreamFigures {
 
 /**
  * Starts `fifo_peer.ts` under `other` with `peerArgs`, runs `mine(table, alive)` here (this side
- * produces when `iProduce`), waits for the peer, and returns both sides' figures. The peer is
+ * produces when `iProduce`; it may be async), waits for the peer, and returns both sides' figures. The peer is
  * killed if this side throws.
  */
 export async function streamWithPeer(
@@ -23,7 +23,7 @@ export async function streamWithPeer(
 ): Promise<StreamFigures> {
   const peer = startPeer(other, "fifo_peer", peerArgs, 300_000);
   try {
-    const here = mine(streamTable(), () => running(peer.pid));
+    const here = await mine(streamTable(), () => running(peer.pid));
     const result = await peer.done;
     expectSuccess(result, `${other} peer`);
     const theirs = JSON.parse(result.stdout.split("DONE ")[1]);
