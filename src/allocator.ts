@@ -26,7 +26,6 @@ import type { FifoList, FifoMemory } from "./fifo.ts";
 import type { ChunkBatch } from "./fifo_chunks.ts";
 import {
   CHUNK_CLAIMED,
-  CHUNK_FLAGS,
   CHUNK_TABLE_STRIDE,
   chunkBytes,
   chunkTableWord,
@@ -74,6 +73,7 @@ import {
   MAX_CHUNK_CLASS,
   PRIVATE_TAG,
   SIZE_CLASSES,
+  tableChunk,
 } from "./layout.ts";
 import type { Liveness } from "./process_table.ts";
 
@@ -309,7 +309,7 @@ export class FifoAllocator {
         this.#push(sizeClass, chunk);
       }
       const value = this.#isWord(target) ? Atomics.load(u32, target >>> 2) : 0;
-      if (value !== 0 && value - (value & CHUNK_FLAGS) === chunk) Atomics.store(u32, target >>> 2, 0);
+      if (value !== 0 && tableChunk(value) === chunk) Atomics.store(u32, target >>> 2, 0);
     } else if (op === JOURNAL_FREE_CHUNKED) {
       // Its last reference was dropped: its chunks and then its header go back (each step is
       // idempotent, so a repeated one does no harm).
@@ -530,12 +530,8 @@ export class FifoAllocator {
           if ((value & CHUNK_CLAIMED) === 0) continue; // filled already
           // A chunk the consumer claimed to give back and has not yet: its give-back checks the
           // word under this lock, so taking the chunk back here undoes it.
-          const claimed = value - (value & CHUNK_FLAGS);
-          if (this.#dataChunkClass(claimed, fifo) !== sizeClass) {
-            this.#corrupt(
-              `table word ${word} of chunked fifo ${fifo} names ${claimed}, which is not one of its chunks`,
-            );
-          }
+          const claimed = tableChunk(value);
+          if (this.#dataChunkClass(claimed, fifo) !== sizeClass) this.#notItsChunk(fifo, word, claimed);
           Atomics.store(u32, word >>> 2, claimed);
           continue;
         }
@@ -584,7 +580,7 @@ export class FifoAllocator {
         const word = words[i];
         const value = values[i];
         if (!this.#isWord(word) || Atomics.load(u32, word >>> 2) !== value) continue;
-        this.#dropLocked(fifo, word, value - (value & CHUNK_FLAGS));
+        this.#dropLocked(fifo, word, tableChunk(value));
       }
     } finally {
       this.#unlock();
@@ -606,8 +602,7 @@ export class FifoAllocator {
       if (chunk === 0) return;
       const slots = this.#tableSlots(fifo, Atomics.load(u32, (fifo + FF_CLASS) >>> 2));
       for (let i = 0; i < slots; i++) {
-        const value = Atomics.load(u32, chunkTableWord(fifo, i));
-        if (value - (value & CHUNK_FLAGS) === chunk) {
+        if (tableChunk(Atomics.load(u32, chunkTableWord(fifo, i))) === chunk) {
           Atomics.store(u32, hand >>> 2, 0);
           return;
         }
@@ -619,12 +614,14 @@ export class FifoAllocator {
     }
   }
 
+  #notItsChunk(fifo: number, word: number, chunk: number): never {
+    this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
+  }
+
   /** Puts `chunk`, held in the table word `word` of the fifo at `fifo`, back on its list (under the lock). */
   #dropLocked(fifo: number, word: number, chunk: number): void {
     const sizeClass = this.#dataChunkClass(chunk, fifo);
-    if (sizeClass < 0) {
-      this.#corrupt(`table word ${word} of chunked fifo ${fifo} names ${chunk}, which is not one of its chunks`);
-    }
+    if (sizeClass < 0) this.#notItsChunk(fifo, word, chunk);
     this.#journal(JOURNAL_DROP, chunk, sizeClass, word);
     this.#makeFree(chunk);
     this.#push(sizeClass, chunk);
@@ -661,7 +658,7 @@ export class FifoAllocator {
     const u32 = this.#u32;
     const value = Atomics.load(u32, w);
     if (value === 0) return;
-    const chunk = value - (value & CHUNK_FLAGS);
+    const chunk = tableChunk(value);
     if (this.isChunkStart(chunk)) { // else a scribbled word: nothing of ours to give back
       const chunkClass = Atomics.load(u32, (chunk + FF_CLASS) >>> 2);
       const ours = chunkClass <= MAX_CHUNK_CLASS &&
@@ -883,7 +880,7 @@ export class FifoAllocator {
         const slots = this.#tableSlots(at, sizeClassOfLength(chunk.length));
         for (let i = 0; i < slots; i++) {
           const value = Atomics.load(u32, chunkTableWord(at, i));
-          const data = value - (value & CHUNK_FLAGS);
+          const data = tableChunk(value);
           if (data === 0) continue;
           // A word must name a live data chunk of this fifo (not one on a freelist, not another's).
           if (this.#dataChunkClass(data, at) >= 0) tabled.set(data, (tabled.get(data) ?? 0) + 1);

@@ -20,6 +20,7 @@ import {
   FIFO_AREA_START,
   FIFO_HEADER_SIZE,
   MAX_SPARE_CHUNKS,
+  tableChunk,
 } from "./layout.ts";
 import type { ByteCopier } from "./byte_copy.ts";
 
@@ -130,7 +131,7 @@ export class FifoChunks {
 
   /** The chunk a table word names (its flag bits off), checked: outside the segment is corruption. */
   #chunkOf(slot: number, word: number): number {
-    const chunk = word - (word & FLAGS);
+    const chunk = tableChunk(word);
     if (chunk !== 0 && (chunk < FIFO_AREA_START || chunk > this.#lastStart)) this.#badWord(slot, chunk);
     return chunk;
   }
@@ -209,19 +210,27 @@ export class FifoChunks {
    * they touch has a chunk it may write into. A chunk the consumer kept there is claimed in place.
    */
   present(at: number, n: number): boolean {
-    const u32 = this.#u32;
     let slot = at >>> this.#shift;
     const last = (at + n - 1) >>> this.#shift; // may pass the last slot: the range wraps
     for (let i = slot; i <= last; i++) {
-      const word = Atomics.load(u32, this.#w(slot));
-      if (word === 0 || (word & CHUNK_CLAIMED) !== 0) return false;
-      if ((word & CHUNK_KEPT) !== 0) {
-        this.#chunkOf(slot, word);
-        if (Atomics.compareExchange(u32, this.#w(slot), word, word - CHUNK_KEPT) !== word) return false;
-      }
+      const word = this.#own(slot);
+      if (word === 0 || (word & FLAGS) !== 0) return false;
       if (++slot === this.#slots) slot = 0;
     }
     return true;
+  }
+
+  /**
+   * The producer's look at slot `slot` (in the range it is about to write): a chunk the consumer
+   * kept there is claimed in place, unless the consumer claimed it first. Returns the word as it
+   * is then: a chunk of the producer's (no flags), 0, or one the consumer is giving back.
+   */
+  #own(slot: number): number {
+    const word = Atomics.load(this.#u32, this.#w(slot));
+    if ((word & FLAGS) !== CHUNK_KEPT) return word;
+    this.#chunkOf(slot, word);
+    const was = Atomics.compareExchange(this.#u32, this.#w(slot), word, word - CHUNK_KEPT);
+    return was === word ? word - CHUNK_KEPT : was;
   }
 
   /**
@@ -239,14 +248,9 @@ export class FifoChunks {
       let count = 0;
       for (; i <= last && count < BATCH; i++) {
         const slot = i < this.#slots ? i : i - this.#slots;
-        const word = Atomics.load(u32, this.#w(slot));
-        if ((word & FLAGS) === CHUNK_KEPT) { // kept here: claimed in place, unless the consumer was first
-          this.#chunkOf(slot, word);
-          if (Atomics.compareExchange(u32, this.#w(slot), word, word - CHUNK_KEPT) === word) continue;
-        }
-        const now = Atomics.load(u32, this.#w(slot));
-        if (now !== 0 && (now & FLAGS) === 0) continue;
-        if (now === 0 && this.#moveKept(slot, headAt, reach)) continue;
+        const word = this.#own(slot);
+        if (word !== 0 && (word & FLAGS) === 0) continue;
+        if (word === 0 && this.#moveKept(slot, headAt, reach)) continue;
         this.#words[count] = this.#w(slot) << 2; // empty, or claimed by the consumer
         this.#slotsOf[count++] = i;
       }

@@ -404,6 +404,10 @@ export const CHUNK_KEPT = 1;
 export const CHUNK_CLAIMED = 2;
 /** The flag bits of a table word; the rest is the chunk's offset (chunks start 256-aligned). */
 export const CHUNK_FLAGS = CHUNK_KEPT | CHUNK_CLAIMED;
+/** The chunk a chunked fifo's table (or hand) word names, its flag bits off; 0 for none. */
+export function tableChunk(word: number): number {
+  return word - (word & CHUNK_FLAGS);
+}
 /**
  * Bytes between two words of a chunked fifo's table: one cache line each, so that the two sides
  * writing the words of different slots do not take each other's line away.

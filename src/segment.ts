@@ -67,7 +67,8 @@ export interface FifoOptions {
    * Chunks the reader leaves in place for the writer beyond what is stored, at most 64 (the
    * default: all the fifo needed lately, for rings of up to 65 chunks). A writer that follows
    * the reader reuses them without the segment's allocator. They go back, but for one chunk,
-   * when the reader waits on the drained fifo or finds it empty for a millisecond. 0 is VPP's
+   * when the reader waits on the drained fifo, finds it empty for a millisecond, or finds it
+   * closed. 0 is VPP's
    * rule: every chunk read past goes back at once, and a drained fifo keeps one chunk.
    */
   readonly spareChunks?: number;
@@ -324,7 +325,7 @@ export class Segment {
       this.u32[w + FF_CHUNK_BYTES / 4] = chunk;
       this.u32[w + FF_SIZE / 4] = size;
       this.u32[w + FF_SPARE_CHUNKS / 4] = spare;
-      this.u32.fill(0, w + FIFO_HEADER_SIZE / 4, chunkTableWord(at, slots)); // the table: no chunks
+      this.u32.fill(0, chunkTableWord(at, 0), chunkTableWord(at, slots)); // the table: no chunks
     });
     return offset === 0 ? null : this.#fifo(offset);
   }

@@ -39,7 +39,7 @@ import {
   STREAM_PERIOD,
   uniqueName,
 } from "./helpers.ts";
-import { consumeStream, produceStreamOoo } from "./peers/stream.ts";
+import { consumeStream, produceStream } from "./peers/stream.ts";
 import { chunkChurn } from "./peers/churn.ts";
 import { streamWithPeer } from "./stream_pair.ts";
 
@@ -358,7 +358,9 @@ for (const other of OTHERS) {
         args,
         iProduce,
         (table, alive) =>
-          iProduce ? produceStreamOoo(fifo, total, seed, table, alive) : consumeStream(fifo, total, seed, table, alive),
+          iProduce
+            ? produceStream(fifo, total, seed, table, alive, true)
+            : consumeStream(fifo, total, seed, table, alive),
       );
       assert.equal(produced.bytes, total);
       assert.ok(produced.ooo > total / STREAM_MAX_IO / 2, `${produced.ooo} out-of-order writes`);

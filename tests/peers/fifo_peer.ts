@@ -7,7 +7,7 @@
 // WHERE is the shm name, or PID:FD for a memfd. Prints one line: DONE {...}.
 import { type Fifo, SegmentMain } from "../../mod.ts";
 import { streamTable } from "../helpers.ts";
-import { consumeEvents, consumeStream, produceStream, produceStreamOoo } from "./stream.ts";
+import { consumeEvents, consumeStream, produceStream } from "./stream.ts";
 
 const [mode, type, where, offset, count, seed] = process.argv.slice(2);
 using sm = new SegmentMain({ timeoutSeconds: 10 });
@@ -19,7 +19,7 @@ const peerAlive = () => sm.os.processAlive(process.ppid);
 const table = streamTable();
 let result: unknown;
 if (mode === "produce") result = produceStream(fifo, Number(count), Number(seed), table, peerAlive);
-else if (mode === "produce-ooo") result = produceStreamOoo(fifo, Number(count), Number(seed), table, peerAlive);
+else if (mode === "produce-ooo") result = produceStream(fifo, Number(count), Number(seed), table, peerAlive, true);
 else if (mode === "consume") result = consumeStream(fifo, Number(count), Number(seed), table, peerAlive);
 else if (mode === "events" || mode === "events-wrong-order") {
   const order = mode === "events" ? "unset-then-drain" : "drain-then-unset";

@@ -30,32 +30,19 @@ function stallGuard(alive: () => boolean, what: string, stallMs = 30_000): (move
   };
 }
 
-/** Streams `total` bytes of the pattern into `fifo`, with varied write sizes. */
-export function produceStream(fifo: Fifo, total: number, seed: number, table: Uint8Array, alive: () => boolean) {
-  const next = sizes(seed);
-  const guard = stallGuard(alive, "producer");
-  let sent = 0;
-  let writes = 0;
-  let size = next();
-  while (sent < total) {
-    const n = Math.min(size, total - sent);
-    const at = sent % STREAM_PERIOD;
-    const wrote = fifo.enqueue(table.subarray(at, at + n));
-    guard(wrote > 0);
-    if (wrote > 0) {
-      sent += wrote;
-      writes++;
-      size = next();
-    }
-  }
-  return { bytes: sent, writes };
-}
-
 /**
- * Streams `total` bytes like {@link produceStream}, but every other write goes in two parts, the
- * second first (out of order, `enqueueWithOffset`) and then the first, which joins them.
+ * Streams `total` bytes of the pattern into `fifo`, with varied write sizes. With `outOfOrder`,
+ * every other write goes in two parts, the second first (`enqueueWithOffset`) and then the first,
+ * which joins them.
  */
-export function produceStreamOoo(fifo: Fifo, total: number, seed: number, table: Uint8Array, alive: () => boolean) {
+export function produceStream(
+  fifo: Fifo,
+  total: number,
+  seed: number,
+  table: Uint8Array,
+  alive: () => boolean,
+  outOfOrder = false,
+) {
   const next = sizes(seed);
   const guard = stallGuard(alive, "producer");
   let sent = 0;
@@ -66,7 +53,9 @@ export function produceStreamOoo(fifo: Fifo, total: number, seed: number, table:
     const n = Math.min(size, total - sent);
     const at = sent % STREAM_PERIOD;
     const half = n >> 1;
-    if ((writes & 1) === 1 && half > 0 && fifo.enqueueWithOffset(half, table.subarray(at + half, at + n))) {
+    if (
+      outOfOrder && (writes & 1) === 1 && half > 0 && fifo.enqueueWithOffset(half, table.subarray(at + half, at + n))
+    ) {
       ooo++;
       let done = 0; // the first part; the enqueue that completes it returns the second part too
       while (done < n) {
