@@ -1,9 +1,14 @@
 /**
  * A doorbell: a listening Unix stream socket in the abstract namespace, watched by the runtime's
- * own event loop (`node:net`, which Deno, Bun and Node all provide), so that another process can
- * wake this one's event loop by connecting once and writing a byte per ring. No thread waits on
- * it. The bytes carry no meaning: a ring only says "look at your events". Nothing is left in the
- * file system, and the name vanishes when the process dies.
+ * own event loop, so that another process can wake this one's event loop by connecting once and
+ * writing a byte per ring. No thread waits on it. The bytes carry no meaning: a ring only says
+ * "look at your events". Nothing is left in the file system, and the name vanishes when the
+ * process dies.
+ *
+ * Each runtime's lightest watcher is used, since its cost is on the path of every wake-up: Bun's
+ * native `Bun.listen` handlers; in Deno, its own `Deno.listen` and one read at a time per
+ * connection when net access is granted (it needs `--allow-net`, which the library must not
+ * demand), else the socket bound through libc and watched with `node:net` (Node always).
  *
  * @module
  */
@@ -38,10 +43,20 @@ export async function openDoorbell(
   nameOf: (key: number) => string,
   onRing: () => void,
 ): Promise<Doorbell> {
+  const listen = nativeListen();
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const key = crypto.getRandomValues(new Uint32Array(1))[0];
     const name = nameOf(key);
+    if (listen !== undefined) {
+      try {
+        return listen(name, key, onRing);
+      } catch (error) {
+        lastError = error;
+        if (addressInUse(error)) continue;
+        throw error;
+      }
+    }
     // Bound through libc (no runtime permission beyond FFI), then watched by the reactor.
     let fd: number;
     try {
@@ -62,6 +77,150 @@ export async function openDoorbell(
     return bell;
   }
   throw lastError;
+}
+
+type Listen = (name: string, key: number, onRing: () => void) => Doorbell;
+
+interface BunSocket {
+  unref(): void;
+}
+interface BunServer {
+  ref(): void;
+  unref(): void;
+  stop(closeActiveConnections: boolean): void;
+}
+interface BunLike {
+  listen(options: {
+    unix: string;
+    socket: { open(socket: BunSocket): void; data(): void; error(): void };
+  }): BunServer;
+}
+interface DenoConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  unref(): void;
+  close(): void;
+}
+interface DenoListener extends AsyncIterable<DenoConn> {
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+interface DenoLike {
+  listen(options: { transport: "unix"; path: string }): DenoListener;
+  permissions: { querySync?(descriptor: { name: "net" }): { state: string } };
+}
+
+/** The runtime's own listener for an abstract name, where it has one we may use; else undefined. */
+function nativeListen(): Listen | undefined {
+  const g = globalThis as { Bun?: BunLike; Deno?: DenoLike };
+  if (g.Bun !== undefined) return bunListen(g.Bun);
+  if (g.Deno !== undefined && g.Deno.permissions.querySync?.({ name: "net" }).state === "granted") {
+    return denoListen(g.Deno);
+  }
+  return undefined;
+}
+
+function addressInUse(error: unknown): boolean {
+  if (error instanceof OsError) return error.code === "EADDRINUSE";
+  const e = error as { code?: unknown; name?: unknown } | null;
+  return e?.code === "EADDRINUSE" || e?.name === "AddrInUse";
+}
+
+/** Bun: native socket handlers, no stream or event emitter between the byte and `onRing`. */
+function bunListen(bun: BunLike): Listen {
+  return (name, key, onRing) => {
+    const server = bun.listen({
+      unix: "\0" + name,
+      socket: {
+        open: (socket) => socket.unref(), // only the server (while waits pend) keeps the process alive
+        data: () => onRing(),
+        error: () => {}, // the socket closes; the ringer reconnects
+      },
+    });
+    server.unref();
+    let closed = false;
+    return {
+      key,
+      name,
+      ref: () => {
+        if (!closed) server.ref();
+      },
+      unref: () => {
+        if (!closed) server.unref();
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        server.stop(true);
+      },
+    };
+  };
+}
+
+/** Deno with net access: its own listener, and one pending read per connection. */
+function denoListen(deno: DenoLike): Listen {
+  return (name, key, onRing) => {
+    const listener = deno.listen({ transport: "unix", path: "\0" + name });
+    listener.unref();
+    const connections = new Set<DenoConn>();
+    let closed = false;
+    const pump = async (conn: DenoConn) => {
+      const buffer = new Uint8Array(256);
+      try {
+        for (;;) {
+          let n: number | null;
+          try {
+            n = await conn.read(buffer);
+          } catch {
+            break; // reset, or closed by us
+          }
+          if (n === null || closed) break;
+          onRing();
+        }
+      } finally {
+        connections.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed already */ }
+      }
+    };
+    (async () => {
+      try {
+        for await (const conn of listener) {
+          if (closed) {
+            conn.close();
+            break;
+          }
+          conn.unref(); // only the listener (while waits pend) keeps the process alive
+          connections.add(conn);
+          pump(conn);
+        }
+      } catch { /* the listener was closed */ }
+    })();
+    return {
+      key,
+      name,
+      ref: () => {
+        if (!closed) listener.ref();
+      },
+      unref: () => {
+        if (!closed) listener.unref();
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        try {
+          listener.close();
+        } catch { /* closed already */ }
+        for (const conn of connections) {
+          try {
+            conn.close();
+          } catch { /* closed already */ }
+        }
+        connections.clear();
+      },
+    };
+  };
 }
 
 /**

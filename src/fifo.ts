@@ -524,7 +524,7 @@ export class Fifo {
       // rings it only when that much is free (see #spaceDue).
       if (kind === SPACE) Atomics.store(this.#u32, this.#spaceWanted, n);
       const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
-      return this.#mem.sleeper.sleep([watch], options ?? {}).then((ready) => {
+      return this.#mem.sleeper.sleep([watch], options ?? {}, (ready) => {
         if (ready.length === 0) return false;
         if (this.#ready(kind, n)) return true;
         throw this.#peerGone(kind);

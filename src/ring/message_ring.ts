@@ -469,24 +469,35 @@ export class MessageRing {
    * Waits until a record is published or the ring is closed: true then, false on timeout;
    * rejects with "peer-gone" when the producer's process died and nothing is left to read.
    */
-  async waitForData(options: WaitOptions = {}): Promise<boolean> {
-    this.#check();
-    const ready = await this.#mem.sleeper.sleep([this.dataWatch], options);
-    if (ready.length === 0) return false;
-    if (this.#dataWatch.ready()) return true;
-    throw new SegmentError("peer-gone", `the producer of message ring at offset ${this.#offset} died`);
+  waitForData(options: WaitOptions = {}): Promise<boolean> {
+    try {
+      this.#check();
+      // Settled in the wake-up itself: the caller's await resumes one microtask after the event.
+      return this.#mem.sleeper.sleep([this.dataWatch], options, (ready) => {
+        if (ready.length === 0) return false;
+        if (this.#dataWatch.ready()) return true;
+        throw new SegmentError("peer-gone", `the producer of message ring at offset ${this.#offset} died`);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Waits until a record of `length` bytes fits (padding included, at worst): true then, false on timeout. */
-  async waitForSpace(length: number, options: WaitOptions = {}): Promise<boolean> {
-    this.#check();
-    if (!(length >= 0 && length <= this.#max)) throw new RangeError(`a message of ${length} bytes does not fit`);
-    if (this.#published !== this.#tail) this.publish();
-    const need = 2 * align(RECORD_HEADER + length); // a record and, at worst, the padding before it
-    const ready = await this.#mem.sleeper.sleep([this.#watch(false, Math.min(need, this.#cap))], options);
-    if (ready.length === 0) return false;
-    if (this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= Math.min(need, this.#cap)) return true;
-    throw new SegmentError("peer-gone", `the consumer of message ring at offset ${this.#offset} died`);
+  waitForSpace(length: number, options: WaitOptions = {}): Promise<boolean> {
+    try {
+      this.#check();
+      if (!(length >= 0 && length <= this.#max)) throw new RangeError(`a message of ${length} bytes does not fit`);
+      if (this.#published !== this.#tail) this.publish();
+      const need = Math.min(2 * align(RECORD_HEADER + length), this.#cap); // a record and, at worst, the padding before it
+      return this.#mem.sleeper.sleep([this.#watch(false, need)], options, (ready) => {
+        if (ready.length === 0) return false;
+        if (this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= need) return true;
+        throw new SegmentError("peer-gone", `the consumer of message ring at offset ${this.#offset} died`);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Whether the ring's header still says it is allocated. */

@@ -36,7 +36,12 @@ export class AtomicsSleeper implements Sleeper {
     this.#mem = memory;
   }
 
-  async sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T> {
+    const slept = this.#sleep(watches, options);
+    return finish ? slept.then(finish) : slept as Promise<T>;
+  }
+
+  async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
     checkSleepOptions(options);
     const { timeoutMs, signal, spinMicros } = options;
     signal?.throwIfAborted();

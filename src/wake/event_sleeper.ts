@@ -48,7 +48,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Pending {
   readonly watches: readonly Watch[];
-  readonly resolve: (ready: number[]) => void;
+  readonly finish: ((ready: number[]) => unknown) | undefined;
+  readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   readonly signal: AbortSignal | undefined;
@@ -90,37 +91,55 @@ export class EventSleeper implements Sleeper, HubMember {
 
   // ---- the sleeping side ----
 
-  sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T> {
     try {
       checkSleepOptions(options);
       options.signal?.throwIfAborted();
       // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
       let ready = readyNow(watches);
       if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros);
-      if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
+      if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(finish ? finish(ready) : ready as T);
       // Not an async function: a wait resolves one microtask after its event, not three.
-      return this.#entryWritten
-        ? this.#park(watches, options, performance.now())
-        : this.#setUpThenPark(watches, options);
+      return (this.#entryWritten
+        ? this.#park(watches, options, performance.now(), finish)
+        : this.#setUpThenPark(watches, options, finish)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  async #setUpThenPark(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+  async #setUpThenPark(
+    watches: readonly Watch[],
+    options: SleepOptions,
+    finish: ((ready: number[]) => unknown) | undefined,
+  ): Promise<unknown> {
     const started = performance.now();
     await (this.#setUp ??= this.#setUpEntry());
     options.signal?.throwIfAborted();
     const ready = readyNow(watches);
-    if (ready.length > 0) return ready;
-    return this.#park(watches, options, started);
+    if (ready.length > 0) return finish ? finish(ready) : ready;
+    return this.#park(watches, options, started, finish);
   }
 
   /** Registers a pending wait, arms its words, looks once more, and parks. */
-  #park(watches: readonly Watch[], options: SleepOptions, started: number): Promise<number[]> {
+  #park(
+    watches: readonly Watch[],
+    options: SleepOptions,
+    started: number,
+    finish: ((ready: number[]) => unknown) | undefined,
+  ): Promise<unknown> {
     const { timeoutMs, signal } = options;
-    return new Promise<number[]>((resolve, reject) => {
-      const p: Pending = { watches, resolve, reject, timer: undefined, signal, onAbort: undefined, done: false };
+    return new Promise<unknown>((resolve, reject) => {
+      const p: Pending = {
+        watches,
+        finish,
+        resolve,
+        reject,
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+        done: false,
+      };
       this.#register(p);
       if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
         p.timer = setTimeout(() => this.#settle(p, []), Math.max(0, timeoutMs - (performance.now() - started)));
@@ -213,7 +232,14 @@ export class EventSleeper implements Sleeper, HubMember {
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
     this.#hub.pendingDelta(-1);
     if (failed) p.reject(result);
-    else p.resolve(result as number[]);
+    else if (p.finish === undefined) p.resolve(result);
+    else {
+      try {
+        p.resolve(p.finish(result as number[]));
+      } catch (error) {
+        p.reject(error);
+      }
+    }
   }
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */

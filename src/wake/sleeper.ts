@@ -41,9 +41,11 @@ export interface Sleeper {
   /**
    * Resolves with the indices of `watches` that are ready or whose peer died (ready ones first
    * checked), or with an empty array at the timeout. Rejects when a watch's check throws, or
-   * with the signal's reason.
+   * with the signal's reason. With `finish`, resolves with what it returns for those indices
+   * instead (rejects with what it throws): it runs where the wait ends, so that the caller's
+   * `await` resumes one microtask after the wake-up rather than after a `then` chain.
    */
-  sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]>;
+  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T>;
   /**
    * The changing side's call, after it changed the shared state and found the waiter word set:
    * wakes whoever sleeps on it.
