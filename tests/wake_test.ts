@@ -8,7 +8,17 @@ import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
 import { SLEEPER_ENTRY_SIZE, SLEEPER_TABLE, SLP_EVENTS, SLP_KEY, SLP_TAG } from "../src/layout.ts";
-import { expectSuccess, OTHER, patternByte, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { spawn } from "node:child_process";
+import {
+  expectSuccess,
+  OTHER,
+  patternByte,
+  ROOT,
+  runtimeBinary,
+  shmEntries,
+  startPeer,
+  uniqueName,
+} from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
@@ -315,3 +325,53 @@ test(`a pending wait keeps a ${OTHER} process alive like a pending read; when it
     assert.match(result.stdout, /"woke":true/);
   });
 });
+
+/** Each doorbell listener: Deno's own (net access), Deno's libc + node:net (none), Bun's, Node's. */
+const WATCHERS: { label: string; runtime: "deno" | "bun" | "node"; flags: string[] }[] = [
+  { label: "deno with net access (Deno.listen)", runtime: "deno", flags: ["run", "--quiet", "-A"] },
+  {
+    label: "deno with only --allow-ffi (libc socket, node:net)",
+    runtime: "deno",
+    flags: ["run", "--quiet", "--allow-ffi"],
+  },
+  { label: "bun (Bun.listen)", runtime: "bun", flags: [] },
+  { label: "node (node:net)", runtime: "node", flags: ["--no-warnings"] },
+];
+
+for (const watcher of WATCHERS) {
+  test(`the doorbell wakes a parked wait at once: ${watcher.label}`, async () => {
+    // Each parked wait must be woken by the ring, not by the liveness tick (every 400 ms), which
+    // would also find the event: 8 wake-ups, each within 150 ms.
+    await withFifos(1, 4096, async ([fifo], name) => {
+      const script = `${ROOT}/tests/peers/wake_peer.ts`;
+      const args = [...watcher.flags, script, "wake-rounds", name, String(fifo.offset), "8"];
+      const child = spawn(runtimeBinary(watcher.runtime), args, { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (c) => (out += c));
+      child.stderr!.on("data", (c) => (err += c));
+      const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+      const until = async (text: string) => {
+        while (!out.includes(text)) {
+          if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
+          await sleep(1);
+        }
+      };
+      try {
+        const delays: number[] = [];
+        for (let i = 0; i < 8; i++) {
+          await until(`WAITING ${i}\n`);
+          await sleep(100); // parked by now: only a ring (or a tick) can wake it
+          const start = performance.now();
+          fifo.enqueue(new Uint8Array(1));
+          await until(`GOT ${i}\n`);
+          delays.push(performance.now() - start);
+        }
+        assert.equal(await closed, 0, err);
+        assert.ok(delays.every((ms) => ms < 150), `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`);
+      } finally {
+        child.kill("SIGKILL");
+      }
+    });
+  });
+}

@@ -5,6 +5,7 @@
 //   consume-then-hang WHERE OFFSET         become the consumer (one wait), print READY, then sleep forever
 //   abort-after WHERE OFFSET BYTES         write BYTES through fifo.writable, then abort it
 //   wait-once WHERE OFFSET                 one waitForData without a timeout, nothing else pending
+//   wake-rounds WHERE OFFSET ROUNDS        ROUNDS times: print WAITING i, wait, read one byte, print GOT i
 // OFFSETS is a comma-separated list. Prints DONE {...} (the hanging modes are killed instead).
 import { SegmentMain } from "../../mod.ts";
 import { patternByte, xorshift } from "../helpers.ts";
@@ -60,6 +61,14 @@ if (mode === "one-each") {
   await fifos[0].waitForData({ timeoutMs: 1 });
   console.log("READY");
   await forever();
+} else if (mode === "wake-rounds") {
+  const byte = new Uint8Array(1);
+  for (let i = 0; i < Number(a); i++) {
+    console.log(`WAITING ${i}`);
+    while (!fifos[0].dequeueExact(byte)) await fifos[0].waitForData();
+    console.log(`GOT ${i}`);
+  }
+  result = { rounds: Number(a) };
 } else if (mode === "wait-once") {
   console.log("WAITING");
   result = { woke: await fifos[0].waitForData(), at: performance.now() };
