@@ -26,8 +26,13 @@ import type { ByteCopier } from "./byte_copy.ts";
 
 /** Slots behind the head the producer looks at for a kept chunk, past the spare chunks. */
 const LOOK_BACK = 4;
-/** How long a reader finds its fifo empty before it gives back the spare chunks, in ms. */
-const IDLE_MS = 1;
+/**
+ * How long a reader that polls finds its fifo empty before it gives back the spare chunks, in
+ * ms: longer than the hiccups of a busy writer (a collection, a lost time slice), which would
+ * otherwise send its chunks through the allocator and back again. A reader that waits gives
+ * them back at once.
+ */
+export const IDLE_MS = 50;
 /** Chunks taken or given back under one hold of the allocator lock, at most. */
 const BATCH = 64;
 /** log2 of the words from one table word to the next. */

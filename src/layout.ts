@@ -130,7 +130,7 @@
  *   the head stops at its end and the next slot is empty) get KEPT, the others go back to the
  *   segment; a KEPT chunk the head has now left more than K slots behind it claims (KEPT ->
  *   CLAIMED) and gives back, and so all of them but one (the nearest, when the head's slot is
- *   empty) when it is about to wait on the empty fifo, has found it empty for 1 ms, or closed;
+ *   empty) when it is about to wait on the empty fifo, has found it empty for 50 ms (IDLE_MS), or closed;
  * - the producer, before it writes into a slot: a KEPT word there it claims in place (clears the
  *   bit); an empty one it fills with a KEPT chunk claimed from a slot wholly behind the head
  *   (that word -> 0, then the new word), else with a chunk from the segment; a CLAIMED one it

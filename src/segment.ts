@@ -67,7 +67,7 @@ export interface FifoOptions {
    * Chunks the reader leaves in place for the writer beyond what is stored, at most 64 (the
    * default: all the fifo needed lately, for rings of up to 65 chunks). A writer that follows
    * the reader reuses them without the segment's allocator. They go back, but for one chunk,
-   * when the reader waits on the drained fifo, finds it empty for a millisecond, or finds it
+   * when the reader waits on the drained fifo, finds it empty for 50 ms, or finds it
    * closed. 0 is VPP's
    * rule: every chunk read past goes back at once, and a drained fifo keeps one chunk.
    */
