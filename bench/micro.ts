@@ -41,6 +41,22 @@ for (const [size, { src, dst }] of bufs) {
     }
   });
 }
+{
+  // Fresh views of one buffer, as a loop that finishes a partial write with `src.subarray(done)`
+  // makes: the check that a view is not the segment's own memory asks the mappings of an shm
+  // segment once per buffer, not once per view.
+  const shm = sm.create({ type: "shm", name: `svm-micro-${process.pid}-${Date.now()}`, size: 1 << 20 });
+  const shmFifo = shm.allocFifo(65536)!;
+  const src = new Uint8Array(4096).fill(1);
+  const dst = new Uint8Array(4096);
+  bench.add("enqueue+dequeue 64 B through fresh subarrays, shm segment", () => {
+    for (let i = 0; i < INNER; i++) {
+      const at = i & 1023;
+      shmFifo.enqueue(src.subarray(at, at + 64));
+      shmFifo.dequeue(dst.subarray(at, at + 64));
+    }
+  });
+}
 bench.add("allocFifo+freeFifo 4 KiB", () => {
   for (let i = 0; i < INNER; i++) segment.freeFifo(segment.allocFifo(4096)!);
 });

@@ -64,6 +64,7 @@ import type { Sleeper, SleepOptions, Watch } from "./wake/sleeper.ts";
 /** Options of the asynchronous waits: `timeoutMs`, `signal` and `spinMicros`. */
 export type WaitOptions = SleepOptions;
 import { readableOf, writableOf } from "./fifo_streams.ts";
+import { type PassedBuffer, refuseOwnMemory } from "./own_memory.ts";
 
 export type { OooSegment } from "./ooo.ts";
 
@@ -179,6 +180,8 @@ export class Fifo {
   readonly #copier: ByteCopier;
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
+  readonly #srcPassed: PassedBuffer = { buffer: null };
+  readonly #dstPassed: PassedBuffer = { buffer: null };
   /** Whether this handle wrote its process's tag as the fifo's producer / consumer. */
   #producing = false;
   #consuming = false;
@@ -296,9 +299,13 @@ export class Fifo {
   }
 
   #aliasMiss(what: "src" | "dst", view: Uint8Array): void {
-    if (view.buffer === this.#u8.buffer || this.#mem.holds(view)) {
-      throw new TypeError(`${what} is a view of the segment's own memory; copy it through a buffer of your own`);
-    }
+    refuseOwnMemory(
+      view,
+      this.#u8.buffer,
+      this.#mem,
+      what === "src" ? this.#srcPassed : this.#dstPassed,
+      `${what} is a view of the segment's own memory; copy it through a buffer of your own`,
+    );
     if (what === "src") this.#srcOk = view;
     else this.#dstOk = view;
   }

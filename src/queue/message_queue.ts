@@ -67,6 +67,7 @@ import {
 import type { Liveness } from "../process_table.ts";
 import { readLiveChunk } from "../chunk.ts";
 import type { WaitOptions } from "../fifo.ts";
+import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {
@@ -191,6 +192,8 @@ export class MessageQueue {
   #freed = false;
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
+  readonly #srcPassed: PassedBuffer = { buffer: null };
+  readonly #dstPassed: PassedBuffer = { buffer: null };
   readonly #views: (Uint8Array | undefined)[][];
   #viewsOf: ArrayBuffer | SharedArrayBuffer | undefined;
 
@@ -284,11 +287,13 @@ export class MessageQueue {
 
   /** Refuses a view of the segment's own memory; remembers the last array that passed, per direction. */
   #checkOwn(what: "a message" | "dst", view: Uint8Array): void {
-    if (view.buffer === this.#u8.buffer || this.#mem.holds(view)) {
-      throw new TypeError(
-        `${what} must not be a view of the segment's own memory; copy it through a buffer of your own`,
-      );
-    }
+    refuseOwnMemory(
+      view,
+      this.#u8.buffer,
+      this.#mem,
+      what === "dst" ? this.#dstPassed : this.#srcPassed,
+      `${what} must not be a view of the segment's own memory; copy it through a buffer of your own`,
+    );
     if (what === "dst") this.#dstOk = view;
     else this.#srcOk = view;
   }

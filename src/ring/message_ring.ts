@@ -39,6 +39,7 @@ import {
   RING_PADDING,
 } from "../layout.ts";
 import type { Watch } from "../wake/sleeper.ts";
+import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
 
 /** Called by `poll` for each record, in place: `bytes[offset .. offset + length)` is the payload. */
 export type RecordHandler = (bytes: Uint8Array, offset: number, length: number, type: number) => void;
@@ -100,6 +101,7 @@ export class MessageRing {
   #head: number;
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
+  readonly #srcPassed: PassedBuffer = { buffer: null };
   #producing = false;
   #consuming = false;
   #freed = false;
@@ -293,9 +295,13 @@ export class MessageRing {
 
   /** Refuses a view of the segment's own memory (copy it through a buffer of your own). */
   #checkSource(bytes: Uint8Array): void {
-    if (bytes.buffer === this.#mem.u8.buffer || this.#mem.holds(bytes)) {
-      throw new TypeError("the message is a view of the segment's own memory; copy it through a buffer of your own");
-    }
+    refuseOwnMemory(
+      bytes,
+      this.#mem.u8.buffer,
+      this.#mem,
+      this.#srcPassed,
+      "the message is a view of the segment's own memory; copy it through a buffer of your own",
+    );
     this.#srcOk = bytes;
   }
 
