@@ -26,6 +26,8 @@ import type { ByteCopier } from "./byte_copy.ts";
 
 /** Slots behind the head the producer looks at for a kept chunk, past the spare chunks. */
 const LOOK_BACK = 4;
+/** A kept chunk this few slots past an empty one the producer fills is not moved there (see #moveKept). */
+const NEAR = 2;
 /**
  * How long a reader that polls finds its fifo empty before it gives back the spare chunks, in
  * ms: longer than the hiccups of a busy writer (a collection, a lost time slice), which would
@@ -255,15 +257,19 @@ export class FifoChunks {
         const slot = i < this.#slots ? i : i - this.#slots;
         const word = this.#own(slot);
         if (word !== 0 && (word & FLAGS) === 0) continue;
-        if (word === 0 && this.#moveKept(slot, headAt, reach)) continue;
+        if (word === 0 && this.#moveKept(slot, headAt, reach, false)) continue;
         this.#words[count] = this.#w(slot) << 2; // empty, or claimed by the consumer
         this.#slotsOf[count++] = i;
       }
       if (count === 0) continue;
       this.#grow.count = count;
       const filled = this.#src.growChunks(this.#fifo, this.#seq, this.#sizeClass, this.#grow);
-      if (filled < count) {
-        const have = this.#slotsOf[filled] * this.#bytes - at; // bytes before the first slot left empty
+      for (let j = filled; j < count; j++) {
+        // The segment ran out: a chunk the consumer kept can still fill an empty slot.
+        const k = this.#slotsOf[j];
+        const slot = k < this.#slots ? k : k - this.#slots;
+        if (Atomics.load(u32, this.#w(slot)) === 0 && this.#moveKept(slot, headAt, reach, true)) continue;
+        const have = k * this.#bytes - at; // bytes before the first slot left empty
         return have > 0 ? have : 0;
       }
     }
@@ -274,9 +280,14 @@ export class FifoChunks {
    * Fills the empty slot `target` with a chunk the consumer kept wholly behind the head and past
    * what the producer uses (see `provide`), the nearest one, claimed without a lock: the chunk
    * goes into the hand word first, so that a producer killed between the claim and the new word
-   * loses nothing.
+   * loses nothing. Unless `force` (the segment has no chunk left), not when that chunk is at
+   * most NEAR slots past the target and the consumer keeps more spares than that: the slot it
+   * leaves empty is one the producer writes next, where it would move again, write after write,
+   * while the fifo runs nearly full; a chunk from the segment fills the gap for good instead (the
+   * fifo then holds what a full ring needs). With fewer spares the consumer would give such a
+   * chunk back at once: moving is how those fifos reuse their chunks.
    */
-  #moveKept(target: number, headAt: number, reach: number): boolean {
+  #moveKept(target: number, headAt: number, reach: number, force: boolean): boolean {
     const u32 = this.#u32;
     const look = Math.min(this.#slots - 1, this.#spare + LOOK_BACK);
     let slot = headAt >>> this.#shift;
@@ -287,6 +298,7 @@ export class FifoChunks {
       if (from < reach) return false;
       const word = Atomics.load(u32, this.#w(slot));
       if ((word & FLAGS) !== CHUNK_KEPT) continue;
+      if (!force && this.#spare > NEAR && (slot - target + this.#slots) % this.#slots <= NEAR) return false;
       const chunk = this.#chunkOf(slot, word);
       Atomics.store(u32, this.#hand, chunk);
       if (Atomics.compareExchange(u32, this.#w(slot), word, 0) === word) {

@@ -480,6 +480,59 @@ test("a drained fifo's kept chunk moves to the next slot when writing resumes, w
   readAll(fifo, 100, 4096);
 });
 
+test("a fifo that runs nearly full settles: once every slot has a chunk, each is claimed in place, lap after lap", () => {
+  // A writer one chunk behind its reader: the empty slot it needs is the one right before the
+  // reader's kept chunk. Moving that chunk would empty the very next slot it writes, and so on
+  // forever; it takes one chunk from the segment instead, and then nothing moves.
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  const slots = fifo.maxSize / 4096 + 1;
+  const table = chunkTableWord(fifo.offset, 0);
+  const chunks = () => Array.from({ length: slots }, (_, s) => segment.u32[table + s * STRIDE] & ~CHUNK_FLAGS);
+  let written = 0;
+  let read = 0;
+  assert.equal(fifo.enqueue(bytes(64 * KiB)), 64 * KiB);
+  written += 64 * KiB;
+  const step = () => {
+    readAll(fifo, 4096, read);
+    read += 4096;
+    assert.equal(fifo.enqueue(bytes(4096, written)), 4096);
+    written += 4096;
+  };
+  for (let i = 0; i < 2 * slots; i++) step();
+  const settled = chunks();
+  const free = segment.numFreeFifos(4096);
+  assert.equal(fifo.chunkCount, slots, "every slot has a chunk");
+  for (let i = 0; i < 3 * slots; i++) step();
+  assert.deepEqual(chunks(), settled, "each slot kept its chunk");
+  assert.equal(segment.numFreeFifos(4096), free, "nothing taken from or given to the segment");
+  readAll(fifo, written - read, read);
+  assert.deepEqual(segment.audit().lost, []);
+});
+
+test("a fifo that runs nearly full in a segment with no chunk left moves its reader's kept chunk after all", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  assert.equal(fifo.enqueue(bytes(64 * KiB)), 64 * KiB);
+  const fillers: Fifo[] = [];
+  for (let f = segment.allocFifo(4096); f !== null; f = segment.allocFifo(4096)) fillers.push(f);
+  assert.equal(fifo.chunkCount, 16);
+  let read = 0;
+  let written = 64 * KiB;
+  for (let i = 0; i < 40; i++) {
+    readAll(fifo, 4096, read);
+    read += 4096;
+    assert.equal(fifo.enqueue(bytes(4096, written)), 4096, `write ${i}: a kept chunk serves`);
+    written += 4096;
+  }
+  assert.equal(fifo.chunkCount, 16, "no chunk came from the segment");
+  readAll(fifo, written - read, read);
+  for (const f of fillers) segment.freeFifo(f);
+  assert.deepEqual(segment.audit().lost, []);
+});
+
 test("spare chunks: a reader that follows a writer leaves K chunks in place, which the writer reuses without the freelists; a drain gives them back", () => {
   for (const spare of [1, 3]) {
     const { sm, segment } = privateSegment(1 << 20);
