@@ -133,8 +133,10 @@
  *   empty) when it is about to wait on the empty fifo, has found it empty for 50 ms (IDLE_MS), or closed;
  * - the producer, before it writes into a slot: a KEPT word there it claims in place (clears the
  *   bit); an empty one it fills with a KEPT chunk claimed from a slot wholly behind the head
- *   (that word -> 0, then the new word), else with a chunk from the segment; a CLAIMED one it
- *   takes back under the allocator lock if the consumer has not given it back yet.
+ *   (that word -> 0, then the new word; not one a slot or two ahead of it, which it would
+ *   only have to fill again next, unless the segment has none), else with a chunk from the
+ *   segment; a CLAIMED one it takes back under the allocator lock if the consumer has not given
+ *   it back yet.
  * Chunks from and to the segment go under the allocator lock with its journal (a give-back
  * checks under the lock that the word still holds what the consumer saw); claims take no lock.
  * The producer writes a chunk it moves into its hand word before it claims it and clears the
