@@ -225,7 +225,10 @@ export class EventSleeper implements Sleeper, HubMember {
       if (count > 0) this.#armed.set(w.waiter, count);
       else {
         this.#armed.delete(w.waiter);
-        if (!this.#mem.deleted) Atomics.compareExchange(this.#u32, w.waiter, own, 0);
+        // Usually the waker took the word already: a load, not a locked compare-and-swap, then.
+        if (!this.#mem.deleted && Atomics.load(this.#u32, w.waiter) === own) {
+          Atomics.compareExchange(this.#u32, w.waiter, own, 0);
+        }
       }
     }
     if (p.timer !== undefined) clearTimeout(p.timer);
@@ -251,7 +254,9 @@ export class EventSleeper implements Sleeper, HubMember {
   /** Our doorbell rang (or a local event): take the events, settle what they concern. */
   service(): void {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
-    Atomics.and(this.#u32, this.#entry + SLP_FLAGS / 4, ~SLEEPER_PARKED); // awake: no rings needed
+    // Awake: no rings needed. A waker that rang cleared the flag already.
+    const flags = this.#entry + SLP_FLAGS / 4;
+    if ((Atomics.load(this.#u32, flags) & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
     this.#drain(false, undefined);
     if (this.#pending.size > 0) this.#setParked();
   }
@@ -292,7 +297,10 @@ export class EventSleeper implements Sleeper, HubMember {
   /** Drains our ring; `all` re-checks every pending wait (a tick, or an event was lost). */
   #drain(all: boolean, alive: ((tag: number) => boolean) | undefined): void {
     const u32 = this.#u32;
-    let scan = all || (Atomics.and(u32, this.#entry + SLP_FLAGS / 4, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0;
+    const flags = this.#entry + SLP_FLAGS / 4;
+    let scan = all ||
+      ((Atomics.load(u32, flags) & SLEEPER_SCAN) !== 0 &&
+        (Atomics.and(u32, flags, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0);
     if (this.#ring >= 0 && !drainEvents(u32, this.#ring, this.#visit, all)) scan = true;
     if (scan) {
       this.#touched.clear();
