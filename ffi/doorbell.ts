@@ -138,22 +138,7 @@ function bunListen(bun: BunLike): Listen {
       },
     });
     server.unref();
-    let closed = false;
-    return {
-      key,
-      name,
-      ref: () => {
-        if (!closed) server.ref();
-      },
-      unref: () => {
-        if (!closed) server.unref();
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
-        server.stop(true);
-      },
-    };
+    return doorbellOf(key, name, server, () => server.stop(true));
   };
 }
 
@@ -197,29 +182,18 @@ function denoListen(deno: DenoLike): Listen {
         }
       } catch { /* the listener was closed */ }
     })();
-    return {
-      key,
-      name,
-      ref: () => {
-        if (!closed) listener.ref();
-      },
-      unref: () => {
-        if (!closed) listener.unref();
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
+    return doorbellOf(key, name, listener, () => {
+      closed = true; // the pumps and the accept loop stop
+      try {
+        listener.close();
+      } catch { /* closed already */ }
+      for (const conn of connections) {
         try {
-          listener.close();
+          conn.close();
         } catch { /* closed already */ }
-        for (const conn of connections) {
-          try {
-            conn.close();
-          } catch { /* closed already */ }
-        }
-        connections.clear();
-      },
-    };
+      }
+      connections.clear();
+    });
   };
 }
 
@@ -250,22 +224,29 @@ export async function watchListener(fd: number, onRing: () => void, key = 0, nam
     throw error;
   }
   server.on("error", () => {}); // accept failures (EMFILE) leave it listening
+  return doorbellOf(key, name, server, () => {
+    server.close();
+    for (const socket of connections) socket.destroy();
+    connections.clear();
+  });
+}
+
+/** A doorbell over a listener that can be referenced and unreferenced; `stop` runs once, at the first close. */
+function doorbellOf(key: number, name: string, listener: { ref(): void; unref(): void }, stop: () => void): Doorbell {
   let closed = false;
   return {
     key,
     name,
     ref: () => {
-      if (!closed) server.ref();
+      if (!closed) listener.ref();
     },
     unref: () => {
-      if (!closed) server.unref();
+      if (!closed) listener.unref();
     },
     close: () => {
       if (closed) return;
       closed = true;
-      server.close();
-      for (const socket of connections) socket.destroy();
-      connections.clear();
+      stop();
     },
   };
 }
