@@ -62,7 +62,9 @@ export class Connection {
   readonly #rxEnd = new AbortController();
   #closed = false;
   #frame = new Uint8Array(256);
+  #frameView = new DataView(this.#frame.buffer);
   #header = new Uint8Array(HEADER);
+  readonly #headerView = new DataView(this.#header.buffer);
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
 
@@ -159,14 +161,17 @@ export class Connection {
     if (length > this.#tx.size) {
       throw new RangeError(`a message of ${bytes.length} bytes does not fit a fifo of ${this.#tx.size}`);
     }
-    if (this.#frame.length < length) this.#frame = new Uint8Array(Math.max(length, this.#frame.length * 2));
+    if (this.#frame.length < length) {
+      this.#frame = new Uint8Array(Math.max(length, this.#frame.length * 2));
+      this.#frameView = new DataView(this.#frame.buffer);
+    }
     const frame = this.#frame.subarray(0, length);
-    new DataView(frame.buffer, frame.byteOffset).setUint32(0, bytes.length, true);
+    this.#frameView.setUint32(0, bytes.length, true);
     frame.set(bytes, HEADER);
     const signal = this.#signal(this.#gone.signal, options.signal);
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
     while (!this.#tx.enqueueExact(frame)) {
-      const left = deadline - performance.now();
+      const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (
         left <= 0 || !(await this.#tx.waitForSpace(length, { signal, timeoutMs: left === Infinity ? undefined : left }))
       ) {
@@ -197,7 +202,7 @@ export class Connection {
         this.#whenDrained(); // the peer is dead and rx empty: nothing more can come
         this.#checkRead();
       }
-      const left = deadline - performance.now();
+      const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (left <= 0 || !(await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left }))) {
         throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
       }
@@ -210,7 +215,7 @@ export class Connection {
     if (have < HEADER || this.#rx.peek(0, this.#header) !== HEADER) {
       throw new SegmentError("corrupt", `${have} bytes in the fifo: less than a message header`);
     }
-    const length = new DataView(this.#header.buffer).getUint32(0, true);
+    const length = this.#headerView.getUint32(0, true);
     if (length > this.#rx.size - HEADER || HEADER + length > have) {
       throw new SegmentError("corrupt", `a message header says ${length} bytes; ${have - HEADER} follow`);
     }
