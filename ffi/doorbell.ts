@@ -31,6 +31,8 @@ export interface Doorbell {
 }
 
 const ATTEMPTS = 8;
+/** How long Deno's doorbell waits before it accepts again after a failed accept (EMFILE). */
+const ACCEPT_RETRY_MS = 50;
 
 /**
  * Listens on a fresh abstract socket named `nameOf(key)` for a random key (another key when the
@@ -100,13 +102,15 @@ interface DenoConn {
   unref(): void;
   close(): void;
 }
-interface DenoListener extends AsyncIterable<DenoConn> {
+interface DenoListener {
+  accept(): Promise<DenoConn>;
   ref(): void;
   unref(): void;
   close(): void;
 }
 interface DenoLike {
   listen(options: { transport: "unix"; path: string }): DenoListener;
+  unrefTimer(id: number): void;
   permissions: { querySync?(descriptor: { name: "net" }): { state: string } };
 }
 
@@ -170,17 +174,24 @@ function denoListen(deno: DenoLike): Listen {
       }
     };
     (async () => {
-      try {
-        for await (const conn of listener) {
-          if (closed) {
-            conn.close();
-            break;
-          }
-          conn.unref(); // only the listener (while waits pend) keeps the process alive
-          connections.add(conn);
-          pump(conn);
+      while (!closed) {
+        let conn: DenoConn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          // Closed by us, or a failed accept (EMFILE): the listener stays, so try again soon;
+          // meanwhile a ringer's bytes wait in its connection, and the waits' ticks still look.
+          if (!closed) await new Promise((r) => deno.unrefTimer(setTimeout(r, ACCEPT_RETRY_MS) as unknown as number));
+          continue;
         }
-      } catch { /* the listener was closed */ }
+        if (closed) {
+          conn.close();
+          break;
+        }
+        conn.unref(); // only the listener (while waits pend) keeps the process alive
+        connections.add(conn);
+        pump(conn);
+      }
     })();
     return doorbellOf(key, name, listener, () => {
       closed = true; // the pumps and the accept loop stop

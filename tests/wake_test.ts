@@ -7,7 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
-import { SLEEPER_ENTRY_SIZE, SLEEPER_TABLE, SLP_EVENTS, SLP_KEY, SLP_TAG } from "../src/layout.ts";
+import { doorbellName, SLEEPER_ENTRY_SIZE, SLEEPER_TABLE, SLP_EVENTS, SLP_KEY, SLP_TAG } from "../src/layout.ts";
 import { spawn } from "node:child_process";
 import {
   expectSuccess,
@@ -370,6 +370,68 @@ for (const watcher of WATCHERS) {
         assert.equal(await closed, 0, err);
         assert.ok(delays.every((ms) => ms < 200), `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`);
       } finally {
+        child.kill("SIGKILL");
+      }
+    });
+  });
+}
+
+for (const runtime of ["deno", "bun"] as const) {
+  test(`a flood of connections that runs a ${runtime} process out of fds costs its doorbell nothing once they close`, async () => {
+    // The doorbell's listener accepts in a loop; an accept that fails (EMFILE) must not end it, or
+    // a waker that connects later would be heard only by the liveness tick.
+    await withFifos(1, 4096, async ([fifo], name, segment) => {
+      const script = `${ROOT}/tests/peers/wake_peer.ts`;
+      const run = runtime === "deno" ? ["run", "--quiet", "-A", script] : [script];
+      const args = ["--nofile=128:128", runtimeBinary(runtime), ...run, "wake-rounds", name];
+      const child = spawn("prlimit", [...args, String(fifo.offset), "4"], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (c) => (out += c));
+      child.stderr!.on("data", (c) => (err += c));
+      const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+      const until = async (text: string) => {
+        while (!out.includes(text)) {
+          if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
+          await sleep(1);
+        }
+      };
+      const flood: import("node:net").Socket[] = [];
+      try {
+        await until("WAITING 0\n");
+        await sleep(50);
+        // The peer's doorbell, from its sleeper-table entry (the one entry that is not ours).
+        let key = 0;
+        for (let slot = 0; slot < 256 && key === 0; slot++) {
+          const e = (SLEEPER_TABLE + slot * SLEEPER_ENTRY_SIZE) >>> 2;
+          const tag = segment.u32[e + SLP_TAG / 4];
+          if (tag !== 0 && tag !== segment.liveness.ownTag) key = segment.u32[e + SLP_KEY / 4];
+        }
+        assert.notEqual(key, 0, "the peer's doorbell key");
+        const net = await import("node:net");
+        for (let i = 0; i < 160; i++) {
+          const socket = net.connect({ path: "\0" + doorbellName(key) });
+          socket.on("error", () => {});
+          flood.push(socket);
+        }
+        await sleep(300); // the peer accepts until it has no fd left
+        for (const socket of flood) socket.destroy();
+        await sleep(300); // and reads their ends
+        const delays: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          if (i > 0) {
+            await until(`WAITING ${i}\n`);
+            await sleep(50);
+          }
+          const start = performance.now();
+          fifo.enqueue(new Uint8Array(1));
+          await until(`GOT ${i}\n`);
+          delays.push(performance.now() - start);
+        }
+        assert.equal(await closed, 0, err);
+        assert.ok(delays.every((ms) => ms < 200), `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`);
+      } finally {
+        for (const socket of flood) socket.destroy();
         child.kill("SIGKILL");
       }
     });
