@@ -28,9 +28,17 @@ export interface Doorbell {
   unref(): void;
   /** Stops listening and drops every connection. Idempotent. */
   close(): void;
+  /**
+   * Accepts the connections the runtime's listener left waiting: Deno's `node:net` stops
+   * accepting for good once an accept failed for want of fds, without a word. Called at each
+   * liveness tick; a no-op where the listener recovers by itself.
+   */
+  recover(): void;
 }
 
 const ATTEMPTS = 8;
+/** Connections a doorbell's `recover` accepts at most per call. */
+const RECOVER_BATCH = 64;
 /** How long Deno's doorbell waits before it accepts again after a failed accept (EMFILE). */
 const ACCEPT_RETRY_MS = 50;
 
@@ -70,7 +78,7 @@ export async function openDoorbell(
     }
     let bell: Doorbell;
     try {
-      bell = await watchListener(fd, onRing, key, name);
+      bell = await watchListener(fd, onRing, key, name, os);
     } catch (error) {
       os.close(fd);
       throw error;
@@ -213,15 +221,22 @@ function denoListen(deno: DenoLike): Listen {
  * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
  * process alive until closed (a listener, like a server).
  */
-export async function watchListener(fd: number, onRing: () => void, key = 0, name = ""): Promise<Doorbell> {
+export async function watchListener(
+  fd: number,
+  onRing: () => void,
+  key = 0,
+  name = "",
+  os?: Os,
+): Promise<Doorbell> {
   const connections = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const watch = (socket: net.Socket) => {
     socket.unref();
     connections.add(socket);
     socket.on("data", onRing);
     socket.on("error", () => socket.destroy());
     socket.on("close", () => connections.delete(socket));
-  });
+  };
+  const server = net.createServer(watch);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -235,19 +250,52 @@ export async function watchListener(fd: number, onRing: () => void, key = 0, nam
     throw error;
   }
   server.on("error", () => {}); // accept failures (EMFILE) leave it listening
+  // Where `net.Socket({ fd })` works (not Bun, whose listener recovers by itself), what the
+  // server left in the backlog is accepted here and watched the same way.
+  const adopt = os !== undefined && (globalThis as { Bun?: unknown }).Bun === undefined;
+  let stopped = false;
+  const recover = () => {
+    if (!adopt || stopped) return;
+    for (let i = 0; i < RECOVER_BATCH; i++) {
+      let conn: number;
+      try {
+        conn = os!.accept(fd);
+      } catch {
+        return; // out of fds still (or closed): the next tick tries again
+      }
+      if (conn < 0) return; // nothing waiting
+      let socket: net.Socket;
+      try {
+        socket = new net.Socket({ fd: conn, readable: true, writable: false });
+      } catch {
+        os!.close(conn);
+        return;
+      }
+      watch(socket);
+      socket.resume();
+    }
+  };
   return doorbellOf(key, name, server, () => {
+    stopped = true;
     server.close();
     for (const socket of connections) socket.destroy();
     connections.clear();
-  });
+  }, recover);
 }
 
 /** A doorbell over a listener that can be referenced and unreferenced; `stop` runs once, at the first close. */
-function doorbellOf(key: number, name: string, listener: { ref(): void; unref(): void }, stop: () => void): Doorbell {
+function doorbellOf(
+  key: number,
+  name: string,
+  listener: { ref(): void; unref(): void },
+  stop: () => void,
+  recover: () => void = () => {},
+): Doorbell {
   let closed = false;
   return {
     key,
     name,
+    recover,
     ref: () => {
       if (!closed) listener.ref();
     },

@@ -166,6 +166,7 @@ export class WakeHub {
       this.#tick = undefined;
       return;
     }
+    this.#opened?.recover(); // connections a stalled listener left waiting
     for (const member of this.#members) member.tick();
   }
 
