@@ -147,7 +147,10 @@ export class Listener implements AsyncIterable<Connection> {
     this.#uids = checkUids(options.allowUids);
     this.#onRefused = options.onRefused;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 5000;
-    this.#poll = setInterval(() => this.pump(), POLL_MS);
+    this.#poll = setInterval(() => {
+      this.#bell.recover(); // connections its listener left waiting after running out of fds
+      this.pump();
+    }, POLL_MS);
     (this.#poll as { unref?: () => void }).unref?.();
   }
 
@@ -330,7 +333,7 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   try {
     const bellFd = os.listenUnix(bellName(name), 128, "stream");
     const made: { listener?: Listener } = {};
-    bell = await watchListener(bellFd, () => made.listener?.pump());
+    bell = await watchListener(bellFd, () => made.listener?.pump(), 0, "", os);
     const doorbell = (await host.hub().doorbell()).key;
     made.listener = new Listener(host, name, fd, bell, doorbell, options);
     return made.listener;
