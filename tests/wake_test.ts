@@ -338,39 +338,61 @@ const WATCHERS: { label: string; runtime: "deno" | "bun" | "node"; flags: string
   { label: "node (node:net)", runtime: "node", flags: ["--no-warnings"] },
 ];
 
+/**
+ * A wake_peer "wake-rounds" process of `watcher` (under `prlimit`, when given limits): it prints
+ * WAITING i, sleeps on `fifo`, reads a byte, prints GOT i. `wake(i)` writes that byte once the
+ * peer has been parked for 50 ms (only a ring, or the liveness tick, can wake it then) and
+ * returns the milliseconds until the peer read it.
+ */
+function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string, rounds: number, prlimit?: string) {
+  const script = `${ROOT}/tests/peers/wake_peer.ts`;
+  const command = [runtimeBinary(watcher.runtime), ...watcher.flags, script, "wake-rounds", name];
+  const argv = [...command, String(fifo.offset), String(rounds)];
+  const child = prlimit
+    ? spawn("prlimit", [prlimit, ...argv], { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (c) => (out += c));
+  child.stderr!.on("data", (c) => (err += c));
+  const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+  const until = async (text: string) => {
+    while (!out.includes(text)) {
+      if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
+      await sleep(1);
+    }
+  };
+  return {
+    until,
+    wake: async (i: number) => {
+      await until(`WAITING ${i}\n`);
+      await sleep(50);
+      const start = performance.now();
+      fifo.enqueue(new Uint8Array(1));
+      await until(`GOT ${i}\n`);
+      return performance.now() - start;
+    },
+    /** Resolves once the peer exited 0. */
+    done: async () => assert.equal(await closed, 0, err),
+    kill: () => child.kill("SIGKILL"),
+  };
+}
+
+const tookMs = (delays: number[]) => `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`;
+
 for (const watcher of WATCHERS) {
   test(`the doorbell wakes a parked wait at once: ${watcher.label}`, async () => {
     // Each parked wait must be woken by the ring, not by the liveness tick (every 400 ms), which
     // would also find the event, some 350 ms later: 8 wake-ups, each within 200 ms.
     await withFifos(1, 4096, async ([fifo], name) => {
-      const script = `${ROOT}/tests/peers/wake_peer.ts`;
-      const args = [...watcher.flags, script, "wake-rounds", name, String(fifo.offset), "8"];
-      const child = spawn(runtimeBinary(watcher.runtime), args, { stdio: ["ignore", "pipe", "pipe"] });
-      let out = "";
-      let err = "";
-      child.stdout!.on("data", (c) => (out += c));
-      child.stderr!.on("data", (c) => (err += c));
-      const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
-      const until = async (text: string) => {
-        while (!out.includes(text)) {
-          if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
-          await sleep(1);
-        }
-      };
+      const peer = roundsPeer(watcher, fifo, name, 8);
       try {
         const delays: number[] = [];
-        for (let i = 0; i < 8; i++) {
-          await until(`WAITING ${i}\n`);
-          await sleep(50); // parked by now: only a ring (or a tick) can wake it
-          const start = performance.now();
-          fifo.enqueue(new Uint8Array(1));
-          await until(`GOT ${i}\n`);
-          delays.push(performance.now() - start);
-        }
-        assert.equal(await closed, 0, err);
-        assert.ok(delays.every((ms) => ms < 200), `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`);
+        for (let i = 0; i < 8; i++) delays.push(await peer.wake(i));
+        await peer.done();
+        assert.ok(delays.every((ms) => ms < 200), tookMs(delays));
       } finally {
-        child.kill("SIGKILL");
+        peer.kill();
       }
     });
   });
@@ -381,23 +403,10 @@ for (const watcher of WATCHERS) {
     // The doorbell's listener accepts in a loop; an accept that fails (EMFILE) must not end it, or
     // a waker that connects later would be heard only by the liveness tick.
     await withFifos(1, 4096, async ([fifo], name, segment) => {
-      const script = `${ROOT}/tests/peers/wake_peer.ts`;
-      const args = ["--nofile=128:128", runtimeBinary(watcher.runtime), ...watcher.flags, script, "wake-rounds", name];
-      const child = spawn("prlimit", [...args, String(fifo.offset), "4"], { stdio: ["ignore", "pipe", "pipe"] });
-      let out = "";
-      let err = "";
-      child.stdout!.on("data", (c) => (out += c));
-      child.stderr!.on("data", (c) => (err += c));
-      const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
-      const until = async (text: string) => {
-        while (!out.includes(text)) {
-          if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
-          await sleep(1);
-        }
-      };
+      const peer = roundsPeer(watcher, fifo, name, 4, "--nofile=128:128");
       const flood: import("node:net").Socket[] = [];
       try {
-        await until("WAITING 0\n");
+        await peer.until("WAITING 0\n");
         await sleep(50);
         // The peer's doorbell, from its sleeper-table entry (the one entry that is not ours).
         let key = 0;
@@ -417,24 +426,15 @@ for (const watcher of WATCHERS) {
         for (const socket of flood) socket.destroy();
         await sleep(300); // and reads their ends
         const delays: number[] = [];
-        for (let i = 0; i < 4; i++) {
-          if (i > 0) {
-            await until(`WAITING ${i}\n`);
-            await sleep(50);
-          }
-          const start = performance.now();
-          fifo.enqueue(new Uint8Array(1));
-          await until(`GOT ${i}\n`);
-          delays.push(performance.now() - start);
-        }
-        assert.equal(await closed, 0, err);
+        for (let i = 0; i < 4; i++) delays.push(await peer.wake(i));
+        await peer.done();
         // Deno's node:net listener stops accepting for good after the flood; the liveness tick (400 ms)
         // accepts for it, so there the first wake-up may wait for a tick. Every later one is rung.
         const later = watcher.label.includes("--allow-ffi") ? delays.slice(1) : delays;
-        assert.ok(later.every((ms) => ms < 200), `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`);
+        assert.ok(later.every((ms) => ms < 200), tookMs(delays));
       } finally {
         for (const socket of flood) socket.destroy();
-        child.kill("SIGKILL");
+        peer.kill();
       }
     });
   });
