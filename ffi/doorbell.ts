@@ -45,8 +45,9 @@ const ACCEPT_RETRY_MS = 50;
 /**
  * Listens on a fresh abstract socket named `nameOf(key)` for a random key (another key when the
  * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
- * first. The socket is made and bound through libc (`os.listenUnix`) and handed to `node:net`
- * by fd, so Deno needs no `--allow-net` for it.
+ * first. Bun, and Deno with net access, listen with their own APIs; otherwise the socket is made
+ * and bound through libc (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no
+ * `--allow-net` for it.
  */
 export async function openDoorbell(
   os: Os,
@@ -249,7 +250,7 @@ export async function watchListener(
     server.close();
     throw error;
   }
-  server.on("error", () => {}); // accept failures (EMFILE) leave it listening
+  server.on("error", () => {}); // an accept that fails (EMFILE) is no reason to throw; see recover
   // Where `net.Socket({ fd })` works (not Bun, whose listener recovers by itself), what the
   // server left in the backlog is accepted here and watched the same way.
   const adopt = os !== undefined && (globalThis as { Bun?: unknown }).Bun === undefined;
