@@ -79,7 +79,7 @@ export async function openDoorbell(
     }
     let bell: Doorbell;
     try {
-      bell = await watchListener(fd, onRing, key, name, os);
+      bell = await watchListener(fd, onRing, { key, name, os });
     } catch (error) {
       os.close(fd);
       throw error;
@@ -220,14 +220,13 @@ function denoListen(deno: DenoLike): Listen {
 /**
  * Watches an already bound and listening stream socket `fd` (ours from then on) from the event
  * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
- * process alive until closed (a listener, like a server).
+ * process alive until closed (a listener, like a server). With `os` (and not in Bun), its
+ * `recover` accepts through libc what the server left waiting.
  */
 export async function watchListener(
   fd: number,
   onRing: () => void,
-  key = 0,
-  name = "",
-  os?: Os,
+  { key = 0, name = "", os }: { key?: number; name?: string; os?: Os } = {},
 ): Promise<Doorbell> {
   const connections = new Set<net.Socket>();
   const watch = (socket: net.Socket) => {

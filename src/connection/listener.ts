@@ -333,7 +333,7 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   try {
     const bellFd = os.listenUnix(bellName(name), 128, "stream");
     const made: { listener?: Listener } = {};
-    bell = await watchListener(bellFd, () => made.listener?.pump(), 0, "", os);
+    bell = await watchListener(bellFd, () => made.listener?.pump(), { os });
     const doorbell = (await host.hub().doorbell()).key;
     made.listener = new Listener(host, name, fd, bell, doorbell, options);
     return made.listener;
