@@ -1,9 +1,9 @@
 /**
  * The chunk table of a chunked fifo (see "Chunked fifo" in `layout.ts`): where each ring byte
  * lives, copies that follow the chunks, and the two sides' rules for taking chunks from the
- * segment, handing them to each other without a lock (the spare chunks), and giving them back. A table word is read at the moment of use and checked against
- * the segment: a peer that scribbles on the table gets `SegmentError` "corrupt", never an
- * access outside the segment.
+ * segment, handing them to each other without a lock (the spare chunks), and giving them back.
+ * A table word is read at the moment of use and checked against the segment: a peer that
+ * scribbles on the table gets `SegmentError` "corrupt", never an access outside the segment.
  *
  * @module
  */
@@ -95,6 +95,7 @@ export class FifoChunks {
   /** The consumer's: whether it may have left spare chunks, and since when it finds the fifo empty (-1: not now). */
   #sparing = true;
   #emptySince = -1;
+  #emptyLooks = 0;
 
   constructor(src: ChunkSource, fifo: number, seq: number, ring: number, chunkBytes: number, sizeClass: number) {
     this.#src = src;
@@ -394,6 +395,8 @@ export class FifoChunks {
    */
   idle(headAt: number): void {
     if (!this.#sparing) return;
+    // A polling reader calls this in its loop: the clock (an op in Deno) every 16th look only.
+    if (this.#emptySince >= 0 && (++this.#emptyLooks & 15) !== 0) return;
     const now = performance.now();
     if (this.#emptySince < 0) this.#emptySince = now;
     else if (now - this.#emptySince >= IDLE_MS) this.rest(headAt);
