@@ -408,6 +408,7 @@ export class FifoChunks {
    * `count` entries; returns the batch's new count.
    */
   #reclaim(headSlot: number, first: number, reach: number, kept: number, count: number): number {
+    if (first > reach) return count; // no slot that far behind (the spares cover the ring)
     const u32 = this.#u32;
     let slot = headSlot;
     for (let behind = 1; behind <= reach; behind++) {
