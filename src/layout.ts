@@ -115,9 +115,9 @@
  *
  * Chunked fifo: the ring of `capacity` bytes (a multiple of the chunk bytes C, one chunk more
  * than the largest size, so that the producer never reaches the slot the consumer reads in) is
- * cut into capacity / C slots; the header chunk's data area is the table, one u32 per slot (each on
- * its own 64-byte line, CHUNK_TABLE_STRIDE): the offset of
- * the data chunk (kind 4) that holds ring bytes [slot * C, slot * C + C), or 0 when none does. Ring
+ * cut into capacity / C slots; the header chunk's data area is the table, one u32 per slot (each
+ * on its own 64-byte line, CHUNK_TABLE_STRIDE): the offset of the data chunk (kind 4) that holds
+ * ring bytes [slot * C, slot * C + C), or 0 when none does. Ring
  * positions, head and tail work as in a contiguous fifo; a byte at ring index i lives at
  * table[i / C] + FIFO_HEADER_SIZE + i % C. A data chunk's header is a chunk header (line 0; its
  * capacity is C, its allocation number 1: it has no handles) with +64 u32 the offset of the
@@ -130,7 +130,8 @@
  *   the head stops at its end and the next slot is empty) get KEPT, the others go back to the
  *   segment; a KEPT chunk the head has now left more than K slots behind it claims (KEPT ->
  *   CLAIMED) and gives back, and so all of them but one (the nearest, when the head's slot is
- *   empty) when it is about to wait on the empty fifo, has found it empty for 50 ms (IDLE_MS), or closed;
+ *   empty) when it is about to wait on the empty fifo, has found it empty for 50 ms (IDLE_MS),
+ *   or closed;
  * - the producer, before it writes into a slot: a KEPT word there it claims in place (clears the
  *   bit); an empty one it fills with a KEPT chunk claimed from a slot wholly behind the head
  *   (that word -> 0, then the new word; not one a slot or two ahead of it, which it would
