@@ -262,6 +262,81 @@ export function ringPingpong(out: MessageRing, back: MessageRing, rounds: number
   return { meanNs: ((performance.now() - start) * 1e6) / rounds };
 }
 
+/**
+ * The floor of any JavaScript ring, beside the C anchor: pingpong.c's "ring" exchange (per
+ * direction a producer position and a consumer position, each on its own cache line, one 64 B
+ * slot per message, the other side's position cached) written in plain JavaScript over the
+ * segment's memory. Every position is published with `Atomics.store`, JavaScript's only release
+ * (an `xchg`, a full fence, on x86, where C's release is a plain move): what the language costs,
+ * before any library. `bytes` is the segment; `at` a 64-aligned area of FLOOR_BYTES nothing else
+ * uses.
+ */
+export const FLOOR_BYTES = 256 + 2 * 65536;
+const FLOOR_SLOTS = 65536;
+
+function floorSide(bytes: Uint8Array, at: number, ping: boolean) {
+  const i32 = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  const w = at >>> 2;
+  // Direction A (ping to echo) and B (echo to ping): [producer position, consumer position].
+  const [outHead, outTail, inHead, inTail] = ping ? [w, w + 16, w + 32, w + 48] : [w + 32, w + 48, w, w + 16];
+  const outData = at + 256 + (ping ? 0 : FLOOR_SLOTS);
+  const inData = at + 256 + (ping ? FLOOR_SLOTS : 0);
+  let head = 0; // what this side produced
+  let tailSeen = 0; // the consumer's position as last seen
+  let tail = 0; // what this side consumed
+  let headSeen = 0; // the producer's position as last seen
+  return {
+    send(msg: Uint8Array) {
+      while (head - tailSeen + 64 > FLOOR_SLOTS) tailSeen = Atomics.load(i32, outTail);
+      bytes.set(msg, outData + (head & (FLOOR_SLOTS - 1)));
+      head = (head + 64) | 0;
+      Atomics.store(i32, outHead, head);
+    },
+    /** Spins for the next message; returns where it is in `bytes`, consumed (its slot is free once `done`). */
+    receive(): number {
+      while (headSeen === tail) headSeen = Atomics.load(i32, inHead);
+      return inData + (tail & (FLOOR_SLOTS - 1));
+    },
+    done() {
+      tail = (tail + 64) | 0;
+      Atomics.store(i32, inTail, tail);
+    },
+    forward() {
+      // The echo: the message straight from its slot to a slot of the other direction.
+      const from = this.receive();
+      while (head - tailSeen + 64 > FLOOR_SLOTS) tailSeen = Atomics.load(i32, outTail);
+      const to = outData + (head & (FLOOR_SLOTS - 1));
+      bytes.copyWithin(to, from, from + 64);
+      this.done();
+      head = (head + 64) | 0;
+      Atomics.store(i32, outHead, head);
+    },
+  };
+}
+
+/** The ping side of the floor exchange: mean round trip of `rounds`, after 1000 to warm up. */
+export function floorPing(bytes: Uint8Array, at: number, rounds: number) {
+  const side = floorSide(bytes, at, true);
+  const msg = new Uint8Array(64);
+  const once = (i: number) => {
+    msg[0] = i & 0xff;
+    side.send(msg);
+    const got = bytes[side.receive()];
+    side.done();
+    if (got !== (i & 0xff)) throw new Error(`floor round trip ${i} came back wrong`);
+  };
+  for (let i = 0; i < 1000; i++) once(i);
+  const start = performance.now();
+  for (let i = 0; i < rounds; i++) once(i);
+  return { meanNs: ((performance.now() - start) * 1e6) / rounds };
+}
+
+/** The echo side of the floor exchange. */
+export function floorEcho(bytes: Uint8Array, at: number, rounds: number): void {
+  const side = floorSide(bytes, at, false);
+  for (let i = 0; i < rounds + 1000; i++) side.forward();
+}
+
 /** The echo side of the ring round trip. */
 export function ringEcho(inbound: MessageRing, outbound: MessageRing, rounds: number): void {
   let left = rounds + 1000;

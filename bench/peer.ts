@@ -4,6 +4,7 @@
 //   ping|ping-sleep NAME OUT BACK ROUNDS    echo|echo-sleep NAME IN OUT ROUNDS
 //   sleep-produce|sleep-consume NAME OFFSET SIZE COUNT (the stream, sleeping in the waits)
 //   ring-produce|ring-consume NAME GO RING COUNT PAYLOAD   ring-ping|ring-echo NAME GO A COUNT B
+//   floor-ping|floor-echo NAME GO RING COUNT (the C ring's exchange in plain JavaScript, in RING's area)
 //   idle NAME OFFSET MS (CPU time while asleep on an empty fifo)
 //   uds-echo PATH ROUNDS    uds-ping PATH ROUNDS (64 B round trips over node:net)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
@@ -12,6 +13,8 @@ import { SegmentMain } from "../mod.ts";
 import {
   echo,
   echoSleeping,
+  floorEcho,
+  floorPing,
   idleCpu,
   messagesConsume,
   messagesProduce,
@@ -35,7 +38,7 @@ let result: unknown = {};
 
 if (
   role.startsWith("fifo-") || role.startsWith("sleep-") || role.startsWith("msg-") || role.startsWith("ping") ||
-  role.startsWith("ring-") ||
+  role.startsWith("ring-") || role.startsWith("floor-") ||
   role.startsWith("echo") || role === "idle"
 ) {
   using sm = new SegmentMain({ timeoutSeconds: 10 });
@@ -48,7 +51,13 @@ if (
   if (role === "fifo-produce") result = streamProduce(a, Number(args[2]), n);
   else if (role === "ring-produce") result = ringProduce(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
   else if (role === "ring-consume") result = ringConsume(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
-  else if (role === "ring-ping") {
+  else if (role === "floor-ping" || role === "floor-echo") {
+    // The record area of a ring nobody uses as one, 64-aligned: scratch memory for the floor.
+    const ring = segment.messageRingAt(Number(args[2]));
+    const at = (ring.offset + 1024 + 63) & ~63;
+    if (role === "floor-ping") result = floorPing(ring.bytes, at, n);
+    else floorEcho(ring.bytes, at, n);
+  } else if (role === "ring-ping") {
     result = ringPingpong(segment.messageRingAt(Number(args[2])), segment.messageRingAt(Number(args[4])), n);
   } else if (role === "ring-echo") {
     ringEcho(segment.messageRingAt(Number(args[2])), segment.messageRingAt(Number(args[4])), n);

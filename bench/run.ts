@@ -45,6 +45,8 @@ const KERNEL_WRITES: Record<number, number> = quick
   ? { 64: 2000, 1024: 2000, 65536: 200 }
   : { 64: 200_000, 1024: 200_000, 65536: 20_000 };
 const MESSAGES = quick ? 20_000 : 4_000_000;
+/** Messages of the message ring case: as many as the C anchor's (MESSAGES * 4), so that neither side's warm-up weighs more. */
+const RING_MESSAGES = MESSAGES * 4;
 const ROUNDS = quick ? 2_000 : 200_000;
 const SLEEPING_ROUNDS = quick ? 200 : 20_000;
 const IDLE_MS = quick ? 50 : 1000;
@@ -185,6 +187,7 @@ interface Row {
     | "msg"
     | "ring"
     | "ring-rtt"
+    | "floor-rtt"
     | "pingpong"
     | "wakeup"
     | "uds-rtt"
@@ -321,20 +324,21 @@ for (let rep = 0; rep < reps; rep++) {
   }
   {
     // The message ring: the same 64 B records, published in batches, polled in place.
-    const c = cDir ? runC("shm_ring", "msg", 64, (MESSAGES * 64 * 4) / MiB) : undefined;
+    const c = cDir ? runC("shm_ring", "msg", 64, (RING_MESSAGES * 64) / MiB) : undefined;
     let top = 0;
     for (const [producer, consumer] of PAIRS) {
       const [, got] = await ringCase(
         producer,
         consumer,
         ["ring-produce", "ring-consume"],
-        ([ring]) => [[ring, MESSAGES, 64], [ring, MESSAGES, 64]],
+        ([ring]) => [[ring, RING_MESSAGES, 64], [ring, RING_MESSAGES, 64]],
         1,
       );
       const mops = got.messages / got.seconds / 1e6;
       top = Math.max(top, mops);
       record({ kind: "ring", producer, consumer, size: 64, mops }, faster);
       log(`  ring ${producer}->${consumer} 64 B: ${mops.toFixed(2)} M/s${c ? ` (C ${c["Mmsg/s"]})` : ""}`);
+      if (c && producer === consumer) (vsC[`ring-64-${producer}`] ??= []).push(mops / c["Mmsg/s"]);
     }
     if (c) (vsC["ring-64"] ??= []).push(top / c["Mmsg/s"]);
   }
@@ -356,8 +360,20 @@ for (let rep = 0; rep < reps; rep++) {
           c ? ` (C ${c.mean_rtt_ns})` : ""
         }`,
       );
+      if (c && producer === consumer) (vsC[`ring-rtt-${producer}`] ??= []).push(rtt.meanNs / c.mean_rtt_ns);
     }
     if (c) (vsC["ring-rtt"] ??= []).push(top / c.mean_rtt_ns);
+    // The language's floor beside it: the C exchange itself in plain JavaScript (fifo_cases.ts,
+    // floorPing), in the record area of a ring nobody uses as one (a fresh segment's memory is zero).
+    for (const runtime of RUNTIMES) {
+      const [rtt] = await ringCase(runtime, runtime, ["floor-ping", "floor-echo"], ([ring]) => [
+        [ring, ROUNDS],
+        [ring, ROUNDS],
+      ], 1);
+      record({ kind: "floor-rtt", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
+      log(`  floor round trip ${runtime}: mean ${rtt.meanNs.toFixed(0)} ns${c ? ` (C ${c.mean_rtt_ns})` : ""}`);
+      if (c) (vsC[`floor-rtt-${runtime}`] ??= []).push(rtt.meanNs / c.mean_rtt_ns);
+    }
   }
   {
     const c = cDir ? runC("pingpong", "ring", ROUNDS) : undefined;
@@ -468,10 +484,11 @@ for (const size of SIZES) {
   const uds = RUNTIMES.map((rt) =>
     `${rt} ${(find("ring", rt, rt, 64)!.mops! / find("uds", rt, rt, 64)!.mops!).toFixed(1)}x`
   );
+  const perRuntime = RUNTIMES.map((rt) => `${rt} ${ratio(median(vsC[`ring-64-${rt}`]))}`);
   lines.push(
     `| message ring, 64 B records (M/s) | ${pairCells("ring", 64, (r) => fmt(r.mops))} | ${uds.join(", ")} | ${
       ratio(median(vsC["ring-64"]))
-    } |`,
+    } (same runtime: ${perRuntime.join(", ")}) |`,
   );
 }
 for (const [kind, what] of [["fifo-chunked", "64 KiB chunks"], ["fifo-chunked-256k", "256 KiB chunks"]] as const) {
@@ -492,7 +509,12 @@ lines.push(
   } |`,
   `| round trip 64 B through two message rings, polling (us) | ${
     pairCells("ring-rtt", 64, (r) => fmt(r.meanNs! / 1000))
-  } | - | ${ratio(median(vsC["ring-rtt"]), "x the C time")} |`,
+  } | - | ${ratio(median(vsC["ring-rtt"]), "x the C time")} (same runtime: ${
+    RUNTIMES.map((rt) => `${rt} ${ratio(median(vsC[`ring-rtt-${rt}`]))}`).join(", ")
+  }) |`,
+  `| the same round trip, C's ring exchange in plain JavaScript: the language's floor (us) | ${
+    pairCells("floor-rtt", 64, (r) => fmt(r.meanNs! / 1000))
+  } | - | ${RUNTIMES.map((rt) => `${rt} ${ratio(median(vsC[`floor-rtt-${rt}`]))}`).join(", ")} the C time |`,
 );
 {
   const uds = RUNTIMES.map((rt) => {
