@@ -405,6 +405,31 @@ export class Fifo {
   }
 
   /**
+   * `#copyOut` into an array made for the purpose: `set` from views of the segment, where the
+   * copier's word loops would first build a view over the new array's buffer (reading `.buffer`
+   * of a new array is slow in both engines).
+   */
+  #copyOutFresh(at: number, out: Uint8Array, n: number): void {
+    const u8 = this.#u8;
+    if (this.#chunks !== null) {
+      let to = 0;
+      for (const view of this.#chunks.views(u8.buffer, at, n)) {
+        out.set(view, to);
+        to += view.length;
+      }
+      return;
+    }
+    const first = this.#cap - at;
+    const from = this.#data + at;
+    if (n <= first) {
+      out.set(u8.subarray(from, from + n));
+    } else {
+      out.set(u8.subarray(from, from + first));
+      out.set(u8.subarray(this.#data, this.#data + n - first), first);
+    }
+  }
+
+  /**
    * Moves the tail (at ring index `at`) n bytes on, after the bytes are in place, then collects
    * out-of-order data. The caller read and checked `at` once for its copy.
    */
@@ -750,6 +775,29 @@ export class Fifo {
   /** Reads exactly `dst.length` bytes into `dst`, or nothing: false when fewer are readable. */
   dequeueExact(dst: Uint8Array): boolean {
     return this.#take(dst, true) >= 0;
+  }
+
+  /**
+   * @ignore @internal For framed readers (connections): a new array of the `n` bytes that start
+   * `skip` bytes past the head, and the `skip + n` bytes removed with one move of the head; null
+   * (nothing removed) when fewer are readable. The array is made here, so it needs no check that
+   * it is the segment's memory (which asks the mappings, an FFI call, for every new array).
+   */
+  dequeueFresh(skip: number, n: number): Uint8Array | null {
+    this.#check();
+    checkCount("skip", skip);
+    checkCount("n", n);
+    const head = this.#own(this.#head);
+    const used = this.#used(head);
+    if (used < skip + n) return null;
+    const out = new Uint8Array(n);
+    const headAt = this.#headIndex(head);
+    let at = headAt + skip;
+    if (at >= this.#cap) at -= this.#cap;
+    if (n > 0) this.#copyOutFresh(at, out, n);
+    // The chunks' rule sees one read from the head: the skipped bytes were read too (peeked).
+    if (skip + n > 0) this.#consume(head, headAt, skip + n, skip + n === used);
+    return out;
   }
 
   /** Copies up to `dst.length` bytes starting `offset` bytes past the head; does not remove them. */

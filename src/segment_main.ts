@@ -114,6 +114,8 @@ interface FileId {
   readonly ino: number;
 }
 
+const fileKey = (file: FileId) => `${file.dev}:${file.ino}`;
+
 function processId(): number {
   const g = globalThis as { Deno?: { pid: number }; process?: { pid: number } };
   return g.Deno?.pid ?? g.process?.pid ?? 0;
@@ -134,6 +136,8 @@ export class SegmentMain implements Iterable<Segment> {
   readonly #pool: (Segment | undefined)[] = [];
   /** The file of each mapped segment (by segment), to tell our own memory and our own names. */
   readonly #files = new Map<Segment, FileId>();
+  /** The mapped segments of each file ("dev:ino"): the mappings a view could lie in, found at once however many segments the pool holds. */
+  readonly #byFile = new Map<string, Set<Segment>>();
   #live = 0;
 
   /** An empty pool. `timeoutSeconds` bounds how long `attach` waits for a creator. */
@@ -451,7 +455,13 @@ export class SegmentMain implements Iterable<Segment> {
       holds: (s, view) => this.#holds(s, view),
       release: (s) => this.delete(s),
     });
-    if (mapped) this.#files.set(segment, mapped.file);
+    if (mapped) {
+      this.#files.set(segment, mapped.file);
+      const key = fileKey(mapped.file);
+      const same = this.#byFile.get(key);
+      if (same) same.add(segment);
+      else this.#byFile.set(key, new Set([segment]));
+    }
     let index = this.#pool.indexOf(undefined);
     if (index < 0) index = this.#pool.length;
     this.#pool[index] = segment;
@@ -464,10 +474,8 @@ export class SegmentMain implements Iterable<Segment> {
   #holds(segment: Segment, view: Uint8Array): boolean {
     const file = this.#files.get(segment);
     if (file === undefined) return false; // private: the caller compared buffers already
-    for (const [other, id] of this.#files) {
-      if (id.dev === file.dev && id.ino === file.ino && other.mapping && this.os.holds(other.mapping, view)) {
-        return true;
-      }
+    for (const other of this.#byFile.get(fileKey(file)) ?? []) {
+      if (other.mapping && this.os.holds(other.mapping, view)) return true;
     }
     return false;
   }
@@ -487,6 +495,11 @@ export class SegmentMain implements Iterable<Segment> {
     this.#live--;
     const file = this.#files.get(segment);
     this.#files.delete(segment);
+    if (file) {
+      const same = this.#byFile.get(fileKey(file));
+      same?.delete(segment);
+      if (same?.size === 0) this.#byFile.delete(fileKey(file));
+    }
     segment.markDeleted();
     const errors: unknown[] = [];
     const attempt = (step: () => void) => {

@@ -247,6 +247,28 @@ test("waits and streams work on a chunked fifo: 8 MiB through readable and writa
   assert.equal(await fifo.waitForSpace(256 * KiB, { timeoutMs: 100 }), true);
 });
 
+test("a framed reader's fresh read (connections' receive) across chunk ends and the ring's end: every byte, one head move", () => {
+  const { sm, segment } = privateSegment(1 << 20);
+  using _ = sm;
+  const fifo = segment.allocFifo(16 * KiB, "rx", { chunked: true, chunkSize: 4 * KiB })!;
+  let written = 0;
+  let read = 0;
+  for (let i = 0; i < 400; i++) {
+    const skip = i % 9;
+    const n = (i * 613) % 5000; // up to more than a chunk
+    assert.ok(fifo.enqueueExact(bytes(skip + n, written)));
+    written += skip + n;
+    const out = fifo.dequeueFresh(skip, n);
+    assert.ok(out !== null);
+    for (let j = 0; j < n; j++) if (out[j] !== patternByte(read + skip + j)) assert.fail(`read ${i}, byte ${j}`);
+    read += skip + n;
+    assert.equal(fifo.maxDequeue, 0, "header and payload both removed");
+  }
+  assert.ok(fifo.enqueueExact(bytes(10, written)));
+  assert.equal(fifo.dequeueFresh(4, 7), null, "fewer readable than asked: nothing removed");
+  assert.equal(fifo.maxDequeue, 10);
+});
+
 test("a table word that points outside the segment is a typed error, and nothing moves", () => {
   const { sm, segment } = privateSegment(1 << 20);
   using _ = sm;

@@ -140,6 +140,33 @@ test(`a ${OTHER} client killed mid-stream: the pending receive ends with peer-go
   }
 });
 
+test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo at many positions, arrive intact", async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("wrap");
+  using listener = await sm.listen(name, { fifoSize: 4096 });
+  using client = await sm.connect(name);
+  using server = (await listener.accept())!;
+  const ring = server.rx.size;
+  let position = 0; // of the next frame in the ring (a u32 length, then the payload)
+  let split = 0; // payloads that straddle the ring's end
+  for (let i = 0; i < 3000; i++) {
+    const length = (i * 37) % 301;
+    const message = new Uint8Array(length);
+    for (let j = 0; j < length; j++) message[j] = (i * 7 + j) & 0xff;
+    await client.send(message);
+    const got = await server.receive();
+    assert.ok(got !== null);
+    assert.equal(got.length, length, `message ${i}: its length`);
+    for (let j = 0; j < length; j++) {
+      if (got[j] !== ((i * 7 + j) & 0xff)) assert.fail(`message ${i}, byte ${j}: ${got[j]}`);
+    }
+    const payloadAt = (position + 4) % ring;
+    if (payloadAt + length > ring) split++;
+    position = (position + 4 + length) % ring;
+  }
+  assert.ok(split > 50, `${split} payloads straddled the ring's end`);
+});
+
 test(`a ${OTHER} client that sends and exits without close: every message it sent is still received, then peer-gone`, async () => {
   using sm = new SegmentMain();
   const name = uniqueName("exit-client");
