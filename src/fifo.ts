@@ -783,7 +783,7 @@ export class Fifo {
    * (nothing removed) when fewer are readable. The array is made here, so it needs no check that
    * it is the segment's memory (which asks the mappings, an FFI call, for every new array).
    */
-  dequeueFresh(skip: number, n: number): Uint8Array | null {
+  dequeueFresh(skip: number, n: number): Uint8Array<ArrayBuffer> | null {
     this.#check();
     checkCount("skip", skip);
     checkCount("n", n);
