@@ -140,6 +140,27 @@ test(`a ${OTHER} client killed mid-stream: the pending receive ends with peer-go
   }
 });
 
+test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {
+  using sm = new SegmentMain(); // the client's pool: its bell connection outlives the first listener
+  using server = new SegmentMain();
+  const name = uniqueName("rebell");
+  const round = async () => {
+    using listener = await server.listen(name);
+    const taken = (async () => {
+      for (let i = 0; i < 10; i++) (await listener.accept())!.close();
+    })();
+    const start = performance.now();
+    for (let i = 0; i < 10; i++) (await sm.connect(name)).close();
+    const ms = performance.now() - start;
+    await taken;
+    return ms;
+  };
+  await round();
+  // A listener that found each HELLO only at its 100 ms poll would take about half a second.
+  const ms = await round();
+  assert.ok(ms < 300, `10 connects to the second listener took ${ms.toFixed(0)} ms`);
+});
+
 test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo at many positions, arrive intact", async () => {
   using sm = new SegmentMain();
   const name = uniqueName("wrap");

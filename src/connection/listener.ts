@@ -396,11 +396,7 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
     if (os.sendPacket(fd, encodeHello({ doorbell: ours })) < 0) {
       throw new SegmentError("handshake", "the hello did not fit");
     }
-    try {
-      const bell = os.connectUnix(bellName(name));
-      os.send(bell, new Uint8Array(1));
-      os.close(bell);
-    } catch { /* the listener polls as well */ }
+    hub.ringBell(bellName(name)); // when it cannot, the listener's poll finds the HELLO
     // 3. The answer: looked for when our doorbell rings, and every 20 ms.
     const buffer = new Uint8Array(4096);
     const packet = await new Promise<{ length: number; fds: number[]; truncated: boolean }>((resolve, reject) => {

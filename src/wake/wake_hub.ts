@@ -39,8 +39,8 @@ export class WakeHub {
   readonly #open: OpenDoorbell;
   #doorbell: Promise<Doorbell> | undefined;
   #opened: Doorbell | undefined;
-  /** Connections to other processes' doorbells, by key. */
-  readonly #fds = new Map<number, number>();
+  /** Connections to other processes' doorbells and to listeners' bells, by socket name. */
+  readonly #fds = new Map<string, number>();
   readonly #members = new Set<HubMember>();
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
@@ -109,23 +109,38 @@ export class WakeHub {
       this.local();
       return;
     }
+    this.#ringAt(doorbellName(key));
+  }
+
+  /**
+   * Rings the bell of the listener whose bell socket is `name` (a client's HELLO waits there), on
+   * a connection kept like a doorbell's: a send, not a connect, an accept and a close per HELLO.
+   * False when nobody listens there (the listener also polls).
+   */
+  ringBell(name: string): boolean {
+    return !this.#closed && this.#ringAt(name);
+  }
+
+  /** One byte to the stream socket `name` on a kept connection; a connection its listener dropped is made again once. */
+  #ringAt(name: string): boolean {
     for (let attempt = 0; attempt < 2; attempt++) {
-      let fd = this.#fds.get(key);
+      let fd = this.#fds.get(name);
       try {
         if (fd === undefined) {
-          fd = this.#os.connectUnix(doorbellName(key));
-          this.#fds.set(key, fd);
+          fd = this.#os.connectUnix(name);
+          this.#fds.set(name, fd);
         }
-        this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the sleeper has bytes to read anyway
-        return;
+        this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the listener has bytes to read anyway
+        return true;
       } catch (error) {
-        if (fd !== undefined && this.#fds.get(key) === fd) {
-          this.#fds.delete(key);
+        if (fd !== undefined && this.#fds.get(name) === fd) {
+          this.#fds.delete(name);
           this.#os.close(fd);
         }
-        if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return;
+        if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return false;
       }
     }
+    return false;
   }
 
   /** An event for a sleeper of this process: serviced in a microtask, no system call. */
