@@ -174,6 +174,9 @@ function denoListen(deno: DenoLike): Listen {
           }
           if (n === null || closed) break;
           onRing();
+          // The waits it settled resume first (their reactions are queued already): the next
+          // read, an op of the runtime, is not on the path of the wake-up.
+          await null;
         }
       } finally {
         connections.delete(conn);

@@ -39,8 +39,8 @@ export class WakeHub {
   readonly #open: OpenDoorbell;
   #doorbell: Promise<Doorbell> | undefined;
   #opened: Doorbell | undefined;
-  /** Connections to other processes' doorbells and to listeners' bells, by socket name. */
-  readonly #fds = new Map<string, number>();
+  /** Connections to other processes' doorbells (by key) and to listeners' bells (by socket name). */
+  readonly #fds = new Map<number | string, number>();
   readonly #members = new Set<HubMember>();
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
@@ -109,7 +109,7 @@ export class WakeHub {
       this.local();
       return;
     }
-    this.#ringAt(doorbellName(key));
+    this.#ringAt(key, doorbellName);
   }
 
   /**
@@ -118,23 +118,26 @@ export class WakeHub {
    * False when nobody listens there (the listener also polls).
    */
   ringBell(name: string): boolean {
-    return !this.#closed && this.#ringAt(name);
+    return !this.#closed && this.#ringAt(name, String);
   }
 
-  /** One byte to the stream socket `name` on a kept connection; a connection its listener dropped is made again once. */
-  #ringAt(name: string): boolean {
+  /**
+   * One byte on the kept connection `id` to the stream socket `nameOf(id)` (the name is made only
+   * to connect); a connection its listener dropped is made again once.
+   */
+  #ringAt<K extends number | string>(id: K, nameOf: (id: K) => string): boolean {
     for (let attempt = 0; attempt < 2; attempt++) {
-      let fd = this.#fds.get(name);
+      let fd = this.#fds.get(id);
       try {
         if (fd === undefined) {
-          fd = this.#os.connectUnix(name);
-          this.#fds.set(name, fd);
+          fd = this.#os.connectUnix(nameOf(id));
+          this.#fds.set(id, fd);
         }
         this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the listener has bytes to read anyway
         return true;
       } catch (error) {
-        if (fd !== undefined && this.#fds.get(name) === fd) {
-          this.#fds.delete(name);
+        if (fd !== undefined && this.#fds.get(id) === fd) {
+          this.#fds.delete(id);
           this.#os.close(fd);
         }
         if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return false;
