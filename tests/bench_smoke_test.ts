@@ -26,6 +26,7 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "fifo-chunked",
       "fifo-chunked-256k",
       "fifo-sleep",
+      "floor-rtt",
       "idle",
       "msg",
       "pingpong",
@@ -37,13 +38,13 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "wakeup",
     ]);
     // Per pair, 3 stream sizes, 2 chunked streams and 6 more cross-process cases; per runtime, the socket round trip,
-    // idle CPU and 6 socket and pipe rows.
+    // the ring round trip's floor, idle CPU and 6 socket and pipe rows.
     const pairs = new Set(json.rows.map((r: { producer: string; consumer: string }) => `${r.producer}-${r.consumer}`));
     if (RUNTIME === "deno") {
-      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 6));
+      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 1 + 6));
       assert.deepEqual([...pairs].sort(), ["deno-deno", "node-deno", "node-node"]);
     } else {
-      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 6);
+      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 1 + 6);
       assert.deepEqual([...pairs], [`${RUNTIME}-${RUNTIME}`]);
     }
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
