@@ -209,6 +209,8 @@ const rows: Row[] = [];
 const vsC: Record<string, number[]> = {};
 /** Per pair: the chunked fifo's 64 KiB stream over the contiguous one's, in each rep. */
 const vsContiguous: Record<string, number[]> = {};
+/** Per runtime: the sleeping round trip's p50 over the Unix socket's, measured minutes apart at most, in each rep. */
+const vsSocket: Record<string, number[]> = {};
 
 /**
  * Bytes of segment memory 1000 idle 64 KiB fifos hold: contiguous, chunked never written, and
@@ -386,9 +388,11 @@ for (let rep = 0; rep < reps; rep++) {
     }
     if (c) (vsC["pingpong"] ??= []).push(top / c.mean_rtt_ns);
   }
+  const sleepingP50: Record<string, number> = {};
   for (const [producer, consumer] of PAIRS) {
     const [rtt] = await fifoCase(producer, consumer, ["ping-sleep", "echo-sleep"], 64 * 1024, [SLEEPING_ROUNDS], true);
     record({ kind: "wakeup", producer, consumer, size: 64, ...rtt }, quicker);
+    if (producer === consumer) sleepingP50[producer] = rtt.p50Ns;
     log(`  sleeping round trip ${producer}<->${consumer}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
   }
   for (const runtime of RUNTIMES) {
@@ -400,6 +404,7 @@ for (let rep = 0; rep < reps; rep++) {
       const rtt = await start(runtime, 0, "uds-ping", path, SLEEPING_ROUNDS).result;
       await server.result;
       record({ kind: "uds-rtt", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
+      if (sleepingP50[runtime]) (vsSocket[runtime] ??= []).push(sleepingP50[runtime] / rtt.p50Ns);
       log(`  Unix socket round trip ${runtime}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
     } finally {
       rmSync(path, { force: true });
@@ -521,7 +526,9 @@ lines.push(
     const fifo = find("wakeup", rt, rt, 64);
     const sock = find("uds-rtt", rt, rt, 64);
     return fifo && sock
-      ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x, mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x`
+      ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x (per rep: ${
+        (vsSocket[rt] ?? []).map((r) => r.toFixed(2)).join(", ")
+      }), mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x`
       : `${rt} -`;
   });
   lines.push(
