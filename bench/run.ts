@@ -49,6 +49,8 @@ const MESSAGES = quick ? 20_000 : 4_000_000;
 const RING_MESSAGES = MESSAGES * 4;
 const ROUNDS = quick ? 2_000 : 200_000;
 const SLEEPING_ROUNDS = quick ? 200 : 20_000;
+/** Parts of the sleeping round trip, alternating with the socket's (each SLEEPING_ROUNDS / INTERLEAVE rounds). */
+const INTERLEAVE = quick ? 1 : 5;
 const IDLE_MS = quick ? 50 : 1000;
 /** The runtimes measured: all three, or those `--runtimes deno,bun` names. */
 const RUNTIMES: readonly Runtime[] = (["deno", "bun", "node"] as const).filter((rt) =>
@@ -209,7 +211,7 @@ const rows: Row[] = [];
 const vsC: Record<string, number[]> = {};
 /** Per pair: the chunked fifo's 64 KiB stream over the contiguous one's, in each rep. */
 const vsContiguous: Record<string, number[]> = {};
-/** Per runtime: the sleeping round trip's p50 over the Unix socket's, measured minutes apart at most, in each rep. */
+/** Per runtime: the sleeping round trip's p50 over the Unix socket's, in each part of each rep (measured seconds apart). */
 const vsSocket: Record<string, number[]> = {};
 
 /**
@@ -388,26 +390,36 @@ for (let rep = 0; rep < reps; rep++) {
     }
     if (c) (vsC["pingpong"] ??= []).push(top / c.mean_rtt_ns);
   }
-  const sleepingP50: Record<string, number> = {};
   for (const [producer, consumer] of PAIRS) {
+    if (producer === consumer) continue; // below, beside their anchor
     const [rtt] = await fifoCase(producer, consumer, ["ping-sleep", "echo-sleep"], 64 * 1024, [SLEEPING_ROUNDS], true);
     record({ kind: "wakeup", producer, consumer, size: 64, ...rtt }, quicker);
-    if (producer === consumer) sleepingP50[producer] = rtt.p50Ns;
     log(`  sleeping round trip ${producer}<->${consumer}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
   }
   for (const runtime of RUNTIMES) {
-    // The anchor of the sleeping round trip: the same 64 B exchange over a Unix socket (node:net).
-    const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
-    try {
-      const server = start(runtime, 1, "uds-echo", path, SLEEPING_ROUNDS);
-      await server.ready;
-      const rtt = await start(runtime, 0, "uds-ping", path, SLEEPING_ROUNDS).result;
-      await server.result;
-      record({ kind: "uds-rtt", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
-      if (sleepingP50[runtime]) (vsSocket[runtime] ??= []).push(sleepingP50[runtime] / rtt.p50Ns);
-      log(`  Unix socket round trip ${runtime}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us`);
-    } finally {
-      rmSync(path, { force: true });
+    // The sleeping round trip of one runtime and its anchor, the same 64 B exchange over a Unix
+    // socket (node:net), in alternating parts: the machine's speed drifts by tens of percent
+    // within a minute here, so each ratio compares two measurements taken seconds apart.
+    const rounds = Math.max(100, Math.floor(SLEEPING_ROUNDS / INTERLEAVE));
+    for (let part = 0; part < INTERLEAVE; part++) {
+      const [rtt] = await fifoCase(runtime, runtime, ["ping-sleep", "echo-sleep"], 64 * 1024, [rounds], true);
+      record({ kind: "wakeup", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
+      const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
+      try {
+        const server = start(runtime, 1, "uds-echo", path, rounds);
+        await server.ready;
+        const sock = await start(runtime, 0, "uds-ping", path, rounds).result;
+        await server.result;
+        record({ kind: "uds-rtt", producer: runtime, consumer: runtime, size: 64, ...sock }, quicker);
+        (vsSocket[runtime] ??= []).push(rtt.p50Ns / sock.p50Ns);
+        log(
+          `  sleeping round trip ${runtime}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us, Unix socket ${
+            (sock.p50Ns / 1000).toFixed(1)
+          } us`,
+        );
+      } finally {
+        rmSync(path, { force: true });
+      }
     }
   }
   {
@@ -525,10 +537,11 @@ lines.push(
   const uds = RUNTIMES.map((rt) => {
     const fifo = find("wakeup", rt, rt, 64);
     const sock = find("uds-rtt", rt, rt, 64);
-    return fifo && sock
-      ? `${rt} p50 ${(fifo.p50Ns! / sock.p50Ns!).toFixed(2)}x (per rep: ${
-        (vsSocket[rt] ?? []).map((r) => r.toFixed(2)).join(", ")
-      }), mean ${(fifo.meanNs! / sock.meanNs!).toFixed(2)}x`
+    const paired = [...(vsSocket[rt] ?? [])].sort((a, b) => a - b);
+    return fifo && sock && paired.length > 0
+      ? `${rt} p50 ${ratio(median(paired))} (median of ${paired.length} alternating parts, ${
+        paired[0].toFixed(2)
+      }x to ${paired[paired.length - 1].toFixed(2)}x)`
       : `${rt} -`;
   });
   lines.push(
