@@ -161,6 +161,25 @@ test("a client rings a listener's bell on a kept connection: after that listener
   assert.ok(ms < 300, `10 connects to the second listener took ${ms.toFixed(0)} ms`);
 });
 
+test("a pending receive ends: with 'timeout', with its signal's reason, and with 'deleted' when this side closes", async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("pending");
+  using listener = await sm.listen(name);
+  using client = await sm.connect(name);
+  const server = (await listener.accept())!;
+  await assert.rejects(server.receive({ timeoutMs: 20 }), isCode("timeout"));
+  const stop = new AbortController();
+  const stopped = server.receive({ signal: stop.signal });
+  setTimeout(() => stop.abort(new Error("stop")), 10);
+  await assert.rejects(stopped, /stop/);
+  const pending = server.receive();
+  pending.catch(() => {}); // asserted below
+  await sleep(10);
+  server.close();
+  await assert.rejects(pending, isCode("deleted"));
+  await client.send(new Uint8Array([1])).catch(() => {}); // the peer closed: either way, nothing hangs
+});
+
 test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo at many positions, arrive intact", async () => {
   using sm = new SegmentMain();
   const name = uniqueName("wrap");

@@ -188,7 +188,10 @@ export class Connection {
    */
   async receive(options: MessageOptions = {}): Promise<Uint8Array | null> {
     this.#checkRead();
-    const signal = this.#signal(this.#rxEnd.signal, options.signal);
+    // No listener on our own signal for each wait: the end of rx (the peer died and rx is read,
+    // or close()) deletes the segment, which ends a pending wait at once; its error is then told
+    // as #checkRead tells it.
+    const { signal } = options;
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
     for (;;) {
       const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
@@ -203,9 +206,14 @@ export class Connection {
         this.#checkRead();
       }
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
-      if (left <= 0 || !(await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left }))) {
-        throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
+      let ready: boolean;
+      try {
+        ready = left > 0 && await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left });
+      } catch (error) {
+        this.#checkRead();
+        throw error;
       }
+      if (!ready) throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
       this.#checkRead();
     }
   }
