@@ -410,22 +410,10 @@ export class Fifo {
    * of a new array is slow in both engines).
    */
   #copyOutFresh(at: number, out: Uint8Array, n: number): void {
-    const u8 = this.#u8;
-    if (this.#chunks !== null) {
-      let to = 0;
-      for (const view of this.#chunks.views(u8.buffer, at, n)) {
-        out.set(view, to);
-        to += view.length;
-      }
-      return;
-    }
-    const first = this.#cap - at;
-    const from = this.#data + at;
-    if (n <= first) {
-      out.set(u8.subarray(from, from + n));
-    } else {
-      out.set(u8.subarray(from, from + first));
-      out.set(u8.subarray(this.#data, this.#data + n - first), first);
+    let to = 0;
+    for (const view of this.#viewsOver(this.#u8.buffer, at, n)) {
+      out.set(view, to);
+      to += view.length;
     }
   }
 
@@ -1145,7 +1133,11 @@ export class Fifo {
    */
   #segments(at: number, n: number): Uint8Array[] {
     if (n === 0) return [];
-    const buffer = this.#mem.lent();
+    return this.#viewsOver(this.#mem.lent(), at, n);
+  }
+
+  /** Views over `buffer` (the segment's memory) of the n > 0 ring bytes from ring index `at`, in order. */
+  #viewsOver(buffer: ArrayBuffer | SharedArrayBuffer, at: number, n: number): Uint8Array[] {
     if (this.#chunks !== null) return this.#chunks.views(buffer, at, n);
     const first = Math.min(n, this.#cap - at);
     const views = [new Uint8Array(buffer, this.#data + at, first)];
