@@ -495,11 +495,8 @@ export class SegmentMain implements Iterable<Segment> {
     this.#live--;
     const file = this.#files.get(segment);
     this.#files.delete(segment);
-    if (file) {
-      const same = this.#byFile.get(fileKey(file));
-      same?.delete(segment);
-      if (same?.size === 0) this.#byFile.delete(fileKey(file));
-    }
+    const same = file && this.#byFile.get(fileKey(file));
+    if (same && same.delete(segment) && same.size === 0) this.#byFile.delete(fileKey(file!));
     segment.markDeleted();
     const errors: unknown[] = [];
     const attempt = (step: () => void) => {

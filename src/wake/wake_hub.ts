@@ -115,17 +115,17 @@ export class WakeHub {
   /**
    * Rings the bell of the listener whose bell socket is `name` (a client's HELLO waits there), on
    * a connection kept like a doorbell's: a send, not a connect, an accept and a close per HELLO.
-   * False when nobody listens there (the listener also polls).
+   * A bell nobody listens on is not rung (the listener also polls).
    */
-  ringBell(name: string): boolean {
-    return !this.#closed && this.#ringAt(name, String);
+  ringBell(name: string): void {
+    if (!this.#closed) this.#ringAt(name, String);
   }
 
   /**
    * One byte on the kept connection `id` to the stream socket `nameOf(id)` (the name is made only
    * to connect); a connection its listener dropped is made again once.
    */
-  #ringAt<K extends number | string>(id: K, nameOf: (id: K) => string): boolean {
+  #ringAt<K extends number | string>(id: K, nameOf: (id: K) => string): void {
     for (let attempt = 0; attempt < 2; attempt++) {
       let fd = this.#fds.get(id);
       try {
@@ -134,16 +134,15 @@ export class WakeHub {
           this.#fds.set(id, fd);
         }
         this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the listener has bytes to read anyway
-        return true;
+        return;
       } catch (error) {
         if (fd !== undefined && this.#fds.get(id) === fd) {
           this.#fds.delete(id);
           this.#os.close(fd);
         }
-        if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return false;
+        if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return;
       }
     }
-    return false;
   }
 
   /** An event for a sleeper of this process: serviced in a microtask, no system call. */
