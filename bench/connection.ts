@@ -40,33 +40,30 @@ const log = (text: string) => console.error(text);
 try {
   for (const runtime of ["deno", "bun"] as const) {
     const name = `svmbench-conn-${process.pid}-${runtime}`;
+    const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}.sock`;
     const server = start(runtime, "serve", name);
     try {
       await server.ready;
       const connects = await start(runtime, "connects", name, CONNECTS).result;
       // The round trip alternates with the Unix socket's in parts (the machine drifts by tens
       // of percent within a minute): the best p50 of each, and the median of the paired ratios.
-      const rtts: Result[] = [];
-      const udsRtts: Result[] = [];
-      const ratios: number[] = [];
-      const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}.sock`;
+      const parts: { rtt: Result; uds: Result }[] = [];
       for (let part = 0; part < PARTS; part++) {
         const rtt = await start(runtime, "rtt", name, ROUNDS / PARTS).result;
         try {
           const echo = start(runtime, "uds-echo", path, ROUNDS / PARTS);
           await echo.ready;
-          const udsRtt = await start(runtime, "uds-ping", path, ROUNDS / PARTS).result;
+          const uds = await start(runtime, "uds-ping", path, ROUNDS / PARTS).result;
           await echo.result;
-          rtts.push(rtt);
-          udsRtts.push(udsRtt);
-          ratios.push(rtt.p50Ns / udsRtt.p50Ns);
+          parts.push({ rtt, uds });
         } finally {
           rmSync(path, { force: true });
         }
       }
       const best = (rs: Result[]) => rs.reduce((a, b) => (b.p50Ns < a.p50Ns ? b : a));
-      const rtt = best(rtts);
-      const udsRtt = best(udsRtts);
+      const rtt = best(parts.map((p) => p.rtt));
+      const udsRtt = best(parts.map((p) => p.uds));
+      const ratios = parts.map((p) => p.rtt.p50Ns / p.uds.p50Ns).sort((a, b) => a - b);
       const stream = await start(runtime, "stream", name, STREAM, WRITE).result;
       rows[runtime] = {
         connectP50Us: connects.p50Us,
@@ -76,14 +73,13 @@ try {
         rttP99Us: rtt.p99Ns / 1000,
         udsRttP50Us: udsRtt.p50Ns / 1000,
         udsRttMeanUs: udsRtt.meanNs / 1000,
-        rttVsUds: ratios.sort((a, b) => a - b)[ratios.length >> 1],
+        rttVsUds: ratios[ratios.length >> 1],
         streamGbps: stream.gbps,
       };
     } finally {
       server.kill();
       await server.result;
     }
-    const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}.sock`;
     try {
       const counter = start(runtime, "uds-count", path);
       await counter.ready;

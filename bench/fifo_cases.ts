@@ -285,12 +285,19 @@ function floorSide(bytes: Uint8Array, at: number, ping: boolean) {
   let tailSeen = 0; // the consumer's position as last seen
   let tail = 0; // what this side consumed
   let headSeen = 0; // the producer's position as last seen
+  /** Where the next outgoing message goes, once the consumer left room for it. */
+  const slotOut = () => {
+    while (head - tailSeen + 64 > FLOOR_SLOTS) tailSeen = Atomics.load(i32, outTail);
+    return outData + (head & (FLOOR_SLOTS - 1));
+  };
+  const publish = () => {
+    head = (head + 64) | 0;
+    Atomics.store(i32, outHead, head);
+  };
   return {
     send(msg: Uint8Array) {
-      while (head - tailSeen + 64 > FLOOR_SLOTS) tailSeen = Atomics.load(i32, outTail);
-      bytes.set(msg, outData + (head & (FLOOR_SLOTS - 1)));
-      head = (head + 64) | 0;
-      Atomics.store(i32, outHead, head);
+      bytes.set(msg, slotOut());
+      publish();
     },
     /** Spins for the next message; returns where it is in `bytes`, consumed (its slot is free once `done`). */
     receive(): number {
@@ -304,12 +311,9 @@ function floorSide(bytes: Uint8Array, at: number, ping: boolean) {
     forward() {
       // The echo: the message straight from its slot to a slot of the other direction.
       const from = this.receive();
-      while (head - tailSeen + 64 > FLOOR_SLOTS) tailSeen = Atomics.load(i32, outTail);
-      const to = outData + (head & (FLOOR_SLOTS - 1));
-      bytes.copyWithin(to, from, from + 64);
+      bytes.copyWithin(slotOut(), from, from + 64);
       this.done();
-      head = (head + 64) | 0;
-      Atomics.store(i32, outHead, head);
+      publish();
     },
   };
 }

@@ -331,7 +331,8 @@ for (let rep = 0; rep < reps; rep++) {
   }
   {
     // The message ring: the same 64 B records, published in batches, polled in place.
-    const c = cDir ? runC("shm_ring", "msg", 64, (RING_MESSAGES * 64) / MiB) : undefined;
+    const cRing = () => runC("shm_ring", "msg", 64, (RING_MESSAGES * 64) / MiB);
+    const c = cDir ? cRing() : undefined;
     let top = 0;
     for (const [producer, consumer] of PAIRS) {
       const [, got] = await ringCase(
@@ -347,14 +348,14 @@ for (let rep = 0; rep < reps; rep++) {
       log(`  ring ${producer}->${consumer} 64 B: ${mops.toFixed(2)} M/s${c ? ` (C ${c["Mmsg/s"]})` : ""}`);
       if (c && producer === consumer) {
         // A runtime's own ratio against a C run right after it (the machine drifts within a case).
-        const next = runC("shm_ring", "msg", 64, (RING_MESSAGES * 64) / MiB);
-        (vsC[`ring-64-${producer}`] ??= []).push(mops / next["Mmsg/s"]);
+        (vsC[`ring-64-${producer}`] ??= []).push(mops / cRing()["Mmsg/s"]);
       }
     }
     if (c) (vsC["ring-64"] ??= []).push(top / c["Mmsg/s"]);
   }
   {
-    const c = cDir ? runC("pingpong", "ring", ROUNDS) : undefined;
+    const cPingpong = () => runC("pingpong", "ring", ROUNDS);
+    const c = cDir ? cPingpong() : undefined;
     let top = Infinity;
     for (const [producer, consumer] of PAIRS) {
       const [rtt] = await ringCase(
@@ -372,7 +373,7 @@ for (let rep = 0; rep < reps; rep++) {
         }`,
       );
       if (c && producer === consumer) {
-        (vsC[`ring-rtt-${producer}`] ??= []).push(rtt.meanNs / runC("pingpong", "ring", ROUNDS).mean_rtt_ns);
+        (vsC[`ring-rtt-${producer}`] ??= []).push(rtt.meanNs / cPingpong().mean_rtt_ns);
       }
     }
     if (c) (vsC["ring-rtt"] ??= []).push(top / c.mean_rtt_ns);
@@ -385,7 +386,7 @@ for (let rep = 0; rep < reps; rep++) {
       ], 1);
       record({ kind: "floor-rtt", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
       log(`  floor round trip ${runtime}: mean ${rtt.meanNs.toFixed(0)} ns${c ? ` (C ${c.mean_rtt_ns})` : ""}`);
-      if (c) (vsC[`floor-rtt-${runtime}`] ??= []).push(rtt.meanNs / runC("pingpong", "ring", ROUNDS).mean_rtt_ns);
+      if (c) (vsC[`floor-rtt-${runtime}`] ??= []).push(rtt.meanNs / cPingpong().mean_rtt_ns);
     }
   }
   {
