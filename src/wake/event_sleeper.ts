@@ -66,9 +66,11 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #byChunk = new Map<number, Set<Pending>>();
   /** Pending waits per waiter word: the word is cleared when the last one leaves. */
   readonly #armed = new Map<number, number>();
-  /** Chunks named by the events of one drain (reused). */
-  readonly #touched = new Set<number>();
-  readonly #visit = (offset: number) => this.#touched.add(offset);
+  /** An event named `chunk`: the waits on it look again (a settled one leaves the set meanwhile). */
+  readonly #visit = (chunk: number) => {
+    const set = this.#byChunk.get(chunk);
+    if (set !== undefined) { for (const p of set) this.#evaluate(p); }
+  };
   /** Our sleeper-table entry's words, and our event ring's data (-1: none, events then only say SCAN). */
   readonly #entry: number;
   /** Our tag, bare (an asynchronous sleeper's mark) and with WAITER_SYNC (a blocked one's). */
@@ -233,7 +235,6 @@ export class EventSleeper implements Sleeper, HubMember {
     }
     if (p.timer !== undefined) clearTimeout(p.timer);
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
-    this.#hub.pendingDelta(-1);
     if (failed) p.reject(result);
     else if (p.finish === undefined) p.resolve(result);
     else {
@@ -243,6 +244,9 @@ export class EventSleeper implements Sleeper, HubMember {
         p.reject(error);
       }
     }
+    // After the resolve: the hub's look at whether to let the process exit runs after the code
+    // this wait resumes, which usually waits again.
+    this.#hub.pendingDelta(-1);
   }
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */
@@ -256,8 +260,10 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
     // Awake: no rings needed. A waker that rang cleared the flag already.
     const flags = this.#entry + SLP_FLAGS / 4;
-    if ((Atomics.load(this.#u32, flags) & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
-    this.#drain(false, undefined);
+    const seen = Atomics.load(this.#u32, flags);
+    if ((seen & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
+    // A SCAN set after this load is seen by the drain of the next park.
+    this.#drain(false, undefined, seen);
     if (this.#pending.size > 0) this.#setParked();
   }
 
@@ -294,26 +300,19 @@ export class EventSleeper implements Sleeper, HubMember {
     if (this.#pending.size > 0) this.#setParked();
   }
 
-  /** Drains our ring; `all` re-checks every pending wait (a tick, or an event was lost). */
-  #drain(all: boolean, alive: ((tag: number) => boolean) | undefined): void {
+  /**
+   * Drains our ring, re-checking the waits each event names as it comes; `all` re-checks every
+   * pending wait (a tick, or an event was lost). `flags`: our flags word, when the caller just
+   * loaded it.
+   */
+  #drain(all: boolean, alive: ((tag: number) => boolean) | undefined, flags?: number): void {
     const u32 = this.#u32;
-    const flags = this.#entry + SLP_FLAGS / 4;
+    const word = this.#entry + SLP_FLAGS / 4;
     let scan = all ||
-      ((Atomics.load(u32, flags) & SLEEPER_SCAN) !== 0 &&
-        (Atomics.and(u32, flags, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0);
+      (((flags ?? Atomics.load(u32, word)) & SLEEPER_SCAN) !== 0 &&
+        (Atomics.and(u32, word, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0);
     if (this.#ring >= 0 && !drainEvents(u32, this.#ring, this.#visit, all)) scan = true;
-    if (scan) {
-      this.#touched.clear();
-      for (const p of [...this.#pending]) this.#evaluate(p, alive);
-      return;
-    }
-    if (this.#touched.size === 0) return;
-    for (const chunk of this.#touched) {
-      const set = this.#byChunk.get(chunk);
-      if (set) { for (const p of set) this.#evaluate(p); // deleting while iterating a Set is safe
-       }
-    }
-    this.#touched.clear();
+    if (scan) { for (const p of [...this.#pending]) this.#evaluate(p, alive); }
   }
 
   // ---- the waking side ----

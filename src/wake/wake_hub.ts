@@ -45,6 +45,9 @@ export class WakeHub {
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
   #pending = 0;
+  /** Whether the doorbell keeps the process alive now; a microtask that may let go is queued. */
+  #reffed = false;
+  #letGoQueued = false;
   #tick: ReturnType<typeof setInterval> | undefined;
   #localScheduled = false;
   #closed = false;
@@ -61,7 +64,10 @@ export class WakeHub {
       if (this.#closed) bell.close();
       else {
         this.#opened = bell;
-        if (this.#pending > 0) bell.ref();
+        if (this.#pending > 0) {
+          bell.ref();
+          this.#reffed = true;
+        }
       }
       return bell;
     }));
@@ -81,22 +87,39 @@ export class WakeHub {
     this.#members.delete(member);
   }
 
-  /** One pending wait more (+1) or fewer (-1): the doorbell keeps the process alive meanwhile. */
+  /**
+   * One pending wait more (+1) or fewer (-1): the doorbell keeps the process alive meanwhile.
+   * When the last wait ends, the doorbell lets go in a microtask, and only if no wait began
+   * meanwhile: a wait that ends and one that begins (every round trip) do not pay for a ref and
+   * an unref (each an op in Deno).
+   */
   pendingDelta(delta: number): void {
     const before = this.#pending;
     this.#pending += delta;
     if (before === 0 && this.#pending > 0) {
-      this.#opened?.ref();
+      if (!this.#reffed && this.#opened !== undefined) {
+        this.#opened.ref();
+        this.#reffed = true;
+      }
       if (this.#tick === undefined) {
         // Runs until a tick finds nothing pending: a wait that ends and another that begins
         // (every round trip) do not pay for a timer each.
         this.#tick = setInterval(() => this.#tickAll(), TICK_MS);
         (this.#tick as { unref?: () => void }).unref?.();
       }
-    } else if (before > 0 && this.#pending === 0) {
-      this.#opened?.unref();
+    } else if (before > 0 && this.#pending === 0 && this.#reffed && !this.#letGoQueued) {
+      this.#letGoQueued = true;
+      queueMicrotask(this.#letGo);
     }
   }
+
+  readonly #letGo = () => {
+    this.#letGoQueued = false;
+    if (this.#pending === 0 && this.#reffed) {
+      this.#reffed = false;
+      this.#opened?.unref();
+    }
+  };
 
   /**
    * Rings the doorbell `key` of another process: one byte on a kept connection (a system call).
