@@ -1,5 +1,5 @@
 // One side of a cross-process benchmark case, in its own process (Deno or Bun).
-//   fifo-produce|fifo-consume NAME OFFSET SIZE COUNT
+//   fifo-produce|fifo-consume NAME OFFSET SIZE COUNT [WARM] (the consumer times from WARM bytes on)
 //   msg-produce|msg-consume   NAME OFFSET PAYLOAD COUNT
 //   ping|ping-sleep NAME OUT BACK ROUNDS    echo|echo-sleep NAME IN OUT ROUNDS
 //   sleep-produce|sleep-consume NAME OFFSET SIZE COUNT (the stream, sleeping in the waits)
@@ -63,7 +63,7 @@ if (
     ringEcho(segment.messageRingAt(Number(args[2])), segment.messageRingAt(Number(args[4])), n);
   } else if (role === "sleep-produce") result = await streamProduceSleeping(a, Number(args[2]), n);
   else if (role === "sleep-consume") result = await streamConsumeSleeping(a, Number(args[2]), n, STREAM_READ);
-  else if (role === "fifo-consume") result = streamConsume(a, Number(args[2]), n, STREAM_READ);
+  else if (role === "fifo-consume") result = streamConsume(a, Number(args[2]), n, STREAM_READ, Number(args[4] ?? 0));
   else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);
   else if (role === "msg-consume") result = messagesConsume(a, Number(args[2]), n);
   else if (role === "ping") result = pingpong(a, segment.fifoAt(Number(args[2])), n);
