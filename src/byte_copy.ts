@@ -19,7 +19,7 @@ export const WORD_COPY_MAX = 512;
 const EMPTY = new DataView(new ArrayBuffer(0));
 
 /** Whether an array's buffer can change length (a resizable ArrayBuffer, a growable SharedArrayBuffer). */
-function resizable(array: Uint8Array): boolean {
+export function resizable(array: Uint8Array): boolean {
   const buffer = array.buffer as { resizable?: boolean; growable?: boolean };
   return buffer.resizable === true || buffer.growable === true;
 }

@@ -51,6 +51,43 @@ test("offer, claim, commit and abort; nothing is visible before publish (or the 
   );
 });
 
+test("offer copies every byte whatever the source: its offset, its length, a reused array that changed, a resizable buffer", () => {
+  const { sm, ring } = ringIn(4096);
+  using _ = sm;
+  const backing = new Uint8Array(600);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 7 + 3) & 0xff;
+  const sent: number[][] = [];
+  const offer = (bytes: Uint8Array) => {
+    assert.equal(ring.offer(bytes), true);
+    sent.push([...bytes]);
+  };
+  const check = () => {
+    ring.publish();
+    assert.deepEqual(drain(ring).map(([, , bytes]) => bytes), sent.splice(0));
+  };
+  for (let offset = 0; offset < 4; offset++) {
+    for (const length of [0, 1, 3, 4, 5, 63, 64, 65, 511, 512, 513]) offer(backing.subarray(offset, offset + length));
+    check();
+  }
+  // One array offered twice, changed in between: the second record has the new bytes.
+  const reused = new Uint8Array(64).fill(1);
+  offer(reused);
+  reused.fill(2);
+  offer(reused);
+  check();
+  // A length-tracking view of a resizable buffer: the bytes it has at each offer.
+  const buffer = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(8, {
+    maxByteLength: 256,
+  });
+  const growing = new Uint8Array(buffer);
+  growing.fill(5);
+  offer(growing);
+  (buffer as unknown as { resize(n: number): void }).resize(100);
+  growing.fill(6);
+  offer(growing);
+  check();
+});
+
 test("a full ring: offer fails after publishing what is pending, and poll frees the space in one release", () => {
   const { sm, ring } = ringIn();
   using _ = sm;

@@ -40,6 +40,7 @@ import {
 } from "../layout.ts";
 import type { Watch } from "../wake/sleeper.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
+import { resizable, WORD_COPY_MAX } from "../byte_copy.ts";
 
 /** Called by `poll` for each record, in place: `bytes[offset .. offset + length)` is the payload. */
 export type RecordHandler = (bytes: Uint8Array, offset: number, length: number, type: number) => void;
@@ -101,6 +102,8 @@ export class MessageRing {
   #head: number;
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
+  /** #srcOk's words, when it starts on a word boundary and its length is fixed; else null. */
+  #srcWords: Uint32Array | null = null;
   readonly #srcPassed: PassedBuffer = { buffer: null };
   #producing = false;
   #consuming = false;
@@ -285,10 +288,24 @@ export class MessageRing {
     if (at < 0) return false;
     const index = at & this.#mask;
     const where = this.#base + index;
-    this.#u32[where >>> 2] = bytes.length;
+    const n = bytes.length;
+    this.#u32[where >>> 2] = n;
     this.#i32[(where + 4) >>> 2] = type | 0;
-    this.#mem.u8.set(bytes, where + RECORD_HEADER);
-    this.#tail = (at + align(RECORD_HEADER + bytes.length)) >>> 0;
+    const to = where + RECORD_HEADER; // 8-aligned, as every record
+    const words = this.#srcWords;
+    if (words !== null && n <= WORD_COPY_MAX) {
+      // Word stores, not `set` (the runtime's memmove, whose wide stores straddle the cache
+      // lines the other side's core holds): 64 B records between two processes moved at 10-13
+      // M/s with `set` and 18-25 M/s with words, in every runtime.
+      const u32 = this.#u32;
+      const w = to >>> 2;
+      const k = n >>> 2;
+      for (let i = 0; i < k; i++) u32[w + i] = words[i];
+      for (let i = k << 2; i < n; i++) this.#mem.u8[to + i] = bytes[i];
+    } else {
+      this.#mem.u8.set(bytes, to);
+    }
+    this.#tail = (at + align(RECORD_HEADER + n)) >>> 0;
     this.#schedule();
     return true;
   }
@@ -302,7 +319,11 @@ export class MessageRing {
       this.#srcPassed,
       "the message is a view of the segment's own memory; copy it through a buffer of your own",
     );
+    const words = bytes.byteOffset % 4 === 0 && !resizable(bytes)
+      ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2)
+      : null;
     this.#srcOk = bytes;
+    this.#srcWords = words;
   }
 
   #schedule(): void {
