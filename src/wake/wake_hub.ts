@@ -45,9 +45,17 @@ export class WakeHub {
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
   #pending = 0;
-  /** Whether the doorbell keeps the process alive now; a microtask that may let go is queued. */
+  /** Whether the doorbell keeps the process alive now. */
   #reffed = false;
+  /** Whether a microtask that lets go of the process if no wait is pending then is queued. */
   #letGoQueued = false;
+  readonly #letGo = () => {
+    this.#letGoQueued = false;
+    if (this.#pending === 0 && this.#reffed) {
+      this.#reffed = false;
+      this.#opened?.unref();
+    }
+  };
   #tick: ReturnType<typeof setInterval> | undefined;
   #localScheduled = false;
   #closed = false;
@@ -112,14 +120,6 @@ export class WakeHub {
       queueMicrotask(this.#letGo);
     }
   }
-
-  readonly #letGo = () => {
-    this.#letGoQueued = false;
-    if (this.#pending === 0 && this.#reffed) {
-      this.#reffed = false;
-      this.#opened?.unref();
-    }
-  };
 
   /**
    * Rings the doorbell `key` of another process: one byte on a kept connection (a system call).
