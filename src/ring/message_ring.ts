@@ -103,13 +103,13 @@ export class MessageRing {
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
   /**
-   * Words over the buffer of #srcOk (null when its length can change, or it has none), and the
-   * index of #srcOk's first byte in them (-1 when it does not start on a word boundary): views of
-   * one buffer, `buf.subarray(0, n)` message after message, share them.
+   * Words over the whole buffer of #srcOk when #srcOk starts at the buffer's start and the
+   * buffer's length is fixed, else null (then `set` copies): arrays of their own and
+   * `buf.subarray(0, n)` message after message share one view of their buffer.
    */
   #srcWords: Uint32Array | null = null;
   #srcWordsOf: ArrayBufferLike | null = null;
-  #srcWordAt = -1;
+  #wordsOfBuffer: Uint32Array | null = null;
   readonly #srcPassed: PassedBuffer = { buffer: null };
   #producing = false;
   #consuming = false;
@@ -299,14 +299,13 @@ export class MessageRing {
     this.#i32[(where + 4) >>> 2] = type | 0;
     const to = where + RECORD_HEADER; // 8-aligned, as every record
     const words = this.#srcWords;
-    const from = this.#srcWordAt;
-    if (words !== null && from >= 0 && n <= WORD_COPY_MAX) {
+    if (words !== null && n <= WORD_COPY_MAX) {
       // Word stores, not `set` (a call into the runtime's memmove): 64 B records between two
       // processes moved at 9-14 M/s with `set` and 13-26 M/s with words, in every runtime.
       const u32 = this.#u32;
       const w = to >>> 2;
       const k = n >>> 2;
-      for (let i = 0; i < k; i++) u32[w + i] = words[from + i];
+      for (let i = 0; i < k; i++) u32[w + i] = words[i];
       for (let i = k << 2; i < n; i++) this.#mem.u8[to + i] = bytes[i];
     } else {
       this.#mem.u8.set(bytes, to);
@@ -325,15 +324,18 @@ export class MessageRing {
       this.#srcPassed,
       "the message is a view of the segment's own memory; copy it through a buffer of your own",
     );
-    const buffer = bytes.buffer;
-    let words = this.#srcWords;
-    if (buffer !== this.#srcWordsOf) {
-      words = resizable(bytes) || buffer.byteLength < 4 ? null : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
-    }
     this.#srcOk = bytes;
-    this.#srcWords = words;
-    this.#srcWordsOf = buffer;
-    this.#srcWordAt = bytes.byteOffset % 4 === 0 ? bytes.byteOffset >>> 2 : -1;
+    if (bytes.byteLength === 0 || bytes.byteOffset !== 0) {
+      this.#srcWords = null; // nothing to copy, or not at its buffer's start: `set`
+      return;
+    }
+    // The buffer of a view that passed (reading `.buffer` again is slow in V8).
+    const buffer = this.#srcPassed.buffer!;
+    if (buffer !== this.#srcWordsOf) {
+      this.#wordsOfBuffer = resizable(bytes) ? null : new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+      this.#srcWordsOf = buffer;
+    }
+    this.#srcWords = this.#wordsOfBuffer;
   }
 
   #schedule(): void {
