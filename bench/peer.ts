@@ -5,7 +5,7 @@
 //   sleep-produce|sleep-consume NAME OFFSET SIZE COUNT (the stream, sleeping in the waits)
 //   ring-produce|ring-consume NAME GO RING COUNT PAYLOAD   ring-ping|ring-echo NAME GO A COUNT B
 //   floor-ping|floor-echo NAME GO RING COUNT (the C ring's exchange in plain JavaScript, in RING's area)
-//   idle NAME OFFSET MS (CPU time while asleep on an empty fifo)
+//   idle NAME OFFSET FIRST_MS MS (CPU time per second while asleep MS on an empty fifo, after FIRST_MS)
 //   uds-echo PATH ROUNDS    uds-ping PATH ROUNDS (64 B round trips over node:net)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
 // Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
@@ -70,7 +70,7 @@ if (
   else if (role === "echo") echo(a, segment.fifoAt(Number(args[2])), n + 1000 + Math.floor(n / 10));
   else if (role === "ping-sleep") result = await pingpongSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "echo-sleep") await echoSleeping(a, segment.fifoAt(Number(args[2])), n);
-  else if (role === "idle") result = await idleCpu(a, Number(args[2]));
+  else if (role === "idle") result = await idleCpu(a, Number(args[2]), Number(args[3]));
 } else if (role === "uds-echo") {
   await udsEcho(args[0], Number(args[1]), () => say("READY"));
 } else if (role === "uds-ping") {
