@@ -209,8 +209,8 @@ export async function echoSleeping(inbound: Fifo, outbound: Fifo, rounds: number
  * CPU time per second this process spends while a reader waits `ms` on an empty fifo, after a
  * first wait of `firstMs`: a process's first wait opens its doorbell, and a runtime's first second
  * costs a few milliseconds of its own (compiling, collecting) even around a plain timer; neither
- * is idling. The window's first second still carries some of that (the runtime compiles the wait
- * path as it runs it: in Bun about 5 ms in the second second, 2 to 3 in the next ones).
+ * is idling. The window's first second still carries some of that (the wait path and its liveness
+ * ticks run their first times: in Bun about 5 ms in the second second, 2 to 3 in the next ones).
  */
 export async function idleCpu(fifo: Fifo, firstMs: number, ms: number) {
   await fifo.waitForData({ timeoutMs: firstMs });
