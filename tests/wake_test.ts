@@ -7,7 +7,17 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
-import { doorbellName, SLEEPER_ENTRY_SIZE, SLEEPER_TABLE, SLP_EVENTS, SLP_KEY, SLP_TAG } from "../src/layout.ts";
+import {
+  doorbellName,
+  EV_TAIL,
+  FIFO_HEADER_SIZE,
+  SLEEPER_ENTRY_SIZE,
+  SLEEPER_TABLE,
+  SLP_EVENTS,
+  SLP_FLAGS,
+  SLP_KEY,
+  SLP_TAG,
+} from "../src/layout.ts";
 import { spawn } from "node:child_process";
 import {
   expectSuccess,
@@ -283,13 +293,52 @@ test("the doorbell is an abstract socket: listed while the SegmentMain lives, go
   assert.deepEqual(shmEntries(name), []);
 });
 
+/** Where this process's sleeper entry and event ring are in `segment` (u32 indices). */
+function sleeperWords(segment: Segment) {
+  const entry = (SLEEPER_TABLE + (segment.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+  const ring = segment.u32[entry + SLP_EVENTS / 4];
+  assert.ok(ring > 0, "the event ring exists");
+  return { entry, ring, d: (ring + FIFO_HEADER_SIZE) >>> 2 };
+}
+
+test(`a sleeper with few waits is rung without events, one with many through its event ring; waits move between the two and each wakes (${OTHER} writes)`, async () => {
+  await withFifos(8, 4096, async (fifos, name, segment) => {
+    assert.equal(await fifos[7].waitForData({ timeoutMs: 5 }), false); // the entry and the ring exist now
+    const { d } = sleeperWords(segment);
+    const tail = () => segment.u32[d + EV_TAIL / 4];
+    const wake = async (some: Fifo[]) => {
+      const waits = some.map((f) => f.waitForData({ timeoutMs: 10_000 }));
+      const writer = startPeer(OTHER, "wake_peer", ["one-each", name, some.map((f) => f.offset).join(",")]);
+      assert.deepEqual(await Promise.all(waits), some.map(() => true));
+      expectSuccess(await writer.done, "writer");
+      const word = new Uint8Array(4);
+      some.forEach((f, i) => {
+        assert.equal(f.dequeueExact(word), true);
+        assert.equal(new DataView(word.buffer).getUint32(0, true), i);
+      });
+    };
+    const before = tail();
+    await wake(fifos.slice(0, 2));
+    assert.equal(tail(), before, "two waits: the writer pushed no event");
+    await wake(fifos.slice(0, 6));
+    assert.equal(tail(), (before + 6) >>> 0, "six waits: one event each");
+    await wake(fifos.slice(6, 7));
+    assert.equal(tail(), (before + 6) >>> 0, "one wait again: no event");
+    // One wait watching six fifos: the events say which to look at.
+    const any = waitAny(fifos.slice(0, 6), { timeoutMs: 10_000 });
+    const writer = startPeer(OTHER, "wake_peer", ["one-each", name, fifos.slice(0, 6).map((f) => f.offset).join(",")]);
+    assert.ok((await any).length > 0);
+    expectSuccess(await writer.done, "writer");
+    assert.ok(((tail() - before) >>> 0) > 6, "waitAny over six fifos: events");
+  });
+});
+
 test(`hostile words in the sleeper table and the event ring cost a re-check, never a crash (${OTHER} writes)`, async () => {
-  await withFifos(3, 4096, async ([a, b, c], name, segment) => {
+  await withFifos(10, 4096, async ([a, b, c, e, ...others], name, segment) => {
     assert.equal(await a.waitForData({ timeoutMs: 5 }), false); // the entry and the ring exist now
-    const entry = (SLEEPER_TABLE + (segment.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
-    const ring = segment.u32[entry + SLP_EVENTS / 4];
-    assert.ok(ring > 0);
-    const d = (ring + 256) >>> 2;
+    const { entry, d } = sleeperWords(segment);
+    // More than a few waits pending: wakers use the ring (with a few they only set SCAN).
+    const more = others.map((f) => f.waitForData({ timeoutMs: 60_000 }).catch(() => {}));
     const pending = waitAny([a, b], { timeoutMs: 10_000 });
     // Scribble: the ring's tail far ahead of its head, its slots garbage.
     segment.u32[d + 64 / 4] = 0xdead_beef;
@@ -308,6 +357,14 @@ test(`hostile words in the sleeper table and the event ring cost a re-check, nev
     const second = startPeer(OTHER, "wake_peer", ["one-each", name, `${c.offset}`]);
     assert.equal(await again, true);
     expectSuccess(await second.done, "second writer");
+    // Every flag set, with many waits pending: the writer sets SCAN and rings; the wait ends.
+    const third = e.waitForData({ timeoutMs: 10_000 });
+    segment.u32[entry + SLP_FLAGS / 4] = 0xffff_ffff;
+    const writer3 = startPeer(OTHER, "wake_peer", ["one-each", name, `${e.offset}`]);
+    assert.equal(await third, true);
+    expectSuccess(await writer3.done, "third writer");
+    for (const f of others) f.close();
+    await Promise.all(more);
   });
 });
 

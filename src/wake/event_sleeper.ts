@@ -10,6 +10,7 @@
 import { SegmentError } from "../errors.ts";
 import {
   SLEEPER_ENTRY_SIZE,
+  SLEEPER_FEW,
   SLEEPER_PARKED,
   SLEEPER_SCAN,
   SLEEPER_TABLE,
@@ -43,6 +44,14 @@ export interface EventMemory {
   eventChunk(previous: number): number;
 }
 
+/**
+ * Up to this many watches over all pending waits, a ring of the doorbell looks at each of them
+ * before it reads the event ring (see `service`), and a sleeper that parks says so to its wakers
+ * (SLEEPER_FEW), who then set SCAN instead of pushing events. (A `waitAny` over many fifos is one
+ * wait of many watches: its events say which ones to look at.)
+ */
+const DIRECT_LOOKS = 4;
+
 /** Longest timer: a longer timeout waits without one. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -63,6 +72,8 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #u32: Uint32Array;
   readonly #hub: WakeHub;
   readonly #pending = new Set<Pending>();
+  /** The watches of the pending waits, counted. */
+  #watching = 0;
   readonly #byChunk = new Map<number, Set<Pending>>();
   /** Pending waits per waiter word: the word is cleared when the last one leaves. */
   readonly #armed = new Map<number, number>();
@@ -186,6 +197,7 @@ export class EventSleeper implements Sleeper, HubMember {
 
   #register(p: Pending): void {
     this.#pending.add(p);
+    this.#watching += p.watches.length;
     for (const w of p.watches) {
       let set = this.#byChunk.get(w.chunk);
       if (!set) this.#byChunk.set(w.chunk, set = new Set()); // kept when empty: the next wait reuses it
@@ -220,6 +232,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (p.done) return;
     p.done = true;
     this.#pending.delete(p);
+    this.#watching -= p.watches.length;
     const own = this.#own;
     for (const w of p.watches) {
       this.#byChunk.get(w.chunk)?.delete(p);
@@ -251,13 +264,25 @@ export class EventSleeper implements Sleeper, HubMember {
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */
   #setParked(): void {
-    Atomics.or(this.#u32, this.#entry + SLP_FLAGS / 4, SLEEPER_PARKED);
+    const word = this.#entry + SLP_FLAGS / 4;
+    if (this.#watching <= DIRECT_LOOKS) Atomics.or(this.#u32, word, SLEEPER_PARKED | SLEEPER_FEW);
+    else if ((Atomics.or(this.#u32, word, SLEEPER_PARKED) & SLEEPER_FEW) !== 0) {
+      Atomics.and(this.#u32, word, ~SLEEPER_FEW);
+    }
     this.#drain(false, undefined);
   }
 
   /** Our doorbell rang (or a local event): take the events, settle what they concern. */
   service(): void {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
+    if (this.#watching <= DIRECT_LOOKS) {
+      // A few waits: each looks at once, and when all of them end, the events that rang us stay in
+      // the ring until the next park drains them (a stale event costs a look, never a wake-up).
+      // The ring's words and our flags were written by the waker's processor: not reading them
+      // here keeps those cache-line transfers out of the wake-up's way.
+      for (const p of this.#pending) this.#evaluate(p);
+      if (this.#pending.size === 0) return;
+    }
     // Awake: no rings needed. A waker that rang cleared the flag already.
     const flags = this.#entry + SLP_FLAGS / 4;
     const seen = Atomics.load(this.#u32, flags);
@@ -337,21 +362,29 @@ export class EventSleeper implements Sleeper, HubMember {
     const u32 = this.#u32;
     const e = (SLEEPER_TABLE + (tag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
     if (Atomics.load(u32, e + SLP_TAG / 4) !== tag) return; // not (or no longer) sleeping here
-    const events = Atomics.load(u32, e + SLP_EVENTS / 4);
     const key = Atomics.load(u32, e + SLP_KEY / 4);
-    const d = events === 0 ? -1 : ringAt(u32, events, tag);
-    if (d < 0 || !pushEvent(u32, d, chunk)) Atomics.or(u32, e + SLP_FLAGS / 4, SLEEPER_SCAN);
-    if (tag === this.#own) {
-      this.#hub.local();
-      return;
+    const word = e + SLP_FLAGS / 4;
+    let flags = Atomics.load(u32, word);
+    if ((flags & SLEEPER_FEW) !== 0) {
+      // A sleeper that looks at all its waits: SCAN and the ring in one compare-and-swap.
+      for (;;) {
+        const next = ((flags | SLEEPER_SCAN) & ~(tag === this.#own ? 0 : SLEEPER_PARKED)) >>> 0;
+        if (next === flags) break;
+        const seen = Atomics.compareExchange(u32, word, flags, next);
+        if (seen === flags) break;
+        flags = seen;
+      }
+    } else {
+      const events = Atomics.load(u32, e + SLP_EVENTS / 4);
+      const d = events === 0 ? -1 : ringAt(u32, events, tag);
+      if (d < 0 || !pushEvent(u32, d, chunk)) Atomics.or(u32, word, SLEEPER_SCAN);
+      // Read after the push: a sleeper that parked before it drains the event, one that parks
+      // after it is rung.
+      flags = Atomics.load(u32, word);
+      if (tag !== this.#own && (flags & SLEEPER_PARKED) !== 0) flags = Atomics.and(u32, word, ~SLEEPER_PARKED);
     }
-    const flags = e + SLP_FLAGS / 4;
-    if (
-      (Atomics.load(u32, flags) & SLEEPER_PARKED) !== 0 &&
-      (Atomics.and(u32, flags, ~SLEEPER_PARKED) & SLEEPER_PARKED) !== 0
-    ) {
-      this.#hub.ring(key);
-    }
+    if (tag === this.#own) this.#hub.local();
+    else if ((flags & SLEEPER_PARKED) !== 0) this.#hub.ring(key);
   }
 
   /** The segment is being deleted: pending waits fail with "deleted", our entry is withdrawn. */
