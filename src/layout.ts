@@ -37,7 +37,8 @@
  *   +0  u32 tag      the holder's tag when it wrote the entry (wakers ignore an entry of another tag)
  *   +4  u32 flags    bit 0 PARKED: the holder sleeps and wants its doorbell rung;
  *                    bit 1 SCAN: an event was lost (its ring was full): re-check every wait
- *                    bit 2 FEW: the holder had few waits pending when it last parked (a hint)
+ *                    bit 2 FEW: the holder's pending waits watched at most four chunks when it
+ *                    last parked (a hint: its wakers set SCAN instead of pushing events)
  *   +8  u32 events   offset of the holder's event ring (a chunk of kind 2), 0 = none (SCAN mode)
  *   +12 u32 doorbell key: the doorbell is the abstract Unix socket "svm-wake-<key as 8 hex digits>"
  * Fifo area: from FIFO_AREA_START to the segment's end, carved into chunks.
@@ -60,9 +61,10 @@
  * with an atomic and), writes one byte to the doorbell: a system call only when the other side
  * sleeps. The sleeper drains its ring, re-checks the waits on those chunks, re-arms the waiter
  * words of waits that go on, sets PARKED and drains once more before it waits for the next
- * byte. (A sleeper with few waits sets FEW as it parks: its wakers then set SCAN, with PARKED
- * taken in the same compare-and-swap, instead of pushing events.) A waiter word with WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the
- * sequence word before it: the producer bumps that word and wakes the futex instead.
+ * byte. (A sleeper whose waits watch few chunks sets FEW as it parks: its wakers then set SCAN,
+ * with PARKED taken in the same compare-and-swap, instead of pushing events.) A waiter word with
+ * WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the sequence word before it: the
+ * producer bumps that word and wakes the futex instead.
  *
  * Chunk = fifo header (FIFO_HEADER_SIZE bytes, four 64-byte lines) + data (class bytes)
  *   line 0, allocator and identity (written at allocation and free, under the allocator lock)
@@ -178,7 +180,7 @@
  *   A waker that finds the ring full sets SCAN instead. Events are hints: the sleeper re-checks
  *   what they name, and a slot a waker died before filling is skipped at the next liveness tick.
  *   A waker that finds FEW set sets SCAN instead of pushing (SCAN is always a correct event): a
- *   sleeper with a few waits looks at every one of them when rung, and reads neither the ring
+ *   sleeper with few watches looks at every one of them when rung, and reads neither the ring
  *   nor its flags then, so that no cache line of them stands between the ring and the wake-up.
  *
  * Message ring (a live chunk of kind 3; one producer, one consumer), from D as above
