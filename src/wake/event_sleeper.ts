@@ -366,14 +366,9 @@ export class EventSleeper implements Sleeper, HubMember {
     const word = e + SLP_FLAGS / 4;
     let flags = Atomics.load(u32, word);
     if ((flags & SLEEPER_FEW) !== 0) {
-      // A sleeper that looks at all its waits: SCAN and the ring in one compare-and-swap.
-      for (;;) {
-        const next = ((flags | SLEEPER_SCAN) & ~(tag === this.#own ? 0 : SLEEPER_PARKED)) >>> 0;
-        if (next === flags) break;
-        const seen = Atomics.compareExchange(u32, word, flags, next);
-        if (seen === flags) break;
-        flags = seen;
-      }
+      // A sleeper that looks at all its waits when rung: SCAN is its event (no retry loop that a
+      // peer flipping the word could keep going).
+      if ((flags & SLEEPER_SCAN) === 0) flags = Atomics.or(u32, word, SLEEPER_SCAN);
     } else {
       const events = Atomics.load(u32, e + SLP_EVENTS / 4);
       const d = events === 0 ? -1 : ringAt(u32, events, tag);
@@ -381,10 +376,13 @@ export class EventSleeper implements Sleeper, HubMember {
       // Read after the push: a sleeper that parked before it drains the event, one that parks
       // after it is rung.
       flags = Atomics.load(u32, word);
-      if (tag !== this.#own && (flags & SLEEPER_PARKED) !== 0) flags = Atomics.and(u32, word, ~SLEEPER_PARKED);
     }
     if (tag === this.#own) this.#hub.local();
-    else if ((flags & SLEEPER_PARKED) !== 0) this.#hub.ring(key);
+    else if (
+      (flags & SLEEPER_PARKED) !== 0 && (Atomics.and(u32, word, ~SLEEPER_PARKED) & SLEEPER_PARKED) !== 0
+    ) {
+      this.#hub.ring(key);
+    }
   }
 
   /** The segment is being deleted: pending waits fail with "deleted", our entry is withdrawn. */
