@@ -61,8 +61,8 @@
  * with an atomic and), writes one byte to the doorbell: a system call only when the other side
  * sleeps. The sleeper drains its ring, re-checks the waits on those chunks, re-arms the waiter
  * words of waits that go on, sets PARKED and drains once more before it waits for the next
- * byte. (A sleeper whose waits watch few chunks sets FEW as it parks: its wakers then set SCAN,
- * with PARKED taken in the same compare-and-swap, instead of pushing events.) A waiter word with
+ * byte. (A sleeper whose waits watch few chunks sets FEW as it parks: its wakers then set SCAN
+ * in its flags, the word that holds PARKED, instead of pushing events.) A waiter word with
  * WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the sequence word before it: the
  * producer bumps that word and wakes the futex instead.
  *
