@@ -276,8 +276,9 @@ export class EventSleeper implements Sleeper, HubMember {
   service(): void {
     if (this.#pending.size === 0 || this.#mem.deleted) return;
     if (this.#watching <= DIRECT_LOOKS) {
-      // A few waits: each looks at once, and when all of them end, the events that rang us stay in
-      // the ring until the next park drains them (a stale event costs a look, never a wake-up).
+      // Few watches: each wait looks at once, and when all of them end, the events that rang us
+      // stay in the ring until the next park drains them (a stale event costs a look, never a
+      // wake-up).
       // The ring's words and our flags were written by the waker's processor: not reading them
       // here keeps those cache-line transfers out of the wake-up's way.
       for (const p of this.#pending) this.#evaluate(p);
