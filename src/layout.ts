@@ -185,13 +185,22 @@
  *
  * Message ring (a live chunk of kind 3; one producer, one consumer), from D as above
  *   D+0   u32 magic RING_MAGIC     D+4 u32 capacity C of the record area (a power of two)
- *   D+64  u32 tail: bytes published by the producer, modulo 2^32 (written only by the producer)
+ *   D+64  u32 tail: bytes published by the producer, modulo 2^32, stored plainly at each publish
+ *             for toString() and info only (the consumer finds records by their size words)
  *   D+128 u32 head: bytes released by the consumer, modulo 2^32 (written only by the consumer)
  *   D+192 i32 data seq  +196 u32 data waiter  +200 i32 space seq  +204 u32 space waiter
  *   D+208 i32 closed (1 closed, 2 aborted)  +212 u32 producer tag  +216 u32 consumer tag
- *   D+256 the record area, C bytes. A record: +0 u32 length, +4 i32 type (RING_PADDING = -1 for
+ *   D+256 the record area, C bytes. A record: +0 u32 size (bytes of the record with its 8-byte
+ *   header, unaligned: the payload's length + 8; 0 = nothing published here yet; bit 31
+ *   RECORD_FIRST on the first record of a published batch), +4 i32 type (RING_PADDING = -1 for
  *   the padding that fills the end of the area when a record would not fit before it), then
  *   the payload; records start 8-aligned. A record never wraps, so it is one contiguous range.
+ *   The producer writes the headers of a batch plainly except the first record's size, then a
+ *   zero size word after the batch's last record (it keeps 8 bytes free there: a ring holds
+ *   C - 8 bytes of records), and publishes the batch by storing the first record's size
+ *   (Atomics.store, the one fence per batch). The consumer reads the size
+ *   word at its position (Atomics.load), follows the records, re-reads with Atomics.load a size
+ *   that has RECORD_FIRST, stops at a zero, and stores head once per poll.
  *
  * Connections (`sm.listen` / `sm.connect`): one SOCK_SEQPACKET packet each way, little-endian.
  * HELLO, client to listener, HELLO_SIZE bytes:
@@ -223,7 +232,7 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
 /** Where chunks start: after the header page and the sleeper table's page. */
@@ -508,8 +517,11 @@ export const RG_CLOSED = 208;
 export const RG_PRODUCER = 212;
 export const RG_CONSUMER = 216;
 export const RG_RECORDS = 256;
-/** A record's header: u32 length, i32 type. */
+/** A record's header: u32 size (with the header; 0 while unpublished), i32 type. */
 export const RECORD_HEADER = 8;
+/** The size word's mark of a batch's first record (its sign bit, as an i32), and the size itself. */
+export const RECORD_FIRST = -0x80000000;
+export const RECORD_SIZE_MASK = 0x7fffffff;
 export const RING_PADDING = -1;
 /** Smallest and largest record area of a message ring. */
 export const MIN_RING_CAPACITY = 1024;

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
-import { FIFO_HEADER_SIZE, RG_RECORDS, RG_TAIL } from "../src/layout.ts";
+import { FIFO_HEADER_SIZE, RECORD_FIRST, RG_HEAD, RG_RECORDS } from "../src/layout.ts";
 import { expectSuccess, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 
 const LONG = process.env.SVM_LONG === "1";
@@ -93,11 +93,52 @@ test("a full ring: offer fails after publishing what is pending, and poll frees 
   using _ = sm;
   let sent = 0;
   while (ring.offer(new Uint8Array(56), sent)) sent++;
-  assert.equal(sent, 1024 / 64, "64-byte records fill the 1 KiB area exactly");
+  assert.equal(sent, 1024 / 64 - 1, "64-byte records fill the 1 KiB area but the 8 bytes after the last");
   let seen = 0;
   assert.equal(ring.poll(() => seen++), sent, "the failed offer published the pending records");
   assert.equal(seen, sent);
   assert.equal(ring.offer(new Uint8Array(56)), true, "room again");
+});
+
+test("the consumer gives space back when it has read everything, before it waits, or every quarter of the area", async () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  const headWord = (ring.offset + FIFO_HEADER_SIZE + RG_HEAD) >>> 2;
+  while (ring.offer(new Uint8Array(56))) { /* fill */ }
+  const space = ring.waitForSpace(56, { timeoutMs: 5000 });
+  let seen = 0;
+  assert.equal(ring.poll(() => seen++, 1), 1);
+  assert.equal(segment.u32[headWord], 0, "one record read: not released yet");
+  assert.equal(ring.poll(() => seen++, 3), 3);
+  assert.equal(segment.u32[headWord], 4 * 64, "a quarter of the area read: released");
+  while (ring.poll(() => seen++, 1) > 0) { /* one at a time */ }
+  assert.equal(seen, 15);
+  assert.equal(segment.u32[headWord], 15 * 64, "the poll that found nothing released the rest");
+  assert.equal(await space, true, "and the producer's wait ended");
+  ring.offer(new Uint8Array(8));
+  ring.publish();
+  ring.poll(() => seen++, 1);
+  assert.equal(segment.u32[headWord], 15 * 64, "read, not released");
+  assert.equal(await ring.waitForData({ timeoutMs: 1 }), false);
+  assert.equal(segment.u32[headWord], 15 * 64 + 16, "released before the wait");
+});
+
+test("a second handle produces after the records the first one published", () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  ring.offer(new Uint8Array([1]), 1);
+  ring.offer(new Uint8Array([2, 2]), 2);
+  ring.publish();
+  const other = segment.messageRingAt(ring.offset);
+  other.offer(new Uint8Array([3, 3, 3]), 3);
+  other.publish();
+  assert.deepEqual(drain(ring).map(([length, type]) => [length, type]), [[1, 1], [2, 2], [3, 3]]);
+  // A scribbled record on the way: the new producer refuses to start rather than write over it.
+  ring.offer(new Uint8Array(4), 4);
+  ring.publish();
+  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
+  segment.u32[(records + 48) >>> 2] = 4000;
+  assert.throws(() => segment.messageRingAt(ring.offset).offer(new Uint8Array(1)), isCode("corrupt"));
 });
 
 test("padding at every wrap position: each record is one contiguous range, read back whole", () => {
@@ -134,9 +175,24 @@ test("a corrupted record header is a typed error and releases nothing after it",
   assert.throws(() => ring.poll((_b, _a, _l, type) => seen.push(type)), isCode("corrupt"));
   assert.deepEqual(seen, [1], "the record before it was handled");
   assert.throws(() => ring.poll(() => {}), isCode("corrupt"), "and it stays refused");
-  // A tail moved past the head by more than the capacity: refused too.
-  segment.u32[(ring.offset + FIFO_HEADER_SIZE + RG_TAIL) >>> 2] = 1 << 20;
+  // A record that would run past the end of the area, marked as a batch's first: refused too.
+  segment.u32[(records + 16) >>> 2] = (RECORD_FIRST | 1020) >>> 0;
+  segment.i32[(records + 20) >>> 2] = -1;
   assert.throws(() => ring.poll(() => {}), isCode("corrupt"));
+  segment.u32[(records + 16) >>> 2] = 0;
+  assert.equal(ring.poll(() => {}), 0, "a zero size word: nothing published");
+});
+
+test("an area scribbled full of records: a poll reads one lap of them at most, and returns", () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
+  for (let at = 0; at < 1024; at += 64) {
+    segment.u32[(records + at) >>> 2] = 64;
+    segment.i32[(records + at + 4) >>> 2] = 7;
+  }
+  assert.equal(ring.poll(() => {}), 16);
+  assert.equal(ring.poll(() => {}), 16, "the next lap, also bounded");
 });
 
 test("waits: waitForData sleeps until a publish; waitAny takes rings; close ends the stream", async () => {

@@ -1,10 +1,12 @@
 /**
  * A framed message ring in a segment, one producer and one consumer, after Aeron's and Agrona's
  * rings: the producer claims space and writes a record in place (or offers a copy), commits,
- * and publishes its position once for everything committed since (at `publish()`, or in a
- * microtask at the end of the current task); the consumer's `poll(handler)` reads many records
- * in place per call and releases their space with one store. Each side caches the other's
- * position and reloads it only when it looks full or empty. Layout: "Message ring" in
+ * and publishes everything committed since with one store (at `publish()`, or in a microtask
+ * at the end of the current task): the size word of the batch's first record, written last.
+ * The consumer finds records by their own size words, so a message crosses in the cache lines
+ * of the record alone (no position word to read first), and its `poll(handler)` reads many
+ * records in place per call and releases their space with one store. The producer caches the
+ * consumer's position and reloads it only when the ring looks full. Layout: "Message ring" in
  * `layout.ts`. Every word read from shared memory is checked where it is used: a corrupted
  * record header is a `SegmentError` "corrupt" and changes nothing.
  *
@@ -22,7 +24,9 @@ import {
   KIND_MESSAGE_RING,
   MAX_RING_CAPACITY,
   MIN_RING_CAPACITY,
+  RECORD_FIRST,
   RECORD_HEADER,
+  RECORD_SIZE_MASK,
   RG_CAPACITY,
   RG_CLOSED,
   RG_CONSUMER,
@@ -63,7 +67,7 @@ export function checkRingCapacity(capacity: number): void {
 /** Formats a new ring in the chunk at `chunk`. */
 export function formatMessageRing(u32: Uint32Array, chunk: number, capacity: number): void {
   const d = (chunk + FIFO_HEADER_SIZE) >>> 2;
-  u32.fill(0, d, d + RG_RECORDS / 4);
+  u32.fill(0, d, d + RG_RECORDS / 4 + 1); // the header, and the size word of the first record
   Atomics.store(u32, d + RG_CAPACITY / 4, capacity);
   Atomics.store(u32, d + RG_MAGIC / 4, RING_MAGIC);
 }
@@ -83,6 +87,8 @@ export class MessageRing {
   readonly #mask: number;
   readonly #base: number;
   readonly #max: number;
+  /** Bytes a poll may leave unreleased: a quarter of the area. */
+  readonly #lazy: number;
   readonly #tailWord: number;
   readonly #headWord: number;
   readonly #dataSeq: number;
@@ -90,16 +96,21 @@ export class MessageRing {
   readonly #spaceSeq: number;
   readonly #spaceWaiter: number;
   readonly #closedWord: number;
-  // The producer's state: its position, the part of it published, the consumer's position as
-  // last seen, and the record claimed (its position) or -1.
-  #tail: number;
-  #published: number;
-  #headCache: number;
+  // The producer's state: its position (found at its first record), the consumer's position as
+  // last seen, the batch's first record (the word of its size, withheld until the batch is
+  // published, and that size) or -1, and the record claimed (its position) or -1.
+  #tail = 0;
+  #headCache = 0;
+  #first = -1;
+  #firstSize = 0;
   #claimed = -1;
-  #claimedEnd = 0;
+  #claimedLength = 0;
+  #claimedType = 0;
   #scheduled = false;
   // The consumer's state.
   #head: number;
+  /** The consumer's position as last stored for the producer. */
+  #released: number;
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
   /** Words over #srcOk's buffer when #srcOk starts at its start (else null: `set` copies). */
@@ -141,6 +152,7 @@ export class MessageRing {
     this.#mask = cap - 1;
     this.#base = offset + FIFO_HEADER_SIZE + RG_RECORDS;
     this.#max = cap / 4 - RECORD_HEADER;
+    this.#lazy = cap / 4;
     this.#tailWord = d + RG_TAIL / 4;
     this.#headWord = d + RG_HEAD / 4;
     this.#dataSeq = d + RG_DATA_SEQ / 4;
@@ -148,8 +160,7 @@ export class MessageRing {
     this.#spaceSeq = d + RG_SPACE_SEQ / 4;
     this.#spaceWaiter = d + RG_SPACE_WAITER / 4;
     this.#closedWord = d + RG_CLOSED / 4;
-    this.#tail = this.#published = Atomics.load(u32, this.#tailWord);
-    this.#head = this.#headCache = Atomics.load(u32, this.#headWord);
+    this.#head = this.#released = Atomics.load(u32, this.#headWord);
     this.#dataWatch = this.#watch(true, 0);
   }
 
@@ -213,8 +224,9 @@ export class MessageRing {
 
   /**
    * Reserves room for a record of `length` bytes at the producer's position (a padding record
-   * first when it would not fit before the end of the area). Returns the record's position, or
-   * -1 when there is no room (after publishing what is pending, so that the consumer can free it).
+   * first when it would not fit before the end of the area), and for the zero size word that
+   * `publish` writes after it. Returns the record's position, or -1 when there is no room
+   * (after publishing what is pending, so that the consumer can free it).
    */
   #reserve(length: number): number {
     if (!this.#producing) this.#becomeProducer();
@@ -226,20 +238,36 @@ export class MessageRing {
     const tail = this.#tail;
     const index = tail & this.#mask;
     const pad = index + size > this.#cap ? this.#cap - index : 0;
-    const need = pad + size;
+    const need = pad + size + RECORD_HEADER;
     if (((tail - this.#headCache) >>> 0) + need > this.#cap) {
       this.#headCache = this.#readHead();
       if (((tail - this.#headCache) >>> 0) + need > this.#cap) {
-        if (this.#published !== this.#tail) this.publish();
+        if (this.#first >= 0) this.publish();
         return -1;
       }
     }
     if (pad > 0) {
-      this.#u32[(this.#base + index) >>> 2] = pad - RECORD_HEADER;
-      this.#i32[(this.#base + index + 4) >>> 2] = RING_PADDING;
+      this.#put(tail, pad, RING_PADDING);
       this.#tail = (tail + pad) >>> 0;
     }
     return this.#tail;
+  }
+
+  /**
+   * Writes the header of a record of `size` bytes (its header included) at `position`: its type,
+   * then its size, except for the batch's first record, whose size is withheld until `publish()`
+   * stores it (the consumer cannot pass it before then, so the records after it need no fence of
+   * their own).
+   */
+  #put(position: number, size: number, type: number): void {
+    const w = (this.#base + (position & this.#mask)) >>> 2;
+    this.#i32[w + 1] = type;
+    if (this.#first < 0) {
+      this.#first = w;
+      this.#firstSize = size | RECORD_FIRST; // negative: an int32 in every engine, never boxed
+    } else {
+      this.#i32[w] = size;
+    }
   }
 
   #readHead(): number {
@@ -258,31 +286,27 @@ export class MessageRing {
     this.#check();
     const at = this.#reserve(length);
     if (at < 0) return -1;
-    const index = at & this.#mask;
-    this.#u32[(this.#base + index) >>> 2] = length;
-    this.#i32[(this.#base + index + 4) >>> 2] = type | 0;
     this.#claimed = at;
-    this.#claimedEnd = (at + align(RECORD_HEADER + length)) >>> 0;
-    return this.#base + index + RECORD_HEADER;
+    this.#claimedLength = length;
+    this.#claimedType = type | 0;
+    return this.#base + (at & this.#mask) + RECORD_HEADER;
   }
 
   /** Commits the claimed record: published at the next `publish()` or at the end of this task. */
   commit(): void {
-    if (this.#claimed < 0) throw new RangeError("no record is claimed");
-    this.#tail = this.#claimedEnd;
+    const at = this.#claimed;
+    if (at < 0) throw new RangeError("no record is claimed");
+    this.#check();
+    this.#put(at, RECORD_HEADER + this.#claimedLength, this.#claimedType);
+    this.#tail = (at + align(RECORD_HEADER + this.#claimedLength)) >>> 0;
     this.#claimed = -1;
     this.#schedule();
   }
 
-  /** Gives the claimed record up: the consumer never sees it (it becomes padding). */
+  /** Gives the claimed record up: the consumer never sees it (nothing of it was published). */
   abort(): void {
     if (this.#claimed < 0) throw new RangeError("no record is claimed");
-    const index = this.#claimed & this.#mask;
-    this.#u32[(this.#base + index) >>> 2] = ((this.#claimedEnd - this.#claimed) >>> 0) - RECORD_HEADER;
-    this.#i32[(this.#base + index + 4) >>> 2] = RING_PADDING;
-    this.#tail = this.#claimedEnd;
-    this.#claimed = -1;
-    this.#schedule();
+    this.#claimed = -1; // its header was never written: the producer's position stays before it
   }
 
   /** Copies `bytes` in as one record of `type`; false when there is no room. Published like a commit. */
@@ -290,14 +314,10 @@ export class MessageRing {
     this.#check();
     if (!(bytes instanceof Uint8Array)) throw new TypeError("offer takes a Uint8Array");
     if (bytes !== this.#srcOk) this.#checkSource(bytes);
-    const at = this.#reserve(bytes.length);
-    if (at < 0) return false;
-    const index = at & this.#mask;
-    const where = this.#base + index;
     const n = bytes.length;
-    this.#u32[where >>> 2] = n;
-    this.#i32[(where + 4) >>> 2] = type | 0;
-    const to = where + RECORD_HEADER; // 8-aligned, as every record
+    const at = this.#reserve(n);
+    if (at < 0) return false;
+    const to = this.#base + (at & this.#mask) + RECORD_HEADER; // 8-aligned, as every record
     const words = this.#srcWords;
     if (words !== null && n <= WORD_COPY_MAX) {
       // Word stores, not `set` (a call into the runtime's memmove): 64 B records between two
@@ -310,6 +330,7 @@ export class MessageRing {
     } else {
       this.#mem.u8.set(bytes, to);
     }
+    this.#put(at, RECORD_HEADER + n, type | 0);
     this.#tail = (at + align(RECORD_HEADER + n)) >>> 0;
     this.#schedule();
     return true;
@@ -345,16 +366,21 @@ export class MessageRing {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      if (!this.#freed && !this.#mem.deleted && this.#published !== this.#tail) this.publish();
+      if (!this.#freed && !this.#mem.deleted && this.#first >= 0) this.publish();
     });
   }
 
   /** Makes every committed record visible to the consumer: one store, one fence. */
   publish(): void {
     this.#check();
-    if (this.#published === this.#tail) return;
-    this.#published = this.#tail;
-    Atomics.store(this.#u32, this.#tailWord, this.#tail);
+    const first = this.#first;
+    if (first < 0) return;
+    this.#first = -1;
+    this.#u32[this.#tailWord] = this.#tail; // for toString() and info only: nobody waits on it
+    // The zero size word the consumer stops at, after the last record (reserve kept 8 bytes free
+    // there), then the batch's first size: the store that publishes it all.
+    this.#i32[(this.#base + (this.#tail & this.#mask)) >>> 2] = 0;
+    Atomics.store(this.#i32, first, this.#firstSize);
     if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) {
       this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
     }
@@ -397,50 +423,71 @@ export class MessageRing {
   poll(handler: RecordHandler, limit = Infinity): number {
     this.#check();
     if (!this.#consuming) this.#becomeConsumer();
-    let head = this.#head;
-    const tail = this.#readTail(); // one load per poll, however many records it takes
-    if (head === tail) return 0;
-    const u32 = this.#u32;
+    const start = this.#head;
     const i32 = this.#i32;
     const base = this.#base;
+    const mask = this.#mask;
+    let word = (base + (start & mask)) >>> 2;
+    let size = Atomics.load(i32, word); // the one acquire of a batch
+    if (size === 0) {
+      if (this.#released !== start) this.#release(); // nothing more to read: give the space back
+      return 0;
+    }
+    const cap = this.#cap;
+    let head = start;
     let count = 0;
     const bytes = this.#lentBytes();
     try {
-      while (head !== tail && count < limit) {
-        const index = head & this.#mask;
-        const length = u32[(base + index) >>> 2];
-        const type = i32[(base + index + 4) >>> 2];
-        const left = (tail - head) >>> 0;
-        const size = align(RECORD_HEADER + length);
-        if (type === RING_PADDING) {
-          // The end of the area (before a record that did not fit), or an aborted claim.
-          if (length > this.#cap || size > left || index + size > this.#cap) this.#badRecord(head, length);
-          head = (head + size) >>> 0;
-          continue;
+      for (;;) {
+        const index = head & mask;
+        const length = (size & RECORD_SIZE_MASK) - RECORD_HEADER;
+        const next = align(length + RECORD_HEADER);
+        const type = i32[word + 1];
+        if (length < 0 || length > cap || index + next > cap) this.#badRecord(head, size);
+        if (type !== RING_PADDING) {
+          if (length > this.#max) this.#badRecord(head, size);
+          handler(bytes, base + index + RECORD_HEADER, length, type);
+          count++;
         }
-        if (length > this.#max || size > left || index + size > this.#cap) this.#badRecord(head, length);
-        handler(bytes, base + index + RECORD_HEADER, length, type);
-        head = (head + size) >>> 0;
-        count++;
+        head = (head + next) >>> 0;
+        // A lap at most: the producer cannot write into what this poll has not released, so
+        // more is scribbled memory, not records.
+        if (count >= limit || ((head - start) >>> 0) >= cap) break;
+        word = (base + (head & mask)) >>> 2;
+        size = i32[word];
+        if (size === 0) break;
+        // A batch's first record (RECORD_FIRST is the sign bit), published after this poll began:
+        // read again with the acquire that makes its batch visible.
+        if (size < 0) size = Atomics.load(i32, word);
       }
     } finally {
-      if (head !== this.#head) this.#release(head);
+      if (head !== start) {
+        this.#head = head;
+        if (((head - this.#released) >>> 0) >= this.#lazy) this.#release();
+      }
     }
     return count;
   }
 
-  #badRecord(position: number, length: number): never {
-    this.#corrupt(`a record at position ${position} claims ${length} bytes`);
+  #badRecord(position: number, size: number): never {
+    this.#corrupt(`a record at position ${position} claims ${size & RECORD_SIZE_MASK} bytes`);
   }
 
-  #readTail(): number {
-    const tail = Atomics.load(this.#u32, this.#tailWord);
-    if (((tail - this.#head) >>> 0) > this.#cap) this.#corrupt(`tail ${tail} is past the head ${this.#head}`);
-    return tail;
+  /** Whether the size word at the consumer's position says a record is published there. */
+  #hasRecord(): boolean {
+    return Atomics.load(this.#i32, (this.#base + (this.#head & this.#mask)) >>> 2) !== 0;
   }
 
-  #release(head: number): void {
-    this.#head = head;
+  /**
+   * Stores the consumer's position for the producer: when a poll finds the ring empty, before a
+   * wait, or once a poll leaves a quarter of the area unreleased. Not at every poll: a store is a
+   * fence in JavaScript (an `xchg`), which waits for the poll's own stores, and a round trip
+   * needs the one of the publish already; a poll that finds nothing runs while the other side
+   * works.
+   */
+  #release(): void {
+    const head = this.#head;
+    this.#released = head;
     Atomics.store(this.#u32, this.#headWord, head);
     if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) {
       this.#mem.sleeper.notify(this.#spaceSeq, this.#spaceWaiter, this.#offset);
@@ -462,14 +509,37 @@ export class MessageRing {
   /** Whether a record is published and not yet polled (the consumer's question). */
   get isEmpty(): boolean {
     this.#check();
-    return this.#head === this.#readTail();
+    if (this.#hasRecord()) return false;
+    if (this.#released !== this.#head) this.#release();
+    return true;
   }
 
   // ---- waits --------------------------------------------------------------------------------
 
+  /**
+   * Takes the producer's side: its position is after the last published record, found by
+   * walking the records from the consumer's position (a lap at most) to the first zero size word.
+   */
   #becomeProducer(): void {
+    const u32 = this.#u32;
+    const head = Atomics.load(u32, this.#headWord);
+    let tail = head;
+    for (;;) {
+      const size = Atomics.load(this.#i32, (this.#base + (tail & this.#mask)) >>> 2) & RECORD_SIZE_MASK;
+      if (size === 0) break;
+      const next = align(size);
+      if (
+        size < RECORD_HEADER || size > this.#cap || (tail & this.#mask) + next > this.#cap ||
+        ((tail - head) >>> 0) + next > this.#cap
+      ) {
+        this.#badRecord(tail, size);
+      }
+      tail = (tail + next) >>> 0;
+    }
+    this.#tail = tail;
+    this.#headCache = head;
     this.#producing = true;
-    Atomics.store(this.#u32, this.#tailWord - RG_TAIL / 4 + RG_PRODUCER / 4, this.#mem.liveness.ownTag);
+    Atomics.store(u32, this.#tailWord - RG_TAIL / 4 + RG_PRODUCER / 4, this.#mem.liveness.ownTag);
   }
 
   #becomeConsumer(): void {
@@ -489,7 +559,7 @@ export class MessageRing {
       waiter: data ? this.#dataWaiter : this.#spaceWaiter,
       check: () => this.#check(),
       ready: data
-        ? () => Atomics.load(this.#i32, this.#closedWord) !== 0 || this.#readTail() !== this.#head
+        ? () => Atomics.load(this.#i32, this.#closedWord) !== 0 || this.#hasRecord()
         : () => this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= bytes,
       peer: () => this.#peer(data),
     };
@@ -498,6 +568,7 @@ export class MessageRing {
   /** @ignore @internal What `waitAny` watches. */
   get dataWatch(): Watch {
     if (!this.#consuming) this.#becomeConsumer();
+    if (this.#released !== this.#head) this.#release(); // the producer may be waiting for it
     return this.#dataWatch;
   }
 
@@ -529,8 +600,10 @@ export class MessageRing {
     try {
       this.#check();
       if (!(length >= 0 && length <= this.#max)) throw new RangeError(`a message of ${length} bytes does not fit`);
-      if (this.#published !== this.#tail) this.publish();
-      const need = Math.min(2 * align(RECORD_HEADER + length), this.#cap); // a record and, at worst, the padding before it
+      if (!this.#producing) this.#becomeProducer();
+      if (this.#first >= 0) this.publish();
+      // A record, at worst the padding before it, and the zero size word after it.
+      const need = Math.min(2 * align(RECORD_HEADER + length) + RECORD_HEADER, this.#cap);
       return this.#mem.sleeper.sleep([this.#watch(false, need)], options, (ready) => {
         if (ready.length === 0) return false;
         if (this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= need) return true;
