@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { type MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
 import { FIFO_HEADER_SIZE, RECORD_FIRST, RG_HEAD, RG_RECORDS } from "../src/layout.ts";
 import { expectSuccess, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { checkRecord } from "./peers/ring_records.ts";
 
 const LONG = process.env.SVM_LONG === "1";
 const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
@@ -247,3 +248,69 @@ for (const [producer, consumer] of [[OTHER, "here"], ["here", OTHER]] as const) 
     assert.deepEqual(shmEntries(name), []);
   });
 }
+
+test(`a ${OTHER} producer killed mid-stream: every record it published arrives whole and in order, then peer-gone within a second`, async () => {
+  const name = uniqueName("ringkill");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+  const ring = segment.allocMessageRing(1 << 16)!;
+  const writer = startPeer(OTHER, "ring_peer", ["produce", name, String(ring.offset), String(1e9), "5"]);
+  try {
+    let got = 0;
+    let bad = 0;
+    const check = (bytes: Uint8Array, at: number, length: number, type: number) => {
+      if (!checkRecord(bytes, at, length, type, got, ring.maxMessage)) bad++;
+      got++;
+    };
+    while (got < 20_000) {
+      if (ring.poll(check) === 0) await ring.waitForData({ timeoutMs: 20_000 });
+    }
+    writer.kill("SIGKILL");
+    await writer.done;
+    const killed = performance.now();
+    let error: unknown;
+    for (;;) {
+      if (ring.poll(check) > 0) continue;
+      try {
+        await ring.waitForData({ timeoutMs: 5000 });
+      } catch (e) {
+        error = e;
+        break;
+      }
+    }
+    const took = performance.now() - killed;
+    assert.ok(isCode("peer-gone")(error), `ended with ${error}`);
+    assert.ok(took < 1000, `peer-gone after ${took.toFixed(0)} ms`);
+    assert.equal(bad, 0, `every one of ${got} records as written`);
+  } finally {
+    writer.kill("SIGKILL");
+    sm.delete(segment);
+  }
+  assert.deepEqual(shmEntries(name), []);
+});
+
+test(`a ${OTHER} consumer killed: the producer's wait for space ends with peer-gone within a second`, async () => {
+  const name = uniqueName("ringkill");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+  const ring = segment.allocMessageRing(1 << 16)!;
+  const reader = startPeer(OTHER, "ring_peer", ["consume", name, String(ring.offset)]);
+  try {
+    const record = new Uint8Array(100);
+    for (let sent = 0; sent < 20_000;) {
+      if (ring.offer(record)) sent++;
+      else await ring.waitForSpace(record.length, { timeoutMs: 20_000 });
+    }
+    reader.kill("SIGKILL");
+    await reader.done;
+    const killed = performance.now();
+    while (ring.offer(record)) { /* fill what the dead reader left */ }
+    await assert.rejects(ring.waitForSpace(record.length, { timeoutMs: 5000 }), isCode("peer-gone"));
+    const took = performance.now() - killed;
+    assert.ok(took < 1000, `peer-gone after ${took.toFixed(0)} ms`);
+  } finally {
+    reader.kill("SIGKILL");
+    sm.delete(segment);
+  }
+  assert.deepEqual(shmEntries(name), []);
+});
