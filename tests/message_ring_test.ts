@@ -124,6 +124,18 @@ test("the consumer gives space back when it has read everything, before it waits
   assert.equal(segment.u32[headWord], 15 * 64 + 16, "released before the wait");
 });
 
+test("a consumer handle made after a poll's task starts after what the poll read", async () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  for (let i = 0; i < 3; i++) ring.offer(new Uint8Array([i]), i);
+  ring.publish();
+  assert.equal(ring.poll(() => {}, 1), 1);
+  await Promise.resolve(); // the end of the task
+  const types: number[] = [];
+  segment.messageRingAt(ring.offset).poll((_b, _a, _l, type) => types.push(type));
+  assert.deepEqual(types, [1, 2], "the first record is not delivered again");
+});
+
 test("a second handle produces after the records the first one published", () => {
   const { sm, segment, ring } = ringIn();
   using _ = sm;

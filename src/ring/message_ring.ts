@@ -109,8 +109,9 @@ export class MessageRing {
   #scheduled = false;
   // The consumer's state.
   #head: number;
-  /** The consumer's position as last stored for the producer. */
+  /** The consumer's position as last stored for the producer, and whether a microtask will store it. */
   #released: number;
+  #releaseScheduled = false;
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
   /** Words over #srcOk's buffer when #srcOk starts at its start (else null: `set` copies). */
@@ -464,6 +465,7 @@ export class MessageRing {
       if (head !== start) {
         this.#head = head;
         if (((head - this.#released) >>> 0) >= this.#lazy) this.#release();
+        else if (!this.#releaseScheduled) this.#scheduleRelease();
       }
     }
     return count;
@@ -480,11 +482,20 @@ export class MessageRing {
 
   /**
    * Stores the consumer's position for the producer: when a poll finds the ring empty, before a
-   * wait, or once a poll leaves a quarter of the area unreleased. Not at every poll: a store is a
-   * fence in JavaScript (an `xchg`), which waits for the poll's own stores, and a round trip
-   * needs the one of the publish already; a poll that finds nothing runs while the other side
-   * works.
+   * wait, once a poll leaves a quarter of the area unreleased, and at the latest at the end of
+   * the task (so that a handle made later, here or in another process, starts after what this one
+   * read). Not at every poll: a store is a fence in JavaScript (an `xchg`), which waits for the
+   * poll's own stores, and a round trip needs the one of the publish already; a poll that finds
+   * nothing runs while the other side works.
    */
+  #scheduleRelease(): void {
+    this.#releaseScheduled = true;
+    queueMicrotask(() => {
+      this.#releaseScheduled = false;
+      if (!this.#freed && !this.#mem.deleted && this.#released !== this.#head) this.#release();
+    });
+  }
+
   #release(): void {
     const head = this.#head;
     this.#released = head;
@@ -525,8 +536,9 @@ export class MessageRing {
     const head = Atomics.load(u32, this.#headWord);
     let tail = head;
     for (;;) {
-      const size = Atomics.load(this.#i32, (this.#base + (tail & this.#mask)) >>> 2) & RECORD_SIZE_MASK;
-      if (size === 0) break;
+      const word = Atomics.load(this.#i32, (this.#base + (tail & this.#mask)) >>> 2);
+      if (word === 0) break;
+      const size = word & RECORD_SIZE_MASK;
       const next = align(size);
       if (
         size < RECORD_HEADER || size > this.#cap || (tail & this.#mask) + next > this.#cap ||
