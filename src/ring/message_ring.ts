@@ -106,12 +106,12 @@ export class MessageRing {
   #claimed = -1;
   #claimedLength = 0;
   #claimedType = 0;
+  /** Whether the end-of-task microtask (publish, give back) is queued; both sides use it. */
   #scheduled = false;
   // The consumer's state.
   #head: number;
-  /** The consumer's position as last stored for the producer, and whether a microtask will store it. */
+  /** The consumer's position as last stored for the producer. */
   #released: number;
-  #releaseScheduled = false;
   #lent: Uint8Array | undefined;
   #srcOk: Uint8Array | null = null;
   /** Words over #srcOk's buffer when #srcOk starts at its start (else null: `set` copies). */
@@ -362,12 +362,18 @@ export class MessageRing {
     this.#srcWords = this.#bufferWords;
   }
 
+  /**
+   * At the end of the current task: publishes what is committed, and gives back what was read
+   * (one microtask for both, whichever side asked first).
+   */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      if (!this.#freed && !this.#mem.deleted && this.#first >= 0) this.publish();
+      if (this.#freed || this.#mem.deleted) return;
+      if (this.#first >= 0) this.publish();
+      if (this.#released !== this.#head) this.#release();
     });
   }
 
@@ -465,7 +471,7 @@ export class MessageRing {
       if (head !== start) {
         this.#head = head;
         if (((head - this.#released) >>> 0) >= this.#lazy) this.#release();
-        else if (!this.#releaseScheduled) this.#scheduleRelease();
+        else this.#schedule();
       }
     }
     return count;
@@ -488,14 +494,6 @@ export class MessageRing {
    * poll's own stores, and a round trip needs the one of the publish already; a poll that finds
    * nothing runs while the other side works.
    */
-  #scheduleRelease(): void {
-    this.#releaseScheduled = true;
-    queueMicrotask(() => {
-      this.#releaseScheduled = false;
-      if (!this.#freed && !this.#mem.deleted && this.#released !== this.#head) this.#release();
-    });
-  }
-
   #release(): void {
     const head = this.#head;
     this.#released = head;
