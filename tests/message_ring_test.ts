@@ -136,6 +136,34 @@ test("a consumer handle made after a poll's task starts after what the poll read
   assert.deepEqual(types, [1, 2], "the first record is not delivered again");
 });
 
+test("publish while a record is claimed: the records before it go, the claim waits for its commit, at a wrap too", () => {
+  for (const lead of [0, 200, 904]) {
+    const { sm, ring } = ringIn();
+    using _ = sm;
+    // Move the positions to `lead`; from 904 the record of 1 byte ends at 920, and the claim of 100 needs a
+    // padding record before it (920 + 112 > 1024) and starts over the first record written.
+    for (let moved = 0; moved < lead;) {
+      const size = Math.min(256, lead - moved);
+      ring.offer(new Uint8Array(size - 8), 9);
+      ring.publish();
+      drain(ring);
+      moved += size;
+    }
+    ring.offer(new Uint8Array([1]), 1);
+    const at = ring.tryClaim(100, 2);
+    if (lead === 904) assert.equal(at, ring.offset + FIFO_HEADER_SIZE + RG_RECORDS + 8, "after the padding");
+    ring.bytes.fill(7, at, at + 100);
+    ring.publish();
+    assert.deepEqual(drain(ring).map(([length, type]) => [length, type]), [[1, 1]], `lead ${lead}: the claim unseen`);
+    ring.commit();
+    ring.offer(new Uint8Array([3]), 3);
+    ring.publish();
+    const got = drain(ring);
+    assert.deepEqual(got.map(([length, type]) => [length, type]), [[100, 2], [1, 3]], `lead ${lead}`);
+    assert.deepEqual(got[0][2], new Array(100).fill(7));
+  }
+});
+
 test("a second handle produces after the records the first one published", () => {
   const { sm, segment, ring } = ringIn();
   using _ = sm;
