@@ -261,7 +261,7 @@ export class MessageRing {
    * their own).
    */
   #put(position: number, size: number, type: number): void {
-    const w = (this.#base + (position & this.#mask)) >>> 2;
+    const w = this.#sizeWord(position);
     this.#i32[w + 1] = type;
     if (this.#first < 0) {
       this.#first = w;
@@ -373,7 +373,7 @@ export class MessageRing {
       this.#scheduled = false;
       if (this.#freed || this.#mem.deleted) return;
       if (this.#first >= 0) this.publish();
-      if (this.#released !== this.#head) this.#release();
+      this.#release();
     });
   }
 
@@ -386,7 +386,7 @@ export class MessageRing {
     this.#u32[this.#tailWord] = this.#tail; // for toString() and info only: nobody waits on it
     // The zero size word the consumer stops at, after the last record (reserve kept 8 bytes free
     // there), then the batch's first size: the store that publishes it all.
-    this.#i32[(this.#base + (this.#tail & this.#mask)) >>> 2] = 0;
+    this.#i32[this.#sizeWord(this.#tail)] = 0;
     Atomics.store(this.#i32, first, this.#firstSize);
     if (Atomics.load(this.#u32, this.#dataWaiter) !== 0) {
       this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
@@ -423,9 +423,10 @@ export class MessageRing {
 
   /**
    * Calls `handler(bytes, offset, length, type)` for up to `limit` published records, in order,
-   * in place (valid during the call only), then releases their space with one store. Returns how
-   * many records were handled. A record header that breaks the rules is a `SegmentError`
-   * "corrupt", and the records before it are released.
+   * in place (valid during the call only); their space goes back to the producer with one store
+   * (see `#release` for when). Returns how many records were handled. A record header that
+   * breaks the rules is a `SegmentError` "corrupt", and the records before it are not delivered
+   * again.
    */
   poll(handler: RecordHandler, limit = Infinity): number {
     this.#check();
@@ -434,10 +435,10 @@ export class MessageRing {
     const i32 = this.#i32;
     const base = this.#base;
     const mask = this.#mask;
-    let word = (base + (start & mask)) >>> 2;
+    let word = this.#sizeWord(start);
     let size = Atomics.load(i32, word); // the one acquire of a batch
     if (size === 0) {
-      if (this.#released !== start) this.#release(); // nothing more to read: give the space back
+      this.#release(); // nothing more to read: give the space back
       return 0;
     }
     const cap = this.#cap;
@@ -446,21 +447,19 @@ export class MessageRing {
     const bytes = this.#lentBytes();
     try {
       for (;;) {
-        const index = head & mask;
+        const next = this.#span(head, size);
         const length = (size & RECORD_SIZE_MASK) - RECORD_HEADER;
-        const next = align(length + RECORD_HEADER);
         const type = i32[word + 1];
-        if (length < 0 || length > cap || index + next > cap) this.#badRecord(head, size);
         if (type !== RING_PADDING) {
           if (length > this.#max) this.#badRecord(head, size);
-          handler(bytes, base + index + RECORD_HEADER, length, type);
+          handler(bytes, base + (head & mask) + RECORD_HEADER, length, type);
           count++;
         }
         head = (head + next) >>> 0;
         // A lap at most: the producer cannot write into what this poll has not released, so
         // more is scribbled memory, not records.
         if (count >= limit || ((head - start) >>> 0) >= cap) break;
-        word = (base + (head & mask)) >>> 2;
+        word = this.#sizeWord(head);
         size = i32[word];
         if (size === 0) break;
         // A batch's first record (RECORD_FIRST is the sign bit), published after this poll began:
@@ -477,13 +476,31 @@ export class MessageRing {
     return count;
   }
 
+  /** The index in the i32 view of the size word of a record at `position`. */
+  #sizeWord(position: number): number {
+    return (this.#base + (position & this.#mask)) >>> 2;
+  }
+
+  /**
+   * The bytes that the record at `position` with size word `word` takes (8-aligned), checked: a
+   * size from the header's to the capacity, ending inside the area; else "corrupt".
+   */
+  #span(position: number, word: number): number {
+    const size = word & RECORD_SIZE_MASK;
+    const span = align(size);
+    if (size < RECORD_HEADER || size > this.#cap || (position & this.#mask) + span > this.#cap) {
+      this.#badRecord(position, size);
+    }
+    return span;
+  }
+
   #badRecord(position: number, size: number): never {
     this.#corrupt(`a record at position ${position} claims ${size & RECORD_SIZE_MASK} bytes`);
   }
 
   /** Whether the size word at the consumer's position says a record is published there. */
   #hasRecord(): boolean {
-    return Atomics.load(this.#i32, (this.#base + (this.#head & this.#mask)) >>> 2) !== 0;
+    return Atomics.load(this.#i32, this.#sizeWord(this.#head)) !== 0;
   }
 
   /**
@@ -496,6 +513,7 @@ export class MessageRing {
    */
   #release(): void {
     const head = this.#head;
+    if (head === this.#released) return;
     this.#released = head;
     Atomics.store(this.#u32, this.#headWord, head);
     if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) {
@@ -519,7 +537,7 @@ export class MessageRing {
   get isEmpty(): boolean {
     this.#check();
     if (this.#hasRecord()) return false;
-    if (this.#released !== this.#head) this.#release();
+    this.#release();
     return true;
   }
 
@@ -534,16 +552,10 @@ export class MessageRing {
     const head = Atomics.load(u32, this.#headWord);
     let tail = head;
     for (;;) {
-      const word = Atomics.load(this.#i32, (this.#base + (tail & this.#mask)) >>> 2);
+      const word = Atomics.load(this.#i32, this.#sizeWord(tail));
       if (word === 0) break;
-      const size = word & RECORD_SIZE_MASK;
-      const next = align(size);
-      if (
-        size < RECORD_HEADER || size > this.#cap || (tail & this.#mask) + next > this.#cap ||
-        ((tail - head) >>> 0) + next > this.#cap
-      ) {
-        this.#badRecord(tail, size);
-      }
+      const next = this.#span(tail, word);
+      if (((tail - head) >>> 0) + next > this.#cap) this.#badRecord(tail, word);
       tail = (tail + next) >>> 0;
     }
     this.#tail = tail;
@@ -578,7 +590,7 @@ export class MessageRing {
   /** @ignore @internal What `waitAny` watches. */
   get dataWatch(): Watch {
     if (!this.#consuming) this.#becomeConsumer();
-    if (this.#released !== this.#head) this.#release(); // the producer may be waiting for it
+    this.#release(); // the producer may be waiting for what was read
     return this.#dataWatch;
   }
 
