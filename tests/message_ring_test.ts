@@ -52,6 +52,24 @@ test("offer, claim, commit and abort; nothing is visible before publish (or the 
   );
 });
 
+test("a record's type is an integer from 0 to 2^31 - 1: anything else is a RangeError and writes nothing", () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  // -1 is the padding record's type: a record offered with it would be skipped by the consumer.
+  for (const type of [-1, -2, 2 ** 31, 2 ** 32 - 1, 1.5, NaN, Infinity]) {
+    assert.throws(() => ring.offer(new Uint8Array([1]), type), RangeError, `offer, type ${type}`);
+    assert.throws(() => ring.tryClaim(1, type), RangeError, `tryClaim, type ${type}`);
+  }
+  ring.publish();
+  assert.deepEqual(drain(ring), [], "nothing was written");
+  assert.equal(ring.offer(new Uint8Array([1]), 2 ** 31 - 1), true);
+  const at = ring.tryClaim(1, 0);
+  ring.bytes[at] = 2;
+  ring.commit();
+  ring.publish();
+  assert.deepEqual(drain(ring), [[1, 2 ** 31 - 1, [1]], [1, 0, [2]]]);
+});
+
 test("offer copies every byte whatever the source: its offset, its length, a reused array that changed, a resizable buffer", () => {
   const { sm, ring } = ringIn(4096);
   using _ = sm;

@@ -74,6 +74,16 @@ export function formatMessageRing(u32: Uint32Array, chunk: number, capacity: num
 
 const align = (n: number) => (n + 7) & ~7;
 
+/**
+ * Refuses a record type outside 0 .. 2^31 - 1: a negative one is the padding's (-1), which the
+ * consumer skips, and anything else would be cut to an int32 silently.
+ */
+function checkType(type: number): void {
+  if ((type | 0) !== type || type < 0) {
+    throw new RangeError(`a record's type must be an integer from 0 to 2^31 - 1, got ${type}`);
+  }
+}
+
 /** A message ring in a segment. Get one from `segment.allocMessageRing` or `segment.messageRingAt`. */
 export class MessageRing {
   readonly #mem: FifoMemory;
@@ -279,17 +289,18 @@ export class MessageRing {
   }
 
   /**
-   * Claims a record of `length` bytes and type `type`: returns the offset in {@link bytes} where
-   * its payload goes, or -1 when there is no room. Write the payload, then `commit()` (or
-   * `abort()`).
+   * Claims a record of `length` bytes and type `type` (an integer from 0 to 2^31 - 1, else a
+   * RangeError): returns the offset in {@link bytes} where its payload goes, or -1 when there is
+   * no room. Write the payload, then `commit()` (or `abort()`).
    */
   tryClaim(length: number, type = 0): number {
     this.#check();
+    checkType(type);
     const at = this.#reserve(length);
     if (at < 0) return -1;
     this.#claimed = at;
     this.#claimedLength = length;
-    this.#claimedType = type | 0;
+    this.#claimedType = type;
     return this.#base + (at & this.#mask) + RECORD_HEADER;
   }
 
@@ -310,11 +321,15 @@ export class MessageRing {
     this.#claimed = -1; // its header was never written: the producer's position stays before it
   }
 
-  /** Copies `bytes` in as one record of `type`; false when there is no room. Published like a commit. */
+  /**
+   * Copies `bytes` in as one record of `type` (0 to 2^31 - 1); false when there is no room.
+   * Published like a commit.
+   */
   offer(bytes: Uint8Array, type = 0): boolean {
     this.#check();
     if (!(bytes instanceof Uint8Array)) throw new TypeError("offer takes a Uint8Array");
     if (bytes !== this.#srcOk) this.#checkSource(bytes);
+    checkType(type);
     const n = bytes.length;
     const at = this.#reserve(n);
     if (at < 0) return false;
@@ -331,7 +346,7 @@ export class MessageRing {
     } else {
       this.#mem.u8.set(bytes, to);
     }
-    this.#put(at, RECORD_HEADER + n, type | 0);
+    this.#put(at, RECORD_HEADER + n, type);
     this.#tail = (at + align(RECORD_HEADER + n)) >>> 0;
     this.#schedule();
     return true;
