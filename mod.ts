@@ -30,6 +30,7 @@ export { Fifo } from "./src/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";
 export { MessageRing } from "./src/ring/message_ring.ts";
 export type { RecordHandler } from "./src/ring/message_ring.ts";
+export type { RingRecord } from "./src/ring/ring_streams.ts";
 export { Connection } from "./src/connection/connection.ts";
 export type { MessageOptions, PeerCredentials } from "./src/connection/connection.ts";
 export { Listener } from "./src/connection/listener.ts";

@@ -45,6 +45,7 @@ import {
 import type { Watch } from "../wake/sleeper.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
 import { resizable, WORD_COPY_MAX } from "../byte_copy.ts";
+import { readableOf, type RingRecord, writableOf } from "./ring_streams.ts";
 
 /** Called by `poll` for each record, in place: `bytes[offset .. offset + length)` is the payload. */
 export type RecordHandler = (bytes: Uint8Array, offset: number, length: number, type: number) => void;
@@ -137,6 +138,8 @@ export class MessageRing {
   #consuming = false;
   #freed = false;
   readonly #dataWatch: Watch;
+  #readable: ReadableStream<RingRecord> | undefined;
+  #writable: WritableStream<Uint8Array | RingRecord> | undefined;
 
   /** @ignore @internal Use `segment.allocMessageRing` or `segment.messageRingAt`. */
   constructor(mem: FifoMemory, offset: number, chunkEnd: number) {
@@ -432,6 +435,33 @@ export class MessageRing {
   get isClosed(): boolean {
     this.#check();
     return Atomics.load(this.#i32, this.#closedWord) !== 0;
+  }
+
+  /** True when the producer ended the ring with `abortStream()` (a failed stream, not a clean end). */
+  get isAborted(): boolean {
+    this.#check();
+    return Atomics.load(this.#i32, this.#closedWord) === CLOSED_ABORTED;
+  }
+
+  /**
+   * The records as a stream, each one's type and a copy of its payload, read as they are
+   * published (sleeping in between); it ends once the producer closed the ring and everything was
+   * read, and errors with `SegmentError` "aborted" after `abortStream()`, "peer-gone" when the
+   * producer died (after what it published). One reader per ring.
+   */
+  get readable(): ReadableStream<RingRecord> {
+    this.#check();
+    return (this.#readable ??= readableOf(this));
+  }
+
+  /**
+   * A stream that writes each chunk as one record (a `Uint8Array` as type 0, a `{ type, data }`
+   * with its type), waiting for room as needed; closing it closes the ring, aborting it aborts
+   * the ring (the reader's stream errors).
+   */
+  get writable(): WritableStream<Uint8Array | RingRecord> {
+    this.#check();
+    return (this.#writable ??= writableOf(this));
   }
 
   // ---- the consumer -------------------------------------------------------------------------
