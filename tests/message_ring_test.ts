@@ -70,6 +70,26 @@ test("a record's type is an integer from 0 to 2^31 - 1: anything else is a Range
   assert.deepEqual(drain(ring), [[1, 2 ** 31 - 1, [1]], [1, 0, [2]]]);
 });
 
+test("poll's limit: below 1 (or NaN) handles nothing; a handler that throws ends the poll and gets that record again", () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  for (let i = 0; i < 3; i++) ring.offer(new Uint8Array([i]));
+  ring.publish();
+  for (const limit of [0, -1, NaN, -Infinity]) {
+    assert.equal(ring.poll(() => assert.fail(`handled with limit ${limit}`), limit), 0);
+  }
+  assert.throws(() => ring.poll("no" as unknown as () => void), TypeError);
+  const seen: number[] = [];
+  assert.throws(() =>
+    ring.poll((bytes, at) => {
+      if (bytes[at] === 1) throw new Error("not now");
+      seen.push(bytes[at]);
+    }), /not now/);
+  assert.deepEqual(seen, [0], "the record before the throw was handled");
+  assert.equal(ring.poll((bytes, at) => seen.push(bytes[at]), 1.5), 2, "then the one it threw on, again, and the next");
+  assert.deepEqual(seen, [0, 1, 2]);
+});
+
 test("offer copies every byte whatever the source: its offset, its length, a reused array that changed, a resizable buffer", () => {
   const { sm, ring } = ringIn(4096);
   using _ = sm;

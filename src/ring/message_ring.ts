@@ -469,12 +469,15 @@ export class MessageRing {
   /**
    * Calls `handler(bytes, offset, length, type)` for up to `limit` published records, in order,
    * in place (valid during the call only); their space goes back to the producer with one store
-   * (see `#release` for when). Returns how many records were handled. A record header that
-   * breaks the rules is a `SegmentError` "corrupt", and the records before it are not delivered
-   * again.
+   * (see `#release` for when). Returns how many records were handled (none for a limit below 1).
+   * A handler that throws ends the poll with its error: the records before are consumed, the one
+   * it threw on comes again at the next poll. A record header that breaks the rules is a
+   * `SegmentError` "corrupt", and the records before it are not delivered again.
    */
   poll(handler: RecordHandler, limit = Infinity): number {
     this.#check();
+    if (typeof handler !== "function") throw new TypeError("poll takes a handler function");
+    if (!(limit >= 1)) return 0; // 0, negative, NaN: nothing (as a queue's receiveBatch)
     if (!this.#consuming) this.#becomeConsumer();
     const start = this.#head;
     const i32 = this.#i32;
