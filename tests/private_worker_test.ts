@@ -47,3 +47,46 @@ test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping bet
     worker.terminate();
   }
 });
+
+test("a Worker echoes message ring records back through the rings' streams, both sides asleep between records", {
+  skip: typeof Worker === "undefined" ? "this runtime has no web Worker global (Node: use node:worker_threads)" : false,
+}, async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
+  const out = segment.allocMessageRing(4096)!;
+  const back = segment.allocMessageRing(4096)!;
+  const worker = new Worker(new URL("./peers/private_worker.ts", import.meta.url).href, { type: "module" });
+  const messages: unknown[] = [];
+  let notify = () => {};
+  worker.onmessage = (event: MessageEvent) => {
+    messages.push(event.data);
+    notify();
+  };
+  const next = async () => {
+    while (messages.length === 0) await new Promise<void>((r) => (notify = r));
+    return messages.shift();
+  };
+  try {
+    worker.postMessage({ buffer: segment.u8.buffer, inbound: out.offset, outbound: back.offset, rings: true });
+    assert.equal(await next(), "attached");
+    const count = 20_000; // a 4 KiB ring holds a few dozen: each side waits for the other, again and again
+    const record = (i: number) => ({ type: i % 1000, data: new Uint8Array(i % 100).fill(i & 0xff) });
+    const writing = (async () => {
+      const writer = out.writable.getWriter();
+      for (let i = 0; i < count; i++) await writer.write(record(i));
+      await writer.close();
+    })();
+    let got = 0;
+    for await (const { type, data } of back.readable) {
+      const want = record(got++);
+      if (type !== want.type || data.length !== want.data.length || data.some((b) => b !== (want.data[0] ?? 0))) {
+        assert.fail(`record ${got - 1} came back wrong`);
+      }
+    }
+    await writing;
+    assert.equal(got, count);
+    assert.deepEqual(await next(), { echoed: count });
+  } finally {
+    worker.terminate();
+  }
+});
