@@ -4,8 +4,9 @@
  * A {@link SegmentMain} creates or attaches segments (POSIX shm, memfd, or process-private
  * memory); inside a {@link Segment} live lock-free single-producer single-consumer byte
  * {@link Fifo}s through which two processes, in either runtime, stream bytes without a system
- * call, and {@link MessageQueue}s through which many producer processes send messages to one
- * consumer. A process killed at any instruction leaves no stream shifted, no chunk lost and no
+ * call, {@link MessageRing}s that carry framed records (written and read in place, published in
+ * batches), and {@link MessageQueue}s through which many producer processes send messages to one
+ * consumer. Each has waits that sleep in the event loop, and fifos and rings have web streams. A process killed at any instruction leaves no stream shifted, no chunk lost and no
  * queue wedged; see the README's guarantees.
  *
  * ```ts
