@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type MessageRing, type RingRecord, SegmentError, SegmentMain } from "../mod.ts";
+import { FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
 import { OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { checkRecord } from "./peers/ring_records.ts";
 
@@ -111,6 +112,28 @@ test("a bad chunk fails its write and writes nothing: too long, a type out of ra
       ring.poll((_bytes, _at, _length, type) => seen.push(type));
       assert.deepEqual(seen, [3], "nothing of the bad chunk was written");
     }
+  });
+});
+
+test("a corrupted record header: the readable gives the records before it, then SegmentError corrupt", async () => {
+  await withRings(1024, async (ring) => {
+    const stream = ring.readable; // reads ahead before anyone reads
+    ring.offer(new Uint8Array([1]), 1);
+    ring.offer(new Uint8Array([2]), 2);
+    ring.offer(new Uint8Array([3]), 3);
+    ring.publish();
+    const u32 = new Uint32Array(ring.bytes.buffer, ring.bytes.byteOffset, ring.bytes.byteLength >>> 2);
+    u32[(ring.offset + FIFO_HEADER_SIZE + RG_RECORDS + 32) >>> 2] = 5000; // the third record's size
+    await new Promise((r) => setTimeout(r, 20));
+    const types: number[] = [];
+    let error: unknown;
+    try {
+      for await (const { type } of stream) types.push(type);
+    } catch (e) {
+      error = e;
+    }
+    assert.deepEqual(types, [1, 2]);
+    assert.ok(isCode("corrupt")(error), `ended with ${error}`);
   });
 });
 

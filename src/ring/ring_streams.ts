@@ -24,8 +24,8 @@ const AHEAD = 64;
 
 /**
  * The records the consumer side of `ring` reads, as a stream. It reads ahead (up to AHEAD
- * records); an end that fails ("aborted", "peer-gone") is held back until the reader has taken
- * every record read before it, since erroring a web stream discards what it holds.
+ * records); an end that fails ("aborted", "peer-gone", "corrupt") is held back until the reader
+ * has taken every record read before it, since erroring a web stream discards what it holds.
  */
 export function readableOf(ring: MessageRing): ReadableStream<RingRecord> {
   // Cancelling the stream ends the wait its pending pull sleeps in.
@@ -48,8 +48,14 @@ export function readableOf(ring: MessageRing): ReadableStream<RingRecord> {
           return;
         }
         // Closed is read before the records: the producer publishes its last ones, then closes.
-        const closed = ring.isClosed;
-        if (ring.poll(take, Math.max(1, controller.desiredSize ?? 1)) > 0) return;
+        let closed: boolean;
+        try {
+          closed = ring.isClosed;
+          if (ring.poll(take, Math.max(1, controller.desiredSize ?? 1)) > 0) return;
+        } catch (error) {
+          failure = { error }; // "corrupt" (after the records before the bad one), "freed", "deleted"
+          continue;
+        }
         if (closed) {
           if (!ring.isAborted) {
             controller.close(); // the records it holds are still read
