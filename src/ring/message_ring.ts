@@ -477,7 +477,6 @@ export class MessageRing {
   poll(handler: RecordHandler, limit = Infinity): number {
     this.#check();
     if (typeof handler !== "function") throw new TypeError("poll takes a handler function");
-    if (!(limit >= 1)) return 0; // 0, negative, NaN: nothing (as a queue's receiveBatch)
     if (!this.#consuming) this.#becomeConsumer();
     const start = this.#head;
     const i32 = this.#i32;
@@ -489,6 +488,7 @@ export class MessageRing {
       this.#release(); // nothing more to read: give the space back
       return 0;
     }
+    if (!(limit >= 1)) return 0; // 0, negative, NaN: nothing (as a queue's receiveBatch)
     const cap = this.#cap;
     let head = start;
     let count = 0;
