@@ -4,13 +4,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SegmentMain } from "../mod.ts";
 
-test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping between writes", {
-  skip: typeof Worker === "undefined" ? "this runtime has no web Worker global (Node: use node:worker_threads)" : false,
-}, async () => {
-  using sm = new SegmentMain();
-  const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
-  const out = segment.allocFifo(16 * 1024, "tx")!;
-  const back = segment.allocFifo(16 * 1024, "rx")!;
+const noWorker = typeof Worker === "undefined"
+  ? "this runtime has no web Worker global (Node: use node:worker_threads)"
+  : false;
+
+/** The test Worker (`peers/private_worker.ts`), and the next message it posts. */
+function startWorker() {
   const worker = new Worker(new URL("./peers/private_worker.ts", import.meta.url).href, { type: "module" });
   const messages: unknown[] = [];
   let notify = () => {};
@@ -22,6 +21,17 @@ test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping bet
     while (messages.length === 0) await new Promise<void>((r) => (notify = r));
     return messages.shift();
   };
+  return { worker, next };
+}
+
+test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping between writes", {
+  skip: noWorker,
+}, async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
+  const out = segment.allocFifo(16 * 1024, "tx")!;
+  const back = segment.allocFifo(16 * 1024, "rx")!;
+  const { worker, next } = startWorker();
   try {
     worker.postMessage({ buffer: segment.u8.buffer, inbound: out.offset, outbound: back.offset });
     assert.equal(await next(), "attached");
@@ -49,23 +59,13 @@ test("a Worker attaches to a private segment and echoes 8 MiB back, sleeping bet
 });
 
 test("a Worker echoes message ring records back through the rings' streams, both sides asleep between records", {
-  skip: typeof Worker === "undefined" ? "this runtime has no web Worker global (Node: use node:worker_threads)" : false,
+  skip: noWorker,
 }, async () => {
   using sm = new SegmentMain();
   const segment = sm.create({ type: "private", name: "workers", size: 1 << 20 });
   const out = segment.allocMessageRing(4096)!;
   const back = segment.allocMessageRing(4096)!;
-  const worker = new Worker(new URL("./peers/private_worker.ts", import.meta.url).href, { type: "module" });
-  const messages: unknown[] = [];
-  let notify = () => {};
-  worker.onmessage = (event: MessageEvent) => {
-    messages.push(event.data);
-    notify();
-  };
-  const next = async () => {
-    while (messages.length === 0) await new Promise<void>((r) => (notify = r));
-    return messages.shift();
-  };
+  const { worker, next } = startWorker();
   try {
     worker.postMessage({ buffer: segment.u8.buffer, inbound: out.offset, outbound: back.offset, rings: true });
     assert.equal(await next(), "attached");
