@@ -674,9 +674,10 @@ export class MessageRing {
       if (this.#first >= 0) this.publish();
       // A record, at worst the padding before it, and the zero size word after it.
       const need = Math.min(2 * align(RECORD_HEADER + length) + RECORD_HEADER, this.#cap);
-      return this.#mem.sleeper.sleep([this.#watch(false, need)], options, (ready) => {
+      const watch = this.#watch(false, need);
+      return this.#mem.sleeper.sleep([watch], options, (ready) => {
         if (ready.length === 0) return false;
-        if (this.#cap - ((this.#tail - this.#readHead()) >>> 0) >= need) return true;
+        if (watch.ready()) return true;
         throw new SegmentError("peer-gone", `the consumer of message ring at offset ${this.#offset} died`);
       });
     } catch (error) {
