@@ -6,12 +6,13 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { SegmentError, SegmentMain } from "../mod.ts";
+import { SegmentMain } from "../mod.ts";
 import { OsError } from "../ffi/os.ts";
 import { encodeAnswer } from "../src/connection/handshake.ts";
 import { ANSWER_ACCEPTED, HELLO_SIZE } from "../src/layout.ts";
 import {
   expectSuccess,
+  isCode,
   OTHER,
   patternByte,
   ROOT,
@@ -23,7 +24,6 @@ import {
 } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
 const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
 const fds = () => readdirSync("/proc/self/fd").length;
 /** Mappings of memfd files: our segments (the engine's own heap mappings come and go). */

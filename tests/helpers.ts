@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SegmentError } from "../mod.ts";
 
 export type Runtime = "deno" | "bun" | "node";
 
@@ -18,6 +19,9 @@ export const RUNTIMES: readonly Runtime[] = [RUNTIME, OTHER];
 
 /** The repository root. */
 export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** A predicate for `assert.throws` / `assert.rejects`: a `SegmentError` with this code. */
+export const isCode = (code: string) => (e: unknown): boolean => e instanceof SegmentError && e.code === code;
 
 let counter = 0;
 /** A segment name no other test (or run) uses. Every test removes what it creates under it. */

@@ -3,13 +3,12 @@
 // two processes of different runtimes, every byte checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type MessageRing, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { type MessageRing, SegmentMain, waitAny } from "../mod.ts";
 import { FIFO_HEADER_SIZE, RECORD_FIRST, RG_HEAD, RG_RECORDS } from "../src/layout.ts";
-import { expectSuccess, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { expectSuccess, isCode, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { checkRecord } from "./peers/ring_records.ts";
 
 const LONG = process.env.SVM_LONG === "1";
-const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
 
 function ringIn(capacity = 1024) {
   const sm = new SegmentMain();

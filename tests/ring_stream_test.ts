@@ -3,12 +3,10 @@
 // other runtime killed at either end.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type MessageRing, type RingRecord, SegmentError, SegmentMain } from "../mod.ts";
+import { type MessageRing, type RingRecord, SegmentMain } from "../mod.ts";
 import { FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
-import { OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { isCode, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { checkRecord } from "./peers/ring_records.ts";
-
-const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
 
 /**
  * A shm segment named `name` with two rings, and a way to make more, deleted at the end of `body`,

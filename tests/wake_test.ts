@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { type Fifo, type Segment, SegmentMain, waitAny } from "../mod.ts";
 import {
   doorbellName,
   EV_TAIL,
@@ -21,6 +21,7 @@ import {
 import { spawn } from "node:child_process";
 import {
   expectSuccess,
+  isCode,
   OTHER,
   patternByte,
   ROOT,
@@ -31,7 +32,6 @@ import {
 } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const isCode = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
 
 /** An shm segment with `count` fifos of `size` bytes, deleted (and checked gone) after `run`. */
 async function withFifos(
