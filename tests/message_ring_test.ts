@@ -261,6 +261,22 @@ test("a corrupted record header is a typed error and releases nothing after it",
   assert.equal(ring.poll(() => {}), 0, "a zero size word: nothing published");
 });
 
+test("a scribbled negative type other than the padding's is corrupt, not a record", () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  ring.offer(new Uint8Array([1]), 1);
+  ring.offer(new Uint8Array([2]), 2);
+  ring.publish();
+  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
+  segment.i32[(records + 20) >>> 2] = -7; // the second record's type: no producer writes it
+  const seen: number[] = [];
+  assert.throws(() => ring.poll((_b, _a, _l, type) => seen.push(type)), isCode("corrupt"));
+  assert.deepEqual(seen, [1], "the record before it was handled, the scribbled one not");
+  assert.throws(() => ring.tryReceive(new Uint8Array(8)), isCode("corrupt"), "and it stays refused");
+  segment.i32[(records + 20) >>> 2] = 2;
+  assert.deepEqual(drain(ring).map((r) => r[1]), [2], "mended, it reads as the record it was");
+});
+
 test("an area scribbled full of records: a poll reads one lap of them at most, and returns", () => {
   const { sm, segment, ring } = ringIn();
   using _ = sm;

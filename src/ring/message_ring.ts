@@ -498,10 +498,12 @@ export class MessageRing {
         const next = this.#span(head, size);
         const length = (size & RECORD_SIZE_MASK) - RECORD_HEADER;
         const type = i32[word + 1];
-        if (type !== RING_PADDING) {
+        if (type >= 0) {
           if (length > this.#max) this.#badRecord(head, size);
           handler(bytes, base + (head & mask) + RECORD_HEADER, length, type);
           count++;
+        } else if (type !== RING_PADDING) {
+          this.#corrupt(`a record at position ${head} has type ${type}`); // no producer writes it
         }
         head = (head + next) >>> 0;
         // A lap at most: the producer cannot write into what this poll has not released, so
