@@ -3,10 +3,10 @@
 // outside the segment. Every operation either works or throws one of the library's errors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
+import { type Fifo, type MessageRing, SegmentError, SegmentMain } from "../mod.ts";
 import { rmSync, writeFileSync } from "node:fs";
 import { uniqueName, xorshift } from "./helpers.ts";
-import { chunkTableWord } from "../src/layout.ts";
+import { chunkTableWord, FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
 
 type Segment = ReturnType<SegmentMain["create"]>;
 
@@ -137,4 +137,86 @@ test("attaching to segments with random header bytes: a clear error or a usable 
   }
   assert.ok(attached > 10 && refused > 10, `attached ${attached}, refused ${refused}`);
   assert.equal(sm.size, 1, "refused attaches left nothing in the pool");
+});
+
+const LONG = process.env.SVM_LONG === "1";
+
+/** What the process does with a message ring after the peer's scribbles; freeing comes last. */
+const RING_OPERATIONS: [string, (ring: MessageRing, segment: Segment) => unknown][] = [
+  ["messageRingAt", (ring, segment) => segment.messageRingAt(ring.offset).capacity],
+  ["fresh producer", (ring, segment) => segment.messageRingAt(ring.offset).offer(new Uint8Array(40), 3)],
+  ["offer", (ring) => ring.offer(new Uint8Array(1 + (ring.offset % 200)), 5)],
+  ["claim", (ring) => ring.tryClaim(24, 6) >= 0 && ring.commit()],
+  ["publish", (ring) => ring.publish()],
+  ["poll", (ring) => ring.poll((bytes, at, length) => bytes.subarray(at, at + length).reduce((a, b) => a + b, 0))],
+  ["poll again", (ring) => ring.poll(() => {}, 3)],
+  ["tryReceive", (ring) => ring.tryReceive(new Uint8Array(ring.maxMessage))],
+  ["isEmpty", (ring) => ring.isEmpty],
+  ["isClosed", (ring) => [ring.isClosed, ring.isAborted]],
+  ["toString", (ring) => ring.toString()],
+  ["segment", (_ring, segment) => [segment.messageRings().length, segment.info(), segment.toString()]],
+  ["close", (ring) => ring.close()],
+  ["freeMessageRing", (ring, segment) => segment.freeMessageRing(ring)],
+];
+
+test("random scribbles over message rings' headers and records: only the library's errors, nothing outside the rings", () => {
+  let failures = 0;
+  const kinds = new Map<string, number>();
+  for (let seed = 1; seed <= (LONG ? 20_000 : 600); seed++) {
+    const rand = xorshift(seed);
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "private", name: "hostile-ring", size: 256 * 1024 });
+    const canary = segment.allocFifo(3000)!;
+    const pattern = Uint8Array.from({ length: 3000 }, (_, i) => (i * 31 + seed) & 0xff);
+    canary.enqueue(pattern);
+    const rings: MessageRing[] = [];
+    for (let i = 0; i < 3; i++) rings.push(segment.allocMessageRing(1024 << Math.floor(rand() * 3))!);
+    // Some records published, some read, some committed and not yet published.
+    for (const ring of rings) {
+      for (let k = Math.floor(rand() * 40); k > 0; k--) ring.offer(new Uint8Array(Math.floor(rand() * 120)), k);
+      ring.publish();
+      ring.poll(() => {}, Math.floor(rand() * 20));
+      ring.offer(new Uint8Array(Math.floor(rand() * 50)), 9);
+    }
+    // The canary's chunk, from its header to the next ring (the allocator's own words may change).
+    const next = Math.min(...rings.map((r) => r.offset).filter((at) => at > canary.offset));
+    const canaryChunk = () => segment.u8.slice(canary.offset, next);
+    const before = canaryChunk();
+    // The peer's scribbles: words of the chunk and ring headers and of the record area.
+    const u32 = segment.u32;
+    for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
+      const ring = rings[Math.floor(rand() * rings.length)];
+      const span = rand() < 0.5 ? 512 : ring.capacity; // the headers and first records more often
+      const word = ring.offset / 4 + Math.floor(rand() * ((FIFO_HEADER_SIZE + RG_RECORDS + span) / 4));
+      const r = rand();
+      u32[word] = r < 0.3
+        ? Math.floor(rand() * 2 ** 32)
+        : r < 0.45
+        ? 0xffffffff
+        : r < 0.6
+        ? 0
+        : r < 0.75
+        ? 0x80000000 | Math.floor(rand() * 4096)
+        : (u32[word] + 8 * (1 + Math.floor(rand() * 64))) >>> 0;
+    }
+    const attempt = (name: string, op: () => unknown) => {
+      try {
+        op();
+      } catch (error) {
+        if (!allowed(error)) {
+          failures++;
+          console.error(`seed ${seed} ${name}:`, error);
+        }
+        const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+    };
+    for (const ring of rings) for (const [name, op] of RING_OPERATIONS) attempt(name, () => op(ring, segment));
+    assert.deepEqual(canaryChunk(), before, `seed ${seed}: the canary fifo's chunk changed`);
+    const back = new Uint8Array(3000);
+    assert.equal(canary.dequeue(back), 3000);
+    assert.deepEqual(back, pattern, `seed ${seed}: the canary fifo's bytes`);
+  }
+  assert.equal(failures, 0);
+  assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 50, `corruption was detected and reported: ${[...kinds]}`);
 });
