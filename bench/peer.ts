@@ -29,6 +29,7 @@ import {
   streamConsumeSleeping,
   streamProduce,
   streamProduceSleeping,
+  WARMUP_ROUNDS,
 } from "./fifo_cases.ts";
 import { pipeRead, pipeWrite, socketRead, socketWrite, udsEcho, udsPing } from "./kernel_cases.ts";
 
@@ -67,7 +68,7 @@ if (
   else if (role === "msg-produce") result = messagesProduce(a, Number(args[2]), n);
   else if (role === "msg-consume") result = messagesConsume(a, Number(args[2]), n);
   else if (role === "ping") result = pingpong(a, segment.fifoAt(Number(args[2])), n);
-  else if (role === "echo") echo(a, segment.fifoAt(Number(args[2])), n + 1000 + Math.floor(n / 10));
+  else if (role === "echo") echo(a, segment.fifoAt(Number(args[2])), n + WARMUP_ROUNDS + Math.floor(n / 10));
   else if (role === "ping-sleep") result = await pingpongSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "echo-sleep") await echoSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "idle") result = await idleCpu(a, Number(args[2]), Number(args[3]));
