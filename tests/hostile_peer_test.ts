@@ -9,6 +9,7 @@ import { uniqueName, xorshift } from "./helpers.ts";
 import { chunkTableWord, FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
 
 type Segment = ReturnType<SegmentMain["create"]>;
+const LONG = process.env.SVM_LONG === "1";
 
 /** What the process does with the segment after the peer's scribbles; freeing comes last. */
 const SEGMENT_OPERATIONS: [string, (segment: Segment, fifos: Fifo[]) => unknown][] = [
@@ -47,9 +48,32 @@ function allowed(error: unknown): boolean {
   return !engine.test(error.message);
 }
 
+/** Runs operations, counting each error by kind and each error that is not the library's as a failure. */
+class Tally {
+  failures = 0;
+  readonly kinds = new Map<string, number>();
+  attempt(seed: number, name: string, op: () => unknown): void {
+    try {
+      op();
+    } catch (error) {
+      if (!allowed(error)) {
+        this.failures++;
+        console.error(`seed ${seed} ${name}:`, error);
+      }
+      const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
+      this.kinds.set(kind, (this.kinds.get(kind) ?? 0) + 1);
+    }
+  }
+  /** No failure, and corruption seen and reported often enough that the scribbles mattered. */
+  check(): void {
+    assert.equal(this.failures, 0);
+    const corrupt = this.kinds.get("SegmentError corrupt") ?? 0;
+    assert.ok(corrupt > 50, `corruption was detected and reported: ${[...this.kinds]}`);
+  }
+}
+
 test("random scribbles over every shared header: no crash, no hang, only the library's errors", () => {
-  let failures = 0;
-  const kinds = new Map<string, number>();
+  const tally = new Tally();
   for (let seed = 1; seed <= 1000; seed++) {
     const rand = xorshift(seed);
     using sm = new SegmentMain();
@@ -75,23 +99,12 @@ test("random scribbles over every shared header: no crash, no hang, only the lib
       const r = rand();
       u32[word] = r < 0.3 ? Math.floor(rand() * 2 ** 32) : r < 0.5 ? 0xffffffff : r < 0.7 ? 0 : (u32[word] + 64) >>> 0;
     }
-    const attempt = (name: string, op: () => unknown) => {
-      try {
-        op();
-      } catch (error) {
-        if (!allowed(error)) {
-          failures++;
-          console.error(`seed ${seed} ${name}:`, error);
-        }
-        const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
-        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-      }
-    };
-    for (const [name, op] of SEGMENT_OPERATIONS) attempt(name, () => op(segment, fifos));
-    for (const fifo of fifos) for (const [name, op] of FIFO_OPERATIONS) attempt(name, () => op(fifo, segment));
+    for (const [name, op] of SEGMENT_OPERATIONS) tally.attempt(seed, name, () => op(segment, fifos));
+    for (const fifo of fifos) {
+      for (const [name, op] of FIFO_OPERATIONS) tally.attempt(seed, name, () => op(fifo, segment));
+    }
   }
-  assert.equal(failures, 0);
-  assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 50, `corruption was detected and reported: ${[...kinds]}`);
+  tally.check();
 });
 
 test("attaching to segments with random header bytes: a clear error or a usable segment, nothing else", () => {
@@ -139,8 +152,6 @@ test("attaching to segments with random header bytes: a clear error or a usable 
   assert.equal(sm.size, 1, "refused attaches left nothing in the pool");
 });
 
-const LONG = process.env.SVM_LONG === "1";
-
 /** What the process does with a message ring after the peer's scribbles; freeing comes last. */
 const RING_OPERATIONS: [string, (ring: MessageRing, segment: Segment) => unknown][] = [
   ["messageRingAt", (ring, segment) => segment.messageRingAt(ring.offset).capacity],
@@ -160,8 +171,7 @@ const RING_OPERATIONS: [string, (ring: MessageRing, segment: Segment) => unknown
 ];
 
 test("random scribbles over message rings' headers and records: only the library's errors, nothing outside the rings", () => {
-  let failures = 0;
-  const kinds = new Map<string, number>();
+  const tally = new Tally();
   for (let seed = 1; seed <= (LONG ? 20_000 : 600); seed++) {
     const rand = xorshift(seed);
     using sm = new SegmentMain();
@@ -199,24 +209,13 @@ test("random scribbles over message rings' headers and records: only the library
         ? 0x80000000 | Math.floor(rand() * 4096)
         : (u32[word] + 8 * (1 + Math.floor(rand() * 64))) >>> 0;
     }
-    const attempt = (name: string, op: () => unknown) => {
-      try {
-        op();
-      } catch (error) {
-        if (!allowed(error)) {
-          failures++;
-          console.error(`seed ${seed} ${name}:`, error);
-        }
-        const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
-        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-      }
-    };
-    for (const ring of rings) for (const [name, op] of RING_OPERATIONS) attempt(name, () => op(ring, segment));
+    for (const ring of rings) {
+      for (const [name, op] of RING_OPERATIONS) tally.attempt(seed, name, () => op(ring, segment));
+    }
     assert.deepEqual(canaryChunk(), before, `seed ${seed}: the canary fifo's chunk changed`);
     const back = new Uint8Array(3000);
     assert.equal(canary.dequeue(back), 3000);
     assert.deepEqual(back, pattern, `seed ${seed}: the canary fifo's bytes`);
   }
-  assert.equal(failures, 0);
-  assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 50, `corruption was detected and reported: ${[...kinds]}`);
+  tally.check();
 });
