@@ -241,13 +241,18 @@ test("padding at every wrap position: each record is one contiguous range, read 
   }
 });
 
-test("a corrupted record header is a typed error and releases nothing after it", () => {
+/** A ring with two one-byte records published, of types 1 and 2; `records` is where its area starts. */
+function twoRecords() {
   const { sm, segment, ring } = ringIn();
-  using _ = sm;
   ring.offer(new Uint8Array([1]), 1);
   ring.offer(new Uint8Array([2]), 2);
   ring.publish();
-  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
+  return { sm, segment, ring, records: ring.offset + FIFO_HEADER_SIZE + RG_RECORDS };
+}
+
+test("a corrupted record header is a typed error and releases nothing after it", () => {
+  const { sm, segment, ring, records } = twoRecords();
+  using _ = sm;
   segment.u32[(records + 16) >>> 2] = 5000; // the second record's length
   const seen: number[] = [];
   assert.throws(() => ring.poll((_b, _a, _l, type) => seen.push(type)), isCode("corrupt"));
@@ -262,12 +267,8 @@ test("a corrupted record header is a typed error and releases nothing after it",
 });
 
 test("a scribbled negative type other than the padding's is corrupt, not a record", () => {
-  const { sm, segment, ring } = ringIn();
+  const { sm, segment, ring, records } = twoRecords();
   using _ = sm;
-  ring.offer(new Uint8Array([1]), 1);
-  ring.offer(new Uint8Array([2]), 2);
-  ring.publish();
-  const records = ring.offset + FIFO_HEADER_SIZE + RG_RECORDS;
   segment.i32[(records + 20) >>> 2] = -7; // the second record's type: no producer writes it
   const seen: number[] = [];
   assert.throws(() => ring.poll((_b, _a, _l, type) => seen.push(type)), isCode("corrupt"));
