@@ -346,3 +346,76 @@ test("message queue: receiveBatch publishes the head once; a consumer that died 
   assert.deepEqual(got, [5, 6], "the restarted consumer steps over what the dead one read");
   assert.equal(queue.size, 0);
 });
+
+test("message queue: tryReceive, receive or receiveBatch inside a batch's handler is a TypeError; none is handed twice", async () => {
+  const { sm, queue } = privateQueue({ slots: 4, slotSize: 8 });
+  using _ = sm;
+  for (let i = 1; i <= 4; i++) assert.equal(queue.trySend(Uint8Array.of(i)), true);
+  const got: number[] = [];
+  const inner: unknown[] = [];
+  const pending: Promise<unknown>[] = [];
+  assert.equal(
+    queue.receiveBatch((bytes) => {
+      got.push(bytes[0]);
+      if (bytes[0] !== 1) return;
+      // A slot freed in here, refilled by a producer, would be freed again by the batch.
+      for (
+        const nested of [
+          () => queue.tryReceive(new Uint8Array(8)),
+          () => queue.receiveBatch(() => got.push(-1)),
+        ]
+      ) {
+        try {
+          nested();
+        } catch (error) {
+          inner.push(error);
+        }
+      }
+      pending.push(queue.receive(new Uint8Array(8)).catch((error) => inner.push(error)));
+      assert.equal(queue.trySend(Uint8Array.of(5)), false, "the queue is still full: nothing was taken out");
+    }),
+    4,
+  );
+  await Promise.all(pending);
+  assert.deepEqual(got, [1, 2, 3, 4]);
+  assert.equal(inner.length, 3);
+  for (const error of inner) assert.ok(error instanceof TypeError, String(error));
+  assert.equal(queue.trySend(Uint8Array.of(5)), true);
+  const dst = new Uint8Array(8);
+  assert.equal(queue.tryReceive(dst), 1);
+  assert.equal(dst[0], 5, "and the queue goes on");
+  assert.equal(queue.tryReceive(dst), -1);
+});
+
+test("message queue: a batch's handler that frees the queue or deletes the segment ends the batch; nothing is written after", () => {
+  const { sm, segment, queue } = privateQueue({ slots: 8, slotSize: 64 });
+  using _ = sm;
+  for (let i = 1; i <= 6; i++) assert.equal(queue.trySend(Uint8Array.of(i)), true);
+  const got: number[] = [];
+  let fifo: ReturnType<typeof segment.allocFifo> = null;
+  const pattern = Uint8Array.from({ length: 900 }, (_, i) => (i * 7 + 3) & 0xff);
+  assert.equal(
+    queue.receiveBatch((bytes) => {
+      got.push(bytes[0]);
+      if (bytes[0] !== 2) return;
+      segment.freeMessageQueue(queue);
+      fifo = segment.allocFifo(900)!; // the queue's chunk, its slots' words under the fifo's bytes
+      fifo.enqueue(pattern);
+    }),
+    2,
+  );
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(fifo!.offset, queue.offset, "the fifo took the queue's chunk (else this test shows nothing)");
+  const back = new Uint8Array(900);
+  assert.equal(fifo!.dequeue(back), 900);
+  assert.deepEqual(back, pattern, "the batch wrote nothing into the fifo that took the chunk");
+
+  using shm = new SegmentMain();
+  const named = shm.create({ type: "shm", name: uniqueName("mq-delete"), size: 1 << 20 });
+  const other = named.allocMessageQueue({ slots: 8, slotSize: 8 })!;
+  for (let i = 1; i <= 6; i++) other.trySend(Uint8Array.of(i));
+  const seen: number[] = [];
+  assert.equal(other.receiveBatch((bytes) => seen.push(bytes[0]) === 2 && shm.delete(named)), 2);
+  assert.deepEqual(seen, [1, 2]);
+  assert.throws(() => other.tryReceive(new Uint8Array(8)), isSegmentError("deleted"));
+});

@@ -278,6 +278,73 @@ test("a scribbled negative type other than the padding's is corrupt, not a recor
   assert.deepEqual(drain(ring).map((r) => r[1]), [2], "mended, it reads as the record it was");
 });
 
+test("poll or tryReceive from inside a poll's handler is a TypeError; no record is handled twice", () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  for (let i = 0; i < 10; i++) ring.offer(new Uint8Array([i]), i);
+  ring.publish();
+  const seen: number[] = [];
+  const inner: unknown[] = [];
+  assert.equal(
+    ring.poll((_b, _a, _l, type) => {
+      seen.push(type);
+      if (type !== 0) return;
+      for (const nested of [() => ring.poll(() => seen.push(-1)), () => ring.tryReceive(new Uint8Array(8))]) {
+        try {
+          nested();
+        } catch (error) {
+          inner.push(error);
+        }
+      }
+    }),
+    10,
+  );
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(inner.length, 2);
+  for (const error of inner) assert.ok(error instanceof TypeError, String(error));
+  assert.equal(ring.poll(() => seen.push(-2)), 0, "every record was consumed once");
+  ring.offer(new Uint8Array([10]), 10);
+  ring.publish();
+  assert.deepEqual(drain(ring).map((r) => r[1]), [10], "and the ring goes on");
+});
+
+test("a handler that frees its ring or deletes the segment ends the poll; nothing is read or written after it", () => {
+  const { sm, segment, ring } = ringIn();
+  using _ = sm;
+  for (let i = 0; i < 10; i++) ring.offer(new Uint8Array([i]), i);
+  ring.publish();
+  const seen: number[] = [];
+  let fifo: ReturnType<typeof segment.allocFifo> = null;
+  const pattern = Uint8Array.from({ length: 1500 }, (_, i) => (i * 13 + 5) & 0xff);
+  const handled = ring.poll((_b, _a, _l, type) => {
+    seen.push(type);
+    if (type !== 2) return;
+    segment.freeMessageRing(ring);
+    // The chunk it had, taken at once by a fifo whose bytes cover where the ring's records and
+    // head were.
+    fifo = segment.allocFifo(ring.capacity + 500)!;
+    fifo.enqueue(pattern);
+  });
+  assert.equal(handled, 3);
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.equal(fifo!.offset, ring.offset, "the fifo took the ring's chunk (else this test shows nothing)");
+  const back = new Uint8Array(1500);
+  assert.equal(fifo!.dequeue(back), 1500);
+  assert.deepEqual(back, pattern, "the poll wrote nothing into the fifo that took the chunk");
+  assert.throws(() => ring.poll(() => {}), isCode("freed"));
+
+  // A segment of shm, whose deletion unmaps it: the poll must not read on.
+  using shm = new SegmentMain();
+  const named = shm.create({ type: "shm", name: uniqueName("ring-delete"), size: 1 << 20 });
+  const other = named.allocMessageRing(1024)!;
+  for (let i = 0; i < 10; i++) other.offer(new Uint8Array([i]), i);
+  other.publish();
+  const got: number[] = [];
+  assert.equal(other.poll((_b, _a, _l, type) => got.push(type) === 3 && shm.delete(named)), 3);
+  assert.deepEqual(got, [0, 1, 2]);
+  assert.throws(() => other.poll(() => {}), isCode("deleted"));
+});
+
 test("an area scribbled full of records: a poll reads one lap of them at most, and returns", () => {
   const { sm, segment, ring } = ringIn();
   using _ = sm;

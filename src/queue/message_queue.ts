@@ -153,6 +153,13 @@ function senderId(): number {
   return id[0];
 }
 
+/** The error for a receive from inside a handler of the same queue's `receiveBatch`. */
+function receiveInHandler(): never {
+  throw new TypeError(
+    "tryReceive, receive or receiveBatch was called from inside a receiveBatch handler of the same queue",
+  );
+}
+
 /** A message queue in a segment. Get one from `segment.allocMessageQueue` or `segment.messageQueueAt`. */
 export class MessageQueue {
   readonly #mem: MessageQueueMemory;
@@ -190,6 +197,11 @@ export class MessageQueue {
   #stuckAt = -1;
   #stuckSince = 0;
   #freed = false;
+  /**
+   * True while a batch hands messages to its handler: a receive from inside it would hand the
+   * batch's current message again and free its slot twice (a producer may have refilled it).
+   */
+  #batching = false;
   #srcOk: Uint8Array | null = null;
   #dstOk: Uint8Array | null = null;
   readonly #srcPassed: PassedBuffer = { buffer: null };
@@ -585,6 +597,7 @@ export class MessageQueue {
    */
   tryReceive(dst: Uint8Array): number {
     this.#check();
+    if (this.#batching) receiveInHandler();
     if (!(dst instanceof Uint8Array)) throw new TypeError("dst must be a Uint8Array");
     if (dst !== this.#dstOk) this.#checkOwn("dst", dst);
     this.#loadHeads();
@@ -626,14 +639,17 @@ export class MessageQueue {
    * Hands up to `limit` waiting messages to `handler(bytes, length)`, in order, and frees their
    * slots after each call; `bytes` is a view of the message's slot, valid during the call only
    * (copy what you keep). The producers are told of the room once, for the whole batch.
-   * Returns how many messages were handled.
+   * Returns how many messages were handled. The handler may not receive from this queue (a
+   * TypeError); one that frees the queue or deletes its segment ends the batch.
    */
   receiveBatch(handler: (bytes: Uint8Array, length: number) => void, limit = Infinity): number {
     this.#check();
     if (typeof handler !== "function") throw new TypeError("handler must be a function");
+    if (this.#batching) receiveInHandler();
     let handled = 0;
     this.#loadHeads();
     this.#lentViews(); // once per batch
+    this.#batching = true;
     try {
       while (handled < limit) {
         const r = this.#nextRing();
@@ -643,12 +659,18 @@ export class MessageQueue {
         const length = this.#length(r, s);
         const i = h % this.#slots[r];
         handler(this.#views[r][i] ??= this.#newView(r, i), length);
-        this.#consumed(r, s, h);
         handled++;
+        // A handler that freed the queue or deleted the segment ends the batch: the memory is no
+        // longer this queue's.
+        if (this.#freed || this.#mem.deleted) return handled;
+        this.#consumed(r, s, h);
       }
     } finally {
-      this.#publishHeads(); // one release of the batch's slots to the producers
-      if (handled > 0) this.#wakeProducers();
+      this.#batching = false;
+      if (!this.#freed && !this.#mem.deleted) {
+        this.#publishHeads(); // one release of the batch's slots to the producers
+        if (handled > 0) this.#wakeProducers();
+      }
     }
     return handled;
   }

@@ -85,6 +85,11 @@ function badType(type: number): never {
   throw new RangeError(`a record's type must be an integer from 0 to 2^31 - 1, got ${type}`);
 }
 
+/** The error for a poll (or `tryReceive`) from inside a handler of the same ring's poll. */
+function pollInHandler(): never {
+  throw new TypeError("poll or tryReceive was called from inside a poll's handler of the same ring");
+}
+
 /** A message ring in a segment. Get one from `segment.allocMessageRing` or `segment.messageRingAt`. */
 export class MessageRing {
   readonly #mem: FifoMemory;
@@ -136,6 +141,8 @@ export class MessageRing {
   readonly #srcPassed: PassedBuffer = { buffer: null };
   #producing = false;
   #consuming = false;
+  /** True while a poll hands records to its handler (a poll from inside it would hand them again). */
+  #polling = false;
   #freed = false;
   readonly #dataWatch: Watch;
   #readable: ReadableStream<RingRecord> | undefined;
@@ -472,7 +479,9 @@ export class MessageRing {
    * (see `#release` for when). Returns how many records were handled (none for a limit below 1).
    * A handler that throws ends the poll with its error: the records before are consumed, the one
    * it threw on comes again at the next poll. A record header that breaks the rules is a
-   * `SegmentError` "corrupt", and the records before it are not delivered again.
+   * `SegmentError` "corrupt", and the records before it are not delivered again. A handler may
+   * not poll the same ring (a TypeError); one that frees the ring or deletes its segment ends the
+   * poll.
    */
   poll(handler: RecordHandler, limit = Infinity): number {
     this.#check();
@@ -489,10 +498,12 @@ export class MessageRing {
       return 0;
     }
     if (!(limit >= 1)) return 0; // 0, negative, NaN: nothing (as a queue's receiveBatch)
+    if (this.#polling) pollInHandler();
     const cap = this.#cap;
     let head = start;
     let count = 0;
     const bytes = this.#lentBytes();
+    this.#polling = true;
     try {
       for (;;) {
         const next = this.#span(head, size);
@@ -507,8 +518,9 @@ export class MessageRing {
         }
         head = (head + next) >>> 0;
         // A lap at most: the producer cannot write into what this poll has not released, so
-        // more is scribbled memory, not records.
-        if (count >= limit || ((head - start) >>> 0) >= cap) break;
+        // more is scribbled memory, not records. A handler that freed the ring or deleted the
+        // segment ends the poll: the memory is no longer this ring's.
+        if (count >= limit || ((head - start) >>> 0) >= cap || this.#freed || this.#mem.deleted) break;
         word = this.#sizeWord(head);
         size = i32[word];
         if (size === 0) break;
@@ -517,7 +529,8 @@ export class MessageRing {
         if (size < 0) size = Atomics.load(i32, word);
       }
     } finally {
-      if (head !== start) {
+      this.#polling = false;
+      if (head !== start && !this.#freed && !this.#mem.deleted) {
         this.#head = head;
         if (((head - this.#released) >>> 0) >= this.#lazy) this.#release();
         else this.#schedule();
