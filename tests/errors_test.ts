@@ -2,14 +2,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
-import { OsError, PAGE_SIZE, SegmentError, SegmentMain } from "../mod.ts";
+import { OsError, PAGE_SIZE, SegmentMain } from "../mod.ts";
 import { LAYOUT_VERSION, MIN_SEGMENT_SIZE as MIN, PROC_LOCK_BASE } from "../src/layout.ts";
 import { O_RDWR } from "../ffi/symbols.ts";
-import { shmEntries, uniqueName } from "./helpers.ts";
-
-function segmentError(code: string) {
-  return (e: unknown) => e instanceof SegmentError && e.code === code;
-}
+import { isCode, shmEntries, uniqueName } from "./helpers.ts";
 
 function nothingLeft(sm: SegmentMain, prefix: string): void {
   assert.equal(sm.size, 0, "no pool entry");
@@ -131,7 +127,7 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
     try {
       forge(name, size, edit);
       const started = performance.now();
-      assert.throws(() => sm.attach({ type: "shm", name }), segmentError(code), code);
+      assert.throws(() => sm.attach({ type: "shm", name }), isCode(code), code);
       if (code === "abandoned") assert.ok(performance.now() - started < 100, "abandoned is seen at once");
       assert.equal(sm.size, 0);
     } finally {
@@ -145,7 +141,7 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
     try {
       assert.ok(sm.os.lockByte(fd, PROC_LOCK_BASE), "the test plays the creator");
       const started = performance.now();
-      assert.throws(() => sm.attach({ type: "shm", name }), segmentError("timeout"));
+      assert.throws(() => sm.attach({ type: "shm", name }), isCode("timeout"));
       assert.ok(performance.now() - started >= 150, "waited for the live creator");
     } finally {
       sm.os.close(fd);
@@ -157,7 +153,7 @@ test("foreign or broken headers: bad-magic, bad-version, bad-header, type-mismat
   try {
     assert.throws(
       () => new SegmentMain({ timeoutSeconds: 5 }).attach({ type: "shm", name }),
-      segmentError("abandoned"),
+      isCode("abandoned"),
     );
   } finally {
     rmSync(`/dev/shm/${name}`, { force: true });
@@ -177,7 +173,7 @@ test("a memfd that can still shrink is refused (it could SIGBUS the attacher)", 
     bytes.set(template.u8);
     bytes[20] = 2; // type memfd
     os.munmap(mapping);
-    assert.throws(() => sm.attach({ type: "memfd", fd }), segmentError("not-sealed"));
+    assert.throws(() => sm.attach({ type: "memfd", fd }), isCode("not-sealed"));
     assert.equal(sm.size, 1);
   } finally {
     os.close(fd);
@@ -190,7 +186,7 @@ test("memfd attach of an shm fd is a type mismatch", () => {
   sm.create({ type: "shm", name, size: 8192 });
   const fd = sm.os.shmOpen(`/${name}`, 2, 0);
   try {
-    assert.throws(() => sm.attach({ type: "memfd", fd }), segmentError("type-mismatch"));
+    assert.throws(() => sm.attach({ type: "memfd", fd }), isCode("type-mismatch"));
   } finally {
     sm.os.close(fd);
   }

@@ -11,11 +11,20 @@ import {
   MQS_WRITER,
   ringPeriod,
 } from "../src/layout.ts";
-import { expectSuccess, OTHER, type Peer, RUNTIME, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
+import {
+  expectSuccess,
+  isCode,
+  OTHER,
+  type Peer,
+  RUNTIME,
+  shmEntries,
+  startPeer,
+  uniqueName,
+  xorshift,
+} from "./helpers.ts";
 import { checkMessage, messageOf } from "./mq_message.ts";
 
 const LONG = process.env.SVM_LONG === "1";
-const isSegmentError = (code: string) => (e: unknown) => e instanceof SegmentError && e.code === code;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function privateQueue(spec: Parameters<import("../mod.ts").Segment["allocMessageQueue"]>[0]) {
@@ -125,8 +134,8 @@ test("message queue: handles, offsets, kinds and frees are checked", () => {
   assert.deepEqual(segment.fifos().map((f) => f.offset), [fifo.offset]);
   const other = segment.messageQueueAt(queue.offset);
   segment.freeMessageQueue(queue);
-  assert.throws(() => other.trySend(new Uint8Array(1)), isSegmentError("freed"));
-  assert.throws(() => segment.freeMessageQueue(other), isSegmentError("freed"));
+  assert.throws(() => other.trySend(new Uint8Array(1)), isCode("freed"));
+  assert.throws(() => segment.freeMessageQueue(other), isCode("freed"));
   assert.equal(segment.info().messageQueues, 0);
   assert.equal(segment.allocMessageQueue({ slots: 1 << 16, slotSize: 1 << 10 }), null, "no room: null");
   assert.throws(() => segment.allocMessageQueue({ slots: 1 << 20, slotSize: 1 << 20 }), RangeError, "too large");
@@ -417,5 +426,5 @@ test("message queue: a batch's handler that frees the queue or deletes the segme
   const seen: number[] = [];
   assert.equal(other.receiveBatch((bytes) => seen.push(bytes[0]) === 2 && shm.delete(named)), 2);
   assert.deepEqual(seen, [1, 2]);
-  assert.throws(() => other.tryReceive(new Uint8Array(8)), isSegmentError("deleted"));
+  assert.throws(() => other.tryReceive(new Uint8Array(8)), isCode("deleted"));
 });
