@@ -809,6 +809,11 @@ export class FifoAllocator {
 
   /** Whether `offset` is the start of a live fifo: a binary search of the index. */
   isLiveFifo(offset: number): boolean {
+    // Inside the segment first: a header past its end would be read from outside the view (an
+    // engine error), and one 2^32 bytes on would alias a real fifo's words.
+    if (!Number.isSafeInteger(offset) || offset < FIFO_AREA_START || offset + FIFO_HEADER_SIZE > this.#m.size) {
+      return false;
+    }
     const sizeClass = Atomics.load(this.#u32, (offset + FF_CLASS) >>> 2);
     return sizeClass < SIZE_CLASSES && this.#isChunkOf(offset, sizeClass, FIFO_STATE_LIVE);
   }

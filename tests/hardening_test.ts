@@ -289,6 +289,30 @@ test("10. an offset inside a fifo's data with a forged header is no fifo", () =>
   assert.throws(() => segment.fifoAt(inner), RangeError);
 });
 
+test("10. an offset at or past the segment's end, or one that aliases a fifo modulo 2^32, is no fifo, ring or queue", () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "far-offsets", size: 1 << 20 });
+  const fifo = segment.allocFifo(1000)!;
+  const ring = segment.allocMessageRing(1024)!;
+  const queue = segment.allocMessageQueue({ slots: 4, slotSize: 16 })!;
+  const lookups: [string, (offset: number) => unknown, number][] = [
+    ["fifo", (offset) => segment.fifoAt(offset), fifo.offset],
+    ["message ring", (offset) => segment.messageRingAt(offset), ring.offset],
+    ["message queue", (offset) => segment.messageQueueAt(offset), queue.offset],
+  ];
+  for (const [what, lookup, real] of lookups) {
+    for (
+      const offset of [segment.size, segment.size - 64, segment.size + 64, 2 ** 31, 2 ** 32 + real, 2 ** 40 + real]
+    ) {
+      assert.throws(
+        () => lookup(offset),
+        (e: unknown) => e instanceof RangeError && e.message.startsWith(`no live ${what} at offset ${offset}`),
+        `${what} at ${offset}`,
+      );
+    }
+  }
+});
+
 test(`11. a ${OTHER} creator killed before ready: attach fails at once with 'abandoned', show --clean removes it`, async () => {
   const name = uniqueName("abandoned");
   const peer = startPeer(OTHER, "segment_peer", ["slow-create", name, "60000"]);
