@@ -359,7 +359,13 @@ export function floorEcho(bytes: Uint8Array, at: number, rounds: number): void {
   for (let i = 0; i < rounds + WARMUP_ROUNDS; i++) side.forward();
 }
 
-/** The echo side of the ring round trip. */
+/**
+ * The echo side of the ring round trip. Each echo is published from inside the handler, as the
+ * ping side publishes each record at once: publishing after `poll` returned put the rest of the
+ * poll (the look at the next record's size word, its bookkeeping) on the round trip's path, 10%
+ * of Deno's round trip in a probe (seven interleaved rounds, C 521-661 ns: 822-922 ns against
+ * 745-796; Bun within its spread either way).
+ */
 export function ringEcho(inbound: MessageRing, outbound: MessageRing, rounds: number): void {
   let left = rounds + WARMUP_ROUNDS;
   const handler = (bytes: Uint8Array, at: number, length: number) => {
@@ -368,7 +374,8 @@ export function ringEcho(inbound: MessageRing, outbound: MessageRing, rounds: nu
     while (to < 0) to = outbound.tryClaim(length);
     bytes.copyWithin(to, at, at + length);
     outbound.commit();
+    outbound.publish();
     left--;
   };
-  while (left > 0) if (inbound.poll(handler) > 0) outbound.publish();
+  while (left > 0) inbound.poll(handler);
 }
