@@ -200,8 +200,8 @@
  *   C - 8 bytes of records), and publishes the batch by storing the first record's size
  *   (Atomics.store, the one fence per batch). The consumer reads the size word at its position
  *   (Atomics.load), follows the records, re-reads with Atomics.load a size that has RECORD_FIRST,
- *   stops at a zero, and stores head when a poll finds nothing, before it waits, once a quarter
- *   of the area is unreleased, and at the end of the task.
+ *   stops at a zero, and stores head before it waits, once a quarter of the area is unreleased,
+ *   and at the end of the task.
  *
  * Connections (`sm.listen` / `sm.connect`): one SOCK_SEQPACKET packet each way, little-endian.
  * HELLO, client to listener, HELLO_SIZE bytes:
