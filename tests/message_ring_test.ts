@@ -162,6 +162,26 @@ test("the consumer gives space back every quarter of the area, at the end of the
   assert.equal(segment.u32[headWord], 15 * 64 + 16, "released before the wait");
 });
 
+test("within one task, a consumer that empties the ring always leaves the producer room for the longest record", () => {
+  const { sm, ring } = ringIn();
+  using _ = sm;
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
+  let held = 0;
+  for (let i = 0; i < 20_000; i++) {
+    // Random lengths, every few the longest; one record in, polled out at once: no await anywhere.
+    const length = i % 5 === 0 ? ring.maxMessage : next() % (ring.maxMessage + 1);
+    assert.equal(ring.offer(new Uint8Array(length), i & 0xffff), true, `record ${i} of ${length} bytes found room`);
+    ring.publish();
+    assert.equal(ring.poll((_b, _o, got, type) => (held = got + type), 1), 1);
+    assert.equal(held, length + (i & 0xffff));
+  }
+  // Full, then drained one at a time, then the longest again.
+  while (ring.offer(new Uint8Array(8))) { /* fill */ }
+  while (ring.poll(() => {}, 1) > 0) { /* drain */ }
+  assert.equal(ring.offer(new Uint8Array(ring.maxMessage)), true);
+});
+
 test("a consumer handle made after a poll's task starts after what the poll read", async () => {
   const { sm, segment, ring } = ringIn();
   using _ = sm;
