@@ -137,9 +137,11 @@ export function messagesConsume(fifo: Fifo, payload: number, count: number) {
  * Round trips before a polling round trip's clock starts: the JavaScript rows are measured at
  * steady state, after the engines' JIT tiers have settled (C needs no warming; its programs warm
  * up with 1000). With 1000 here, the mean of 200,000 ring round trips carried the tier-up: Deno
- * 952 ns against 838 after 20,000, Bun 1238 against 1044 (interleaved runs, C at 559).
+ * 952 ns against 838 after 20,000, Bun 1238 against 1044 (interleaved runs, C at 559). 20,000
+ * was still short of Bun's last tier: 1145-1338 ns against 848-900 after 200,000, five rounds
+ * out of five (C 621-704); Deno 778-1004 against 736-805.
  */
-export const WARMUP_ROUNDS = 20_000;
+export const WARMUP_ROUNDS = 200_000;
 
 /** Round trips of a 64-byte message: out through `out`, back through `back`. */
 export function pingpong(out: Fifo, back: Fifo, rounds: number) {
