@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type MessageRing, SegmentMain, waitAny } from "../mod.ts";
 import { FIFO_HEADER_SIZE, RECORD_FIRST, RG_HEAD, RG_RECORDS } from "../src/layout.ts";
-import { expectSuccess, isCode, OTHER, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { expectSuccess, isCode, OTHER, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
 import { checkRecord } from "./peers/ring_records.ts";
 
 const LONG = process.env.SVM_LONG === "1";
@@ -165,12 +165,11 @@ test("the consumer gives space back every quarter of the area, at the end of the
 test("within one task, a consumer that empties the ring always leaves the producer room for the longest record", () => {
   const { sm, ring } = ringIn();
   using _ = sm;
-  let seed = 7;
-  const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
+  const rand = xorshift(7);
   let held = 0;
   for (let i = 0; i < 20_000; i++) {
     // Random lengths, every few the longest; one record in, polled out at once: no await anywhere.
-    const length = i % 5 === 0 ? ring.maxMessage : next() % (ring.maxMessage + 1);
+    const length = i % 5 === 0 ? ring.maxMessage : Math.floor(rand() * (ring.maxMessage + 1));
     assert.equal(ring.offer(new Uint8Array(length), i & 0xffff), true, `record ${i} of ${length} bytes found room`);
     ring.publish();
     assert.equal(ring.poll((_b, _o, got, type) => (held = got + type), 1), 1);

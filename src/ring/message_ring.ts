@@ -574,8 +574,8 @@ export class MessageRing {
    * later, here or in another process, starts after what this one read). Not at every poll: a
    * store is a fence in JavaScript (an `xchg`), which waits for the poll's own stores, and a round
    * trip needs the one of the publish already. Never short of room for it: with less than a
-   * quarter unreleased, an emptied ring has three quarters free, and a record with the padding
-   * before it needs at most half.
+   * quarter unreleased, an emptied ring has more than three quarters free, and the longest
+   * record, the padding before it and the zero size word after it need at most half and 8 bytes.
    */
   #release(): void {
     const head = this.#head;
