@@ -88,14 +88,14 @@ interface Running {
   kill(): void;
 }
 
-/** Starts a bench/peer.ts role under a runtime, pinned to a CPU where taskset exists. */
-function start(runtime: Runtime, cpu: number, role: string, ...rest: (string | number)[]): Running {
+/** Starts a bench/peer.ts role under a runtime, pinned to a CPU where taskset exists (`cpu` null: not pinned). */
+function start(runtime: Runtime, cpu: number | null, role: string, ...rest: (string | number)[]): Running {
   const base = runtime === "deno"
     ? [binary("deno"), "run", "-A", "--quiet", PEER]
     : runtime === "node"
     ? [binary("node"), "--no-warnings", PEER]
     : [binary("bun"), PEER];
-  const argv = [...(pin ? ["taskset", "-c", String(cpu)] : []), ...base, role, ...rest.map(String)];
+  const argv = [...(pin && cpu !== null ? ["taskset", "-c", String(cpu)] : []), ...base, role, ...rest.map(String)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   const untrack = track(child);
   let out = "";
@@ -129,6 +129,7 @@ async function fifoCase(
   extra: (number | string)[],
   twoFifos = false,
   options: FifoOptions = {},
+  pinned = true,
 ): Promise<[Result, Result]> {
   using sm = new SegmentMain();
   const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -136,8 +137,8 @@ async function fifoCase(
   const a = segment.allocFifo(fifoSize, "rx", options)!;
   // Both sides name the fifos in the same order: ping (out, back) and echo (in, out).
   const fifos = twoFifos ? [a.offset, segment.allocFifo(fifoSize, "tx")!.offset] : [a.offset];
-  const c = start(second, 1, roles[1], name, ...fifos, ...extra);
-  const p = start(first, 0, roles[0], name, ...fifos, ...extra);
+  const c = start(second, pinned ? 1 : null, roles[1], name, ...fifos, ...extra);
+  const p = start(first, pinned ? 0 : null, roles[0], name, ...fifos, ...extra);
   try {
     await Promise.all([c.ready, p.ready]);
     a.tag = 1; // go
@@ -200,6 +201,8 @@ interface Row {
     | "pingpong"
     | "wakeup"
     | "uds-rtt"
+    | "wakeup-free"
+    | "uds-rtt-free"
     | "idle"
     | "uds"
     | "pipe";
@@ -220,6 +223,8 @@ const vsC: Record<string, number[]> = {};
 const vsContiguous: Record<string, number[]> = {};
 /** Per runtime: the sleeping round trip's p50 over the Unix socket's, in each part of each rep (measured seconds apart). */
 const vsSocket: Record<string, number[]> = {};
+/** The same with neither process pinned, as a service runs: the scheduler places each wake-up. */
+const vsSocketFree: Record<string, number[]> = {};
 
 /**
  * Bytes of segment memory 1000 idle 64 KiB fifos hold: contiguous, chunked never written, and
@@ -415,26 +420,40 @@ for (let rep = 0; rep < reps; rep++) {
   for (const runtime of RUNTIMES) {
     // The sleeping round trip of one runtime and its anchor, the same 64 B exchange over a Unix
     // socket (node:net), in alternating parts: the machine's speed drifts by tens of percent
-    // within a minute here, so each ratio compares two measurements taken seconds apart.
+    // within a minute here, so each ratio compares two measurements taken seconds apart. First
+    // with each process pinned to its CPU, as every case here, then with neither pinned, as a
+    // service runs (where the scheduler may put the woken process on the waker's CPU).
     const rounds = Math.max(100, Math.floor(SLEEPING_ROUNDS / INTERLEAVE));
-    for (let part = 0; part < INTERLEAVE; part++) {
-      const [rtt] = await fifoCase(runtime, runtime, ["ping-sleep", "echo-sleep"], 64 * 1024, [rounds], true);
-      record({ kind: "wakeup", producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
-      const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
-      try {
-        const server = start(runtime, 1, "uds-echo", path, rounds);
-        await server.ready;
-        const sock = await start(runtime, 0, "uds-ping", path, rounds).result;
-        await server.result;
-        record({ kind: "uds-rtt", producer: runtime, consumer: runtime, size: 64, ...sock }, quicker);
-        (vsSocket[runtime] ??= []).push(rtt.p50Ns / sock.p50Ns);
-        log(
-          `  sleeping round trip ${runtime}: p50 ${(rtt.p50Ns / 1000).toFixed(1)} us, Unix socket ${
-            (sock.p50Ns / 1000).toFixed(1)
-          } us`,
+    for (const pinned of [true, false]) {
+      for (let part = 0; part < INTERLEAVE; part++) {
+        const [rtt] = await fifoCase(
+          runtime,
+          runtime,
+          ["ping-sleep", "echo-sleep"],
+          64 * 1024,
+          [rounds],
+          true,
+          {},
+          pinned,
         );
-      } finally {
-        rmSync(path, { force: true });
+        const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-rtt.sock`;
+        try {
+          const server = start(runtime, pinned ? 1 : null, "uds-echo", path, rounds);
+          await server.ready;
+          const sock = await start(runtime, pinned ? 0 : null, "uds-ping", path, rounds).result;
+          await server.result;
+          const [kind, udsKind, ratios] = pinned
+            ? ["wakeup", "uds-rtt", vsSocket] as const
+            : ["wakeup-free", "uds-rtt-free", vsSocketFree] as const;
+          record({ kind, producer: runtime, consumer: runtime, size: 64, ...rtt }, quicker);
+          record({ kind: udsKind, producer: runtime, consumer: runtime, size: 64, ...sock }, quicker);
+          (ratios[runtime] ??= []).push(rtt.p50Ns / sock.p50Ns);
+          const us = (ns: number) => (ns / 1000).toFixed(1);
+          const how = pinned ? "" : ", not pinned";
+          log(`  sleeping round trip ${runtime}${how}: p50 ${us(rtt.p50Ns)} us, Unix socket ${us(sock.p50Ns)} us`);
+        } finally {
+          rmSync(path, { force: true });
+        }
       }
     }
   }
@@ -550,19 +569,23 @@ lines.push(
   } | - | ${RUNTIMES.map((rt) => `${rt} ${ratio(median(vsC[`floor-rtt-${rt}`]))}`).join(", ")} the C time |`,
 );
 {
-  const uds = RUNTIMES.map((rt) => {
-    const fifo = find("wakeup", rt, rt, 64);
-    const sock = find("uds-rtt", rt, rt, 64);
-    const paired = [...(vsSocket[rt] ?? [])].sort((a, b) => a - b);
-    return fifo && sock && paired.length > 0
-      ? `${rt} p50 ${ratio(median(paired))} (median of ${paired.length} alternating parts, ${
-        paired[0].toFixed(2)
-      }x to ${paired[paired.length - 1].toFixed(2)}x)`
-      : `${rt} -`;
-  });
+  const bySocket = (kind: Row["kind"], udsKind: Row["kind"], ratios: Record<string, number[]>) =>
+    RUNTIMES.map((rt) => {
+      const fifo = find(kind, rt, rt, 64);
+      const sock = find(udsKind, rt, rt, 64);
+      const paired = [...(ratios[rt] ?? [])].sort((a, b) => a - b);
+      return fifo && sock && paired.length > 0
+        ? `${rt} p50 ${ratio(median(paired))} (median of ${paired.length} alternating parts, ${
+          paired[0].toFixed(2)
+        }x to ${paired[paired.length - 1].toFixed(2)}x)`
+        : `${rt} -`;
+    }).join("; ");
   lines.push(
     `| round trip 64 B, both sides asleep between messages (us) | ${pairCells("wakeup", 64, times)} | ${
-      uds.join("; ")
+      bySocket("wakeup", "uds-rtt", vsSocket)
+    } (time: lower is better) | - |`,
+    `| the same, neither process pinned (us) | ${pairCells("wakeup-free", 64, times)} | ${
+      bySocket("wakeup-free", "uds-rtt-free", vsSocketFree)
     } (time: lower is better) | - |`,
   );
   const streams = RUNTIMES.map((rt) => {
@@ -630,6 +653,8 @@ const results = {
     : `node ${process.versions.node}`,
   rows,
   vsC,
+  vsSocket,
+  vsSocketFree,
   table,
 };
 mkdirSync(outDir, { recursive: true });

@@ -18,6 +18,10 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
     assert.match(run.stdout, /\| stream, 64 KiB writes, chunked 1 MiB fifo, 64 KiB chunks \(GB\/s\) \|/);
     assert.match(run.stdout, /\| 1000 idle fifos of 64 KiB, segment memory held \(MiB\) \|/);
+    assert.match(
+      run.stdout,
+      /\| the same, neither process pinned \(us\) \|.*p50 [0-9.]+x \(median of 1 alternating parts/,
+    );
     const json = JSON.parse(readFileSync(`${out}/quick.json`, "utf8"));
     assert.equal(json.quick, true);
     const kinds = new Set(json.rows.map((r: { kind: string }) => r.kind));
@@ -35,16 +39,19 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "ring-rtt",
       "uds",
       "uds-rtt",
+      "uds-rtt-free",
       "wakeup",
+      "wakeup-free",
     ]);
     // Per pair, 3 stream sizes, 2 chunked streams and 6 more cross-process cases; per runtime, the socket round trip,
-    // the ring round trip's floor, idle CPU and 6 socket and pipe rows.
+    // the ring round trip's floor, idle CPU, 6 socket and pipe rows, and the sleeping round trip and the socket's with
+    // neither process pinned.
     const pairs = new Set(json.rows.map((r: { producer: string; consumer: string }) => `${r.producer}-${r.consumer}`));
     if (RUNTIME === "deno") {
-      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 1 + 6));
+      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 1 + 6 + 2));
       assert.deepEqual([...pairs].sort(), ["deno-deno", "node-deno", "node-node"]);
     } else {
-      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 1 + 6);
+      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 1 + 6 + 2);
       assert.deepEqual([...pairs], [`${RUNTIME}-${RUNTIME}`]);
     }
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);
