@@ -289,7 +289,12 @@ export class MessageQueue {
   }
 
   #check(): void {
-    if (this.#freed || this.#mem.deleted || Atomics.load(this.#u32, this.#seqWord) !== this.#seq) this.#unusable();
+    if (this.#gone() || Atomics.load(this.#u32, this.#seqWord) !== this.#seq) this.#unusable();
+  }
+
+  /** Whether this handle's memory is no longer its own: freed through it, or its segment deleted. */
+  #gone(): boolean {
+    return this.#freed || this.#mem.deleted;
   }
 
   #unusable(): never {
@@ -662,12 +667,12 @@ export class MessageQueue {
         handled++;
         // A handler that freed the queue or deleted the segment ends the batch: the memory is no
         // longer this queue's.
-        if (this.#freed || this.#mem.deleted) return handled;
+        if (this.#gone()) return handled;
         this.#consumed(r, s, h);
       }
     } finally {
       this.#batching = false;
-      if (!this.#freed && !this.#mem.deleted) {
+      if (!this.#gone()) {
         this.#publishHeads(); // one release of the batch's slots to the producers
         if (handled > 0) this.#wakeProducers();
       }
@@ -733,7 +738,7 @@ export class MessageQueue {
 
   /** Whether the queue is still allocated and usable through this handle. */
   get isLive(): boolean {
-    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
+    return !this.#gone() && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
   }
 
   /**

@@ -229,7 +229,12 @@ export class MessageRing {
    * 40% with it).
    */
   #check(): void {
-    if (this.#freed || this.#mem.deleted || this.#u32[this.#seqWord] !== this.#seq) this.#unusable();
+    if (this.#gone() || this.#u32[this.#seqWord] !== this.#seq) this.#unusable();
+  }
+
+  /** Whether this handle's memory is no longer its own: freed through it, or its segment deleted. */
+  #gone(): boolean {
+    return this.#freed || this.#mem.deleted;
   }
 
   #unusable(): never {
@@ -396,7 +401,7 @@ export class MessageRing {
     this.#scheduled = true;
     queueMicrotask(() => {
       this.#scheduled = false;
-      if (this.#freed || this.#mem.deleted) return;
+      if (this.#gone()) return;
       if (this.#first >= 0) this.publish();
       this.#release();
     });
@@ -522,7 +527,7 @@ export class MessageRing {
         // A lap at most: the producer cannot write into what this poll has not released, so
         // more is scribbled memory, not records. A handler that freed the ring or deleted the
         // segment ends the poll: the memory is no longer this ring's.
-        if (count >= limit || ((head - start) >>> 0) >= cap || this.#freed || this.#mem.deleted) break;
+        if (count >= limit || ((head - start) >>> 0) >= cap || this.#gone()) break;
         word = this.#sizeWord(head);
         size = i32[word];
         if (size === 0) break;
@@ -532,7 +537,7 @@ export class MessageRing {
       }
     } finally {
       this.#polling = false;
-      if (head !== start && !this.#freed && !this.#mem.deleted) {
+      if (head !== start && !this.#gone()) {
         this.#head = head;
         if (((head - this.#released) >>> 0) >= this.#lazy) this.#release();
         else this.#schedule();
@@ -705,7 +710,7 @@ export class MessageRing {
 
   /** Whether the ring's header still says it is allocated. */
   get isLive(): boolean {
-    return !this.#freed && !this.#mem.deleted && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
+    return !this.#gone() && Atomics.load(this.#u32, this.#seqWord) === this.#seq;
   }
 
   /** @ignore @internal */
