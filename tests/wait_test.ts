@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
+import { FF_DATA_WAITER } from "../src/layout.ts";
 import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
 import { consumeSleeping, produceBursts } from "./peers/wait_sides.ts";
 
@@ -107,7 +108,7 @@ test("abort: a pending wait rejects with the reason; 300 cancelled waits leave n
     await assert.rejects(pending, /enough/);
     await assert.rejects(fifo.waitForData({ signal: AbortSignal.abort(new Error("already")) }), /already/);
     const segment = [...sm][0];
-    const waitersWord = (fifo.offset + 204) / 4;
+    const waitersWord = (fifo.offset + FF_DATA_WAITER) / 4;
     const threadsBefore = threads();
     for (let i = 0; i < 300; i++) {
       const c = new AbortController();
@@ -119,6 +120,29 @@ test("abort: a pending wait rejects with the reason; 300 cancelled waits leave n
     assert.ok(threads() - threadsBefore < 8, `threads grew from ${threadsBefore} to ${threads()}`);
     fifo.enqueue(new Uint8Array(1));
     assert.equal(await fifo.waitForData({ timeoutMs: 1000 }), true, "waits still work afterwards");
+  });
+});
+
+test("several waits on one fifo: those that end (timeout, abort) leave the others announced, which wake on the next write", async () => {
+  await withFifo(4096, async (fifo, _name, sm) => {
+    const segment = [...sm][0];
+    const word = (fifo.offset + FF_DATA_WAITER) >>> 2;
+    for (let round = 0; round < 3; round++) {
+      const stays = fifo.waitForData();
+      const timesOut = fifo.waitForData({ timeoutMs: 20 });
+      const controller = new AbortController();
+      const aborted = fifo.waitForData({ signal: controller.signal });
+      controller.abort(new Error("gone"));
+      await assert.rejects(aborted, /gone/);
+      assert.equal(await timesOut, false);
+      assert.notEqual(Atomics.load(segment.i32, word), 0, "the remaining wait is still announced");
+      // Without the announcement the write would not wake it; the full re-check comes only after 2 s.
+      fifo.enqueue(new Uint8Array(1));
+      const woke = await Promise.race([stays, new Promise((r) => setTimeout(() => r("late"), 1000))]);
+      assert.equal(woke, true, `round ${round}: the remaining wait woke on the write`);
+      assert.equal(Atomics.load(segment.i32, word), 0, "nobody is announced once every wait ended");
+      assert.equal(fifo.dequeue(new Uint8Array(1)), 1);
+    }
   });
 });
 
