@@ -121,6 +121,8 @@ export interface FifoMemory extends ChunkSource {
 
 const DATA = 0;
 const SPACE = 1;
+/** The options of a wait given none (shared: a wait only reads them). */
+const NO_OPTIONS: WaitOptions = Object.freeze({});
 
 function checkBytes(what: string, value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) notBytes(what);
@@ -186,6 +188,13 @@ export class Fifo {
   #producing = false;
   #consuming = false;
   readonly #dataWatch: Watch;
+  /** A data wait's watches and its end, made once: a reader that waits after every message allocates neither. */
+  readonly #dataWatches: readonly Watch[];
+  readonly #dataFinish = (ready: readonly number[]): boolean => {
+    if (ready.length === 0) return false;
+    if (this.#ready(DATA, 0)) return true;
+    throw this.#peerGone(DATA);
+  };
 
   /**
    * @ignore @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
@@ -233,6 +242,7 @@ export class Fifo {
     this.#markHead(this.#cachedHead);
     this.#markTail(this.#cachedTail);
     this.#dataWatch = this.#watch(DATA, 0);
+    this.#dataWatches = [this.#dataWatch];
   }
 
   /** Records this process as the fifo's producer: the consumer's waits watch it for death. */
@@ -543,8 +553,8 @@ export class Fifo {
       // The writer says how much it waits for before it registers as asleep, so that the reader
       // rings it only when that much is free (see #spaceDue).
       if (kind === SPACE) Atomics.store(this.#u32, this.#spaceWanted, n);
-      const watch = kind === DATA ? this.#dataWatch : this.#watch(kind, n);
-      return this.#mem.sleeper.sleep([watch], options ?? {}, (ready) => {
+      if (kind === DATA) return this.#mem.sleeper.sleep(this.#dataWatches, options ?? NO_OPTIONS, this.#dataFinish);
+      return this.#mem.sleeper.sleep([this.#watch(kind, n)], options ?? NO_OPTIONS, (ready) => {
         if (ready.length === 0) return false;
         if (this.#ready(kind, n)) return true;
         throw this.#peerGone(kind);
@@ -560,8 +570,8 @@ export class Fifo {
    * event loop (and without a thread). Rejects with `SegmentError` "peer-gone" when the
    * producer's process died and nothing is left to read.
    */
-  waitForData(options: WaitOptions = {}): Promise<boolean> {
-    return this.#waitAsync(DATA, 0, options);
+  waitForData(options?: WaitOptions): Promise<boolean> {
+    return this.#waitAsync(DATA, 0, options ?? NO_OPTIONS);
   }
 
   /**

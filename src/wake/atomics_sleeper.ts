@@ -36,7 +36,11 @@ export class AtomicsSleeper implements Sleeper {
     this.#mem = memory;
   }
 
-  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T> {
+  sleep<T = readonly number[]>(
+    watches: readonly Watch[],
+    options: SleepOptions,
+    finish?: (ready: readonly number[]) => T,
+  ): Promise<T> {
     const slept = this.#sleep(watches, options);
     return finish ? slept.then(finish) : slept as Promise<T>;
   }

@@ -57,7 +57,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface Pending {
   readonly watches: readonly Watch[];
-  readonly finish: ((ready: number[]) => unknown) | undefined;
+  readonly finish: ((ready: readonly number[]) => unknown) | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -104,7 +104,11 @@ export class EventSleeper implements Sleeper, HubMember {
 
   // ---- the sleeping side ----
 
-  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T> {
+  sleep<T = readonly number[]>(
+    watches: readonly Watch[],
+    options: SleepOptions,
+    finish?: (ready: readonly number[]) => T,
+  ): Promise<T> {
     try {
       checkSleepOptions(options);
       options.signal?.throwIfAborted();
@@ -124,7 +128,7 @@ export class EventSleeper implements Sleeper, HubMember {
   async #setUpThenPark(
     watches: readonly Watch[],
     options: SleepOptions,
-    finish: ((ready: number[]) => unknown) | undefined,
+    finish: ((ready: readonly number[]) => unknown) | undefined,
   ): Promise<unknown> {
     const started = performance.now();
     await (this.#setUp ??= this.#setUpEntry());
@@ -139,7 +143,7 @@ export class EventSleeper implements Sleeper, HubMember {
     watches: readonly Watch[],
     options: SleepOptions,
     started: number,
-    finish: ((ready: number[]) => unknown) | undefined,
+    finish: ((ready: readonly number[]) => unknown) | undefined,
   ): Promise<unknown> {
     const { timeoutMs, signal } = options;
     return new Promise<unknown>((resolve, reject) => {
@@ -252,7 +256,7 @@ export class EventSleeper implements Sleeper, HubMember {
     else if (p.finish === undefined) p.resolve(result);
     else {
       try {
-        p.resolve(p.finish(result as number[]));
+        p.resolve(p.finish(result as readonly number[]));
       } catch (error) {
         p.reject(error);
       }

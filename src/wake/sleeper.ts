@@ -45,7 +45,11 @@ export interface Sleeper {
    * instead (rejects with what it throws): it runs where the wait ends, so that the caller's
    * `await` resumes one microtask after the wake-up rather than after a `then` chain.
    */
-  sleep<T = number[]>(watches: readonly Watch[], options: SleepOptions, finish?: (ready: number[]) => T): Promise<T>;
+  sleep<T = readonly number[]>(
+    watches: readonly Watch[],
+    options: SleepOptions,
+    finish?: (ready: readonly number[]) => T,
+  ): Promise<T>;
   /**
    * The changing side's call, after it changed the shared state and found the waiter word set:
    * wakes whoever sleeps on it.
@@ -64,14 +68,20 @@ export function checkSleepOptions(options: SleepOptions): void {
   }
 }
 
-/** The indices of `watches` ready now, each checked first (a check throws for a freed or deleted object). */
-export function readyNow(watches: readonly Watch[]): number[] {
-  const ready: number[] = [];
+/** What {@link readyNow} returns when nothing is ready: one frozen array, no allocation per look. */
+export const NONE_READY: readonly number[] = Object.freeze([]);
+
+/**
+ * The indices of `watches` ready now, each checked first (a check throws for a freed or deleted
+ * object); {@link NONE_READY} when none is (a wait looks several times, nearly always in vain).
+ */
+export function readyNow(watches: readonly Watch[]): readonly number[] {
+  let ready: number[] | undefined;
   for (let i = 0; i < watches.length; i++) {
     watches[i].check();
-    if (watches[i].ready()) ready.push(i);
+    if (watches[i].ready()) (ready ??= []).push(i);
   }
-  return ready;
+  return ready ?? NONE_READY;
 }
 
 /**
@@ -79,8 +89,9 @@ export function readyNow(watches: readonly Watch[]): number[] {
  * (`alive` answers for a tag), else an empty array.
  */
 export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): number[] {
-  const ready = readyNow(watches);
-  if (ready.length > 0) return ready;
+  const now = readyNow(watches);
+  if (now.length > 0) return now as number[];
+  const ready: number[] = [];
   for (let i = 0; i < watches.length; i++) {
     const peer = watches[i].peer();
     if (peer !== 0 && !alive(peer)) ready.push(i);
