@@ -55,8 +55,26 @@ const DIRECT_LOOKS = 4;
 /** Longest timer: a longer timeout waits without one. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * The pending waits on one chunk, and how many of them armed each of its waiter words (pairs of
+ * word and count: a chunk has one or two; a count may be 0).
+ */
+interface Spot {
+  readonly waits: Set<Pending>;
+  readonly words: number[];
+}
+
+/** Where `word`'s pair sits in a spot's `words`; `words.length` when it has none. */
+function pairOf(words: readonly number[], word: number): number {
+  let i = 0;
+  while (i < words.length && words[i] !== word) i += 2;
+  return i;
+}
+
 interface Pending {
   readonly watches: readonly Watch[];
+  /** The spot of each watch's chunk (found once, when the wait registers). */
+  readonly spots: Spot[];
   readonly finish: ((ready: readonly number[]) => unknown) | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
@@ -74,13 +92,12 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #pending = new Set<Pending>();
   /** The watches of the pending waits, counted. */
   #watching = 0;
-  readonly #byChunk = new Map<number, Set<Pending>>();
-  /** Pending waits per waiter word: the word is cleared when the last one leaves. */
-  readonly #armed = new Map<number, number>();
+  /** Per chunk: its pending waits, and the waiter words they armed (a word is cleared when its last one leaves). */
+  readonly #byChunk = new Map<number, Spot>();
   /** An event named `chunk`: the waits on it look again (a settled one leaves the set meanwhile). */
   readonly #visit = (chunk: number) => {
-    const set = this.#byChunk.get(chunk);
-    if (set !== undefined) { for (const p of set) this.#evaluate(p); }
+    const spot = this.#byChunk.get(chunk);
+    if (spot !== undefined) { for (const p of spot.waits) this.#evaluate(p); }
   };
   /** Our sleeper-table entry's words, and our event ring's data (-1: none, events then only say SCAN). */
   readonly #entry: number;
@@ -149,6 +166,7 @@ export class EventSleeper implements Sleeper, HubMember {
     return new Promise<unknown>((resolve, reject) => {
       const p: Pending = {
         watches,
+        spots: [],
         finish,
         resolve,
         reject,
@@ -203,10 +221,15 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#pending.add(p);
     this.#watching += p.watches.length;
     for (const w of p.watches) {
-      let set = this.#byChunk.get(w.chunk);
-      if (!set) this.#byChunk.set(w.chunk, set = new Set()); // kept when empty: the next wait reuses it
-      set.add(p);
-      this.#armed.set(w.waiter, (this.#armed.get(w.waiter) ?? 0) + 1);
+      let spot = this.#byChunk.get(w.chunk);
+      // Kept when empty: the next wait reuses it.
+      if (spot === undefined) this.#byChunk.set(w.chunk, spot = { waits: new Set(), words: [] });
+      spot.waits.add(p);
+      p.spots.push(spot);
+      const words = spot.words;
+      const i = pairOf(words, w.waiter);
+      if (i === words.length) words.push(w.waiter, 1);
+      else words[i + 1]++;
     }
     this.#hub.pendingDelta(1);
   }
@@ -238,16 +261,18 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#pending.delete(p);
     this.#watching -= p.watches.length;
     const own = this.#own;
-    for (const w of p.watches) {
-      this.#byChunk.get(w.chunk)?.delete(p);
-      const count = (this.#armed.get(w.waiter) ?? 1) - 1;
-      if (count > 0) this.#armed.set(w.waiter, count);
-      else {
-        this.#armed.delete(w.waiter);
-        // Usually the waker took the word already: a load, not a locked compare-and-swap, then.
-        if (!this.#mem.deleted && Atomics.load(this.#u32, w.waiter) === own) {
-          Atomics.compareExchange(this.#u32, w.waiter, own, 0);
-        }
+    const watches = p.watches;
+    for (let k = 0; k < watches.length; k++) {
+      const waiter = watches[k].waiter;
+      const spot = p.spots[k];
+      spot.waits.delete(p);
+      const words = spot.words;
+      const i = pairOf(words, waiter);
+      if (i < words.length && --words[i + 1] > 0) continue; // a count of 0 stays, for the next wait
+      // The last wait on the word left. Usually the waker took the word already: a load, not
+      // a locked compare-and-swap, then.
+      if (!this.#mem.deleted && Atomics.load(this.#u32, waiter) === own) {
+        Atomics.compareExchange(this.#u32, waiter, own, 0);
       }
     }
     if (p.timer !== undefined) clearTimeout(p.timer);
