@@ -190,11 +190,7 @@ export class Fifo {
   readonly #dataWatch: Watch;
   /** A data wait's watches and its end, made once: a reader that waits after every message allocates neither. */
   readonly #dataWatches: readonly Watch[];
-  readonly #dataFinish = (ready: readonly number[]): boolean => {
-    if (ready.length === 0) return false;
-    if (this.#ready(DATA, 0)) return true;
-    throw this.#peerGone(DATA);
-  };
+  readonly #dataFinish = this.#finishFor(DATA, 0);
 
   /**
    * @ignore @internal Use `segment.allocFifo` or `segment.fifoAt`. `chunkEnd` is where the segment's
@@ -547,6 +543,15 @@ export class Fifo {
     return waitSync(this.#mem, condition, timeoutMs);
   }
 
+  /** How a wait for `kind` ends: false at the timeout, true when ready, else the peer died. */
+  #finishFor(kind: number, n: number): (ready: readonly number[]) => boolean {
+    return (ready) => {
+      if (ready.length === 0) return false;
+      if (this.#ready(kind, n)) return true;
+      throw this.#peerGone(kind);
+    };
+  }
+
   #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
     try {
       this.#side(kind);
@@ -554,11 +559,7 @@ export class Fifo {
       // rings it only when that much is free (see #spaceDue).
       if (kind === SPACE) Atomics.store(this.#u32, this.#spaceWanted, n);
       if (kind === DATA) return this.#mem.sleeper.sleep(this.#dataWatches, options ?? NO_OPTIONS, this.#dataFinish);
-      return this.#mem.sleeper.sleep([this.#watch(kind, n)], options ?? NO_OPTIONS, (ready) => {
-        if (ready.length === 0) return false;
-        if (this.#ready(kind, n)) return true;
-        throw this.#peerGone(kind);
-      });
+      return this.#mem.sleeper.sleep([this.#watch(kind, n)], options ?? NO_OPTIONS, this.#finishFor(kind, n));
     } catch (error) {
       return Promise.reject(error);
     }

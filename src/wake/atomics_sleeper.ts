@@ -45,7 +45,7 @@ export class AtomicsSleeper implements Sleeper {
     return finish ? slept.then(finish) : slept as Promise<T>;
   }
 
-  async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<number[]> {
+  async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<readonly number[]> {
     checkSleepOptions(options);
     const { timeoutMs, signal, spinMicros } = options;
     signal?.throwIfAborted();

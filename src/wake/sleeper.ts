@@ -69,7 +69,7 @@ export function checkSleepOptions(options: SleepOptions): void {
 }
 
 /** What {@link readyNow} returns when nothing is ready: one frozen array, no allocation per look. */
-export const NONE_READY: readonly number[] = Object.freeze([]);
+const NONE_READY: readonly number[] = Object.freeze([]);
 
 /**
  * The indices of `watches` ready now, each checked first (a check throws for a freed or deleted
@@ -88,9 +88,9 @@ export function readyNow(watches: readonly Watch[]): readonly number[] {
  * The indices of `watches` ready now (each checked first), else those whose peer is dead
  * (`alive` answers for a tag), else an empty array.
  */
-export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): number[] {
+export function lookNow(watches: readonly Watch[], alive: (tag: number) => boolean): readonly number[] {
   const now = readyNow(watches);
-  if (now.length > 0) return now as number[];
+  if (now.length > 0) return now;
   const ready: number[] = [];
   for (let i = 0; i < watches.length; i++) {
     const peer = watches[i].peer();
