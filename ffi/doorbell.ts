@@ -10,6 +10,12 @@
  * connection when net access is granted (it needs `--allow-net`, which the library must not
  * demand), else the socket bound through libc and watched with `node:net` (Node always).
  *
+ * Where a pipe is cheap to watch (Deno's and Node's `node:net`, one read a wake-up), the
+ * doorbell also has a pipe, whose write end it hands to wakers that ask at its gate (a seqpacket
+ * socket, SCM_RIGHTS): a byte through a pipe wakes the process about 2 us sooner than one
+ * through a socket. The socket stays: for the first ring, for wakers that cannot use the pipe,
+ * and as what a peer watches to see this process die.
+ *
  * @module
  */
 
@@ -31,7 +37,7 @@ export interface Doorbell {
   /**
    * Accepts the connections the runtime's listener left waiting: Deno's `node:net` stops
    * accepting for good once an accept failed for want of fds, without a word. Called at each
-   * liveness tick; a no-op where the listener recovers by itself.
+   * liveness tick; a no-op where the listener recovers by itself. Also answers the pipe's gate.
    */
   recover(): void;
 }
@@ -47,13 +53,42 @@ const ACCEPT_RETRY_MS = 50;
  * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
  * first. Bun, and Deno with net access, listen with their own APIs; otherwise the socket is made
  * and bound through libc (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no
- * `--allow-net` for it.
+ * `--allow-net` for it. With `gateOf`, and where the runtime reads a pipe with one system call
+ * per wake-up (not Bun), it also makes the doorbell's pipe and hands its write end out at the
+ * seqpacket gate `gateOf(name)` (see {@link openPipeGate}); the doorbell works without it.
  */
 export async function openDoorbell(
   os: Os,
   nameOf: (key: number) => string,
   onRing: () => void,
+  gateOf?: (name: string) => string,
 ): Promise<Doorbell> {
+  const made: { gate?: PipeGate } = {};
+  // A ring through the socket may come from a waker that waits for the pipe: answer the gate then.
+  // After the waits it settled have resumed: the accept is not on the path of the wake-up.
+  const handOver = () => made.gate?.handOver();
+  const onSocketRing = gateOf === undefined ? onRing : () => {
+    onRing();
+    queueMicrotask(handOver);
+  };
+  const bell = await listenSocket(os, nameOf, onSocketRing);
+  if (gateOf === undefined) return bell;
+  const opened = made.gate = openPipeGate(os, gateOf(bell.name), onRing);
+  if (opened === undefined) return bell;
+  return {
+    ...bell,
+    recover: () => {
+      bell.recover();
+      opened.handOver();
+    },
+    close: () => {
+      bell.close();
+      opened.close();
+    },
+  };
+}
+
+async function listenSocket(os: Os, nameOf: (key: number) => string, onRing: () => void): Promise<Doorbell> {
   const listen = nativeListen();
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -88,6 +123,72 @@ export async function openDoorbell(
     return bell;
   }
   throw lastError;
+}
+
+/** The pipe of a doorbell and the gate that hands out its write end. */
+export interface PipeGate {
+  /** Sends the write end to every connection waiting at the gate (a batch at most), closing each. */
+  handOver(): void;
+  /** Stops watching the pipe and closes both ends and the gate. */
+  close(): void;
+}
+
+const HANDOVER_BYTE = new Uint8Array([1]);
+
+/**
+ * Makes a pipe whose read end the event loop watches (`onRing` when bytes arrive) and a listening
+ * seqpacket socket at `gateName` whose connections are each sent the write end. Undefined where a
+ * pipe would be no faster to watch than the socket (Bun: its file reader takes five system calls
+ * a wake-up where a socket takes one) or when any part fails (the socket doorbell then serves
+ * alone). The read end never keeps the process alive: the socket listener's reference does that.
+ */
+export function openPipeGate(os: Os, gateName: string, onRing: () => void): PipeGate | undefined {
+  if ((globalThis as { Bun?: unknown }).Bun !== undefined) return undefined;
+  let ends: { read: number; write: number };
+  try {
+    ends = os.pipe();
+  } catch {
+    return undefined;
+  }
+  let gate = -1;
+  let reader: net.Socket;
+  try {
+    gate = os.listenUnix(gateName, 64, "seqpacket");
+    reader = new net.Socket({ fd: ends.read, readable: true, writable: false });
+  } catch {
+    if (gate >= 0) os.close(gate);
+    os.close(ends.read);
+    os.close(ends.write);
+    return undefined;
+  }
+  reader.unref();
+  reader.on("data", onRing);
+  reader.on("error", () => reader.destroy());
+  let closed = false;
+  return {
+    handOver() {
+      for (let i = 0; i < RECOVER_BATCH && !closed; i++) {
+        let conn: number;
+        try {
+          conn = os.accept(gate);
+        } catch {
+          return; // out of fds: the next socket ring or tick tries again
+        }
+        if (conn < 0) return;
+        try {
+          os.sendPacket(conn, HANDOVER_BYTE, [ends.write]);
+        } catch { /* the waker left already */ }
+        os.close(conn);
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      reader.destroy(); // closes the read end: a waker's next write fails with EPIPE
+      os.close(gate);
+      os.close(ends.write);
+    },
+  };
 }
 
 type Listen = (name: string, key: number, onRing: () => void) => Doorbell;

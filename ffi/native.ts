@@ -14,8 +14,10 @@ import {
   CMSG_HEADER,
   F_ADD_SEALS,
   F_GET_SEALS,
+  F_GETFL,
   F_OFD_GETLK,
   F_OFD_SETLK,
+  F_SETFL,
   F_UNLCK,
   F_WRLCK,
   FLOCK_LEN_OFFSET,
@@ -41,9 +43,14 @@ import {
   MSGHDR_IOV,
   MSGHDR_IOVLEN,
   MSGHDR_SIZE,
+  O_CLOEXEC,
+  O_NONBLOCK,
   PROT_READ,
   PROT_WRITE,
   SCM_RIGHTS,
+  SIG_IGN,
+  SIGACTION_SIZE,
+  SIGPIPE,
   SO_PEERCRED,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
@@ -100,6 +107,9 @@ export interface Native {
         | "getsockopt"
         | "unlink"
         | "send"
+        | "pipe2"
+        | "write"
+        | "sigaction"
     ]: NativeFn;
   };
   /** True when an `mmap` result is MAP_FAILED (or otherwise unusable). */
@@ -503,6 +513,30 @@ export function makeOs(native: Native): Os {
       const errno = native.errno();
       if (errno === EAGAIN) return -1;
       throw new OsError("send", errno);
+    },
+    pipe() {
+      const ends = new Int32Array(2);
+      if (f.pipe2(new Uint8Array(ends.buffer), O_NONBLOCK | O_CLOEXEC) !== 0) fail("pipe2");
+      return { read: ends[0], write: ends[1] };
+    },
+    write(fd, bytes) {
+      const n = num(f.write(fd, bytes, BigInt(bytes.length)));
+      if (n >= 0) return n;
+      const errno = native.errno();
+      if (errno === EAGAIN) return -1;
+      throw new OsError("write", errno);
+    },
+    fileFlags(fd) {
+      const flags = f.fcntl(fd, F_GETFL, 0);
+      return flags < 0 ? fail("fcntl(F_GETFL)") : flags;
+    },
+    setFileFlags(fd, flags) {
+      if (f.fcntl(fd, F_SETFL, flags) !== 0) fail("fcntl(F_SETFL)");
+    },
+    ignoresSigpipe() {
+      const old = new Uint8Array(SIGACTION_SIZE);
+      if (f.sigaction(SIGPIPE, null, old) !== 0) fail("sigaction");
+      return new DataView(old.buffer).getBigUint64(0, true) === BigInt(SIG_IGN);
     },
   };
   return os;

@@ -133,4 +133,17 @@ export interface Os {
    * buffer is full (EAGAIN). A peer that is gone fails with EPIPE or ECONNRESET, never SIGPIPE.
    */
   send(fd: number, bytes: Uint8Array): number;
+  /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: both ends, nonblocking. */
+  pipe(): { read: number; write: number };
+  /**
+   * `write(fd, bytes)`: the bytes written, or -1 when the fd would block (EAGAIN). A pipe whose
+   * reader is gone fails with EPIPE; the process must ignore SIGPIPE (see `ignoresSigpipe`).
+   */
+  write(fd: number, bytes: Uint8Array): number;
+  /** `fcntl(fd, F_GETFL)`: the file's status flags (access mode, O_NONBLOCK, ...). */
+  fileFlags(fd: number): number;
+  /** `fcntl(fd, F_SETFL, flags)`. */
+  setFileFlags(fd: number, flags: number): void;
+  /** Whether SIGPIPE is ignored in this process (`sigaction`): then a write to a dead pipe only fails. */
+  ignoresSigpipe(): boolean;
 }

@@ -98,6 +98,13 @@ export const LIBC_SYMBOLS = {
     args: ["i32", "buffer", "usize", "i32"],
     ret: "i64",
   },
+  pipe2: { c: "int pipe2(int pipefd[2], int flags)", args: ["buffer", "i32"], ret: "i32" },
+  write: { c: "ssize_t write(int fd, const void *buf, size_t count)", args: ["i32", "buffer", "usize"], ret: "i64" },
+  sigaction: {
+    c: "int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)",
+    args: ["i32", "pointer", "buffer"],
+    ret: "i32",
+  },
 } as const satisfies Record<string, SymbolSpec>;
 
 /** The names of the symbols above. */
@@ -111,6 +118,17 @@ export const O_CLOEXEC = 0o2000000;
 export const O_RDONLY = 0;
 export const O_NONBLOCK = 0o4000;
 export const O_NOFOLLOW = 0o400000;
+/** The access-mode bits of a file's status flags (`O_RDONLY`, `O_WRONLY`, `O_RDWR`). */
+export const O_ACCMODE = 0o3;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+/** `st_mode & S_IFMT` of a pipe or FIFO. */
+export const S_IFMT = 0o170000;
+export const S_IFIFO = 0o010000;
+export const SIGPIPE = 13;
+/** sizeof(struct sigaction) (x86_64 and aarch64 glibc); its handler is the first 8 bytes. */
+export const SIGACTION_SIZE = 152;
+export const SIG_IGN = 1;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;

@@ -3,7 +3,7 @@
 // an end. Peers run under the other runtime.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { type Fifo, type Segment, SegmentMain, waitAny } from "../mod.ts";
@@ -19,12 +19,15 @@ import {
   SLP_TAG,
 } from "../src/layout.ts";
 import { spawn } from "node:child_process";
+import { loadOs } from "../ffi/load.ts";
+import type { Os, OsError } from "../ffi/os.ts";
 import {
   expectSuccess,
   isCode,
   OTHER,
   patternByte,
   ROOT,
+  RUNTIME,
   runtimeBinary,
   shmEntries,
   startPeer,
@@ -38,9 +41,10 @@ async function withFifos(
   count: number,
   size: number,
   run: (fifos: Fifo[], name: string, segment: Segment) => Promise<void>,
+  os?: Os,
 ): Promise<void> {
   const name = uniqueName("wake");
-  const sm = new SegmentMain();
+  const sm = new SegmentMain({ os });
   try {
     const segment = sm.create({ type: "shm", name, size: 16 << 20 });
     const fifos = Array.from({ length: count }, () => segment.allocFifo(size)!);
@@ -49,6 +53,32 @@ async function withFifos(
     sm[Symbol.dispose]();
   }
   assert.deepEqual(shmEntries(name), []);
+}
+
+/**
+ * This runtime's Os, counting how this process rings other processes' doorbells: bytes sent
+ * through sockets, bytes written to pipes, and the errors of the writes.
+ */
+function countingOs() {
+  const real = loadOs();
+  const rings = { socket: 0, pipe: 0, pipeErrors: [] as string[] };
+  const os: Os = {
+    ...real,
+    send(fd, bytes) {
+      rings.socket++;
+      return real.send(fd, bytes);
+    },
+    write(fd, bytes) {
+      rings.pipe++;
+      try {
+        return real.write(fd, bytes);
+      } catch (error) {
+        rings.pipeErrors.push((error as OsError).code);
+        throw error;
+      }
+    },
+  };
+  return { os, rings };
 }
 
 function threads(): number {
@@ -276,7 +306,20 @@ test("spinMicros: a short spin before parking; out-of-range values are RangeErro
   await assert.rejects(fifo.waitForData({ spinMicros: 2e6 }), RangeError);
 });
 
-test("the doorbell is an abstract socket: listed while the SegmentMain lives, gone after, nothing in the file system", async () => {
+test("the doorbell is an abstract socket (and, but in Bun, a pipe and its gate): there while the SegmentMain lives, gone after, nothing in the file system", async () => {
+  // A first pool's doorbell loads what the runtime loads once (node:net and the like), so that
+  // the count of fds below sees only the second one's.
+  const warm = new SegmentMain();
+  const warmName = uniqueName("bell");
+  const warmFifo = warm.create({ type: "shm", name: warmName, size: 1 << 20 }).allocFifo(4096)!;
+  assert.equal(await warmFifo.waitForData({ timeoutMs: 5 }), false);
+  warm[Symbol.dispose]();
+  await sleep(20);
+  const fds = () => readdirSync("/proc/self/fd").length;
+  const pipes = () =>
+    readdirSync("/proc/self/fd").filter((fd) => readlinkOr(`/proc/self/fd/${fd}`).startsWith("pipe:")).length;
+  const fdsBefore = fds();
+  const pipesBefore = pipes();
   const sm = new SegmentMain();
   const name = uniqueName("bell");
   const segment = sm.create({ type: "shm", name, size: 1 << 20 });
@@ -285,13 +328,30 @@ test("the doorbell is an abstract socket: listed while the SegmentMain lives, go
   const entry = (SLEEPER_TABLE + (segment.liveness.ownTag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
   assert.equal(segment.u32[entry + SLP_TAG / 4], segment.liveness.ownTag);
   const key = segment.u32[entry + SLP_KEY / 4].toString(16).padStart(8, "0");
-  const listed = () => readFileSync("/proc/net/unix", "utf8").includes(`@svm-wake-${key}`);
-  assert.ok(listed(), "listening while the pool lives");
+  const listed = (suffix: string) =>
+    readFileSync("/proc/net/unix", "utf8").split("\n").some((line) => line.endsWith(` @svm-wake-${key}${suffix}`));
+  const bun = RUNTIME === "bun";
+  assert.ok(listed(""), "listening while the pool lives");
+  assert.equal(listed("-pipe"), !bun, "the pipe's gate listens (but in Bun)");
+  assert.equal(pipes() - pipesBefore, bun ? 0 : 2, "the doorbell's pipe, both ends");
   sm[Symbol.dispose]();
   await sleep(20);
-  assert.equal(listed(), false, "closed with the pool");
+  assert.equal(listed(""), false, "closed with the pool");
+  assert.equal(listed("-pipe"), false, "the gate too");
+  assert.equal(pipes(), pipesBefore, "the pipe too");
+  assert.equal(fds(), fdsBefore, "and every other fd");
   assert.deepEqual(shmEntries(name), []);
+  assert.deepEqual(shmEntries(warmName), []);
 });
+
+/** Where a /proc/self/fd link points ("" for one closed meanwhile). */
+function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
+}
 
 /** Where this process's sleeper entry and event ring are in `segment` (u32 indices). */
 function sleeperWords(segment: Segment) {
@@ -439,6 +499,7 @@ function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string
     },
     /** Resolves once the peer exited 0. */
     done: async () => assert.equal(await closed, 0, err),
+    closed,
     kill: () => child.kill("SIGKILL"),
   };
 }
@@ -446,20 +507,54 @@ function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string
 const tookMs = (delays: number[]) => `wake-ups took ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms`;
 
 for (const watcher of WATCHERS) {
-  test(`the doorbell wakes a parked wait at once: ${watcher.label}`, async () => {
-    // Each parked wait must be woken by the ring, not by the liveness tick (every 400 ms), which
-    // would also find the event, some 350 ms later: 8 wake-ups, each within 200 ms.
+  const pipe = watcher.runtime !== "bun";
+  test(
+    `the doorbell wakes a parked wait at once: ${watcher.label}; rung through ${
+      pipe ? "its pipe after the first ring" : "its socket"
+    }`,
+    async () => {
+      // Each parked wait must be woken by the ring, not by the liveness tick (every 400 ms), which
+      // would also find the event, some 350 ms later: 8 wake-ups, each within 200 ms.
+      const { os, rings } = countingOs();
+      await withFifos(1, 4096, async ([fifo], name) => {
+        const peer = roundsPeer(watcher, fifo, name, 8);
+        try {
+          const delays: number[] = [];
+          for (let i = 0; i < 8; i++) delays.push(await peer.wake(i));
+          await peer.done();
+          assert.ok(delays.every((ms) => ms < 200), tookMs(delays));
+        } finally {
+          peer.kill();
+        }
+      }, os);
+      // The first ring goes through the socket, and the peer answers the gate when it comes; a
+      // Bun peer has no pipe (its file reader would cost more than the socket saves).
+      assert.deepEqual(rings, pipe ? { socket: 1, pipe: 7, pipeErrors: [] } : { socket: 8, pipe: 0, pipeErrors: [] });
+    },
+  );
+}
+
+for (const watcher of WATCHERS.filter((w) => w.runtime !== "bun")) {
+  test(`a sleeper (${watcher.label}) SIGKILLed after its pipe was handed over: the next ring fails with EPIPE, and the writer goes on`, async () => {
+    const { os, rings } = countingOs();
     await withFifos(1, 4096, async ([fifo], name) => {
-      const peer = roundsPeer(watcher, fifo, name, 8);
+      const peer = roundsPeer(watcher, fifo, name, 3);
       try {
-        const delays: number[] = [];
-        for (let i = 0; i < 8; i++) delays.push(await peer.wake(i));
-        await peer.done();
-        assert.ok(delays.every((ms) => ms < 200), tookMs(delays));
+        await peer.wake(0);
+        await peer.wake(1); // through the pipe
+        await peer.until("WAITING 2\n");
+        await sleep(50);
+        peer.kill();
+        await peer.closed;
+        // Its waiter word still names it and its entry is still there: this write rings the pipe.
+        assert.equal(fifo.enqueue(new Uint8Array(1)), 1);
+        assert.equal(fifo.enqueue(new Uint8Array(1)), 1);
       } finally {
         peer.kill();
       }
-    });
+    }, os);
+    assert.deepEqual(rings.pipeErrors, ["EPIPE"]);
+    assert.equal(rings.pipe, 2);
   });
 }
 

@@ -11,7 +11,8 @@
 import { type Doorbell, watchPeerSocket } from "../../ffi/doorbell.ts";
 import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
-import { doorbellName } from "../layout.ts";
+import { doorbellName, doorbellPipeGate } from "../layout.ts";
+import { BellLine } from "./bell_line.ts";
 
 /** How often pending waits look for dead peers (a death is seen within about this long). */
 export const TICK_MS = 400;
@@ -27,9 +28,13 @@ export interface HubMember {
 }
 
 /** Opens a doorbell; `ffi/doorbell.ts` in production. */
-export type OpenDoorbell = (os: Os, nameOf: (key: number) => string, onRing: () => void) => Promise<Doorbell>;
+export type OpenDoorbell = (
+  os: Os,
+  nameOf: (key: number) => string,
+  onRing: () => void,
+  gateOf?: (name: string) => string,
+) => Promise<Doorbell>;
 
-const ONE_BYTE = new Uint8Array(1);
 /** errnos that say the doorbell's listener is gone. */
 const GONE = new Set(["EPIPE", "ECONNRESET", "ENOTCONN", "ECONNREFUSED", "ENOENT"]);
 
@@ -39,8 +44,10 @@ export class WakeHub {
   readonly #open: OpenDoorbell;
   #doorbell: Promise<Doorbell> | undefined;
   #opened: Doorbell | undefined;
-  /** Connections to other processes' doorbells (by key) and to listeners' bells (by socket name). */
-  readonly #fds = new Map<number | string, number>();
+  /** Lines to other processes' doorbells (by key) and to listeners' bells (by socket name). */
+  readonly #lines = new Map<number | string, BellLine>();
+  /** Whether rings may go through pipes (SIGPIPE ignored); asked at the first ring. */
+  #pipeRings: boolean | undefined;
   readonly #members = new Set<HubMember>();
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
@@ -68,17 +75,19 @@ export class WakeHub {
   /** This process's doorbell, opened on first use. */
   doorbell(): Promise<Doorbell> {
     if (this.#closed) return Promise.reject(new Error("the SegmentMain was disposed"));
-    return (this.#doorbell ??= this.#open(this.#os, doorbellName, () => this.#serviceAll()).then((bell) => {
-      if (this.#closed) bell.close();
-      else {
-        this.#opened = bell;
-        if (this.#pending > 0) {
-          bell.ref();
-          this.#reffed = true;
+    return (this.#doorbell ??= this.#open(this.#os, doorbellName, () => this.#serviceAll(), doorbellPipeGate).then(
+      (bell) => {
+        if (this.#closed) bell.close();
+        else {
+          this.#opened = bell;
+          if (this.#pending > 0) {
+            bell.ref();
+            this.#reffed = true;
+          }
         }
-      }
-      return bell;
-    }));
+        return bell;
+      },
+    ));
   }
 
   /** Whether `key` is this process's own doorbell. */
@@ -150,22 +159,42 @@ export class WakeHub {
    */
   #ringAt<K extends number | string>(id: K, nameOf: (id: K) => string): void {
     for (let attempt = 0; attempt < 2; attempt++) {
-      let fd = this.#fds.get(id);
+      let line = this.#lines.get(id);
       try {
-        if (fd === undefined) {
-          fd = this.#os.connectUnix(nameOf(id));
-          this.#fds.set(id, fd);
+        if (line === undefined) {
+          const name = nameOf(id);
+          // A doorbell's pipe is asked for (a listener's bell has none).
+          const gate = typeof id === "number" && this.#pipes() ? doorbellPipeGate(name) : undefined;
+          line = BellLine.open(this.#os, name, gate);
+          this.#lines.set(id, line);
         }
-        this.#os.send(fd, ONE_BYTE); // -1 (buffer full): the listener has bytes to read anyway
+        line.ring(); // a full buffer: the listener has bytes to read anyway
         return;
       } catch (error) {
-        if (fd !== undefined && this.#fds.get(id) === fd) {
-          this.#fds.delete(id);
-          this.#os.close(fd);
+        if (line !== undefined && this.#lines.get(id) === line) {
+          this.#lines.delete(id);
+          line.close();
         }
         if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return;
       }
     }
+  }
+
+  /** Whether this process may ring through pipes: only when SIGPIPE is ignored (asked once). */
+  #pipes(): boolean {
+    if (this.#pipeRings === undefined) {
+      try {
+        this.#pipeRings = this.#os.ignoresSigpipe();
+      } catch {
+        this.#pipeRings = false;
+      }
+    }
+    return this.#pipeRings;
+  }
+
+  /** How the kept line to `key`'s doorbell rings now (for tests); undefined when there is none. */
+  lineTo(key: number): BellLine | undefined {
+    return this.#lines.get(key);
   }
 
   /** An event for a sleeper of this process: serviced in a microtask, no system call. */
@@ -216,11 +245,7 @@ export class WakeHub {
     this.#closed = true;
     clearInterval(this.#tick);
     this.#opened?.close();
-    for (const fd of this.#fds.values()) {
-      try {
-        this.#os.close(fd);
-      } catch { /* already gone */ }
-    }
-    this.#fds.clear();
+    for (const line of this.#lines.values()) line.close();
+    this.#lines.clear();
   }
 }
