@@ -10,11 +10,13 @@
  * connection when net access is granted (it needs `--allow-net`, which the library must not
  * demand), else the socket bound through libc and watched with `node:net` (Node always).
  *
- * Where a pipe is cheap to watch (Deno's and Node's `node:net`, one read a wake-up), the
- * doorbell also has a pipe, whose write end it hands to wakers that ask at its gate (a seqpacket
- * socket, SCM_RIGHTS): a byte through a pipe wakes the process about 2 us sooner than one
- * through a socket. The socket stays: for the first ring, for wakers that cannot use the pipe,
- * and as what a peer watches to see this process die.
+ * Where the socket would be watched through `node:net` anyway (Deno without net access, Node),
+ * the doorbell also has a pipe, watched the same way, whose write end it hands to wakers that
+ * ask at its gate (a seqpacket socket, SCM_RIGHTS): a byte through a pipe wakes the process
+ * sooner than one through a socket. The socket stays: for the first ring, for wakers that cannot
+ * use the pipe, and as what a peer watches to see this process die. Bun's and Deno's own
+ * listeners keep the socket alone: Bun reads a pipe with five system calls a wake-up, and Deno's
+ * `Deno.listen` socket woke an unpinned process sooner than a pipe read through `node:net`.
  *
  * @module
  */
@@ -53,9 +55,9 @@ const ACCEPT_RETRY_MS = 50;
  * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
  * first. Bun, and Deno with net access, listen with their own APIs; otherwise the socket is made
  * and bound through libc (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no
- * `--allow-net` for it. With `gateOf`, and where the runtime reads a pipe with one system call
- * per wake-up (not Bun), it also makes the doorbell's pipe and hands its write end out at the
- * seqpacket gate `gateOf(name)` (see {@link openPipeGate}); the doorbell works without it.
+ * `--allow-net` for it. With `gateOf`, and where the socket is watched through `node:net` (Deno
+ * without net access, Node), it also makes the doorbell's pipe and hands its write end out at
+ * the seqpacket gate `gateOf(name)` (see {@link openPipeGate}); the doorbell works without it.
  */
 export async function openDoorbell(
   os: Os,
@@ -71,8 +73,11 @@ export async function openDoorbell(
     onRing();
     queueMicrotask(handOver);
   };
-  const bell = await listenSocket(os, nameOf, onSocketRing);
-  if (gateOf === undefined) return bell;
+  const listen = nativeListen();
+  const bell = await listenSocket(os, listen, nameOf, onSocketRing);
+  // The runtime's own listener (Bun's, Deno's with net access) reads the socket leaner than
+  // node:net reads a pipe: no pipe then.
+  if (gateOf === undefined || listen !== undefined) return bell;
   const opened = made.gate = openPipeGate(os, gateOf(bell.name), onRing);
   if (opened === undefined) return bell;
   return {
@@ -88,8 +93,12 @@ export async function openDoorbell(
   };
 }
 
-async function listenSocket(os: Os, nameOf: (key: number) => string, onRing: () => void): Promise<Doorbell> {
-  const listen = nativeListen();
+async function listenSocket(
+  os: Os,
+  listen: Listen | undefined,
+  nameOf: (key: number) => string,
+  onRing: () => void,
+): Promise<Doorbell> {
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const key = crypto.getRandomValues(new Uint32Array(1))[0];

@@ -41,8 +41,8 @@
  *                    last parked (a hint: its wakers set SCAN instead of pushing events)
  *   +8  u32 events   offset of the holder's event ring (a chunk of kind 2), 0 = none (SCAN mode)
  *   +12 u32 doorbell key: the doorbell is the abstract Unix socket "svm-wake-<key as 8 hex digits>"
- *           and, where the holder's runtime watches a pipe cheaply, a pipe handed out at
- *           "svm-wake-<key>-pipe" (see "Waking through the event loop")
+ *           and, where the holder watches it through node:net, a pipe handed out at
+ *           "svm-wake-<key>-pipe" (see "The doorbell's pipe" below)
  * Fifo area: from FIFO_AREA_START to the segment's end, carved into chunks.
  *
  * Process tags: a process (one SegmentMain) that maps a segment claims a free slot of its
@@ -68,11 +68,10 @@
  * WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the sequence word before it: the
  * producer bumps that word and wakes the futex instead.
  *
- * The doorbell's pipe: a byte through a pipe wakes the other core about 2 us sooner than one
- * through a Unix socket (no socket buffer to allocate and free). So a holder whose runtime can
- * watch a pipe with one read per wake-up (Deno's and Node's `node:net`; not Bun, whose file
- * reader takes five system calls) also makes a pipe, watches its read end, and listens on the
- * SOCK_SEQPACKET gate named by doorbellPipeGate, where each connection is sent the write end
+ * The doorbell's pipe: a byte through a pipe wakes the other core sooner than one through a Unix
+ * socket (no socket buffer to allocate and free). So a holder that watches its socket through
+ * `node:net` (Deno without net access, Node) also makes a pipe, watches its read end the same
+ * way, and listens on the SOCK_SEQPACKET gate named by doorbellPipeGate, where each connection is sent the write end
  * (SCM_RIGHTS) and closed. A waker connects to the gate before its first ring (which goes
  * through the socket; the holder answers the gate when a ring comes through the socket, and at
  * its liveness tick), takes the fd at a later ring, checks that it is a pipe's write end, and
@@ -319,7 +318,7 @@ export function doorbellName(key: number): string {
  * The abstract SOCK_SEQPACKET name where the holder of the doorbell `bell` (a name from
  * {@link doorbellName}) hands out its pipe's write end: each connection gets one packet of one
  * byte carrying the fd (SCM_RIGHTS), then is closed. Nobody listens there when the holder's
- * runtime rings only through the socket (Bun).
+ * runtime's own listener watches the socket (Bun, Deno with net access).
  */
 export function doorbellPipeGate(bell: string): string {
   return `${bell}-pipe`;
