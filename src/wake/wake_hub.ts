@@ -192,11 +192,6 @@ export class WakeHub {
     return this.#pipeRings;
   }
 
-  /** How the kept line to `key`'s doorbell rings now (for tests); undefined when there is none. */
-  lineTo(key: number): BellLine | undefined {
-    return this.#lines.get(key);
-  }
-
   /** An event for a sleeper of this process: serviced in a microtask, no system call. */
   local(): void {
     if (this.#localScheduled) return;
