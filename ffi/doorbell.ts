@@ -146,13 +146,13 @@ const HANDOVER_BYTE = new Uint8Array([1]);
 
 /**
  * Makes a pipe whose read end the event loop watches (`onRing` when bytes arrive) and a listening
- * seqpacket socket at `gateName` whose connections are each sent the write end. Undefined where a
- * pipe would be no faster to watch than the socket (Bun: its file reader takes five system calls
- * a wake-up where a socket takes one) or when any part fails (the socket doorbell then serves
- * alone). The read end never keeps the process alive: the socket listener's reference does that.
+ * seqpacket socket at `gateName` whose connections are each sent the write end, the read end
+ * watched through `node:net` (so not in Bun, whose `net.Socket({ fd })` fails; `openDoorbell`
+ * decides where a pipe is worth it). Undefined when any part fails (the socket doorbell then
+ * serves alone). The read end never keeps the process alive: the socket listener's reference does
+ * that.
  */
 export function openPipeGate(os: Os, gateName: string, onRing: () => void): PipeGate | undefined {
-  if ((globalThis as { Bun?: unknown }).Bun !== undefined) return undefined;
   let ends: { read: number; write: number };
   try {
     ends = os.pipe();

@@ -552,7 +552,7 @@ export class Fifo {
     };
   }
 
-  #waitAsync(kind: number, n: number, options: WaitOptions): Promise<boolean> {
+  #waitAsync(kind: number, n: number, options: WaitOptions | undefined): Promise<boolean> {
     try {
       this.#side(kind);
       // The writer says how much it waits for before it registers as asleep, so that the reader
@@ -572,14 +572,14 @@ export class Fifo {
    * producer's process died and nothing is left to read.
    */
   waitForData(options?: WaitOptions): Promise<boolean> {
-    return this.#waitAsync(DATA, 0, options ?? NO_OPTIONS);
+    return this.#waitAsync(DATA, 0, options);
   }
 
   /**
    * Waits until `n` bytes can be written; true then, false on timeout. Rejects with
    * "peer-gone" when the consumer's process died.
    */
-  waitForSpace(n: number, options: WaitOptions = {}): Promise<boolean> {
+  waitForSpace(n: number, options?: WaitOptions): Promise<boolean> {
     this.#checkSpace(n);
     return this.#waitAsync(SPACE, n, options);
   }
