@@ -10,6 +10,7 @@ import { type Fifo, type Segment, SegmentMain, waitAny } from "../mod.ts";
 import {
   doorbellName,
   EV_TAIL,
+  FF_DATA_WAITER,
   FIFO_HEADER_SIZE,
   SLEEPER_ENTRY_SIZE,
   SLEEPER_TABLE,
@@ -401,6 +402,47 @@ test(`a sleeper with few waits is rung without events, one with many through its
     assert.ok(ready.length > 0 && ready.every((f) => f.maxDequeue === 4), "woken by data");
     expectSuccess(await writer.done, "writer");
     assert.ok(tail() !== before, "waitAny over six fifos: events");
+  });
+});
+
+test("one wake-up settles every wait it finds ready, however many of the few end at once", async () => {
+  // Writes from this process: one service (a microtask) for all of them, which must settle each
+  // ready wait and leave the rest pending (announced), not stop when waits leave the list.
+  await withFifos(4, 4096, async (fifos, _name, segment) => {
+    const late = () => sleep(300).then(() => "late");
+    for (const ready of [[0, 1, 2, 3], [0, 2], [3], [1, 2, 3]]) {
+      const waits = fifos.map((f) => f.waitForData({ timeoutMs: 10_000 }));
+      await sleep(5);
+      for (const i of ready) fifos[i].enqueue(new Uint8Array([i]));
+      for (const i of ready) assert.equal(await Promise.race([waits[i], late()]), true, `wait ${i} of ${ready}`);
+      const rest = fifos.filter((_, i) => !ready.includes(i));
+      for (const f of rest) assert.notEqual(Atomics.load(segment.u32, (f.offset + FF_DATA_WAITER) >>> 2), 0);
+      for (const f of rest) f.enqueue(new Uint8Array(1));
+      assert.deepEqual(await Promise.all(waits), [true, true, true, true]);
+      for (const f of fifos) assert.equal(f.dequeue(new Uint8Array(2)), 1);
+      await sleep(0);
+      for (const f of fifos) {
+        assert.equal(Atomics.load(segment.u32, (f.offset + FF_DATA_WAITER) >>> 2), 0, "no wait left, no announcement");
+      }
+    }
+    // Waits that end without a write (a timeout; a waitAny woken by another fifo) withdraw their
+    // announcements too, once the code they resumed has run.
+    const announced = () => fifos.filter((f) => Atomics.load(segment.u32, (f.offset + FF_DATA_WAITER) >>> 2) !== 0);
+    assert.deepEqual(await Promise.all(fifos.map((f) => f.waitForData({ timeoutMs: 20 }))), [
+      false,
+      false,
+      false,
+      false,
+    ]);
+    await sleep(0);
+    assert.deepEqual(announced(), []);
+    const any = waitAny(fifos, { timeoutMs: 10_000 });
+    await sleep(5);
+    fifos[2].enqueue(new Uint8Array(1));
+    assert.deepEqual(await any, [fifos[2]]);
+    await sleep(0);
+    assert.deepEqual(announced(), []);
+    assert.equal(fifos[2].dequeue(new Uint8Array(1)), 1);
   });
 });
 

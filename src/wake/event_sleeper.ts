@@ -72,6 +72,8 @@ function pairOf(words: readonly number[], word: number): number {
 }
 
 interface Pending {
+  /** Where it sits in the sleeper's list of pending waits. */
+  at: number;
   readonly watches: readonly Watch[];
   /** The spot of each watch's chunk (found once, when the wait registers). */
   readonly spots: Spot[];
@@ -89,7 +91,14 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #mem: EventMemory;
   readonly #u32: Uint32Array;
   readonly #hub: WakeHub;
-  readonly #pending = new Set<Pending>();
+  /** The pending waits, in no order: a wait that ends swaps the last one into its place. */
+  readonly #pending: Pending[] = [];
+  /**
+   * Waits that ended and still count on their waiter words: the words are let go in a microtask
+   * queued after the wake-up's (see `#settle`).
+   */
+  #leaving: Pending[] = [];
+  readonly #leave = () => this.#letGo();
   /** The watches of the pending waits, counted. */
   #watching = 0;
   /** Per chunk: its pending waits, and the waiter words they armed (a word is cleared when its last one leaves). */
@@ -165,6 +174,7 @@ export class EventSleeper implements Sleeper, HubMember {
     const { timeoutMs, signal } = options;
     return new Promise<unknown>((resolve, reject) => {
       const p: Pending = {
+        at: 0,
         watches,
         spots: [],
         finish,
@@ -218,7 +228,8 @@ export class EventSleeper implements Sleeper, HubMember {
   }
 
   #register(p: Pending): void {
-    this.#pending.add(p);
+    p.at = this.#pending.length;
+    this.#pending.push(p);
     this.#watching += p.watches.length;
     for (const w of p.watches) {
       let spot = this.#byChunk.get(w.chunk);
@@ -243,6 +254,7 @@ export class EventSleeper implements Sleeper, HubMember {
 
   /** Settles `p` when a watch is ready (or its check throws); otherwise re-arms its words and looks once more. */
   #evaluate(p: Pending, alive?: (tag: number) => boolean): void {
+    if (p.done) return; // ended, and leaving its spots (see #settle)
     try {
       let ready = readyNow(p.watches);
       if (ready.length === 0) {
@@ -258,23 +270,11 @@ export class EventSleeper implements Sleeper, HubMember {
   #settle(p: Pending, result: unknown, failed = false): void {
     if (p.done) return;
     p.done = true;
-    this.#pending.delete(p);
+    const list = this.#pending;
+    const last = list.pop()!;
+    if (last !== p) list[last.at = p.at] = last;
     this.#watching -= p.watches.length;
-    const own = this.#own;
-    const watches = p.watches;
-    for (let k = 0; k < watches.length; k++) {
-      const waiter = watches[k].waiter;
-      const spot = p.spots[k];
-      spot.waits.delete(p);
-      const words = spot.words;
-      const i = pairOf(words, waiter);
-      if (i < words.length && --words[i + 1] > 0) continue; // a count of 0 stays, for the next wait
-      // The last wait on the word left. Usually the waker took the word already: a load, not
-      // a locked compare-and-swap, then.
-      if (!this.#mem.deleted && Atomics.load(this.#u32, waiter) === own) {
-        Atomics.compareExchange(this.#u32, waiter, own, 0);
-      }
-    }
+    const first = this.#leaving.push(p) === 1;
     if (p.timer !== undefined) clearTimeout(p.timer);
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
     if (failed) p.reject(result);
@@ -286,9 +286,35 @@ export class EventSleeper implements Sleeper, HubMember {
         p.reject(error);
       }
     }
-    // After the resolve: the hub's look at whether to let the process exit runs after the code
-    // this wait resumes, which usually waits again.
+    // After the resolve, so that they run after the code this wait resumes, which usually waits
+    // again: the wait's spots and waiter words are let go (off the way from the wake-up to that
+    // code; words it armed again stay armed, not cleared and set), and the hub looks at whether to
+    // let the process exit.
+    if (first) queueMicrotask(this.#leave);
     this.#hub.pendingDelta(-1);
+  }
+
+  /** Takes the waits that ended off their spots, and clears each waiter word no wait counts on. */
+  #letGo(): void {
+    const leaving = this.#leaving;
+    if (leaving.length === 0) return;
+    this.#leaving = [];
+    const own = this.#own;
+    const mapped = !this.#mem.deleted;
+    for (const p of leaving) {
+      const watches = p.watches;
+      for (let k = 0; k < watches.length; k++) {
+        const waiter = watches[k].waiter;
+        const spot = p.spots[k];
+        spot.waits.delete(p);
+        const words = spot.words;
+        const i = pairOf(words, waiter);
+        if (i < words.length && --words[i + 1] > 0) continue; // a count of 0 stays, for the next wait
+        // The last wait on the word left. Usually the waker took the word already: a load, not
+        // a locked compare-and-swap, then.
+        if (mapped && Atomics.load(this.#u32, waiter) === own) Atomics.compareExchange(this.#u32, waiter, own, 0);
+      }
+    }
   }
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */
@@ -303,15 +329,17 @@ export class EventSleeper implements Sleeper, HubMember {
 
   /** Our doorbell rang (or a local event): take the events, settle what they concern. */
   service(): void {
-    if (this.#pending.size === 0 || this.#mem.deleted) return;
+    const list = this.#pending;
+    if (list.length === 0 || this.#mem.deleted) return;
     if (this.#watching <= DIRECT_LOOKS) {
       // Few watches: each wait looks at once, and when all of them end, the events that rang us
       // stay in the ring until the next park drains them (a stale event costs a look, never a
       // wake-up).
       // The ring's words and our flags were written by the waker's processor: not reading them
       // here keeps those cache-line transfers out of the wake-up's way.
-      for (const p of this.#pending) this.#evaluate(p);
-      if (this.#pending.size === 0) return;
+      // Last to first: a wait that ends moves the last one (looked at already) into its place.
+      for (let i = list.length - 1; i >= 0; i--) if (i < list.length) this.#evaluate(list[i]);
+      if (list.length === 0) return;
     }
     // Awake: no rings needed. A waker that rang cleared the flag already.
     const flags = this.#entry + SLP_FLAGS / 4;
@@ -319,7 +347,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if ((seen & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
     // A SCAN set after this load is seen by the drain of the next park.
     this.#drain(false, undefined, seen);
-    if (this.#pending.size > 0) this.#setParked();
+    if (list.length > 0) this.#setParked();
   }
 
   /**
@@ -330,7 +358,7 @@ export class EventSleeper implements Sleeper, HubMember {
    * a wait that hangs.
    */
   tick(): void {
-    if (this.#pending.size === 0 || this.#mem.deleted) return;
+    if (this.#pending.length === 0 || this.#mem.deleted) return;
     const known = new Map<number, boolean>();
     const liveness = this.#mem.liveness;
     const alive = (tag: number) => {
@@ -341,7 +369,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if (++this.#ticks % FULL_CHECK_TICKS === 0) {
       this.#drain(true, alive);
     } else {
-      for (const p of [...this.#pending]) {
+      for (const p of this.#pending.slice()) {
         for (const w of p.watches) {
           const peer = w.peer();
           if (peer !== 0 && !alive(peer)) {
@@ -352,7 +380,7 @@ export class EventSleeper implements Sleeper, HubMember {
       }
       this.#drain(false, undefined);
     }
-    if (this.#pending.size > 0) this.#setParked();
+    if (this.#pending.length > 0) this.#setParked();
   }
 
   /**
@@ -367,7 +395,7 @@ export class EventSleeper implements Sleeper, HubMember {
       (((flags ?? Atomics.load(u32, word)) & SLEEPER_SCAN) !== 0 &&
         (Atomics.and(u32, word, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0);
     if (this.#ring >= 0 && !drainEvents(u32, this.#ring, this.#visit, all)) scan = true;
-    if (scan) { for (const p of [...this.#pending]) this.#evaluate(p, alive); }
+    if (scan) { for (const p of this.#pending.slice()) this.#evaluate(p, alive); }
   }
 
   // ---- the waking side ----
@@ -421,7 +449,8 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#closed = true;
     this.#hub.remove(this);
     const error = new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
-    for (const p of [...this.#pending]) this.#settle(p, error, true);
+    for (const p of this.#pending.slice()) this.#settle(p, error, true);
+    this.#letGo(); // now: the segment is unmapped next
     // The event ring stays with the slot (a waker may be writing to it right now); the next
     // process to hold the slot reuses it.
     Atomics.compareExchange(this.#u32, this.#entry + SLP_TAG / 4, this.#own, 0);

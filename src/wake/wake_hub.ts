@@ -48,7 +48,8 @@ export class WakeHub {
   readonly #lines = new Map<number | string, BellLine>();
   /** Whether rings may go through pipes (SIGPIPE ignored); asked at the first ring. */
   #pipeRings: boolean | undefined;
-  readonly #members = new Set<HubMember>();
+  /** The segments whose sleepers a ring services (an array: it is walked on every wake-up). */
+  #members: HubMember[] = [];
   /** Others that want to hear our doorbell (a connection waiting for its handshake answer). */
   readonly #listeners = new Set<() => void>();
   #pending = 0;
@@ -97,11 +98,11 @@ export class WakeHub {
 
   /** A segment whose sleeper has waits pending (or may have). */
   add(member: HubMember): void {
-    this.#members.add(member);
+    if (!this.#members.includes(member)) this.#members = [...this.#members, member];
   }
 
   remove(member: HubMember): void {
-    this.#members.delete(member);
+    this.#members = this.#members.filter((m) => m !== member);
   }
 
   /**
@@ -203,8 +204,9 @@ export class WakeHub {
   }
 
   #serviceAll(): void {
-    for (const member of this.#members) member.service();
-    for (const listener of this.#listeners) listener();
+    const members = this.#members; // a member added or removed meanwhile makes a new array
+    for (let i = 0; i < members.length; i++) members[i].service();
+    if (this.#listeners.size !== 0) { for (const listener of this.#listeners) listener(); }
   }
 
   /** Calls `listener` whenever our doorbell rings, until the returned function is called. */
