@@ -71,7 +71,7 @@ export async function openDoorbell(
   const handOver = () => made.gate?.handOver();
   const onSocketRing = gateOf === undefined ? onRing : () => {
     onRing();
-    queueMicrotask(handOver);
+    if (made.gate !== undefined) queueMicrotask(handOver); // none where the runtime's own listener watches
   };
   const listen = nativeListen();
   const bell = await listenSocket(os, listen, nameOf, onSocketRing);
