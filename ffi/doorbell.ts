@@ -6,17 +6,15 @@
  * process dies.
  *
  * Each runtime's lightest watcher is used, since its cost is on the path of every wake-up: Bun's
- * native `Bun.listen` handlers; in Deno, its own `Deno.listen` and one read at a time per
- * connection when net access is granted (it needs `--allow-net`, which the library must not
- * demand), else the socket bound through libc and watched with `node:net` (Node always).
+ * native `Bun.listen` handlers; in Deno and Node, the socket bound through libc (so Deno needs no
+ * `--allow-net`) and watched with `node:net`.
  *
- * Where the socket would be watched through `node:net` anyway (Deno without net access, Node),
- * the doorbell also has a pipe, watched the same way, whose write end it hands to wakers that
- * ask at its gate (a seqpacket socket, SCM_RIGHTS): a byte through a pipe wakes the process
- * sooner than one through a socket. The socket stays: for the first ring, for wakers that cannot
- * use the pipe, and as what a peer watches to see this process die. Bun's and Deno's own
- * listeners keep the socket alone: Bun reads a pipe with five system calls a wake-up, and Deno's
- * `Deno.listen` socket woke an unpinned process sooner than a pipe read through `node:net`.
+ * Where the socket is watched through `node:net` (Deno, Node), the doorbell also has a pipe,
+ * read with `node:net`'s `onread`, whose write end it hands to wakers that ask at its gate (a
+ * seqpacket socket, SCM_RIGHTS): a byte through a pipe wakes the process sooner than one through
+ * a socket. The socket stays: for the first ring, for wakers that cannot use the pipe, and as
+ * what a peer watches to see this process die. Bun's listener keeps the socket alone: Bun reads
+ * a pipe with five system calls a wake-up (and its `net.Socket({ fd })` fails).
  *
  * @module
  */
@@ -47,17 +45,15 @@ export interface Doorbell {
 const ATTEMPTS = 8;
 /** Connections a doorbell's `recover` accepts at most per call. */
 const RECOVER_BATCH = 64;
-/** How long Deno's doorbell waits before it accepts again after a failed accept (EMFILE). */
-const ACCEPT_RETRY_MS = 50;
 
 /**
  * Listens on a fresh abstract socket named `nameOf(key)` for a random key (another key when the
  * name is taken), calling `onRing` whenever bytes arrive on any connection. Unreferenced at
- * first. Bun, and Deno with net access, listen with their own APIs; otherwise the socket is made
- * and bound through libc (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no
- * `--allow-net` for it. With `gateOf`, and where the socket is watched through `node:net` (Deno
- * without net access, Node), it also makes the doorbell's pipe and hands its write end out at
- * the seqpacket gate `gateOf(name)` (see {@link openPipeGate}); the doorbell works without it.
+ * first. Bun listens with its own API; otherwise the socket is made and bound through libc
+ * (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no `--allow-net` for it. With
+ * `gateOf`, and where the socket is watched through `node:net` (Deno, Node), it also makes the
+ * doorbell's pipe and hands its write end out at the seqpacket gate `gateOf(name)` (see
+ * {@link openPipeGate}); the doorbell works without it.
  */
 export async function openDoorbell(
   os: Os,
@@ -71,12 +67,11 @@ export async function openDoorbell(
   const handOver = () => made.gate?.handOver();
   const onSocketRing = gateOf === undefined ? onRing : () => {
     onRing();
-    if (made.gate !== undefined) queueMicrotask(handOver); // none where the runtime's own listener watches
+    if (made.gate !== undefined) queueMicrotask(handOver); // none in Bun
   };
   const listen = nativeListen();
   const bell = await listenSocket(os, listen, nameOf, onSocketRing);
-  // The runtime's own listener (Bun's, Deno's with net access) reads the socket leaner than
-  // node:net reads a pipe: no pipe then.
+  // Bun's own listener reads the socket leaner than Bun can read a pipe: no pipe then.
   if (gateOf === undefined || listen !== undefined) return bell;
   const opened = made.gate = openPipeGate(os, gateOf(bell.name), onRing);
   if (opened === undefined) return bell;
@@ -226,31 +221,15 @@ interface BunLike {
     socket: { open(socket: BunSocket): void; data(): void; error(): void };
   }): BunServer;
 }
-interface DenoConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-  unref(): void;
-  close(): void;
-}
-interface DenoListener {
-  accept(): Promise<DenoConn>;
-  ref(): void;
-  unref(): void;
-  close(): void;
-}
-interface DenoLike {
-  listen(options: { transport: "unix"; path: string }): DenoListener;
-  unrefTimer(id: number): void;
-  permissions: { querySync?(descriptor: { name: "net" }): { state: string } };
-}
-
-/** The runtime's own listener for an abstract name, where it has one we may use; else undefined. */
+/**
+ * The runtime's own listener for an abstract name, where it is the lighter watcher; else
+ * undefined (the socket is then bound through libc and watched with `node:net`, beside a pipe).
+ * Only Bun's: Deno's `Deno.listen` (with net access) made the sleeping round trip longer than
+ * `node:net` reading the pipe with `onread`, pinned and unpinned.
+ */
 function nativeListen(): Listen | undefined {
-  const g = globalThis as { Bun?: BunLike; Deno?: DenoLike };
-  if (g.Bun !== undefined) return bunListen(g.Bun);
-  if (g.Deno !== undefined && g.Deno.permissions.querySync?.({ name: "net" }).state === "granted") {
-    return denoListen(g.Deno);
-  }
-  return undefined;
+  const g = globalThis as { Bun?: BunLike };
+  return g.Bun !== undefined ? bunListen(g.Bun) : undefined;
 }
 
 function addressInUse(error: unknown): boolean {
@@ -272,71 +251,6 @@ function bunListen(bun: BunLike): Listen {
     });
     server.unref();
     return doorbellOf(key, name, server, () => server.stop(true));
-  };
-}
-
-/** Deno with net access: its own listener, and one pending read per connection. */
-function denoListen(deno: DenoLike): Listen {
-  return (name, key, onRing) => {
-    const listener = deno.listen({ transport: "unix", path: "\0" + name });
-    listener.unref();
-    const connections = new Set<DenoConn>();
-    let closed = false;
-    const pump = async (conn: DenoConn) => {
-      const buffer = new Uint8Array(256);
-      try {
-        for (;;) {
-          let n: number | null;
-          try {
-            n = await conn.read(buffer);
-          } catch {
-            break; // reset, or closed by us
-          }
-          if (n === null || closed) break;
-          onRing();
-          // The waits it settled resume first (their reactions are queued already): the next
-          // read, an op of the runtime, is not on the path of the wake-up.
-          await null;
-        }
-      } finally {
-        connections.delete(conn);
-        try {
-          conn.close();
-        } catch { /* closed already */ }
-      }
-    };
-    (async () => {
-      while (!closed) {
-        let conn: DenoConn;
-        try {
-          conn = await listener.accept();
-        } catch {
-          // Closed by us, or a failed accept (EMFILE): the listener stays, so try again soon;
-          // meanwhile a ringer's bytes wait in its connection, and the waits' ticks still look.
-          if (!closed) await new Promise((r) => deno.unrefTimer(setTimeout(r, ACCEPT_RETRY_MS) as unknown as number));
-          continue;
-        }
-        if (closed) {
-          conn.close();
-          break;
-        }
-        conn.unref(); // only the listener (while waits pend) keeps the process alive
-        connections.add(conn);
-        pump(conn);
-      }
-    })();
-    return doorbellOf(key, name, listener, () => {
-      closed = true; // the pumps and the accept loop stop
-      try {
-        listener.close();
-      } catch { /* closed already */ }
-      for (const conn of connections) {
-        try {
-          conn.close();
-        } catch { /* closed already */ }
-      }
-      connections.clear();
-    });
   };
 }
 

@@ -70,7 +70,7 @@
  *
  * The doorbell's pipe: a byte through a pipe wakes the other core sooner than one through a Unix
  * socket (no socket buffer to allocate and free). So a holder that watches its socket through
- * `node:net` (Deno without net access, Node) also makes a pipe, watches its read end the same
+ * `node:net` (Deno, Node) also makes a pipe, watches its read end the same
  * way, and listens on the SOCK_SEQPACKET gate named by doorbellPipeGate, where each connection is sent the write end
  * (SCM_RIGHTS) and closed. A waker connects to the gate before its first ring (which goes
  * through the socket; the holder answers the gate when a ring comes through the socket, and at
@@ -318,7 +318,7 @@ export function doorbellName(key: number): string {
  * The abstract SOCK_SEQPACKET name where the holder of the doorbell `bell` (a name from
  * {@link doorbellName}) hands out its pipe's write end: each connection gets one packet of one
  * byte carrying the fd (SCM_RIGHTS), then is closed. Nobody listens there when the holder's
- * runtime's own listener watches the socket (Bun, Deno with net access).
+ * runtime's own listener watches the socket (Bun).
  */
 export function doorbellPipeGate(bell: string): string {
   return `${bell}-pipe`;
