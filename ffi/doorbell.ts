@@ -61,18 +61,21 @@ export async function openDoorbell(
   onRing: () => void,
   gateOf?: (name: string) => string,
 ): Promise<Doorbell> {
+  const listen = nativeListen();
+  // Bun's own listener reads the socket leaner than Bun can read a pipe: no pipe then.
+  const piped = gateOf !== undefined && listen === undefined;
   const made: { gate?: PipeGate } = {};
   // A ring through the socket may come from a waker that waits for the pipe: answer the gate then.
   // After the waits it settled have resumed: the accept is not on the path of the wake-up.
   const handOver = () => made.gate?.handOver();
-  const onSocketRing = gateOf === undefined ? onRing : () => {
-    onRing();
-    if (made.gate !== undefined) queueMicrotask(handOver); // none in Bun
-  };
-  const listen = nativeListen();
+  const onSocketRing = piped
+    ? () => {
+      onRing();
+      queueMicrotask(handOver);
+    }
+    : onRing;
   const bell = await listenSocket(os, listen, nameOf, onSocketRing);
-  // Bun's own listener reads the socket leaner than Bun can read a pipe: no pipe then.
-  if (gateOf === undefined || listen !== undefined) return bell;
+  if (!piped) return bell;
   const opened = made.gate = openPipeGate(os, gateOf(bell.name), onRing);
   if (opened === undefined) return bell;
   return {
@@ -232,10 +235,9 @@ function nativeListen(): Listen | undefined {
   return g.Bun !== undefined ? bunListen(g.Bun) : undefined;
 }
 
+/** Whether `Bun.listen` failed because the name is taken. */
 function addressInUse(error: unknown): boolean {
-  if (error instanceof OsError) return error.code === "EADDRINUSE";
-  const e = error as { code?: unknown; name?: unknown } | null;
-  return e?.code === "EADDRINUSE" || e?.name === "AddrInUse";
+  return (error as { code?: unknown } | null)?.code === "EADDRINUSE";
 }
 
 /** Bun: native socket handlers, no stream or event emitter between the byte and `onRing`. */
