@@ -30,6 +30,7 @@ export type { FifoOptions, MemoryPressure, MemoryStatus, MemoryWatermarks, Segme
 export type { SegmentType } from "./src/segment_header.ts";
 export { Fifo } from "./src/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";
+export { WaitSet } from "./src/wake/wait_set.ts";
 export { MessageRing } from "./src/ring/message_ring.ts";
 export type { RecordHandler } from "./src/ring/message_ring.ts";
 export type { RingRecord } from "./src/ring/ring_streams.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { type Fifo, type Segment, SegmentMain, waitAny } from "../mod.ts";
+import { type Fifo, type MessageRing, type Segment, SegmentMain, waitAny, WaitSet } from "../mod.ts";
 import {
   doorbellName,
   EV_TAIL,
@@ -295,6 +295,177 @@ test("waitAny: ready, closed and timed-out fifos; several segments; a signal; ba
   // Still armed correctly afterwards.
   setTimeout(() => a.enqueue(new Uint8Array(1)), 20);
   assert.deepEqual(await waitAny([a, b], { timeoutMs: 5000 }), [a]);
+});
+
+test(`no lost wake-up: 1000 fifos, random bursts from ${OTHER}, read through one WaitSet; every byte counted`, async () => {
+  const total = 8 << 20;
+  await withFifos(1000, 4096, async (fifos, name) => {
+    const peer = startPeer(OTHER, "wake_peer", [
+      "many-bursts",
+      name,
+      fifos.map((f) => f.offset).join(","),
+      String(total),
+      "23",
+    ], 300_000);
+    const got = new Array<number>(fifos.length).fill(0);
+    const index = new Map(fifos.map((f, i) => [f, i]));
+    using open = new WaitSet(fifos);
+    const buf = new Uint8Array(4096);
+    let bad = 0;
+    let wakes = 0;
+    while (open.size > 0) {
+      const ready = await open.wait({ timeoutMs: 20_000 });
+      assert.ok(ready.length > 0, `no fifo ready for 20 s with ${open.size} open: a lost wake-up`);
+      wakes++;
+      // Some are left unread until the next wake-up: a member stays ready until it is drained.
+      for (const fifo of ready) {
+        if (wakes % 3 === 0 && index.get(fifo)! % 2 === 0) continue;
+        const i = index.get(fifo)!;
+        const closed = fifo.isClosed;
+        for (let n = fifo.dequeue(buf); n > 0; n = fifo.dequeue(buf)) {
+          for (let k = 0; k < n; k++) if (buf[k] !== patternByte(got[i] + k, i)) bad++;
+          got[i] += n;
+        }
+        if (closed && fifo.maxDequeue === 0) open.delete(fifo);
+      }
+    }
+    const result = await peer.done;
+    expectSuccess(result, "burst writer");
+    const { sent } = JSON.parse(result.stdout.split("DONE ")[1]);
+    assert.equal(bad, 0, "every byte as written");
+    assert.deepEqual(got, sent, "every byte of every fifo arrived");
+    assert.equal(got.reduce((a, b) => a + b, 0), total);
+    assert.ok(wakes > 10, `the reader slept and woke (${wakes} times)`);
+  });
+});
+
+test("WaitSet: members ready, closed or timed out, in the order added; several segments; changes during a wait; a signal; one wait at a time; close", async () => {
+  using sm = new SegmentMain();
+  const one = sm.create({ type: "shm", name: uniqueName("set1"), size: 1 << 20 });
+  const two = sm.create({ type: "private", name: "set2", size: 1 << 20 });
+  const [a, b, d, e] = [1, 2, 3, 4].map(() => one.allocFifo(4096)!);
+  const c = two.allocFifo(4096)!;
+  const ring = one.allocMessageRing(4096)!;
+  const byte = new Uint8Array(1);
+  using set = new WaitSet<Fifo | MessageRing>([a, b, c]);
+  assert.equal(set.size, 3);
+  assert.ok(set.has(b) && !set.has(d));
+  let t = performance.now();
+  assert.deepEqual(await set.wait({ timeoutMs: 100 }), []);
+  assert.ok(performance.now() - t >= 90);
+  setTimeout(() => b.enqueue(byte), 20);
+  assert.deepEqual(await set.wait(), [b]);
+  assert.deepEqual(await set.wait({ timeoutMs: 0 }), [b], "level-triggered: ready until drained");
+  b.dequeueDropAll();
+  setTimeout(() => c.close(), 20);
+  assert.deepEqual(await set.wait(), [c], "a closed member of a private segment is ready");
+  set.delete(c);
+  a.enqueue(byte);
+  b.enqueue(byte);
+  assert.deepEqual(await set.wait(), [a, b], "all that are ready, in the order added");
+  a.dequeueDropAll();
+  b.dequeueDropAll();
+  // Members added and deleted while a wait is pending, in this and a new segment.
+  const three = sm.create({ type: "shm", name: uniqueName("set3"), size: 1 << 20 });
+  const f = three.allocFifo(4096)!;
+  let pending = set.wait({ timeoutMs: 10_000 });
+  await sleep(10);
+  set.add(d).add(f).delete(a);
+  await sleep(20);
+  // Parked: every member's waiter word names this process (a write posts an event), and the
+  // deleted one's was let go.
+  const waiter = (fifo: Fifo) => Atomics.load(fifo === f ? three.u32 : one.u32, (fifo.offset + FF_DATA_WAITER) >>> 2);
+  const own = one.liveness.ownTag;
+  assert.deepEqual([b, d, f, a].map(waiter), [own, own, own, 0]);
+  a.enqueue(byte); // no longer a member
+  await sleep(20);
+  f.enqueue(byte);
+  assert.deepEqual(await pending, [f]);
+  f.dequeueDropAll();
+  pending = set.wait({ timeoutMs: 10_000 });
+  await sleep(10);
+  d.enqueue(byte);
+  assert.deepEqual(await pending, [d]);
+  d.dequeueDropAll();
+  // A message ring as a member.
+  set.add(ring);
+  pending = set.wait({ timeoutMs: 10_000 });
+  await sleep(10);
+  ring.offer(new Uint8Array([7]));
+  ring.publish();
+  assert.deepEqual(await pending, [ring]);
+  set.delete(ring);
+  // One wait at a time; a signal; bad arguments.
+  pending = set.wait();
+  await assert.rejects(set.wait(), /pending already/);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error("stop")), 20);
+  set.add(e);
+  await assert.rejects(Promise.race([pending, set.wait({ signal: controller.signal })]), /pending already/);
+  e.enqueue(byte);
+  assert.deepEqual(await pending, [e]);
+  e.dequeueDropAll();
+  await assert.rejects(set.wait({ signal: controller.signal }), /stop/);
+  assert.throws(() => set.add({} as Fifo), TypeError);
+  await assert.rejects(set.wait({ timeoutMs: -1 }), RangeError);
+  // Still armed after all that: a write wakes the next wait.
+  setTimeout(() => b.enqueue(byte), 20);
+  t = performance.now();
+  assert.deepEqual(await set.wait({ timeoutMs: 5000 }), [b]);
+  assert.ok(performance.now() - t < 4000);
+  b.dequeueDropAll();
+  // close(): a pending wait rejects, later calls throw, the words are let go.
+  pending = set.wait();
+  set.close();
+  await assert.rejects(pending, /closed/);
+  assert.equal(set.size, 0);
+  assert.throws(() => set.add(a), /closed/);
+  await assert.rejects(set.wait(), /closed/);
+  assert.deepEqual([a, b, d, e].map(waiter), [0, 0, 0, 0], "no waiter word left naming this process");
+  // An empty set waits for members, or its timeout.
+  using empty = new WaitSet<Fifo>();
+  t = performance.now();
+  assert.deepEqual(await empty.wait({ timeoutMs: 50 }), []);
+  assert.ok(performance.now() - t >= 40);
+});
+
+test(`WaitSet: a member's producer (${OTHER}) is SIGKILLed; the set reports it within a second, and its wait fails with peer-gone`, async () => {
+  await withFifos(3, 4096, async ([quiet, doomed, other], name) => {
+    const peer = startPeer(OTHER, "wake_peer", ["produce-then-hang", name, String(doomed.offset), "100"]);
+    try {
+      await peer.line(/^WROTE/);
+      using set = new WaitSet([quiet, doomed, other]);
+      assert.deepEqual(await set.wait(), [doomed]);
+      assert.equal(doomed.dequeueDropAll(), 100);
+      const pending = set.wait({ timeoutMs: 10_000 });
+      await sleep(50);
+      peer.kill("SIGKILL");
+      await peer.done;
+      const killed = performance.now();
+      assert.deepEqual(await pending, [doomed]);
+      const took = performance.now() - killed;
+      assert.ok(took < 1000, `reported after ${took.toFixed(0)} ms`);
+      assert.equal(doomed.peerGone, true);
+      await assert.rejects(doomed.waitForData(), isCode("peer-gone"));
+      assert.deepEqual(await set.wait({ timeoutMs: 0 }), [doomed], "in every result until deleted");
+      set.delete(doomed);
+      assert.deepEqual(await set.wait({ timeoutMs: 50 }), []);
+    } finally {
+      peer.kill("SIGKILL");
+      await peer.done;
+    }
+  });
+});
+
+test("WaitSet: the segment of a pending wait is deleted; the wait rejects with deleted", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name: uniqueName("setdel"), size: 1 << 20 });
+  const fifos = [segment.allocFifo(4096)!, segment.allocFifo(4096)!];
+  using set = new WaitSet(fifos);
+  const pending = set.wait({ timeoutMs: 10_000 });
+  await sleep(20);
+  sm.delete(segment);
+  await assert.rejects(pending, isCode("deleted"));
 });
 
 test("spinMicros: a short spin before parking; out-of-range values are RangeErrors", async () => {

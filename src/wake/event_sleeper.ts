@@ -24,7 +24,16 @@ import type { Liveness } from "../process_table.ts";
 import type { Signaller } from "../signaller.ts";
 import type { Waiters } from "../waiters.ts";
 import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
-import { checkSleepOptions, lookNow, readyNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
+import {
+  checkSleepOptions,
+  lookNow,
+  readyNow,
+  type Sleeper,
+  type SleepOptions,
+  spin,
+  type Watch,
+  type WatchList,
+} from "./sleeper.ts";
 import { FULL_CHECK_TICKS, type HubMember, type WakeHub } from "./wake_hub.ts";
 
 /** What the sleeper needs of its segment. */
@@ -56,12 +65,27 @@ const DIRECT_LOOKS = 4;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The pending waits on one chunk, and how many of them armed each of its waiter words (pairs of
- * word and count: a chunk has one or two; a count may be 0).
+ * The pending waits on one chunk, the watch lists that hold it, and how many of them count on
+ * each of its waiter words (pairs of word and count: a chunk has one or two; a count may be 0).
  */
 interface Spot {
   readonly waits: Set<Pending>;
+  lists: Set<ListState> | undefined;
   readonly words: number[];
+}
+
+/** A {@link WatchList}: persistent watches, one per chunk. */
+interface ListState {
+  readonly members: Map<number, Watch>;
+  /** The members to look at in the next take. */
+  readonly candidates: Set<Watch>;
+  /** Members whose peer a tick found dead, and that peer's tag. */
+  readonly gone: Map<Watch, number>;
+  /** Set while the list's owner waits. */
+  onEvent: (() => void) | undefined;
+  /** Whether a call of `onEvent` is queued. */
+  due: boolean;
+  readonly fire: () => void;
 }
 
 /** Where `word`'s pair sits in a spot's `words`; `words.length` when it has none. */
@@ -99,14 +123,20 @@ export class EventSleeper implements Sleeper, HubMember {
    */
   #leaving: Pending[] = [];
   readonly #leave = () => this.#letGo();
-  /** The watches of the pending waits, counted. */
+  /** The watches of the pending waits and the members of the watch lists, counted. */
   #watching = 0;
+  /** The watch lists that have members. */
+  readonly #lists = new Set<ListState>();
+  /** The watch lists whose owner waits. */
+  #parkedLists = 0;
   /** Per chunk: its pending waits, and the waiter words they armed (a word is cleared when its last one leaves). */
   readonly #byChunk = new Map<number, Spot>();
   /** An event named `chunk`: the waits on it look again (a settled one leaves the set meanwhile). */
   readonly #visit = (chunk: number) => {
     const spot = this.#byChunk.get(chunk);
-    if (spot !== undefined) { for (const p of spot.waits) this.#evaluate(p); }
+    if (spot === undefined) return;
+    for (const p of spot.waits) this.#evaluate(p);
+    if (spot.lists !== undefined) { for (const l of spot.lists) this.#mark(l, l.members.get(chunk)); }
   };
   /** Our sleeper-table entry's words, and our event ring's data (-1: none, events then only say SCAN). */
   readonly #entry: number;
@@ -232,17 +262,38 @@ export class EventSleeper implements Sleeper, HubMember {
     this.#pending.push(p);
     this.#watching += p.watches.length;
     for (const w of p.watches) {
-      let spot = this.#byChunk.get(w.chunk);
-      // Kept when empty: the next wait reuses it.
-      if (spot === undefined) this.#byChunk.set(w.chunk, spot = { waits: new Set(), words: [] });
+      const spot = this.#spotOf(w.chunk);
       spot.waits.add(p);
       p.spots.push(spot);
-      const words = spot.words;
-      const i = pairOf(words, w.waiter);
-      if (i === words.length) words.push(w.waiter, 1);
-      else words[i + 1]++;
+      this.#hold(spot, w.waiter);
     }
     this.#hub.pendingDelta(1);
+  }
+
+  /** The spot of `chunk`, made on first use (and kept when empty: the next wait reuses it). */
+  #spotOf(chunk: number): Spot {
+    let spot = this.#byChunk.get(chunk);
+    if (spot === undefined) this.#byChunk.set(chunk, spot = { waits: new Set(), lists: undefined, words: [] });
+    return spot;
+  }
+
+  /** One more wait (or list member) counts on `word` of `spot`. */
+  #hold(spot: Spot, word: number): void {
+    const words = spot.words;
+    const i = pairOf(words, word);
+    if (i === words.length) words.push(word, 1);
+    else words[i + 1]++;
+  }
+
+  /** One fewer counts on `word` of `spot`: the last one clears it (while the memory is `mapped`). */
+  #release(spot: Spot, word: number, mapped: boolean): void {
+    const words = spot.words;
+    const i = pairOf(words, word);
+    if (i < words.length && --words[i + 1] > 0) return; // a count of 0 stays, for the next wait
+    // The last wait on the word left. Usually the waker took the word already: a load, not a
+    // locked compare-and-swap, then.
+    const own = this.#own;
+    if (mapped && Atomics.load(this.#u32, word) === own) Atomics.compareExchange(this.#u32, word, own, 0);
   }
 
   /** Writes our tag into a waiter word that no longer names us (a waker took it, or a Sync wait left). */
@@ -299,22 +350,125 @@ export class EventSleeper implements Sleeper, HubMember {
     const leaving = this.#leaving;
     if (leaving.length === 0) return;
     this.#leaving = [];
-    const own = this.#own;
     const mapped = !this.#mem.deleted;
     for (const p of leaving) {
       const watches = p.watches;
       for (let k = 0; k < watches.length; k++) {
-        const waiter = watches[k].waiter;
         const spot = p.spots[k];
         spot.waits.delete(p);
-        const words = spot.words;
-        const i = pairOf(words, waiter);
-        if (i < words.length && --words[i + 1] > 0) continue; // a count of 0 stays, for the next wait
-        // The last wait on the word left. Usually the waker took the word already: a load, not
-        // a locked compare-and-swap, then.
-        if (mapped && Atomics.load(this.#u32, waiter) === own) Atomics.compareExchange(this.#u32, waiter, own, 0);
+        this.#release(spot, watches[k].waiter, mapped);
       }
     }
+  }
+
+  // ---- watch lists (WaitSet) ----
+
+  watchList(): WatchList {
+    const l: ListState = {
+      members: new Map(),
+      candidates: new Set(),
+      gone: new Map(),
+      onEvent: undefined,
+      due: false,
+      fire: () => {
+        l.due = false;
+        l.onEvent?.();
+      },
+    };
+    return {
+      add: (watch) => this.#listAdd(l, watch),
+      delete: (watch) => this.#listDelete(l, watch),
+      prepare: () => this.#entryWritten ? undefined : (this.#setUp ??= this.#setUpEntry()),
+      take: () => this.#take(l),
+      park: (onEvent) => this.#listPark(l, onEvent),
+      unpark: () => this.#listUnpark(l),
+      close: () => {
+        this.#listUnpark(l);
+        for (const w of [...l.members.values()]) this.#listDelete(l, w);
+      },
+    };
+  }
+
+  #listAdd(l: ListState, w: Watch): void {
+    if (l.members.has(w.chunk)) return;
+    l.members.set(w.chunk, w);
+    const spot = this.#spotOf(w.chunk);
+    (spot.lists ??= new Set()).add(l);
+    this.#hold(spot, w.waiter); // armed at the first take that finds it not ready
+    this.#watching++;
+    this.#lists.add(l);
+    this.#mark(l, w);
+  }
+
+  #listDelete(l: ListState, w: Watch): void {
+    if (l.members.get(w.chunk) !== w) return;
+    l.members.delete(w.chunk);
+    l.candidates.delete(w);
+    l.gone.delete(w);
+    const spot = this.#byChunk.get(w.chunk)!;
+    spot.lists!.delete(l);
+    this.#release(spot, w.waiter, !this.#mem.deleted);
+    this.#watching--;
+    if (l.members.size === 0) this.#lists.delete(l);
+  }
+
+  /** `w` (a member of `l`, if defined) is to be looked at: tells a waiting owner. */
+  #mark(l: ListState, w: Watch | undefined): void {
+    if (w === undefined) return;
+    l.candidates.add(w);
+    if (l.onEvent !== undefined && !l.due) {
+      l.due = true;
+      queueMicrotask(l.fire);
+    }
+  }
+
+  #markAll(l: ListState): void {
+    for (const w of l.members.values()) this.#mark(l, w);
+  }
+
+  #take(l: ListState): Watch[] {
+    const ready: Watch[] = [];
+    // Events that came while nobody waited name candidates too.
+    if (this.#entryWritten && !this.#mem.deleted) this.#drain(false, undefined);
+    // Before our entry names our doorbell, a waker drops its event: nothing is armed until then.
+    const arming = this.#entryWritten;
+    for (const w of l.candidates) {
+      w.check();
+      const dead = l.gone.get(w);
+      if (dead !== undefined) {
+        if (w.peer() === dead) {
+          ready.push(w);
+          continue;
+        }
+        l.gone.delete(w); // another process took that end since
+      }
+      if (w.ready()) {
+        ready.push(w); // stays a candidate: the next take looks again
+        continue;
+      }
+      if (!arming) continue;
+      // Announced: now a change either shows in this look or posts an event naming it.
+      this.#arm(w.waiter);
+      if (w.ready()) ready.push(w);
+      else l.candidates.delete(w);
+    }
+    return ready;
+  }
+
+  #listPark(l: ListState, onEvent: () => void): void {
+    if (l.onEvent === undefined) {
+      this.#parkedLists++;
+      this.#hub.pendingDelta(1);
+    }
+    l.onEvent = onEvent;
+    if (this.#entryWritten && !this.#mem.deleted) this.#setParked();
+  }
+
+  #listUnpark(l: ListState): void {
+    if (l.onEvent === undefined) return;
+    l.onEvent = undefined;
+    this.#parkedLists--;
+    this.#hub.pendingDelta(-1);
   }
 
   /** Says we sleep (wakers ring from now on), then drains what came before. */
@@ -330,7 +484,7 @@ export class EventSleeper implements Sleeper, HubMember {
   /** Our doorbell rang (or a local event): take the events, settle what they concern. */
   service(): void {
     const list = this.#pending;
-    if (list.length === 0 || this.#mem.deleted) return;
+    if ((list.length === 0 && this.#parkedLists === 0) || this.#mem.deleted) return;
     if (this.#watching <= DIRECT_LOOKS) {
       // Few watches: each wait looks at once, and when all of them end, the events that rang us
       // stay in the ring until the next park drains them (a stale event costs a look, never a
@@ -339,7 +493,8 @@ export class EventSleeper implements Sleeper, HubMember {
       // here keeps those cache-line transfers out of the wake-up's way.
       // Last to first: a wait that ends moves the last one (looked at already) into its place.
       for (let i = list.length - 1; i >= 0; i--) if (i < list.length) this.#evaluate(list[i]);
-      if (list.length === 0) return;
+      if (this.#lists.size !== 0) { for (const l of this.#lists) this.#markAll(l); }
+      if (list.length === 0 && this.#parkedLists === 0) return;
     }
     // Awake: no rings needed. A waker that rang cleared the flag already.
     const flags = this.#entry + SLP_FLAGS / 4;
@@ -347,7 +502,7 @@ export class EventSleeper implements Sleeper, HubMember {
     if ((seen & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
     // A SCAN set after this load is seen by the drain of the next park.
     this.#drain(false, undefined, seen);
-    if (list.length > 0) this.#setParked();
+    if (list.length > 0 || this.#parkedLists > 0) this.#setParked();
   }
 
   /**
@@ -358,7 +513,7 @@ export class EventSleeper implements Sleeper, HubMember {
    * a wait that hangs.
    */
   tick(): void {
-    if (this.#pending.length === 0 || this.#mem.deleted) return;
+    if ((this.#pending.length === 0 && this.#parkedLists === 0) || this.#mem.deleted) return;
     const known = new Map<number, boolean>();
     const liveness = this.#mem.liveness;
     const alive = (tag: number) => {
@@ -366,6 +521,16 @@ export class EventSleeper implements Sleeper, HubMember {
       if (answer === undefined) known.set(tag, answer = liveness.isAlive(tag));
       return answer;
     };
+    for (const l of this.#lists) {
+      if (l.onEvent === undefined) continue; // its owner does not wait: its next wait's ticks will see
+      for (const w of l.members.values()) {
+        const peer = w.peer();
+        if (peer !== 0 && !alive(peer)) {
+          l.gone.set(w, peer);
+          this.#mark(l, w);
+        }
+      }
+    }
     if (++this.#ticks % FULL_CHECK_TICKS === 0) {
       this.#drain(true, alive);
     } else {
@@ -380,7 +545,7 @@ export class EventSleeper implements Sleeper, HubMember {
       }
       this.#drain(false, undefined);
     }
-    if (this.#pending.length > 0) this.#setParked();
+    if (this.#pending.length > 0 || this.#parkedLists > 0) this.#setParked();
   }
 
   /**
@@ -395,7 +560,10 @@ export class EventSleeper implements Sleeper, HubMember {
       (((flags ?? Atomics.load(u32, word)) & SLEEPER_SCAN) !== 0 &&
         (Atomics.and(u32, word, ~SLEEPER_SCAN) & SLEEPER_SCAN) !== 0);
     if (this.#ring >= 0 && !drainEvents(u32, this.#ring, this.#visit, all)) scan = true;
-    if (scan) { for (const p of this.#pending.slice()) this.#evaluate(p, alive); }
+    if (scan) {
+      for (const p of this.#pending.slice()) this.#evaluate(p, alive);
+      for (const l of this.#lists) this.#markAll(l);
+    }
   }
 
   // ---- the waking side ----
@@ -451,6 +619,12 @@ export class EventSleeper implements Sleeper, HubMember {
     const error = new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
     for (const p of this.#pending.slice()) this.#settle(p, error, true);
     this.#letGo(); // now: the segment is unmapped next
+    // The lists' owners look again, after the unmap: their checks throw "deleted" then.
+    const own = this.#own;
+    for (const l of this.#lists) {
+      for (const w of l.members.values()) Atomics.compareExchange(this.#u32, w.waiter, own, 0);
+      this.#markAll(l);
+    }
     // The event ring stays with the slot (a waker may be writing to it right now); the next
     // process to hold the slot reuses it.
     Atomics.compareExchange(this.#u32, this.#entry + SLP_TAG / 4, this.#own, 0);

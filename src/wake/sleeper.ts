@@ -36,6 +36,36 @@ export interface SleepOptions {
   spinMicros?: number;
 }
 
+/**
+ * A `WaitSet`'s watches in one segment: each stays registered until deleted (its waiter word
+ * armed again whenever it was found not ready), so that a wait over many costs what is ready, not
+ * what is watched. Level-triggered: a watch found ready stays a candidate until a look finds it
+ * not ready.
+ */
+export interface WatchList {
+  /** Watches `watch` from now on: a candidate at the next `take`. One watch per chunk. */
+  add(watch: Watch): void;
+  /** Stops watching `watch` (its waiter word is let go when nothing else here waits on it). */
+  delete(watch: Watch): void;
+  /** Readies the segment's sleeper for waking (once); undefined when it is ready already. */
+  prepare(): Promise<void> | undefined;
+  /**
+   * The watches ready now, or whose peer a liveness tick found dead, among the candidates (those
+   * an event named, those ready at the last take, those added since); arms the others and drops
+   * them. Throws what a watch's check throws.
+   */
+  take(): Watch[];
+  /**
+   * Calls `onEvent` (in a microtask, coalesced) whenever an event names a watch or a tick finds
+   * a peer dead, until `unpark`; the doorbell keeps the process alive meanwhile.
+   */
+  park(onEvent: () => void): void;
+  /** Ends `park` (idempotent). */
+  unpark(): void;
+  /** Deletes every watch and unparks. */
+  close(): void;
+}
+
 /** Sleeps and wakes for one segment in one process. */
 export interface Sleeper {
   /**
@@ -57,6 +87,11 @@ export interface Sleeper {
   notify(seq: number, waiter: number, chunk: number): void;
   /** The segment is being deleted: every pending sleep fails with its check. */
   close(): void;
+  /**
+   * A new list of persistent watches, where the sleeper can keep them (a mapped segment's);
+   * undefined otherwise (a `WaitSet` then looks at each member at every wait).
+   */
+  watchList?(): WatchList;
 }
 
 /** Validates a wait's options; throws RangeError for a bad timeout or spin. */

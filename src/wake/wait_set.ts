@@ -1,0 +1,268 @@
+/**
+ * `WaitSet`: `waitAny` for a server's loop. `waitAny` registers every fifo at every call, so each
+ * wake-up costs what is watched (a few hundred microseconds for a thousand fifos); a WaitSet
+ * registers a fifo once, when it is added, and keeps it registered: a wait then looks only at the
+ * fifos an event named, those it found ready last time, and those added since, as epoll does for
+ * file descriptors.
+ *
+ * @module
+ */
+
+import { Fifo, type WaitOptions } from "../fifo.ts";
+import { MessageRing } from "../ring/message_ring.ts";
+import { checkSleepOptions, lookNow, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
+
+interface Member<T> {
+  readonly item: T;
+  readonly watch: Watch;
+  /** The order it was added in: results come in this order. */
+  readonly order: number;
+}
+
+/** The members of one segment. */
+interface Group<T> {
+  readonly sleeper: Sleeper;
+  /** Its persistent watches; undefined where the sleeper keeps none (a private segment). */
+  readonly list: WatchList | undefined;
+  readonly byWatch: Map<Watch, Member<T>>;
+}
+
+/** The wait pending on a set. */
+interface Waiting<T> {
+  /** Starts watching a group (one added meanwhile). */
+  watch(group: Group<T>): void;
+  /** Looks at the candidates and ends the wait if any is ready. */
+  recheck(): void;
+  fail(error: unknown): void;
+}
+
+const NO_OPTIONS: WaitOptions = Object.freeze({});
+
+/**
+ * A set of fifos (and message rings) that this process reads, to wait on together, again and
+ * again: a server's loop over its clients.
+ *
+ * ```ts
+ * using clients = new WaitSet<Fifo>();
+ * clients.add(rx); // as clients arrive, also while a wait is pending
+ * for (;;) {
+ *   for (const fifo of await clients.wait({ timeoutMs: 30_000 })) serve(fifo);
+ * }
+ * ```
+ *
+ * `wait` resolves like {@link waitAny} over the members, but where `waitAny` registers every fifo
+ * at every call, a member is registered once, when it is added: a wait looks at the members an
+ * event named since the last wait, those it found ready then (a member stays ready until a look
+ * finds it empty), and those added since. Its cost follows what is ready, not how many members
+ * there are. Members of a private segment are the exception: each wait looks at all of them.
+ *
+ * Adding a fifo makes this process its consumer, as `waitAny` does. A member whose producer died
+ * or that was closed is in every result until it is deleted from the set.
+ */
+export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implements Disposable {
+  readonly #members = new Map<T, Member<T>>();
+  readonly #groups = new Map<Sleeper, Group<T>>();
+  #order = 0;
+  #waiting: Waiting<T> | undefined;
+  #closed = false;
+
+  /** A set of `items` (none by default). */
+  constructor(items: Iterable<T> = []) {
+    for (const item of items) this.add(item);
+  }
+
+  /** How many members the set has. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Whether `item` is a member. */
+  has(item: T): boolean {
+    return this.#members.has(item);
+  }
+
+  /**
+   * Adds `item` (a no-op for a member); a pending wait watches it from now on. Throws TypeError
+   * for anything but a Fifo or MessageRing, and what the fifo's check throws (freed, deleted).
+   */
+  add(item: T): this {
+    this.#open();
+    if (!(item instanceof Fifo) && !(item instanceof MessageRing)) {
+      throw new TypeError("a WaitSet holds Fifo or MessageRing objects");
+    }
+    if (this.#members.has(item)) return this;
+    const watch = item.dataWatch; // checks it, and makes this process its consumer
+    const sleeper = item.sleeper;
+    let group = this.#groups.get(sleeper);
+    const fresh = group === undefined;
+    if (group === undefined) {
+      group = { sleeper, list: sleeper.watchList?.(), byWatch: new Map() };
+      this.#groups.set(sleeper, group);
+    }
+    const member = { item, watch, order: this.#order++ };
+    group.byWatch.set(watch, member);
+    group.list?.add(watch);
+    this.#members.set(item, member);
+    if (this.#waiting !== undefined) {
+      if (fresh || group.list === undefined) this.#waiting.watch(group);
+      else queueMicrotask(this.#waiting.recheck);
+    }
+    return this;
+  }
+
+  /** Removes `item`; false when it was not a member. */
+  delete(item: T): boolean {
+    const member = this.#members.get(item);
+    if (member === undefined) return false;
+    this.#members.delete(item);
+    const group = this.#groups.get(item.sleeper)!;
+    group.byWatch.delete(member.watch);
+    group.list?.delete(member.watch);
+    if (group.byWatch.size === 0) {
+      group.list?.close();
+      this.#groups.delete(group.sleeper);
+    }
+    return true;
+  }
+
+  /**
+   * Resolves with the members that have data, were closed (or aborted), or lost their producer,
+   * in the order they were added; with an empty array on timeout. An empty set waits for
+   * members (or the timeout). One wait at a time: a second one while the first is pending
+   * rejects. Rejects with the signal's reason, with what a member's check throws (freed,
+   * deleted), and when the set is closed meanwhile.
+   */
+  async wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
+    checkSleepOptions(options);
+    options.signal?.throwIfAborted();
+    this.#open();
+    if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
+    const started = performance.now();
+    const pending: Waiting<T> = { watch: () => {}, recheck: () => {}, fail: () => {} };
+    this.#waiting = pending; // holds the place while the segments get ready
+    try {
+      for (const group of this.#groups.values()) {
+        const prepared = group.list?.prepare();
+        if (prepared !== undefined) await prepared;
+      }
+      this.#open();
+      let ready = this.#collect();
+      if (ready.length === 0 && options.spinMicros) {
+        const end = performance.now() + options.spinMicros / 1000;
+        do ready = this.#collect(); while (ready.length === 0 && performance.now() < end);
+      }
+      if (ready.length > 0 || options.timeoutMs === 0) return ready;
+      return await this.#park(options, started, pending);
+    } finally {
+      if (this.#waiting === pending) this.#waiting = undefined;
+    }
+  }
+
+  /** The ready members, in the order they were added. */
+  #collect(): T[] {
+    let ready: Member<T>[] | undefined;
+    for (const group of this.#groups.values()) {
+      if (group.list !== undefined) {
+        for (const watch of group.list.take()) {
+          const member = group.byWatch.get(watch);
+          if (member !== undefined) (ready ??= []).push(member);
+        }
+      } else {
+        const members = [...group.byWatch.values()];
+        // Threads of one process: none dies alone.
+        for (const i of lookNow(members.map((m) => m.watch), () => true)) (ready ??= []).push(members[i]);
+      }
+    }
+    if (ready === undefined) return [];
+    ready.sort((a, b) => a.order - b.order);
+    return ready.map((m) => m.item);
+  }
+
+  #park(options: WaitOptions, started: number, pending: Waiting<T>): Promise<T[]> {
+    const { timeoutMs, signal } = options;
+    return new Promise<T[]>((resolve, reject) => {
+      let done = false;
+      // Ends the sleeps of groups without a list; made only for those (an abort makes an error).
+      let stop: AbortController | undefined;
+      const end = () => {
+        done = true;
+        for (const group of this.#groups.values()) group.list?.unpark();
+        stop?.abort();
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const fail = (error: unknown) => {
+        if (done) return;
+        end();
+        reject(error);
+      };
+      const recheck = () => {
+        if (done) return;
+        try {
+          const ready = this.#collect();
+          if (ready.length === 0) return;
+          end();
+          resolve(ready);
+        } catch (error) {
+          fail(error);
+        }
+      };
+      const watch = (group: Group<T>) => {
+        if (done) return;
+        const list = group.list;
+        if (list !== undefined) {
+          const prepared = list.prepare();
+          if (prepared === undefined) list.park(recheck);
+          else {
+            prepared.then(() => {
+              if (!done && this.#groups.get(group.sleeper) === group) list.park(recheck);
+              recheck();
+            }, fail);
+          }
+        } else {
+          // A private segment's sleeper looks at all of them; it is asked again after each wake-up.
+          const watches = [...group.byWatch.keys()];
+          const signal = (stop ??= new AbortController()).signal;
+          group.sleeper.sleep(watches, { signal }).then(() => {
+            recheck();
+            if (this.#groups.get(group.sleeper) === group) watch(group);
+          }, (error) => {
+            if (!signal.aborted) fail(error);
+          });
+        }
+      };
+      const onAbort = () => fail(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (timeoutMs !== undefined && timeoutMs <= 2 ** 31 - 1) {
+        timer = setTimeout(() => {
+          if (done) return;
+          end();
+          resolve([]);
+        }, Math.max(0, timeoutMs - (performance.now() - started)));
+      }
+      pending.watch = watch;
+      pending.recheck = recheck;
+      pending.fail = fail;
+      for (const group of this.#groups.values()) watch(group);
+      recheck(); // what changed before the lists were parked
+    });
+  }
+
+  /** Deletes every member; a pending wait rejects. Later calls (but `close`) throw. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiting?.fail(new Error("the WaitSet was closed"));
+    for (const item of [...this.#members.keys()]) this.delete(item);
+  }
+
+  /** {@link close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error("the WaitSet was closed");
+  }
+}
