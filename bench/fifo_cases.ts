@@ -1,6 +1,6 @@
 // The fifo sides of the cross-process benchmark. Each function runs in its own process and
 // returns its figures; every run checks sequence stamps and throws on a mismatch.
-import type { Fifo, MessageRing } from "../mod.ts";
+import { type Fifo, type MessageRing, waitAny, WaitSet } from "../mod.ts";
 
 /** Consumer-side read size for the stream cases: as large as the fifo allows. */
 export const STREAM_READ = 64 * 1024;
@@ -213,6 +213,58 @@ export async function echoSleeping(inbound: Fifo, outbound: Fifo, rounds: number
     while (!inbound.dequeueExact(msg)) await inbound.waitForData();
     while (!outbound.enqueueExact(msg)) await outbound.waitForSpace(64);
   }
+}
+
+/** Rounds a server and its clients exchange before the measured ones (also over sockets). */
+export const SERVER_WARMUP = 100;
+
+/**
+ * A server's loop over its clients' request fifos `rx`, asleep between requests: in a
+ * {@link WaitSet} (`how` "set") or through {@link waitAny} over all of them (`how` "any"). Each
+ * 64 B request is echoed to the reply fifo `tx` of the same client.
+ */
+export async function serveSleeping(rx: Fifo[], tx: Fifo[], rounds: number, how: "set" | "any"): Promise<void> {
+  const msg = new Uint8Array(64);
+  const index = new Map(rx.map((f, i) => [f, i]));
+  using set = new WaitSet(how === "set" ? rx : []);
+  for (let served = 0; served < rounds + SERVER_WARMUP;) {
+    const ready = how === "set" ? await set.wait() : await waitAny(rx);
+    for (const fifo of ready) {
+      const out = tx[index.get(fifo)!];
+      while (fifo.dequeueExact(msg)) {
+        while (!out.enqueueExact(msg)) await out.waitForSpace(64);
+        served++;
+      }
+    }
+  }
+}
+
+/**
+ * The clients of {@link serveSleeping}, in one process: each round, a random client sends 64 B
+ * and sleeps in `waitForData` until its reply; round trips timed.
+ */
+export async function clientsSleeping(rx: Fifo[], tx: Fifo[], rounds: number) {
+  const msg = new Uint8Array(64);
+  const reply = new Uint8Array(64);
+  const view = new DataView(msg.buffer);
+  const replyView = new DataView(reply.buffer);
+  const samples = new Float64Array(rounds);
+  let seed = 0x9e3779b9;
+  for (let i = -SERVER_WARMUP; i < rounds; i++) {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    const c = (seed >>> 0) % rx.length;
+    const t = performance.now();
+    view.setUint32(0, i >>> 0, true);
+    while (!rx[c].enqueueExact(msg)) await rx[c].waitForSpace(64);
+    while (!tx[c].dequeueExact(reply)) await tx[c].waitForData();
+    if (replyView.getUint32(0, true) !== i >>> 0) throw new Error(`round trip ${i} came back wrong`);
+    if (i >= 0) samples[i] = (performance.now() - t) * 1e6;
+  }
+  const meanNs = samples.reduce((a, b) => a + b, 0) / rounds;
+  samples.sort();
+  return { meanNs, p50Ns: samples[rounds >> 1], p99Ns: samples[Math.floor(rounds * 0.99)] };
 }
 
 /**

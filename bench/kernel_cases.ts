@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { writeSync } from "node:fs";
 import * as net from "node:net";
+import { SERVER_WARMUP } from "./fifo_cases.ts";
 
 interface BunSocket {
   write(data: Uint8Array): number;
@@ -205,6 +206,65 @@ export async function udsEcho(path: string, rounds: number, ready: () => void): 
     });
     server.listen({ path }, ready);
   });
+}
+
+/** The anchor of a server's loop: a node:net server that echoes `rounds` 64 B requests over all its connections. */
+export async function udsServe(path: string, rounds: number, ready: () => void): Promise<void> {
+  const net = await import("node:net");
+  await new Promise<void>((resolve) => {
+    let seen = 0;
+    const sockets = new Set<import("node:net").Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on("data", (data: Uint8Array) => {
+        socket.write(data);
+        seen += data.byteLength;
+        if (seen >= (rounds + SERVER_WARMUP) * 64) {
+          for (const s of sockets) s.end();
+          server.close();
+          resolve();
+        }
+      });
+    });
+    server.listen({ path }, ready);
+  });
+}
+
+/** Its clients: `count` connections; each round a random one sends 64 B and waits for the echo, timed. */
+export async function udsClients(path: string, count: number, rounds: number) {
+  const net = await import("node:net");
+  let wake: () => void = () => {};
+  let pending = 0;
+  const sockets: import("node:net").Socket[] = [];
+  // One at a time: a thousand at once overflow the listener's backlog (EAGAIN in Deno).
+  for (let i = 0; i < count; i++) {
+    const socket = net.connect({ path });
+    await new Promise((r) => socket.once("connect", r));
+    socket.on("data", (data: Uint8Array) => {
+      pending -= data.byteLength;
+      if (pending <= 0) wake();
+    });
+    sockets.push(socket);
+  }
+  const msg = new Uint8Array(64);
+  const samples = new Float64Array(rounds);
+  let seed = 0x9e3779b9;
+  for (let i = -SERVER_WARMUP; i < rounds; i++) {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    const socket = sockets[(seed >>> 0) % count];
+    const t = performance.now();
+    pending += 64;
+    const back = new Promise<void>((r) => (wake = r));
+    socket.write(msg);
+    await back;
+    if (i >= 0) samples[i] = (performance.now() - t) * 1e6;
+  }
+  for (const socket of sockets) socket.destroy();
+  const meanNs = samples.reduce((a, b) => a + b, 0) / rounds;
+  samples.sort();
+  return { meanNs, p50Ns: samples[rounds >> 1], p99Ns: samples[Math.floor(rounds * 0.99)] };
 }
 
 /** The client: `rounds` 64 B round trips, each timed, over node:net; both sides sleep in their event loops. */

@@ -7,10 +7,14 @@
 //   floor-ping|floor-echo NAME GO RING COUNT (the C ring's exchange in plain JavaScript, in RING's area)
 //   idle NAME OFFSET FIRST_MS MS (CPU time per second while asleep MS on an empty fifo, after FIRST_MS)
 //   uds-echo PATH ROUNDS    uds-ping PATH ROUNDS (64 B round trips over node:net)
+//   server-set|server-any|server-clients NAME GO RX TX ROUNDS (a server's loop over clients' fifos:
+//     RX and TX comma-separated offsets; the server sleeps in a WaitSet or in waitAny)
+//   uds-serve PATH ROUNDS    uds-clients PATH COUNT ROUNDS (its anchor: COUNT node:net connections)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
 // Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
 import { SegmentMain } from "../mod.ts";
 import {
+  clientsSleeping,
   echo,
   echoSleeping,
   floorEcho,
@@ -24,6 +28,7 @@ import {
   ringEcho,
   ringPingpong,
   ringProduce,
+  serveSleeping,
   STREAM_READ,
   streamConsume,
   streamConsumeSleeping,
@@ -31,7 +36,16 @@ import {
   streamProduceSleeping,
   WARMUP_ROUNDS,
 } from "./fifo_cases.ts";
-import { pipeRead, pipeWrite, socketRead, socketWrite, udsEcho, udsPing } from "./kernel_cases.ts";
+import {
+  pipeRead,
+  pipeWrite,
+  socketRead,
+  socketWrite,
+  udsClients,
+  udsEcho,
+  udsPing,
+  udsServe,
+} from "./kernel_cases.ts";
 
 const [role, ...args] = process.argv.slice(2);
 const say = (line: string) => console.log(line);
@@ -72,6 +86,23 @@ if (
   else if (role === "ping-sleep") result = await pingpongSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "echo-sleep") await echoSleeping(a, segment.fifoAt(Number(args[2])), n);
   else if (role === "idle") result = await idleCpu(a, Number(args[2]), Number(args[3]));
+} else if (role.startsWith("server-")) {
+  // server-set|server-any|server-clients NAME GO RX_OFFSETS TX_OFFSETS ROUNDS
+  using sm = new SegmentMain({ timeoutSeconds: 10 });
+  const segment = sm.attach({ type: "shm", name: args[0] });
+  const go = segment.fifoAt(Number(args[1]));
+  const rx = args[2].split(",").map((o) => segment.fifoAt(Number(o)));
+  const tx = args[3].split(",").map((o) => segment.fifoAt(Number(o)));
+  const n = Number(args[4]);
+  say("READY");
+  while (go.tag === 0) await new Promise((r) => setTimeout(r, 1));
+  if (role === "server-clients") result = await clientsSleeping(rx, tx, n);
+  else await serveSleeping(rx, tx, n, role === "server-set" ? "set" : "any");
+} else if (role === "uds-serve") {
+  await udsServe(args[0], Number(args[1]), () => say("READY"));
+} else if (role === "uds-clients") {
+  say("READY");
+  result = await udsClients(args[0], Number(args[1]), Number(args[2]));
 } else if (role === "uds-echo") {
   await udsEcho(args[0], Number(args[1]), () => say("READY"));
 } else if (role === "uds-ping") {

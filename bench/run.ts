@@ -56,6 +56,11 @@ const ROUNDS = quick ? 2_000 : 200_000;
 const SLEEPING_ROUNDS = quick ? 200 : 20_000;
 /** Parts of the sleeping round trip, alternating with the socket's (each SLEEPING_ROUNDS / INTERLEAVE rounds). */
 const INTERLEAVE = quick ? 1 : 5;
+/** A server's clients (each a request and a reply fifo, or a connection), and its round trips. */
+const CLIENTS = quick ? 100 : 1000;
+const SERVER_ROUNDS = quick ? 100 : 4_000;
+/** waitAny looks at every client at each wake-up: fewer of its rounds. */
+const SERVER_ANY_ROUNDS = quick ? 50 : 1_000;
 /** A first wait, then the one measured (CPU per second of it). */
 const IDLE_FIRST_MS = quick ? 50 : 1000;
 const IDLE_MS = quick ? 50 : 3000;
@@ -175,6 +180,31 @@ async function ringCase(
   }
 }
 
+/**
+ * A server (CPU 1) and its CLIENTS clients (one process, CPU 0) over a fresh segment: each client
+ * a request and a reply fifo; `role` "server-set" or "server-any". The clients' figures.
+ */
+async function serverCase(runtime: Runtime, role: "server-set" | "server-any", rounds: number): Promise<Result> {
+  using sm = new SegmentMain();
+  const name = `svmbench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const segment = sm.create({ type: "shm", name, size: 16 * MiB });
+  const go = segment.allocFifo(4096)!;
+  const offsets = () => Array.from({ length: CLIENTS }, () => segment.allocFifo(4096)!.offset).join(",");
+  const rx = offsets();
+  const tx = offsets();
+  const server = start(runtime, 1, role, name, go.offset, rx, tx, rounds);
+  const clients = start(runtime, 0, "server-clients", name, go.offset, rx, tx, rounds);
+  try {
+    await Promise.all([server.ready, clients.ready]);
+    go.tag = 1;
+    const [got] = await Promise.all([clients.result, server.result]);
+    return got;
+  } finally {
+    server.kill();
+    clients.kill();
+  }
+}
+
 /** The C anchor programs, compiled once, when `--anchors` names their folder. */
 const cDir = anchors ? mkdtempSync(`${tmpdir()}/svmbench-c-`) : undefined;
 if (anchors && cDir) {
@@ -203,6 +233,9 @@ interface Row {
     | "uds-rtt"
     | "wakeup-free"
     | "uds-rtt-free"
+    | "server-set"
+    | "server-any"
+    | "uds-server"
     | "idle"
     | "uds"
     | "pipe";
@@ -225,6 +258,8 @@ const vsContiguous: Record<string, number[]> = {};
 const vsSocket: Record<string, number[]> = {};
 /** The same with neither process pinned, as a service runs: the scheduler places each wake-up. */
 const vsSocketFree: Record<string, number[]> = {};
+/** Per runtime: a server's round trip in a WaitSet over its clients' fifos, over node:net's with as many connections. */
+const vsServerSocket: Record<string, number[]> = {};
 
 /**
  * Bytes of segment memory 1000 idle 64 KiB fifos hold: contiguous, chunked never written, and
@@ -457,6 +492,34 @@ for (let rep = 0; rep < reps; rep++) {
       }
     }
   }
+  for (const runtime of RUNTIMES) {
+    // A server's loop over CLIENTS clients, in alternating parts as above: a WaitSet, waitAny
+    // over all of them, and node:net with as many connections.
+    for (let part = 0; part < INTERLEAVE; part++) {
+      const set = await serverCase(runtime, "server-set", SERVER_ROUNDS);
+      const any = await serverCase(runtime, "server-any", SERVER_ANY_ROUNDS);
+      const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}-server.sock`;
+      try {
+        const server = start(runtime, 1, "uds-serve", path, SERVER_ROUNDS);
+        await server.ready;
+        const sock = await start(runtime, 0, "uds-clients", path, CLIENTS, SERVER_ROUNDS).result;
+        await server.result;
+        record({ kind: "server-set", producer: runtime, consumer: runtime, size: 64, ...set }, quicker);
+        record({ kind: "server-any", producer: runtime, consumer: runtime, size: 64, ...any }, quicker);
+        record({ kind: "uds-server", producer: runtime, consumer: runtime, size: 64, ...sock }, quicker);
+        (vsServerSocket[runtime] ??= []).push(set.p50Ns! / sock.p50Ns!);
+        const us = (ns: number) => (ns / 1000).toFixed(1);
+        log(
+          `  server of ${CLIENTS} clients ${runtime}: p50 WaitSet ${us(set.p50Ns!)} us, waitAny ${
+            us(any.p50Ns!)
+          } us, ` +
+            `Unix sockets ${us(sock.p50Ns!)} us`,
+        );
+      } finally {
+        rmSync(path, { force: true });
+      }
+    }
+  }
   {
     const size = 65536;
     const count = Math.floor(STREAM_BYTES[size] / size);
@@ -507,6 +570,7 @@ const pairCells = (kind: Row["kind"], size: number, cell: (r: Row) => string) =>
     const r = find(kind, p, c, size);
     return r ? cell(r) : "-";
   }).join(" | ");
+const serverLines: string[] = [];
 const lines: string[] = [
   "| case | " + PAIRS.map(([p, c]) => `${p}→${c}`).join(" | ") +
   " | vs Unix socket, same runtime | vs C (median of paired reps) |",
@@ -599,6 +663,28 @@ lines.push(
     } | ${streams.join(", ")} | - |`,
   );
 }
+{
+  const cells = (kind: Row["kind"]) =>
+    RUNTIMES.map((rt) => {
+      const r = find(kind, rt, rt, 64);
+      return r ? times(r) : "-";
+    }).join(" | ");
+  const paired = RUNTIMES.map((rt) => {
+    const xs = [...(vsServerSocket[rt] ?? [])].sort((a, b) => a - b);
+    return xs.length > 0 ? `${ratio(median(xs))} (${xs[0].toFixed(2)}x to ${xs[xs.length - 1].toFixed(2)}x)` : "-";
+  });
+  serverLines.push(
+    "",
+    `| a server's ${CLIENTS} clients: 64 B round trip through a random one, both sides asleep (us) | ${
+      RUNTIMES.join(" | ")
+    } |`,
+    `|${" --- |".repeat(RUNTIMES.length + 1)}`,
+    `| server in \`WaitSet.wait()\` over its clients' fifos | ${cells("server-set")} |`,
+    `| server in \`waitAny()\` over all of them | ${cells("server-any")} |`,
+    `| node:net server, ${CLIENTS} Unix socket connections (the anchor) | ${cells("uds-server")} |`,
+    `| WaitSet p50 over the sockets', median of ${INTERLEAVE} alternating parts | ${paired.join(" | ")} |`,
+  );
+}
 lines.push(
   `| CPU per second while asleep ${IDLE_MS} ms on an empty fifo, after a first wait of ${IDLE_FIRST_MS} ms (ms) | ${
     pairCells("idle", 0, (r) => fmt(r.cpuMs, 1))
@@ -634,7 +720,7 @@ for (const kind of ["uds", "pipe"] as const) {
     } |`,
   );
 }
-const table = lines.join("\n");
+const table = [...lines, ...serverLines].join("\n");
 console.log(table);
 const denoVersion = (globalThis as { Deno?: { version: { deno: string } } }).Deno?.version.deno;
 const results = {
@@ -655,6 +741,7 @@ const results = {
   vsC,
   vsSocket,
   vsSocketFree,
+  vsServerSocket,
   table,
 };
 mkdirSync(outDir, { recursive: true });

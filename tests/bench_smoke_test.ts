@@ -37,21 +37,24 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
       "pipe",
       "ring",
       "ring-rtt",
+      "server-any",
+      "server-set",
       "uds",
       "uds-rtt",
       "uds-rtt-free",
+      "uds-server",
       "wakeup",
       "wakeup-free",
     ]);
     // Per pair, 3 stream sizes, 2 chunked streams and 6 more cross-process cases; per runtime, the socket round trip,
-    // the ring round trip's floor, idle CPU, 6 socket and pipe rows, and the sleeping round trip and the socket's with
-    // neither process pinned.
+    // the ring round trip's floor, idle CPU, 6 socket and pipe rows, the sleeping round trip and the socket's with
+    // neither process pinned, and a server's round trip in a WaitSet, in waitAny and over sockets.
     const pairs = new Set(json.rows.map((r: { producer: string; consumer: string }) => `${r.producer}-${r.consumer}`));
     if (RUNTIME === "deno") {
-      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 1 + 6 + 2));
+      assert.equal(json.rows.length, 3 * 3 + 3 * 2 + 3 * 6 + 2 * (1 + 1 + 1 + 6 + 2 + 3));
       assert.deepEqual([...pairs].sort(), ["deno-deno", "node-deno", "node-node"]);
     } else {
-      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 1 + 6 + 2);
+      assert.equal(json.rows.length, 3 + 2 + 6 + 1 + 1 + 1 + 6 + 2 + 3);
       assert.deepEqual([...pairs], [`${RUNTIME}-${RUNTIME}`]);
     }
     assert.match(readFileSync(`${out}/quick.svg`, "utf8"), /^<svg /);

@@ -373,6 +373,8 @@ export class EventSleeper implements Sleeper, HubMember {
       fire: () => {
         l.due = false;
         l.onEvent?.();
+        // Still waiting (nothing was ready after all): wakers ring again from now on.
+        if (l.onEvent !== undefined && this.#entryWritten && !this.#mem.deleted) this.#setParked();
       },
     };
     return {
@@ -502,7 +504,17 @@ export class EventSleeper implements Sleeper, HubMember {
     if ((seen & SLEEPER_PARKED) !== 0) Atomics.and(this.#u32, flags, ~SLEEPER_PARKED);
     // A SCAN set after this load is seen by the drain of the next park.
     this.#drain(false, undefined, seen);
-    if (list.length > 0 || this.#parkedLists > 0) this.#setParked();
+    if (this.#parkAgain()) this.#setParked();
+  }
+
+  /**
+   * Whether a wait still needs the doorbell after a wake-up: a pending wait, or a waiting list
+   * that no event named (one that was named looks in a microtask, and parks again if it must).
+   */
+  #parkAgain(): boolean {
+    if (this.#pending.length > 0) return true;
+    if (this.#parkedLists > 0) { for (const l of this.#lists) if (l.onEvent !== undefined && !l.due) return true; }
+    return false;
   }
 
   /**

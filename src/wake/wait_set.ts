@@ -132,30 +132,47 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
    * rejects. Rejects with the signal's reason, with what a member's check throws (freed,
    * deleted), and when the set is closed meanwhile.
    */
-  async wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
-    checkSleepOptions(options);
-    options.signal?.throwIfAborted();
-    this.#open();
-    if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
-    const started = performance.now();
-    const pending: Waiting<T> = { watch: () => {}, recheck: () => {}, fail: () => {} };
-    this.#waiting = pending; // holds the place while the segments get ready
+  wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
+    // Not an async function: a wake-up resolves the caller's await one microtask later.
+    try {
+      checkSleepOptions(options);
+      options.signal?.throwIfAborted();
+      this.#open();
+      if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
+      const started = performance.now();
+      for (const group of this.#groups.values()) {
+        if (group.list?.prepare() !== undefined) return this.#prepareThenWait(options, started);
+      }
+      return this.#waitReady(options, started);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A first wait on a segment: its sleeper gets ready (the doorbell opens) first. */
+  async #prepareThenWait(options: WaitOptions, started: number): Promise<T[]> {
+    const holder: Waiting<T> = { watch: () => {}, recheck: () => {}, fail: () => {} };
+    this.#waiting = holder; // holds the place meanwhile: a second wait rejects
     try {
       for (const group of this.#groups.values()) {
         const prepared = group.list?.prepare();
         if (prepared !== undefined) await prepared;
       }
-      this.#open();
-      let ready = this.#collect();
-      if (ready.length === 0 && options.spinMicros) {
-        const end = performance.now() + options.spinMicros / 1000;
-        do ready = this.#collect(); while (ready.length === 0 && performance.now() < end);
-      }
-      if (ready.length > 0 || options.timeoutMs === 0) return ready;
-      return await this.#park(options, started, pending);
     } finally {
-      if (this.#waiting === pending) this.#waiting = undefined;
+      if (this.#waiting === holder) this.#waiting = undefined;
     }
+    this.#open();
+    return this.#waitReady(options, started);
+  }
+
+  #waitReady(options: WaitOptions, started: number): Promise<T[]> {
+    let ready = this.#collect();
+    if (ready.length === 0 && options.spinMicros) {
+      const end = performance.now() + options.spinMicros / 1000;
+      do ready = this.#collect(); while (ready.length === 0 && performance.now() < end);
+    }
+    if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
+    return this.#park(options, started);
   }
 
   /** The ready members, in the order they were added. */
@@ -178,7 +195,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     return ready.map((m) => m.item);
   }
 
-  #park(options: WaitOptions, started: number, pending: Waiting<T>): Promise<T[]> {
+  #park(options: WaitOptions, started: number): Promise<T[]> {
     const { timeoutMs, signal } = options;
     return new Promise<T[]>((resolve, reject) => {
       let done = false;
@@ -186,6 +203,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
       let stop: AbortController | undefined;
       const end = () => {
         done = true;
+        if (this.#waiting === waiting) this.#waiting = undefined;
         for (const group of this.#groups.values()) group.list?.unpark();
         stop?.abort();
         if (timer !== undefined) clearTimeout(timer);
@@ -241,9 +259,8 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
           resolve([]);
         }, Math.max(0, timeoutMs - (performance.now() - started)));
       }
-      pending.watch = watch;
-      pending.recheck = recheck;
-      pending.fail = fail;
+      const waiting: Waiting<T> = { watch, recheck, fail };
+      this.#waiting = waiting;
       for (const group of this.#groups.values()) watch(group);
       recheck(); // what changed before the lists were parked
     });
