@@ -6,7 +6,8 @@
  * {@link Fifo}s through which two processes, in either runtime, stream bytes without a system
  * call, {@link MessageRing}s that carry framed records (written and read in place, published in
  * batches), and {@link MessageQueue}s through which many producer processes send messages to one
- * consumer. Each has waits that sleep in the event loop, and fifos and rings have web streams. A
+ * consumer. Each has waits that sleep in the event loop ({@link waitAny} and a {@link WaitSet} wait on
+ * many at once), and fifos and rings have web streams. A
  * process killed at any instruction leaves no stream shifted, no chunk lost and no queue wedged;
  * see the README's guarantees.
  *

@@ -387,6 +387,19 @@ test("WaitSet: members ready, closed or timed out, in the order added; several s
   d.enqueue(byte);
   assert.deepEqual(await pending, [d]);
   d.dequeueDropAll();
+  // A private segment's member added while a wait sleeps on another of that segment.
+  const g = two.allocFifo(4096)!;
+  const h = two.allocFifo(4096)!;
+  set.add(g);
+  pending = set.wait({ timeoutMs: 10_000 });
+  await sleep(10);
+  set.add(h);
+  await sleep(10);
+  h.enqueue(byte);
+  assert.deepEqual(await pending, [h]);
+  h.dequeueDropAll();
+  set.delete(g);
+  set.delete(h);
   // A message ring as a member.
   set.add(ring);
   pending = set.wait({ timeoutMs: 10_000 });

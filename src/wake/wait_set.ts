@@ -199,13 +199,13 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     const { timeoutMs, signal } = options;
     return new Promise<T[]>((resolve, reject) => {
       let done = false;
-      // Ends the sleeps of groups without a list; made only for those (an abort makes an error).
-      let stop: AbortController | undefined;
+      // The sleep of each group without a list (a private segment's), by the controller that ends it.
+      const sleeps = new Map<Group<T>, AbortController>();
       const end = () => {
         done = true;
         if (this.#waiting === waiting) this.#waiting = undefined;
         for (const group of this.#groups.values()) group.list?.unpark();
-        stop?.abort();
+        for (const stop of sleeps.values()) stop.abort();
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
@@ -238,14 +238,17 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
             }, fail);
           }
         } else {
-          // A private segment's sleeper looks at all of them; it is asked again after each wake-up.
-          const watches = [...group.byWatch.keys()];
-          const signal = (stop ??= new AbortController()).signal;
-          group.sleeper.sleep(watches, { signal }).then(() => {
+          // A private segment's sleeper looks at all of them: one sleep over its members as they
+          // are now (a member added ends the last one), asked again after each wake-up.
+          sleeps.get(group)?.abort();
+          const stop = new AbortController();
+          sleeps.set(group, stop);
+          group.sleeper.sleep([...group.byWatch.keys()], { signal: stop.signal }).then(() => {
+            if (sleeps.get(group) !== stop) return;
             recheck();
             if (this.#groups.get(group.sleeper) === group) watch(group);
           }, (error) => {
-            if (!signal.aborted) fail(error);
+            if (!stop.signal.aborted) fail(error);
           });
         }
       };
