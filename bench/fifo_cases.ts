@@ -239,6 +239,17 @@ export async function serveSleeping(rx: Fifo[], tx: Fifo[], rounds: number, how:
   }
 }
 
+/** The clients' random order, the same in every run and for the socket's anchor: the next client's index. */
+export function clientPicker(count: number): () => number {
+  let seed = 0x9e3779b9;
+  return () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % count;
+  };
+}
+
 /**
  * The clients of {@link serveSleeping}, in one process: each round, a random client sends 64 B
  * and sleeps in `waitForData` until its reply; round trips timed.
@@ -249,12 +260,9 @@ export async function clientsSleeping(rx: Fifo[], tx: Fifo[], rounds: number) {
   const view = new DataView(msg.buffer);
   const replyView = new DataView(reply.buffer);
   const samples = new Float64Array(rounds);
-  let seed = 0x9e3779b9;
+  const pick = clientPicker(rx.length);
   for (let i = -SERVER_WARMUP; i < rounds; i++) {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    const c = (seed >>> 0) % rx.length;
+    const c = pick();
     const t = performance.now();
     view.setUint32(0, i >>> 0, true);
     while (!rx[c].enqueueExact(msg)) await rx[c].waitForSpace(64);

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { writeSync } from "node:fs";
 import * as net from "node:net";
-import { SERVER_WARMUP } from "./fifo_cases.ts";
+import { clientPicker, SERVER_WARMUP } from "./fifo_cases.ts";
 
 interface BunSocket {
   write(data: Uint8Array): number;
@@ -248,12 +248,9 @@ export async function udsClients(path: string, count: number, rounds: number) {
   }
   const msg = new Uint8Array(64);
   const samples = new Float64Array(rounds);
-  let seed = 0x9e3779b9;
+  const pick = clientPicker(count);
   for (let i = -SERVER_WARMUP; i < rounds; i++) {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    const socket = sockets[(seed >>> 0) % count];
+    const socket = sockets[pick()];
     const t = performance.now();
     pending += 64;
     const back = new Promise<void>((r) => (wake = r));
