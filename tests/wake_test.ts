@@ -11,6 +11,7 @@ import {
   doorbellName,
   EV_TAIL,
   FF_DATA_WAITER,
+  FF_TAIL,
   FIFO_HEADER_SIZE,
   SLEEPER_ENTRY_SIZE,
   SLEEPER_TABLE,
@@ -471,6 +472,37 @@ test(`WaitSet: a member's producer (${OTHER}) is SIGKILLed; the set reports it w
       await peer.done;
     }
   });
+});
+
+test("WaitSet: a member that breaks (its tail scribbled by a peer, or freed) is reported, and the others go on", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name: uniqueName("setbad"), size: 1 << 20 });
+  const [a, b, c] = [1, 2, 3].map(() => segment.allocFifo(4096)!);
+  const byte = new Uint8Array(1);
+  using set = new WaitSet([a, b, c]);
+  assert.deepEqual(await set.wait({ timeoutMs: 20 }), []);
+  Atomics.store(segment.u32, (b.offset + FF_TAIL) >>> 2, 0xffffffff); // past any period
+  setTimeout(() => a.enqueue(byte), 20);
+  const first = await set.wait({ timeoutMs: 5000 });
+  assert.ok(first.includes(b), "the broken member is reported");
+  assert.throws(() => b.dequeue(new Uint8Array(1)), isCode("corrupt"));
+  set.delete(b);
+  if (!first.includes(a)) assert.deepEqual(await set.wait({ timeoutMs: 5000 }), [a]);
+  assert.equal(a.dequeueDropAll(), 1);
+  segment.freeFifo(c);
+  setTimeout(() => a.enqueue(byte), 20);
+  // The freed member is reported at once (its free wakes its waiters) or at the next full check
+  // (every 2 s) at the latest; the write to the other one wakes the set as before.
+  const seen = new Set<Fifo>();
+  const t = performance.now();
+  while (!(seen.has(a) && seen.has(c))) {
+    assert.ok(performance.now() - t < 5000, "both reported within 5 s");
+    for (const fifo of await set.wait({ timeoutMs: 5000 })) seen.add(fifo);
+  }
+  assert.throws(() => c.dequeue(new Uint8Array(1)), isCode("freed"));
+  assert.equal(a.dequeueDropAll(), 1);
+  set.delete(c);
+  assert.deepEqual(await set.wait({ timeoutMs: 50 }), []);
 });
 
 test("WaitSet: the segment of a pending wait is deleted; the wait rejects with deleted", async () => {

@@ -432,29 +432,38 @@ export class EventSleeper implements Sleeper, HubMember {
     const ready: Watch[] = [];
     // Events that came while nobody waited name candidates too.
     if (this.#entryWritten && !this.#mem.deleted) this.#drain(false, undefined);
+    if (this.#mem.deleted) throw new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
     // Before our entry names our doorbell, a waker drops its event: nothing is armed until then.
     const arming = this.#entryWritten;
     for (const w of l.candidates) {
-      w.check();
-      const dead = l.gone.get(w);
-      if (dead !== undefined) {
-        if (w.peer() === dead) {
-          ready.push(w);
+      try {
+        if (this.#looksReady(l, w)) {
+          ready.push(w); // stays a candidate: the next take looks again
           continue;
         }
-        l.gone.delete(w); // another process took that end since
+        if (!arming) continue;
+        // Announced: now a change either shows in this look or posts an event naming it.
+        this.#arm(w.waiter);
+        if (w.ready()) ready.push(w);
+        else l.candidates.delete(w);
+      } catch {
+        // Freed, or its words broken by a peer: reported, so that its reader meets the typed
+        // error (and deletes it) while the other members go on.
+        ready.push(w);
       }
-      if (w.ready()) {
-        ready.push(w); // stays a candidate: the next take looks again
-        continue;
-      }
-      if (!arming) continue;
-      // Announced: now a change either shows in this look or posts an event naming it.
-      this.#arm(w.waiter);
-      if (w.ready()) ready.push(w);
-      else l.candidates.delete(w);
     }
     return ready;
+  }
+
+  /** Whether member `w` of `l` is ready, or its peer was found dead (and still is the peer). Throws what its check throws. */
+  #looksReady(l: ListState, w: Watch): boolean {
+    w.check();
+    const dead = l.gone.get(w);
+    if (dead !== undefined) {
+      if (w.peer() === dead) return true;
+      l.gone.delete(w); // another process took that end since
+    }
+    return w.ready();
   }
 
   #listPark(l: ListState, onEvent: () => void): void {

@@ -10,7 +10,8 @@
 
 import { Fifo, type WaitOptions } from "../fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, lookNow, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
+import { SegmentError } from "../errors.ts";
+import { checkSleepOptions, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -56,8 +57,10 @@ const NO_OPTIONS: WaitOptions = Object.freeze({});
  * finds it empty), and those added since. Its cost follows what is ready, not how many members
  * there are. Members of a private segment are the exception: each wait looks at all of them.
  *
- * Adding a fifo makes this process its consumer, as `waitAny` does. A member whose producer died
- * or that was closed is in every result until it is deleted from the set.
+ * Adding a fifo makes this process its consumer, as `waitAny` does. A member whose producer died,
+ * that was closed, or that can no longer be read (freed; its words broken by a peer: its
+ * `dequeue` throws the typed error) is in every result until it is deleted from the set: one
+ * broken member never stops the others' waits.
  */
 export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implements Disposable {
   readonly #members = new Map<T, Member<T>>();
@@ -128,9 +131,11 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
   /**
    * Resolves with the members that have data, were closed (or aborted), or lost their producer,
    * in the order they were added; with an empty array on timeout. An empty set waits for
-   * members (or the timeout). One wait at a time: a second one while the first is pending
-   * rejects. Rejects with the signal's reason, with what a member's check throws (freed,
-   * deleted), and when the set is closed meanwhile.
+   * members (or the timeout). A member that can no longer be read (freed, or its words broken by
+   * a peer) is in the result too: its `dequeue` throws the typed error, and it should be deleted.
+   * One wait at a time: a second one while the first is pending rejects. Rejects with the
+   * signal's reason, with "deleted" when a member's segment was deleted, and when the set is
+   * closed meanwhile.
    */
   wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
     // Not an async function: a wake-up resolves the caller's await one microtask later.
@@ -185,9 +190,17 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
           if (member !== undefined) (ready ??= []).push(member);
         }
       } else {
-        const members = [...group.byWatch.values()];
-        // Threads of one process: none dies alone.
-        for (const i of lookNow(members.map((m) => m.watch), () => true)) (ready ??= []).push(members[i]);
+        for (const member of group.byWatch.values()) {
+          let now: boolean;
+          try {
+            member.watch.check();
+            now = member.watch.ready();
+          } catch (error) {
+            if (error instanceof SegmentError && error.code === "deleted") throw error;
+            now = true; // freed: reported, its reader meets the error (as in a mapped segment's list)
+          }
+          if (now) (ready ??= []).push(member);
+        }
       }
     }
     if (ready === undefined) return [];
