@@ -501,6 +501,7 @@ export class Fifo {
       check: () => this.#check(),
       ready: () => this.#ready(kind, n),
       peer: () => this.#peerOf(kind),
+      rest: kind === DATA ? () => this.#restIfEmpty() : undefined,
     };
   }
 
@@ -519,12 +520,15 @@ export class Fifo {
     this.#check();
     if (kind === DATA) {
       if (!this.#consuming) this.#becomeConsumer();
-      if (this.#chunks !== null) {
-        // A reader about to wait on an empty chunked fifo gives back its spare chunks.
-        const head = this.#counter(this.#head);
-        if (this.#used(head) === 0) this.#chunks.rest(this.#headIndex(head));
-      }
+      this.#restIfEmpty();
     } else if (!this.#producing) this.#becomeProducer();
+  }
+
+  /** A reader about to wait on an empty chunked fifo gives back its spare chunks. */
+  #restIfEmpty(): void {
+    if (this.#chunks === null) return;
+    const head = this.#counter(this.#head);
+    if (this.#used(head) === 0) this.#chunks.rest(this.#headIndex(head));
   }
 
   #waitSync(kind: number, n: number, timeoutMs: number | undefined): boolean {

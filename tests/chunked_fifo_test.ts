@@ -5,7 +5,7 @@
 // out-of-order writes, every byte checked.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny } from "../mod.ts";
+import { type Fifo, type Segment, SegmentError, SegmentMain, waitAny, WaitSet } from "../mod.ts";
 import {
   CHUNK_CLAIMED,
   CHUNK_FLAGS,
@@ -720,5 +720,20 @@ test(`spare chunks go back when the reader finds its drained fifo empty for ${ID
   const any = await waitAny([fifo], { timeoutMs: 1 });
   assert.deepEqual(any, []);
   assert.equal(fifo.chunkCount, 1, "waitAny waits as the reader too");
+  using set = new WaitSet([fifo]);
+  fill();
+  assert.equal(fifo.chunkCount, 10);
+  assert.deepEqual(await set.wait({ timeoutMs: 1 }), []);
+  assert.equal(fifo.chunkCount, 1, "so does a WaitSet, at each wait that finds it empty");
+  // The same through a mapped segment's WaitSet, which keeps its members registered.
+  using shmMain = new SegmentMain();
+  const shm = shmMain.create({ type: "shm", name: uniqueName("chunked-set"), size: 1 << 20 });
+  const mapped = shm.allocFifo(64 * KiB, "rx", { chunked: true, chunkSize: 4096 })!;
+  using mappedSet = new WaitSet([mapped]);
+  assert.equal(mapped.enqueue(bytes(40 * KiB)), 40 * KiB);
+  readAll(mapped, 40 * KiB, 0);
+  assert.equal(mapped.chunkCount, 10);
+  assert.deepEqual(await mappedSet.wait({ timeoutMs: 1 }), []);
+  assert.equal(mapped.chunkCount, 1, "a mapped segment's WaitSet too");
   assert.deepEqual(segment.audit().lost, []);
 });

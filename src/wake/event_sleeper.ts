@@ -445,7 +445,10 @@ export class EventSleeper implements Sleeper, HubMember {
         // Announced: now a change either shows in this look or posts an event naming it.
         this.#arm(w.waiter);
         if (w.ready()) ready.push(w);
-        else l.candidates.delete(w);
+        else {
+          l.candidates.delete(w);
+          w.rest?.();
+        }
       } catch {
         // Freed, or its words broken by a peer: reported, so that its reader meets the typed
         // error (and deletes it) while the other members go on.

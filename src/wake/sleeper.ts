@@ -21,6 +21,11 @@ export interface Watch {
   ready(): boolean;
   /** The tag of the process at the other end, whose death ends the wait; 0 when none is known. */
   peer(): number;
+  /**
+   * A `WaitSet` found it not ready and sleeps on it: a chunked fifo's reader gives back its spare
+   * chunks (a single wait does that as it begins).
+   */
+  rest?(): void;
 }
 
 /** Options of an asynchronous wait. */

@@ -200,6 +200,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
             now = true; // freed: reported, its reader meets the error (as in a mapped segment's list)
           }
           if (now) (ready ??= []).push(member);
+          else member.watch.rest?.();
         }
       }
     }
