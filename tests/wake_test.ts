@@ -501,7 +501,14 @@ test("WaitSet: a member that breaks (its tail scribbled by a peer, or freed) is 
   }
   assert.throws(() => c.dequeue(new Uint8Array(1)), isCode("freed"));
   assert.equal(a.dequeueDropAll(), 1);
+  // Its chunk allocated again, the new fifo joins the set while the freed handle is still in it.
+  const again = segment.allocFifo(4096)!;
+  assert.equal(again.offset, c.offset);
+  set.add(again);
   set.delete(c);
+  setTimeout(() => again.enqueue(byte), 20);
+  assert.deepEqual(await set.wait({ timeoutMs: 5000 }), [again]);
+  set.delete(again);
   assert.deepEqual(await set.wait({ timeoutMs: 50 }), []);
 });
 

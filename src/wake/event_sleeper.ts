@@ -392,7 +392,10 @@ export class EventSleeper implements Sleeper, HubMember {
   }
 
   #listAdd(l: ListState, w: Watch): void {
-    if (l.members.has(w.chunk)) return;
+    const old = l.members.get(w.chunk);
+    if (old === w) return;
+    // A freed member's chunk, allocated again: the new object takes its place.
+    if (old !== undefined) this.#listDelete(l, old);
     l.members.set(w.chunk, w);
     const spot = this.#spotOf(w.chunk);
     (spot.lists ??= new Set()).add(l);
@@ -643,7 +646,7 @@ export class EventSleeper implements Sleeper, HubMember {
     const error = new SegmentError("deleted", `segment "${this.#mem.name}" was deleted`);
     for (const p of this.#pending.slice()) this.#settle(p, error, true);
     this.#letGo(); // now: the segment is unmapped next
-    // The lists' owners look again, after the unmap: their checks throw "deleted" then.
+    // The lists' owners look again, after the unmap: their takes throw "deleted" then.
     const own = this.#own;
     for (const l of this.#lists) {
       for (const w of l.members.values()) Atomics.compareExchange(this.#u32, w.waiter, own, 0);

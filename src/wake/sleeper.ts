@@ -48,7 +48,7 @@ export interface SleepOptions {
  * not ready.
  */
 export interface WatchList {
-  /** Watches `watch` from now on: a candidate at the next `take`. One watch per chunk. */
+  /** Watches `watch` from now on: a candidate at the next `take`. One watch per chunk: a later one replaces it. */
   add(watch: Watch): void;
   /** Stops watching `watch` (its waiter word is let go when nothing else here waits on it). */
   delete(watch: Watch): void;
