@@ -10,7 +10,15 @@
 import type { AtomicsSignaller } from "../signaller.ts";
 import type { Waiters } from "../waiters.ts";
 import { wake } from "../word_wait.ts";
-import { checkSleepOptions, lookNow, type Sleeper, type SleepOptions, spin, type Watch } from "./sleeper.ts";
+import {
+  checkSleepOptions,
+  lookNow,
+  type Sleeper,
+  type SleepOptions,
+  spin,
+  type Watch,
+  type WatchList,
+} from "./sleeper.ts";
 
 /** Longest single sleep: a wait re-checks at least this often. */
 const SLICE_MS = 1000;
@@ -78,6 +86,64 @@ export class AtomicsSleeper implements Sleeper {
       signal?.removeEventListener("abort", onAbort);
       if (!mem.deleted) { for (const w of watches) mem.waiters.leave(w.waiter); }
     }
+  }
+
+  /**
+   * A WaitSet's members here: threads of one process post no events, so each take looks at all of
+   * them, and a parked list sleeps in one `sleep` over all of them (made again when one is added).
+   */
+  watchList(): WatchList {
+    const members = new Set<Watch>();
+    let onEvent: (() => void) | undefined;
+    let stop: AbortController | undefined;
+    const sleepOnce = () => {
+      stop?.abort();
+      stop = undefined;
+      if (onEvent === undefined || members.size === 0) return;
+      const mine = stop = new AbortController();
+      const woke = () => {
+        if (stop !== mine) return; // ended, or replaced by a sleep over more members
+        stop = undefined;
+        onEvent?.(); // a failed look (a freed member) is the owner's to meet in its take
+        sleepOnce();
+      };
+      this.sleep([...members], { signal: mine.signal }).then(woke, woke);
+    };
+    const unpark = () => {
+      onEvent = undefined;
+      sleepOnce();
+    };
+    return {
+      add: (watch) => {
+        members.add(watch);
+        if (onEvent !== undefined) sleepOnce();
+      },
+      delete: (watch) => members.delete(watch),
+      prepare: () => undefined,
+      take: () => {
+        const ready: Watch[] = [];
+        if (this.#mem.deleted) { for (const w of members) w.check(); } // throws "deleted"
+        for (const w of members) {
+          try {
+            w.check();
+            if (w.ready()) ready.push(w);
+            else w.rest?.();
+          } catch {
+            ready.push(w); // freed: its reader meets the error, the others go on
+          }
+        }
+        return ready;
+      },
+      park: (event) => {
+        onEvent = event;
+        sleepOnce();
+      },
+      unpark,
+      close: () => {
+        unpark();
+        members.clear();
+      },
+    };
   }
 
   notify(seq: number, waiter: number): void {

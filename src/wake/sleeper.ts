@@ -93,10 +93,10 @@ export interface Sleeper {
   /** The segment is being deleted: every pending sleep fails with its check. */
   close(): void;
   /**
-   * A new list of persistent watches, where the sleeper can keep them (a mapped segment's);
-   * undefined otherwise (a `WaitSet` then looks at each member at every wait).
+   * A new list of persistent watches for a `WaitSet` (a mapped segment's sleeper keeps them
+   * registered; a private segment's looks at each at every take).
    */
-  watchList?(): WatchList;
+  watchList(): WatchList;
 }
 
 /** Validates a wait's options; throws RangeError for a bad timeout or spin. */

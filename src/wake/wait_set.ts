@@ -10,7 +10,6 @@
 
 import { Fifo, type WaitOptions } from "../fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { SegmentError } from "../errors.ts";
 import { checkSleepOptions, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
@@ -23,8 +22,8 @@ interface Member<T> {
 /** The members of one segment. */
 interface Group<T> {
   readonly sleeper: Sleeper;
-  /** Its persistent watches; undefined where the sleeper keeps none (a private segment). */
-  readonly list: WatchList | undefined;
+  /** Its watches, kept by its sleeper. */
+  readonly list: WatchList;
   readonly byWatch: Map<Watch, Member<T>>;
 }
 
@@ -32,8 +31,6 @@ interface Group<T> {
 interface Waiting<T> {
   /** Starts watching a group (one added meanwhile). */
   watch(group: Group<T>): void;
-  /** Looks at the candidates and ends the wait if any is ready. */
-  recheck(): void;
   fail(error: unknown): void;
 }
 
@@ -99,17 +96,14 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     let group = this.#groups.get(sleeper);
     const fresh = group === undefined;
     if (group === undefined) {
-      group = { sleeper, list: sleeper.watchList?.(), byWatch: new Map() };
+      group = { sleeper, list: sleeper.watchList(), byWatch: new Map() };
       this.#groups.set(sleeper, group);
     }
     const member = { item, watch, order: this.#order++ };
     group.byWatch.set(watch, member);
-    group.list?.add(watch);
+    group.list.add(watch); // a parked list tells the pending wait to look
     this.#members.set(item, member);
-    if (this.#waiting !== undefined) {
-      if (fresh || group.list === undefined) this.#waiting.watch(group);
-      else queueMicrotask(this.#waiting.recheck);
-    }
+    if (fresh) this.#waiting?.watch(group);
     return this;
   }
 
@@ -120,9 +114,9 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     this.#members.delete(item);
     const group = this.#groups.get(item.sleeper)!;
     group.byWatch.delete(member.watch);
-    group.list?.delete(member.watch);
+    group.list.delete(member.watch);
     if (group.byWatch.size === 0) {
-      group.list?.close();
+      group.list.close();
       this.#groups.delete(group.sleeper);
     }
     return true;
@@ -146,7 +140,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
       if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
       const started = performance.now();
       for (const group of this.#groups.values()) {
-        if (group.list?.prepare() !== undefined) return this.#prepareThenWait(options, started);
+        if (group.list.prepare() !== undefined) return this.#prepareThenWait(options, started);
       }
       return this.#waitReady(options, started);
     } catch (error) {
@@ -156,11 +150,11 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
 
   /** A first wait on a segment: its sleeper gets ready (the doorbell opens) first. */
   async #prepareThenWait(options: WaitOptions, started: number): Promise<T[]> {
-    const holder: Waiting<T> = { watch: () => {}, recheck: () => {}, fail: () => {} };
+    const holder: Waiting<T> = { watch: () => {}, fail: () => {} };
     this.#waiting = holder; // holds the place meanwhile: a second wait rejects
     try {
       for (const group of this.#groups.values()) {
-        const prepared = group.list?.prepare();
+        const prepared = group.list.prepare();
         if (prepared !== undefined) await prepared;
       }
     } finally {
@@ -184,24 +178,9 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
   #collect(): T[] {
     let ready: Member<T>[] | undefined;
     for (const group of this.#groups.values()) {
-      if (group.list !== undefined) {
-        for (const watch of group.list.take()) {
-          const member = group.byWatch.get(watch);
-          if (member !== undefined) (ready ??= []).push(member);
-        }
-      } else {
-        for (const member of group.byWatch.values()) {
-          let now: boolean;
-          try {
-            member.watch.check();
-            now = member.watch.ready();
-          } catch (error) {
-            if (error instanceof SegmentError && error.code === "deleted") throw error;
-            now = true; // freed: reported, its reader meets the error (as in a mapped segment's list)
-          }
-          if (now) (ready ??= []).push(member);
-          else member.watch.rest?.();
-        }
+      for (const watch of group.list.take()) {
+        const member = group.byWatch.get(watch);
+        if (member !== undefined) (ready ??= []).push(member);
       }
     }
     if (ready === undefined) return [];
@@ -213,13 +192,10 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     const { timeoutMs, signal } = options;
     return new Promise<T[]>((resolve, reject) => {
       let done = false;
-      // The sleep of each group without a list (a private segment's), by the controller that ends it.
-      const sleeps = new Map<Group<T>, AbortController>();
       const end = () => {
         done = true;
         if (this.#waiting === waiting) this.#waiting = undefined;
-        for (const group of this.#groups.values()) group.list?.unpark();
-        for (const stop of sleeps.values()) stop.abort();
+        for (const group of this.#groups.values()) group.list.unpark();
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
       };
@@ -242,28 +218,13 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
       const watch = (group: Group<T>) => {
         if (done) return;
         const list = group.list;
-        if (list !== undefined) {
-          const prepared = list.prepare();
-          if (prepared === undefined) list.park(recheck);
-          else {
-            prepared.then(() => {
-              if (!done && this.#groups.get(group.sleeper) === group) list.park(recheck);
-              recheck();
-            }, fail);
-          }
-        } else {
-          // A private segment's sleeper looks at all of them: one sleep over its members as they
-          // are now (a member added ends the last one), asked again after each wake-up.
-          sleeps.get(group)?.abort();
-          const stop = new AbortController();
-          sleeps.set(group, stop);
-          group.sleeper.sleep([...group.byWatch.keys()], { signal: stop.signal }).then(() => {
-            if (sleeps.get(group) !== stop) return;
+        const prepared = list.prepare();
+        if (prepared === undefined) list.park(recheck);
+        else {
+          prepared.then(() => {
+            if (!done && this.#groups.get(group.sleeper) === group) list.park(recheck);
             recheck();
-            if (this.#groups.get(group.sleeper) === group) watch(group);
-          }, (error) => {
-            if (!stop.signal.aborted) fail(error);
-          });
+          }, fail);
         }
       };
       const onAbort = () => fail(signal!.reason);
@@ -276,7 +237,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
           resolve([]);
         }, Math.max(0, timeoutMs - (performance.now() - started)));
       }
-      const waiting: Waiting<T> = { watch, recheck, fail };
+      const waiting: Waiting<T> = { watch, fail };
       this.#waiting = waiting;
       for (const group of this.#groups.values()) watch(group);
       recheck(); // what changed before the lists were parked
