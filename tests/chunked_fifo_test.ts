@@ -33,6 +33,7 @@ import {
   pattern,
   patternByte,
   RUNTIME,
+  SEED,
   shmEntries,
   startPeer,
   STREAM_MAX_IO,
@@ -366,7 +367,7 @@ for (const other of OTHERS) {
       using sm = new SegmentMain();
       const segment = sm.create({ type: "shm", name, size: 4 << 20 });
       const fifo = segment.allocFifo(1_000_000, "rx", { chunked: true, chunkSize: 16 * KiB, spareChunks })!;
-      const seed = 4321;
+      const seed = SEED + 4321;
       const iProduce = direction === "produce";
       const args = [
         iProduce ? "consume" : "produce-ooo",

@@ -2,12 +2,12 @@
 // overwrites allocator and fifo header words (tests/peers/scribbler.ts) while this process
 // streams, peeks, waits, allocates and frees. Only the library's typed errors may come out, and
 // the library never writes outside the fifo it is using: a canary fifo that nobody uses keeps
-// every byte of its chunk. Fixed seed; SVM_LONG=1 scribbles for a minute.
+// every byte of its chunk. Fixed seeds (SVM_SEED shifts them); SVM_LONG=1 scribbles for a minute.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
 import { chunkBytes } from "../src/layout.ts";
-import { OTHER, RUNTIME, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
+import { OTHER, RUNTIME, SEED, shmEntries, startPeer, uniqueName, xorshift } from "./helpers.ts";
 
 const LONG = process.env.SVM_LONG === "1";
 const MS = LONG ? 60_000 : 2_500;
@@ -24,7 +24,7 @@ test(`fuzz: a ${OTHER} peer scribbles on shared headers while ${RUNTIME} works; 
   const before = canaryBytes();
   const peer = startPeer(OTHER, "scribbler", [
     name,
-    "777",
+    String(SEED + 777),
     String(MS),
     String(canary.offset),
     String(a.offset),
@@ -44,7 +44,7 @@ test(`fuzz: a ${OTHER} peer scribbles on shared headers while ${RUNTIME} works; 
       }
     }
   };
-  const rand = xorshift(4242);
+  const rand = xorshift(SEED + 4242);
   const buf = new Uint8Array(8192);
   const held: Fifo[] = [];
   let rounds = 0;

@@ -17,6 +17,7 @@ import {
   OTHER,
   type Peer,
   RUNTIME,
+  SEED,
   shmEntries,
   startPeer,
   uniqueName,
@@ -79,7 +80,7 @@ test("message queue: several rings; the smallest that fits and has room; per-sen
     last.set(id, seq);
   };
   const sent = new Map([[7, 0], [8, 0]]);
-  const rand = xorshift(3);
+  const rand = xorshift(SEED + 3);
   while (sent.get(7)! < 300 || sent.get(8)! < 300) {
     for (const [id, handle] of [[7, a], [8, b]] as const) {
       const seq = sent.get(id)! + 1;
@@ -150,7 +151,7 @@ test("message queue: a peer scribbling on the queue's header and slots gets type
   const saved = segment.u32.slice(start, start + words);
   const kinds = new Map<string, number>();
   const buf = new Uint8Array(64);
-  for (let seed = 1; seed <= 300; seed++) {
+  for (let seed = SEED + 1; seed <= SEED + 300; seed++) {
     segment.u32.set(saved, start);
     const rand = xorshift(seed);
     const queue = segment.messageQueueAt(template.offset);
@@ -305,7 +306,7 @@ test(`message queue: ${KILLS} producers SIGKILLed mid-send; the survivors' messa
   ];
   let survivorsDone = 0;
   const survivorEnds = survivors.map((p) => p.done.then((r) => (survivorsDone++, r)));
-  const rand = xorshift(0x51);
+  const rand = xorshift(SEED + 0x51);
   let killing = true;
   const killer = (async () => {
     for (let k = 0; k < KILLS; k++) {
