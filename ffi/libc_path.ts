@@ -10,8 +10,12 @@
 /** The environment variable that overrides the C library's path. */
 export const LIBC_PATH_VARIABLE = "SVM_LIBC_PATH";
 
-/** The C library to dlopen. */
-export function libcPath(): string {
+/**
+ * The environment variable `name`, or undefined. In Deno it is read only when env access to it is
+ * already granted, so that nobody is prompted and a process run with only `--allow-ffi` does not
+ * throw `NotCapable`.
+ */
+export function grantedEnv(name: string): string | undefined {
   const g = globalThis as {
     Deno?: {
       permissions: { querySync(d: { name: "env"; variable: string }): { state: string } };
@@ -19,13 +23,16 @@ export function libcPath(): string {
     };
     process?: { env: Record<string, string | undefined> };
   };
-  let path: string | undefined;
   if (g.Deno) {
-    if (g.Deno.permissions.querySync({ name: "env", variable: LIBC_PATH_VARIABLE }).state === "granted") {
-      path = g.Deno.env.get(LIBC_PATH_VARIABLE);
-    }
-  } else {
-    path = g.process?.env[LIBC_PATH_VARIABLE];
+    return g.Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
+      ? g.Deno.env.get(name)
+      : undefined;
   }
+  return g.process?.env[name];
+}
+
+/** The C library to dlopen. */
+export function libcPath(): string {
+  const path = grantedEnv(LIBC_PATH_VARIABLE);
   return path && path.length > 0 ? path : "libc.so.6";
 }

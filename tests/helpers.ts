@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SegmentError } from "../mod.ts";
+import { grantedEnv } from "../ffi/libc_path.ts";
 
 export type Runtime = "deno" | "bun" | "node";
 
@@ -170,14 +171,7 @@ export function running(pid: number): boolean {
  * where the suite draws 1, 2, ..., so that a long run explores states the suite never reaches. A
  * failure names its seed; the same `SVM_SEED` reproduces it. 0 by default: the suite's own seeds.
  */
-export const SEED: number = seedShift(seedText());
-
-/** `SVM_SEED`; unset where Deno has no env access to it (a peer run with only --allow-ffi), never prompting. */
-function seedText(): string | undefined {
-  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
-  if (deno && deno.permissions.querySync({ name: "env", variable: "SVM_SEED" }).state !== "granted") return undefined;
-  return process.env.SVM_SEED;
-}
+export const SEED: number = seedShift(grantedEnv("SVM_SEED")); // unset for a Deno peer without env access
 
 function seedShift(text: string | undefined): number {
   if (text === undefined || text === "") return 0;
