@@ -24,12 +24,18 @@
  * @module
  */
 
-export { SegmentMain } from "./src/segment_main.ts";
-export type { AttachArgs, CreateArgs, SegmentMainOptions } from "./src/segment_main.ts";
-export { formatBytes, formatMemory, Segment } from "./src/segment.ts";
-export type { FifoOptions, MemoryPressure, MemoryStatus, MemoryWatermarks, SegmentInfo } from "./src/segment.ts";
-export type { SegmentType } from "./src/segment_header.ts";
-export { Fifo } from "./src/fifo.ts";
+export { SegmentMain } from "./src/segment/segment_main.ts";
+export type { AttachArgs, CreateArgs, SegmentMainOptions } from "./src/segment/segment_main.ts";
+export { formatBytes, formatMemory, Segment } from "./src/segment/segment.ts";
+export type {
+  FifoOptions,
+  MemoryPressure,
+  MemoryStatus,
+  MemoryWatermarks,
+  SegmentInfo,
+} from "./src/segment/segment.ts";
+export type { SegmentType } from "./src/segment/segment_header.ts";
+export { Fifo } from "./src/fifo/fifo.ts";
 export { waitAny } from "./src/wake/wait_any.ts";
 export { WaitSet } from "./src/wake/wait_set.ts";
 export { MessageRing } from "./src/ring/message_ring.ts";
@@ -41,7 +47,7 @@ export { Listener } from "./src/connection/listener.ts";
 export type { ConnectOptions, ListenOptions, Refusal } from "./src/connection/listener.ts";
 export { MessageQueue } from "./src/queue/message_queue.ts";
 export type { MessageQueueSpec, RingSpec } from "./src/queue/message_queue.ts";
-export type { DequeueNotification, FifoList, OooSegment, WaitOptions } from "./src/fifo.ts";
+export type { DequeueNotification, FifoList, OooSegment, WaitOptions } from "./src/fifo/fifo.ts";
 export { SegmentError } from "./src/errors.ts";
 export type { SegmentErrorCode } from "./src/errors.ts";
 export { OsError } from "./ffi/os_error.ts";

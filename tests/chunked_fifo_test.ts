@@ -40,7 +40,7 @@ import {
   STREAM_PERIOD,
   uniqueName,
 } from "./helpers.ts";
-import { IDLE_MS } from "../src/fifo_chunks.ts";
+import { IDLE_MS } from "../src/fifo/fifo_chunks.ts";
 import { consumeStream, produceStream } from "./peers/stream.ts";
 import { chunkChurn } from "./peers/churn.ts";
 import { streamWithPeer } from "./stream_pair.ts";

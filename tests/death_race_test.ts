@@ -4,10 +4,10 @@
 // the data and its look at the peer's life.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Fifo } from "../src/fifo.ts";
+import { Fifo } from "../src/fifo/fifo.ts";
 import { MessageQueue } from "../src/queue/message_queue.ts";
-import type { Liveness } from "../src/process_table.ts";
-import type { Segment } from "../src/segment.ts";
+import type { Liveness } from "../src/segment/process_table.ts";
+import type { Segment } from "../src/segment/segment.ts";
 import {
   FF_PRODUCER,
   FIFO_HEADER_SIZE,

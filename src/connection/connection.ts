@@ -10,9 +10,9 @@
  */
 
 import { SegmentError } from "../errors.ts";
-import type { Fifo } from "../fifo.ts";
-import type { Segment } from "../segment.ts";
-import { readableOf, writableOf } from "../fifo_streams.ts";
+import type { Fifo } from "../fifo/fifo.ts";
+import type { Segment } from "../segment/segment.ts";
+import { readableOf, writableOf } from "../fifo/fifo_streams.ts";
 
 /** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
 export interface PeerCredentials {

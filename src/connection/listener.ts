@@ -25,8 +25,8 @@ import {
   FIFO_HEADER_SIZE,
   PAGE_SIZE,
 } from "../layout.ts";
-import type { Segment } from "../segment.ts";
-import { classOf } from "../allocator.ts";
+import type { Segment } from "../segment/segment.ts";
+import { classOf } from "../segment/allocator.ts";
 import type { WakeHub } from "../wake/wake_hub.ts";
 import { Connection, type PeerCredentials } from "./connection.ts";
 import { decodeAnswer, decodeHello, encodeAnswer, encodeHello, type Hello } from "./handshake.ts";

@@ -32,7 +32,7 @@
  */
 
 import { SegmentError } from "../errors.ts";
-import type { FifoMemory } from "../fifo.ts";
+import type { FifoMemory } from "../fifo/fifo.ts";
 import {
   classBytes,
   FF_ALLOC_SEQ,
@@ -64,10 +64,10 @@ import {
   MQS_WRITER,
   ringPeriod,
 } from "../layout.ts";
-import type { Liveness } from "../process_table.ts";
-import { readLiveChunk } from "../chunk.ts";
-import type { WaitOptions } from "../fifo.ts";
-import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
+import type { Liveness } from "../segment/process_table.ts";
+import { readLiveChunk } from "../segment/chunk.ts";
+import type { WaitOptions } from "../fifo/fifo.ts";
+import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {

@@ -13,9 +13,9 @@
  * @module
  */
 
-import { peerTag, readLiveChunk } from "../chunk.ts";
+import { peerTag, readLiveChunk } from "../segment/chunk.ts";
 import { SegmentError } from "../errors.ts";
-import type { FifoMemory, WaitOptions } from "../fifo.ts";
+import type { FifoMemory, WaitOptions } from "../fifo/fifo.ts";
 import {
   CLOSED_ABORTED,
   CLOSED_CLEAN,
@@ -43,7 +43,7 @@ import {
   RING_PADDING,
 } from "../layout.ts";
 import type { Watch } from "../wake/sleeper.ts";
-import { type PassedBuffer, refuseOwnMemory } from "../own_memory.ts";
+import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 import { resizable, WORD_COPY_MAX } from "../byte_copy.ts";
 import { readableOf, type RingRecord, writableOf } from "./ring_streams.ts";
 

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { AtomicsSignaller } from "../signaller.ts";
-import type { Waiters } from "../waiters.ts";
-import { wake } from "../word_wait.ts";
+import type { AtomicsSignaller } from "./signaller.ts";
+import type { Waiters } from "./waiters.ts";
+import { wake } from "./word_wait.ts";
 import {
   checkSleepOptions,
   lookNow,

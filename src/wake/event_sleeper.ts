@@ -20,9 +20,9 @@ import {
   SLP_TAG,
   WAITER_SYNC,
 } from "../layout.ts";
-import type { Liveness } from "../process_table.ts";
-import type { Signaller } from "../signaller.ts";
-import type { Waiters } from "../waiters.ts";
+import type { Liveness } from "../segment/process_table.ts";
+import type { Signaller } from "./signaller.ts";
+import type { Waiters } from "./waiters.ts";
 import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
 import {
   checkSleepOptions,

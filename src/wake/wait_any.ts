@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Fifo, type WaitOptions } from "../fifo.ts";
+import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
 import { checkSleepOptions, type Sleeper, type Watch } from "./sleeper.ts";
 

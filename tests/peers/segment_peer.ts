@@ -5,7 +5,7 @@
 //                             answer "ok", print SAW {...}
 //   slow-create NAME MS       shm_open + ftruncate, print OPENED, wait MS, then format and set ready
 import { SegmentMain } from "../../mod.ts";
-import { formatHeader, setReady } from "../../src/segment_header.ts";
+import { formatHeader, setReady } from "../../src/segment/segment_header.ts";
 import { PROC_LOCK_BASE } from "../../src/layout.ts";
 import { SEG_READY } from "../../src/layout.ts";
 import { pattern, patternByte } from "../helpers.ts";

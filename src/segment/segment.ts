@@ -5,11 +5,11 @@
  * @module
  */
 
-import type { Mapping } from "../ffi/os.ts";
+import type { Mapping } from "../../ffi/os.ts";
 import { type AllocatorAudit, classOf, FifoAllocator } from "./allocator.ts";
-import { SegmentError } from "./errors.ts";
-import { Fifo, type FifoList } from "./fifo.ts";
-import type { ChunkBatch } from "./fifo_chunks.ts";
+import { SegmentError } from "../errors.ts";
+import { Fifo, type FifoList } from "../fifo/fifo.ts";
+import type { ChunkBatch } from "../fifo/fifo_chunks.ts";
 import {
   CHUNK_TABLE_STRIDE,
   chunkClassOf,
@@ -33,20 +33,20 @@ import {
   MIN_CLASS_BYTES,
   SIZE_CLASSES,
   WAITER_AFTER_SEQ,
-} from "./layout.ts";
+} from "../layout.ts";
 import {
   formatMessageQueue,
   MessageQueue,
   messageQueueBytes,
   type MessageQueueSpec,
   ringsOf,
-} from "./queue/message_queue.ts";
+} from "../queue/message_queue.ts";
 import type { SegmentType } from "./segment_header.ts";
-import type { Signaller } from "./signaller.ts";
+import type { Signaller } from "../wake/signaller.ts";
 import type { Liveness } from "./process_table.ts";
-import type { Waiters } from "./waiters.ts";
-import type { Sleeper } from "./wake/sleeper.ts";
-import { checkRingCapacity, formatMessageRing, MessageRing, ringBytes } from "./ring/message_ring.ts";
+import type { Waiters } from "../wake/waiters.ts";
+import type { Sleeper } from "../wake/sleeper.ts";
+import { checkRingCapacity, formatMessageRing, MessageRing, ringBytes } from "../ring/message_ring.ts";
 
 /** How `segment.allocFifo` shapes a fifo. */
 export interface FifoOptions {

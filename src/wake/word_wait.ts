@@ -6,7 +6,7 @@
  * sleep only while the word is unchanged. The changing side changes the shared state first
  * and looks for sleepers second, so whichever order the two run in, the sleeper either sees
  * the change or is woken: no wake-up is lost. Each sleep lasts at most {@link SLICE_MS}. This file
- * holds the blocking (Sync) waits; asynchronous ones are in `wake/`.
+ * holds the blocking (Sync) waits; asynchronous ones are in the sleepers beside it (`sleeper.ts`).
  *
  * @module
  */

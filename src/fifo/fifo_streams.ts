@@ -7,7 +7,7 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
+import { SegmentError } from "../errors.ts";
 import type { Fifo } from "./fifo.ts";
 
 /** The longest a writer of a chunked fifo waits before it looks for memory again. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
+import { SegmentError } from "../errors.ts";
 import {
   CHUNK_CLAIMED,
   CHUNK_FLAGS as FLAGS,
@@ -21,8 +21,8 @@ import {
   FIFO_HEADER_SIZE,
   MAX_SPARE_CHUNKS,
   tableChunk,
-} from "./layout.ts";
-import type { ByteCopier } from "./byte_copy.ts";
+} from "../layout.ts";
+import type { ByteCopier } from "../byte_copy.ts";
 
 /** Slots behind the head the producer looks at for a kept chunk, past the spare chunks. */
 const LOOK_BACK = 4;

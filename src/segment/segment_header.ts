@@ -4,7 +4,7 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
+import { SegmentError } from "../errors.ts";
 import {
   FIFO_AREA_START,
   FS_BUMP,
@@ -23,7 +23,7 @@ import {
   SEG_VERSION,
   SEGMENT_MAGIC,
   SEGMENT_TYPE_CODES,
-} from "./layout.ts";
+} from "../layout.ts";
 
 /** Where a segment's memory comes from. */
 export type SegmentType = "shm" | "memfd" | "private";

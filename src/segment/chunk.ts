@@ -8,7 +8,7 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
+import { SegmentError } from "../errors.ts";
 import {
   chunkBytes,
   FF_ALLOC_SEQ,
@@ -23,7 +23,7 @@ import {
   FIFO_MAGIC,
   FIFO_STATE_LIVE,
   SIZE_CLASSES,
-} from "./layout.ts";
+} from "../layout.ts";
 
 /** What a live chunk's header says, as read once and checked. */
 export interface LiveChunk {

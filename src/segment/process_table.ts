@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Os } from "../ffi/os.ts";
-import { SegmentError } from "./errors.ts";
+import type { Os } from "../../ffi/os.ts";
+import { SegmentError } from "../errors.ts";
 import {
   PRIVATE_TAG,
   PROC_ENTRY_SIZE,
@@ -18,7 +18,7 @@ import {
   PROC_TABLE,
   PROC_TAG,
   TAG_GENERATIONS,
-} from "./layout.ts";
+} from "../layout.ts";
 
 /** This process's identity in a segment, and a way to tell whether another tag's holder lives. */
 export interface Liveness {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
+import { SegmentError } from "../errors.ts";
 import {
   CHUNK_TABLE_STRIDE,
   chunkClassOf,
@@ -50,21 +50,21 @@ import {
   FIFO_HEADER_SIZE,
   KIND_FIFO,
   SIZE_CLASSES,
-} from "./layout.ts";
+} from "../layout.ts";
 import { type ChunkSource, FifoChunks } from "./fifo_chunks.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
-import { peerTag, readLiveChunk } from "./chunk.ts";
-import { ByteCopier } from "./byte_copy.ts";
-import type { Signaller } from "./signaller.ts";
-import type { Waiters } from "./waiters.ts";
-import type { Liveness } from "./process_table.ts";
-import { type WaitCondition, waitSync } from "./word_wait.ts";
-import type { Sleeper, SleepOptions, Watch } from "./wake/sleeper.ts";
+import { peerTag, readLiveChunk } from "../segment/chunk.ts";
+import { ByteCopier } from "../byte_copy.ts";
+import type { Signaller } from "../wake/signaller.ts";
+import type { Waiters } from "../wake/waiters.ts";
+import type { Liveness } from "../segment/process_table.ts";
+import { type WaitCondition, waitSync } from "../wake/word_wait.ts";
+import type { Sleeper, SleepOptions, Watch } from "../wake/sleeper.ts";
 
 /** Options of the asynchronous waits: `timeoutMs`, `signal` and `spinMicros`. */
 export type WaitOptions = SleepOptions;
 import { readableOf, writableOf } from "./fifo_streams.ts";
-import { type PassedBuffer, refuseOwnMemory } from "./own_memory.ts";
+import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 
 export type { OooSegment } from "./ooo.ts";
 

@@ -7,14 +7,14 @@
  *   process that sleeps with WAITER_SYNC set (each process counts its own sleepers privately and
  *   clears the word when its last one leaves). A waker whose wake-up found nobody asleep checks
  *   that the tag's process lives and, when it died, clears the word. (Asynchronous waits write
- *   the bare tag: `wake/event_sleeper.ts`.)
+ *   the bare tag: `event_sleeper.ts`.)
  * - Private segments (threads of one process, which cannot die alone): the word is a count.
  *
  * @module
  */
 
-import { WAITER_SYNC } from "./layout.ts";
-import type { Liveness } from "./process_table.ts";
+import { WAITER_SYNC } from "../layout.ts";
+import type { Liveness } from "../segment/process_table.ts";
 
 /** The sleepers of one segment, as seen by this process. */
 export interface Waiters {

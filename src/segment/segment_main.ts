@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Mapping, Os } from "../ffi/os.ts";
-import { loadOs } from "../ffi/load.ts";
+import type { Mapping, Os } from "../../ffi/os.ts";
+import { loadOs } from "../../ffi/load.ts";
 import { readdirSync } from "node:fs";
 import {
   F_SEAL_GROW,
@@ -22,17 +22,17 @@ import {
   O_NONBLOCK,
   O_RDONLY,
   O_RDWR,
-} from "../ffi/symbols.ts";
-import { SegmentError } from "./errors.ts";
-import { FS_CREATOR_TAG, PAGE_SIZE, SEG_READY } from "./layout.ts";
+} from "../../ffi/symbols.ts";
+import { SegmentError } from "../errors.ts";
+import { FS_CREATOR_TAG, PAGE_SIZE, SEG_READY } from "../layout.ts";
 import { Segment } from "./segment.ts";
-import { AtomicsSignaller, FutexSignaller } from "./signaller.ts";
+import { AtomicsSignaller, FutexSignaller } from "../wake/signaller.ts";
 import { creatorAlive, type Liveness, lockCreatorSlot, PRIVATE_LIVENESS, ProcessTable } from "./process_table.ts";
-import { CountedWaiters, TaggedWaiters } from "./waiters.ts";
-import { AtomicsSleeper } from "./wake/atomics_sleeper.ts";
-import { EventSleeper } from "./wake/event_sleeper.ts";
-import { type OpenDoorbell, WakeHub } from "./wake/wake_hub.ts";
-import { openDoorbell } from "../ffi/doorbell.ts";
+import { CountedWaiters, TaggedWaiters } from "../wake/waiters.ts";
+import { AtomicsSleeper } from "../wake/atomics_sleeper.ts";
+import { EventSleeper } from "../wake/event_sleeper.ts";
+import { type OpenDoorbell, WakeHub } from "../wake/wake_hub.ts";
+import { openDoorbell } from "../../ffi/doorbell.ts";
 import {
   connect,
   type ConnectionHost,
@@ -40,8 +40,8 @@ import {
   listen,
   type Listener,
   type ListenOptions,
-} from "./connection/listener.ts";
-import type { Connection } from "./connection/connection.ts";
+} from "../connection/listener.ts";
+import type { Connection } from "../connection/connection.ts";
 import {
   checkName,
   checkSize,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Mapping, Os } from "../ffi/os.ts";
+import type { Mapping, Os } from "../../ffi/os.ts";
 
 /** Sleep and wake on a word of one segment. */
 export interface Signaller {

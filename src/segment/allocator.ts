@@ -21,9 +21,9 @@
  * @module
  */
 
-import { SegmentError } from "./errors.ts";
-import type { FifoList, FifoMemory } from "./fifo.ts";
-import type { ChunkBatch } from "./fifo_chunks.ts";
+import { SegmentError } from "../errors.ts";
+import type { FifoList, FifoMemory } from "../fifo/fifo.ts";
+import type { ChunkBatch } from "../fifo/fifo_chunks.ts";
 import {
   CHUNK_CLAIMED,
   CHUNK_TABLE_STRIDE,
@@ -74,7 +74,7 @@ import {
   PRIVATE_TAG,
   SIZE_CLASSES,
   tableChunk,
-} from "./layout.ts";
+} from "../layout.ts";
 import type { Liveness } from "./process_table.ts";
 
 /** Memory the allocator works on: the fifo views plus who this process is. */
