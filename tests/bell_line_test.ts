@@ -9,9 +9,10 @@ import { OsError } from "../ffi/os.ts";
 import { O_NONBLOCK } from "../ffi/symbols.ts";
 import { BellLine } from "../src/wake/bell_line.ts";
 import { doorbellPipeGate } from "../src/layout.ts";
-import { uniqueName } from "./helpers.ts";
+import { startReaper, uniqueName } from "./helpers.ts";
 
 const os = loadOs();
+startReaper(); // its pipe is open before any fd is counted
 const openFds = () => readdirSync("/proc/self/fd").length;
 
 /**

@@ -2,17 +2,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { ROOT, RUNTIME, scriptCommand, shmEntries } from "./helpers.ts";
+import { readFileSync, rmSync } from "node:fs";
+import { ROOT, runCommand, RUNTIME, scriptCommand, shmEntries, tempDir, tracked } from "./helpers.ts";
 
-test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data and writes its results`, () => {
-  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data and writes its results`, async () => {
+  const out = tempDir("bench");
   try {
     // Deno orchestrates Deno and Node (their pairs, and Node's rows); Bun and Node their own pair.
     const runtimes = ["--runtimes", RUNTIME === "deno" ? "deno,node" : RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out, ...runtimes]);
-    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    const run = await runCommand(bin, argv);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
@@ -64,11 +63,11 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
   assert.deepEqual(shmEntries("svmbench-"), []);
 });
 
-test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and checks its order`, () => {
-  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and checks its order`, async () => {
+  const out = tempDir("bench");
   try {
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, ["--quick", "--out", out]);
-    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    const run = await runCommand(bin, argv);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\| 4 producer processes \|/);
     assert.match(run.stdout, /round trip through two queues/);
@@ -79,11 +78,11 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
   assert.deepEqual(shmEntries("svmbench-"), []);
 });
 
-test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stream rows beside a Unix socket's`, () => {
-  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stream rows beside a Unix socket's`, async () => {
+  const out = tempDir("bench");
   try {
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, ["--quick", "--out", out]);
-    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 180_000 });
+    const run = await runCommand(bin, argv);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \| [0-9.]+ \/ [0-9.]+ \|/);
     assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \| [0-9.]+ \|/);
@@ -93,9 +92,9 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
   }
 });
 
-test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
+test(`bench/micro.ts --quick under ${RUNTIME}`, async () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
-  const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });
+  const run = await runCommand(bin, argv, 120_000);
   assert.equal(run.status, 0, run.stderr);
   for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
     assert.ok(run.stdout.includes(task), task);
@@ -103,9 +102,9 @@ test(`bench/micro.ts --quick under ${RUNTIME}`, () => {
 });
 
 test(`bench/run.ts under ${RUNTIME}: Ctrl-C mid-run kills its peers and leaves nothing in /dev/shm`, async () => {
-  const out = mkdtempSync(`${tmpdir()}/svm-bench-`);
+  const out = tempDir("bench");
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out]);
-  const run = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const run = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
   let err = "";
   run.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
   run.stdout!.resume();

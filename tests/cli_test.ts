@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { OTHER, ROOT, running, RUNTIME, scriptCommand, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { OTHER, ROOT, running, RUNTIME, scriptCommand, shmEntries, startPeer, tracked, uniqueName } from "./helpers.ts";
 
 test(`demo: ${RUNTIME} connects to a ${OTHER} echo peer by name, sleeping (and with --spin, polling), checking every byte`, () => {
   for (const extra of [[], ["--spin"]]) {
@@ -35,7 +35,7 @@ test(`demo --name and echo NAME: two processes started by hand, either first`, a
     const [demoBin, demoArgv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--name", name, "--size", "4"]);
     const started: ReturnType<typeof spawn>[] = [];
     const run = (bin: string, argv: string[]) => {
-      const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+      const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
       started.push(child);
       let out = "";
       child.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
@@ -67,11 +67,11 @@ test("a Deno echo peer exits cleanly after serving a demo, 150 times", {
     const name = uniqueName("cli-exit");
     const [echoBin, echoArgv] = scriptCommand("deno", `${ROOT}/cli.ts`, ["echo", name, "--once"]);
     const [demoBin, demoArgv] = scriptCommand("node", `${ROOT}/cli.ts`, ["demo", "--name", name, "--size", "4"]);
-    const echo = spawn(echoBin, echoArgv, { stdio: "ignore" });
+    const echo = tracked(spawn(echoBin, echoArgv, { stdio: "ignore" }));
     try {
       const echoEnd = new Promise<[number | null, string | null]>((r) => echo.on("close", (c, sig) => r([c, sig])));
       await new Promise((r) => setTimeout(r, 300));
-      const demo = spawn(demoBin, demoArgv, { stdio: "ignore" });
+      const demo = tracked(spawn(demoBin, demoArgv, { stdio: "ignore" }));
       const demoEnd = await new Promise<number | null>((r) => demo.on("close", (c) => r(c)));
       assert.equal(demoEnd, 0, `run ${i}: the demo failed`);
       assert.deepEqual(await echoEnd, [0, null], `run ${i}: the echo peer's exit`);
@@ -84,7 +84,7 @@ test("a Deno echo peer exits cleanly after serving a demo, 150 times", {
 /** A long demo under this runtime, with its output as it comes and its end (exit code and signal). */
 function longDemo() {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--size", "100000", "--message", "64"]);
-  const demo = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const demo = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
   const output = { out: "", err: "" };
   demo.stdout!.setEncoding("utf8").on("data", (c) => (output.out += c));
   demo.stderr!.setEncoding("utf8").on("data", (c) => (output.err += c));

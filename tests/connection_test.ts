@@ -5,7 +5,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { SegmentMain } from "../mod.ts";
 import { OsError } from "../ffi/os.ts";
 import { encodeAnswer } from "../src/connection/handshake.ts";
@@ -20,11 +19,15 @@ import {
   runtimeBinary,
   scriptCommand,
   startPeer,
+  startReaper,
+  tempPath,
+  tracked,
   uniqueName,
 } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
+startReaper(); // its pipe is open before any fd is counted
 const fds = () => readdirSync("/proc/self/fd").length;
 /** Mappings of memfd files: our segments (the engine's own heap mappings come and go). */
 const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes("/memfd:")).length;
@@ -354,7 +357,7 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
 
 test("a path name: a dead listener's socket file is replaced, a live listener's never taken", async () => {
   using sm = new SegmentMain();
-  const path = `${tmpdir()}/${uniqueName("sock")}.sock`;
+  const path = tempPath("sock", ".sock");
   const dead = sm.os.listenUnix(path, 1, "seqpacket");
   sm.os.close(dead); // the file stays, nobody listens: what a killed listener leaves
   assert.ok(existsSync(path));
@@ -384,7 +387,7 @@ function canRunAs(uid: number): boolean {
 /** Runs a conn_peer mode as another uid, without blocking the event loop (the listener runs here). */
 function runAs(uid: number, args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const [bin, argv] = scriptCommand(OTHER, `${ROOT}/tests/peers/conn_peer.ts`, args);
-  const child = spawn(bin, argv, { uid, gid: uid, stdio: ["ignore", "pipe", "pipe"] });
+  const child = tracked(spawn(bin, argv, { uid, gid: uid, stdio: ["ignore", "pipe", "pipe"] }));
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (c) => (stdout += c));

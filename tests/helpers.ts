@@ -1,7 +1,8 @@
 // Shared helpers for the tests: unique segment names, the two runtimes' binaries, and running
 // a peer script in a child process of either runtime.
-import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SegmentError } from "../mod.ts";
@@ -25,11 +26,72 @@ export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
 export const isCode = (code: string) => (e: unknown): boolean => e instanceof SegmentError && e.code === code;
 
 let counter = 0;
-/** A segment name no other test (or run) uses. Every test removes what it creates under it. */
+/**
+ * A segment name no other test (or run) uses. Every test removes what it creates under it; if the
+ * test process is interrupted first, its reaper removes it (see {@link tracked}).
+ */
 export function uniqueName(tag: string): string {
   const pid = (globalThis as { process?: { pid: number } }).process?.pid ?? 0;
-  return `svmtest-${tag}-${pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+  const name = `svmtest-${tag}-${pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+  reap(`shm ${name}`);
+  return name;
 }
+
+/** A fresh temporary directory `svm-TAG-...`, removed by the test, or by the reaper if it is interrupted. */
+export function tempDir(tag: string): string {
+  const dir = mkdtempSync(`${tmpdir()}/svm-${tag}-`);
+  reap(`path ${dir}`);
+  return dir;
+}
+
+/** A temporary file's path `svm-TAG-...` (not created here), removed by the reaper if the test is interrupted. */
+export function tempPath(tag: string, suffix = ""): string {
+  const path = `${tmpdir()}/svm-${tag}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}${suffix}`;
+  reap(`path ${path}`);
+  return path;
+}
+
+/**
+ * Hands a child process to the reaper: if this test process ends before the child did (a Ctrl-C,
+ * which `deno test` obeys without running any `finally`, or a kill), the child and its process
+ * group get SIGTERM, then SIGKILL. Returns the child.
+ */
+export function tracked<T extends ChildProcess>(child: T): T {
+  const pid = child.pid;
+  if (pid === undefined) return child;
+  reap(`pid ${pid}`);
+  child.once("exit", () => reap(`end ${pid}`));
+  return child;
+}
+
+let journal: string | undefined;
+/**
+ * Starts this process's reaper (`tests/reaper.sh`) if it has none yet: a process of its own
+ * session that waits for the end of a pipe only this process holds, and then undoes what the
+ * journal lists. It starts by itself at the first name, path or child; a test file that counts
+ * its open fds starts it first, so that the reaper's pipe is not counted as a leak.
+ */
+export function startReaper(): void {
+  if (journal === undefined) {
+    const path = `${tmpdir()}/svm-reaper-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    appendFileSync(path, "");
+    const reaper = spawn("bash", [`${ROOT}/tests/reaper.sh`, path], {
+      stdio: ["pipe", "ignore", "ignore"],
+      detached: true,
+    });
+    reaper.unref();
+    (reaper.stdin as unknown as { unref?: () => void }).unref?.();
+    keep.push(reaper); // the pipe's write end must live as long as this process
+    journal = path;
+  }
+}
+
+/** Appends a line to the reaper's journal, synchronously, so that a kill right after loses none. */
+function reap(line: string): void {
+  startReaper();
+  appendFileSync(journal!, `${line}\n`);
+}
+const keep: ChildProcess[] = [];
 
 /** Entries of /dev/shm whose name starts with `prefix`. */
 export function shmEntries(prefix: string): string[] {
@@ -70,7 +132,7 @@ export interface Peer {
 /** Starts `tests/peers/NAME.ts` under a runtime. */
 export function startPeer(runtime: Runtime, name: string, args: readonly string[], timeoutMs = 120_000): Peer {
   const [bin, argv] = scriptCommand(runtime, `${ROOT}/tests/peers/${name}.ts`, args);
-  const child = spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
   let stdout = "";
   let stderr = "";
   const waiters: { match: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
@@ -108,6 +170,31 @@ export function startPeer(runtime: Runtime, name: string, args: readonly string[
         else waiters.push({ match, resolve, reject });
       }),
   };
+}
+
+/**
+ * Runs a command to its end and returns its exit status and output, like `spawnSync` but without
+ * blocking this process, and with the child handed to the reaper ({@link tracked}): a long
+ * child (a benchmark) then ends with this process, even under `deno test`, whose children run in
+ * process groups of their own that a Ctrl-C does not reach.
+ */
+export function runCommand(
+  bin: string,
+  argv: readonly string[],
+  timeoutMs = 180_000,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  return new Promise((resolve) =>
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    })
+  );
 }
 
 /** Runs a peer to its end and returns its outcome. */

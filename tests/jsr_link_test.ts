@@ -5,9 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { ROOT, RUNTIME, runtimeBinary, shmEntries, uniqueName } from "./helpers.ts";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { ROOT, RUNTIME, runtimeBinary, shmEntries, tempDir, uniqueName } from "./helpers.ts";
 
 const MAIN = `
 import { SegmentMain, type Fifo } from "@svm/fifo";
@@ -32,7 +31,7 @@ if (role === "child") {
 test("a Deno project imports jsr:@svm/fifo (linked), type-checks, talks across processes and runs the CLI", {
   skip: RUNTIME === "deno" ? false : "run once, from the Deno run of the suite",
 }, () => {
-  const dir = mkdtempSync(`${tmpdir()}/svm-jsr-`);
+  const dir = tempDir("jsr");
   const version = JSON.parse(readFileSync(`${ROOT}/deno.json`, "utf8")).version;
   const deno = (args: string[]) => {
     const r = spawnSync(runtimeBinary("deno"), args, {

@@ -3,9 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { ROOT, RUNTIME, runtimeBinary, shmEntries, uniqueName } from "./helpers.ts";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { ROOT, RUNTIME, runtimeBinary, shmEntries, tempDir, uniqueName } from "./helpers.ts";
 
 const MAIN = `
 import { spawnSync } from "node:child_process";
@@ -40,7 +39,7 @@ console.log(fifo?.offset, queue?.capacity);
 test(`npm pack: a separate project installs the package; node and bun use it across processes; tsc accepts it`, {
   skip: RUNTIME === "deno" ? false : "packed and checked once, from the Deno run of the suite",
 }, () => {
-  const dir = mkdtempSync(`${tmpdir()}/svm-consumer-`);
+  const dir = tempDir("consumer");
   const npm = (args: string[], cwd: string) => {
     const r = spawnSync("npm", args, { cwd, encoding: "utf8", timeout: 300_000 });
     assert.equal(r.status, 0, `npm ${args.join(" ")}: ${r.stdout}${r.stderr}`);

@@ -9,6 +9,22 @@ for tool in deno bun node; do
 done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# Every temporary file of the run (the tests' and benchmarks' directories, files and sockets) goes under $out, so
+# that what a test fails to remove is found below and nothing survives the run.
+mkdir "$out/tmp"
+export TMPDIR="$out/tmp"
+# Ctrl-C (or SIGTERM) stops the run: the runner in progress ends (each test process's reaper, tests/reaper.sh, then
+# ends its children and removes its segments and files), and the next runtime's does not start.
+interrupted=""
+trap 'interrupted=INT' INT
+trap 'interrupted=TERM; pkill -TERM -P $$' TERM
+stop_if_interrupted() {
+  if [ -n "$interrupted" ]; then
+    echo "interrupted by SIG$interrupted"
+    echo "${passed} passed, $((failed + 1)) failed"
+    exit 130
+  fi
+}
 passed=0
 failed=0
 check() {
@@ -28,6 +44,7 @@ check "deno lint" deno lint
 check "deno check" deno check mod.ts ffi/ src/ tests/ bench/ cli.ts
 check "deno doc --lint mod.ts" deno doc --lint mod.ts
 
+stop_if_interrupted
 echo "== deno test"
 deno test -A tests/ 2>&1 | tee "$out/deno.log"
 deno_line=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out/deno.log" | tail -1)
@@ -39,6 +56,7 @@ else
   failed=$((failed + $(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$deno_line")))
 fi
 
+stop_if_interrupted
 echo "== bun test"
 bun test --timeout 900000 tests/ 2>&1 | tee "$out/bun.log"
 bun_pass=$(grep -E '^ *[0-9]+ pass$' "$out/bun.log" | tail -1 | tr -dc 0-9)
@@ -51,6 +69,7 @@ else
   failed=$((failed + bun_fail))
 fi
 
+stop_if_interrupted
 echo "== node --test"
 node --no-warnings --test --test-reporter=spec --test-timeout=900000 tests/ 2>&1 | tee "$out/node.log"
 node_pass=$(grep -E '^ℹ pass [0-9]+$' "$out/node.log" | tail -1 | tr -dc 0-9)
@@ -63,6 +82,14 @@ else
   failed=$((failed + node_fail))
 fi
 
+stop_if_interrupted
+# The last test processes' reapers finish as those processes end.
+for _ in $(seq 50); do pgrep -f "$PWD/tests/reaper.sh" >/dev/null || break; sleep 0.1; done
+files=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 -name 'svm*' 2>/dev/null)
+if [ -n "$files" ]; then
+  echo "temporary files left (a failure; removed with the run's directory):" $files
+  failed=$((failed + 1))
+fi
 left=$(find /dev/shm -maxdepth 1 \( -name 'svmtest-*' -o -name 'svmbench-*' -o -name 'svm-demo-*' \) 2>/dev/null)
 if [ -n "$left" ]; then
   echo "segments left in /dev/shm (a failure; removed now):" $left

@@ -3,9 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { ROOT } from "./helpers.ts";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { ROOT, tempDir } from "./helpers.ts";
 
 const TSC = `${ROOT}/node_modules/.bin/tsc`;
 
@@ -13,7 +12,7 @@ for (const types of ["bun", "node"]) {
   test(`tsc --noEmit: a consumer with @types/${types} type-checks against mod.ts`, {
     skip: existsSync(TSC) ? false : "typescript is not installed (npm install)",
   }, () => {
-    const dir = mkdtempSync(`${tmpdir()}/svm-types-`);
+    const dir = tempDir("types");
     try {
       writeFileSync(
         `${dir}/main.ts`,

@@ -3,11 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawn } from "node:child_process";
-import { tmpdir } from "node:os";
 import { normalize } from "node:path";
-import { ROOT, runtimeBinary, shmEntries, uniqueName } from "./helpers.ts";
+import { ROOT, runtimeBinary, shmEntries, tempDir, tracked, uniqueName } from "./helpers.ts";
 
 test("a Deno process imports mod.ts by URL and uses it", async () => {
   const requested: string[] = [];
@@ -27,7 +26,7 @@ test("a Deno process imports mod.ts by URL and uses it", async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
-  const dir = mkdtempSync(`${tmpdir()}/svm-url-`);
+  const dir = tempDir("url");
   const name = uniqueName("url");
   try {
     const script = `${dir}/main.ts`;
@@ -47,7 +46,7 @@ test("a Deno process imports mod.ts by URL and uses it", async () => {
        console.log("RESULT " + new TextDecoder().decode(buf.subarray(0, n)));
       `,
     );
-    const child = spawn(runtimeBinary("deno"), [
+    const child = tracked(spawn(runtimeBinary("deno"), [
       "run",
       "--quiet",
       `--allow-import=127.0.0.1:${port}`,
@@ -57,7 +56,7 @@ test("a Deno process imports mod.ts by URL and uses it", async () => {
       "--no-lock",
       "--no-config",
       script,
-    ], { env: { ...process.env, DENO_DIR: `${dir}/deno-dir` }, stdio: ["ignore", "pipe", "pipe"] });
+    ], { env: { ...process.env, DENO_DIR: `${dir}/deno-dir` }, stdio: ["ignore", "pipe", "pipe"] }));
     let out = "";
     let err = "";
     child.stdout!.on("data", (c) => (out += c));

@@ -5,10 +5,9 @@ import { Readable } from "node:stream";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
 import { FF_DATA_WAITER } from "../src/layout.ts";
-import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, uniqueName } from "./helpers.ts";
+import { expectSuccess, OTHER, RUNTIME, shmEntries, startPeer, tempPath, uniqueName } from "./helpers.ts";
 import { consumeSleeping, produceBursts } from "./peers/wait_sides.ts";
 
 /** A shm segment with one fifo, removed when the callback ends. */
@@ -203,7 +202,7 @@ for (const [producer, consumer] of [[OTHER, RUNTIME], [RUNTIME, OTHER]] as const
 
 for (const [writer, reader] of [[RUNTIME, OTHER], [OTHER, RUNTIME]] as const) {
   test(`streams: ${writer} pipes a 48 MiB file into fifo.writable, ${reader} reads fifo.readable`, async () => {
-    const file = `${tmpdir()}/svm-stream-${process.pid}-${Math.random().toString(36).slice(2)}.bin`;
+    const file = tempPath("stream", ".bin");
     const data = new Uint8Array(48 << 20);
     for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff, data[i + 7] = i % 251;
     writeFileSync(file, data);

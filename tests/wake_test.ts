@@ -5,7 +5,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { type Fifo, type MessageRing, type Segment, SegmentMain, waitAny, WaitSet } from "../mod.ts";
 import {
   doorbellName,
@@ -33,6 +32,9 @@ import {
   runtimeBinary,
   shmEntries,
   startPeer,
+  startReaper,
+  tempPath,
+  tracked,
   uniqueName,
 } from "./helpers.ts";
 
@@ -107,7 +109,7 @@ async function fileReadMs(path: string): Promise<number> {
 
 test(`1000 pending waits hold no thread and little memory, leave file I/O alone, and each wakes with its own data from ${OTHER}`, async () => {
   await withFifos(1000, 64, async (fifos, name) => {
-    const file = `${tmpdir()}/${uniqueName("readfile")}.txt`;
+    const file = tempPath("readfile", ".txt");
     writeFileSync(file, "x".repeat(1000));
     try {
       // Warm up the doorbell and the file path before the baseline.
@@ -542,6 +544,7 @@ test("the doorbell is an abstract socket (and, watched through node:net, a pipe 
   assert.equal(await warmFifo.waitForData({ timeoutMs: 5 }), false);
   warm[Symbol.dispose]();
   await sleep(20);
+  startReaper(); // its pipe is open before any fd is counted
   const fds = () => readdirSync("/proc/self/fd").length;
   const pipes = () =>
     readdirSync("/proc/self/fd").filter((fd) => readlinkOr(`/proc/self/fd/${fd}`).startsWith("pipe:")).length;
@@ -742,8 +745,8 @@ function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string
   const command = [runtimeBinary(watcher.runtime), ...watcher.flags, script, "wake-rounds", name];
   const argv = [...command, String(fifo.offset), String(rounds)];
   const child = prlimit
-    ? spawn("prlimit", [prlimit, ...argv], { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    ? tracked(spawn("prlimit", [prlimit, ...argv], { stdio: ["ignore", "pipe", "pipe"] }))
+    : tracked(spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }));
   let out = "";
   let err = "";
   child.stdout!.on("data", (c) => (out += c));

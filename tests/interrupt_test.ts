@@ -1,0 +1,82 @@
+// A test process that is interrupted leaves nothing behind: its segments' names, its temporary
+// files and directories and its children all go, though `deno test` ends on Ctrl-C without
+// running any `finally`, and nothing runs after a SIGKILL (tests/reaper.sh does the work).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { ROOT, running, type Runtime, runtimeBinary, startPeer, tempPath, tracked } from "./helpers.ts";
+
+/** What the interrupted process reported: its segment's name, its directory, its file and its child's pid. */
+interface Left {
+  name: string;
+  dir: string;
+  file: string;
+  child: number;
+}
+
+function parse(line: string): Left {
+  const [, name, dir, file, child] = line.trim().split(" ");
+  return { name, dir, file, child: Number(child) };
+}
+
+/** Waits up to 10 s for everything the interrupted process had to be gone; then removes what is left. */
+async function expectGone(left: Left): Promise<void> {
+  const what = () =>
+    [
+      existsSync(`/dev/shm/${left.name}`) ? `the segment ${left.name}` : "",
+      existsSync(left.dir) ? `the directory ${left.dir}` : "",
+      existsSync(left.file) ? `the file ${left.file}` : "",
+      running(left.child) ? `the child ${left.child}` : "",
+    ].filter((s) => s !== "");
+  const deadline = Date.now() + 10_000;
+  try {
+    while (what().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(what(), [], "left behind");
+  } finally {
+    try {
+      process.kill(left.child, "SIGKILL");
+    } catch { /* gone, as it should be */ }
+    rmSync(`/dev/shm/${left.name}`, { force: true });
+    rmSync(left.dir, { recursive: true, force: true });
+    rmSync(left.file, { force: true });
+  }
+}
+
+for (const runtime of ["deno", "bun", "node"] as Runtime[]) {
+  test(`a ${runtime} test process killed with SIGKILL leaves no segment, file, directory or child behind`, async () => {
+    const parent = startPeer(runtime, "interrupted", ["parent"]);
+    const left = parse(await parent.line(/^READY /));
+    assert.ok(existsSync(`/dev/shm/${left.name}`) && existsSync(left.dir) && existsSync(left.file));
+    assert.ok(running(left.child));
+    parent.kill("SIGKILL");
+    await parent.done;
+    await expectGone(left);
+  });
+}
+
+test("deno test interrupted by SIGINT (a Ctrl-C) leaves no segment, file, directory or child behind", async () => {
+  const report = tempPath("interrupt-report");
+  const argv = ["test", "-A", "--quiet", `${ROOT}/tests/peers/interrupted.ts`, "--", "test", report];
+  const child = tracked(spawn(runtimeBinary("deno"), argv, { stdio: ["ignore", "pipe", "pipe"] }));
+  let out = "";
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
+  let code: number | null | undefined;
+  const ended = new Promise((r) => child.once("close", (c) => r(code = c)));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(report) || !readFileSync(report, "utf8").endsWith("\n")) {
+      if (code !== undefined || Date.now() > deadline) throw new Error(`deno test ended or hung before READY: ${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const left = parse(readFileSync(report, "utf8"));
+    child.kill("SIGINT");
+    await ended;
+    assert.match(out, /SIGINT/, "deno test saw the Ctrl-C");
+    await expectGone(left);
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(report, { force: true });
+  }
+});
