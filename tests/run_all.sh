@@ -13,11 +13,12 @@ trap 'rm -rf "$out"' EXIT
 # that what a test fails to remove is found below and nothing survives the run.
 mkdir "$out/tmp"
 export TMPDIR="$out/tmp"
-# Ctrl-C (or SIGTERM) stops the run: the runner in progress ends (each test process's reaper, tests/reaper.sh, then
-# ends its children and removes its segments and files), and the next runtime's does not start.
+# Ctrl-C stops the run: the runner in progress ends on it (each test process's reaper, tests/reaper.sh, then ends its
+# children and removes its segments and files), and the next runtime's does not start. A SIGTERM sent to this script
+# alone stops it once the runner in progress has finished.
 interrupted=""
 trap 'interrupted=INT' INT
-trap 'interrupted=TERM; pkill -TERM -P $$' TERM
+trap 'interrupted=TERM' TERM
 stop_if_interrupted() {
   if [ -n "$interrupted" ]; then
     echo "interrupted by SIG$interrupted"
