@@ -55,28 +55,44 @@ for (const runtime of ["deno", "bun", "node"] as Runtime[]) {
   });
 }
 
-test("deno test interrupted by SIGINT (a Ctrl-C) leaves no segment, file, directory or child behind", async () => {
-  const report = tempPath("interrupt-report");
-  const argv = ["test", "-A", "--quiet", `${ROOT}/tests/peers/interrupted.ts`, "--", "test", report];
-  const child = tracked(spawn(runtimeBinary("deno"), argv, { stdio: ["ignore", "pipe", "pipe"] }));
-  let out = "";
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
-  let code: number | null | undefined;
-  const ended = new Promise((r) => child.once("close", (c) => r(code = c)));
-  try {
-    const deadline = Date.now() + 60_000;
-    while (!existsSync(report) || !readFileSync(report, "utf8").endsWith("\n")) {
-      if (code !== undefined || Date.now() > deadline) throw new Error(`deno test ended or hung before READY: ${out}`);
-      await new Promise((r) => setTimeout(r, 20));
+/** Each runner, as a terminal's foreground job: a process group of its own, with SIGINT at its default action. */
+const RUNNERS: [string, string[]][] = [
+  ["deno test", [runtimeBinary("deno"), "test", "-A", "--quiet"]],
+  ["bun test", [runtimeBinary("bun"), "test"]],
+  ["node --test", [runtimeBinary("node"), "--no-warnings", "--test"]],
+];
+
+for (const [label, command] of RUNNERS) {
+  test(`${label} interrupted by a Ctrl-C leaves no segment, file, directory or child behind`, async () => {
+    const report = tempPath("interrupt-report");
+    // A shell's background jobs ignore SIGINT, and a child inherits that: env resets it, as a terminal has it.
+    const argv = ["--default-signal=INT", ...command, `${ROOT}/tests/peers/interrupted.ts`];
+    const env = { ...process.env, SVM_INTERRUPTED_REPORT: report };
+    const child = tracked(spawn("env", argv, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] }));
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
+    let code: number | null | undefined;
+    const ended = new Promise((r) => child.once("close", (c) => r(code = c)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!existsSync(report) || !readFileSync(report, "utf8").endsWith("\n")) {
+        if (code !== undefined || Date.now() > deadline) throw new Error(`${label} ended or hung before READY: ${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const left = parse(readFileSync(report, "utf8"));
+      process.kill(-child.pid!, "SIGINT"); // the whole group, as a terminal does
+      const stopped = await Promise.race([
+        ended.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 10_000)),
+      ]);
+      assert.ok(stopped, `${label} ended on the Ctrl-C`);
+      await expectGone(left);
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch { /* gone */ }
+      rmSync(report, { force: true });
     }
-    const left = parse(readFileSync(report, "utf8"));
-    child.kill("SIGINT");
-    await ended;
-    assert.match(out, /SIGINT/, "deno test saw the Ctrl-C");
-    await expectGone(left);
-  } finally {
-    child.kill("SIGKILL");
-    rmSync(report, { force: true });
-  }
-});
+  });
+}

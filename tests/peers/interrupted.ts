@@ -1,18 +1,20 @@
 // A test process that is interrupted: makes a segment under a unique name, a temporary directory
 // and file, and a child that has the segment mapped, prints READY with them, and waits to be killed.
-//   parent   (what the test kills)
-//   test FILE   (the same inside a node:test test, for `deno test`, whose output shows only at the
-//               test's end: the READY line goes to FILE)
-//   child NAME   (attaches NAME and sleeps until killed)
+//   parent       what the test kills
+//   child NAME   attaches NAME and sleeps until killed
+// Run by a test runner (`deno test`, `bun test`, `node --test`) with SVM_INTERRUPTED_REPORT=FILE set,
+// it does what `parent` does inside a test, and writes the READY line to FILE (a runner shows a
+// test's output only once the test ends).
 import { test } from "node:test";
 import { writeFileSync } from "node:fs";
 import { SegmentMain } from "../../mod.ts";
 import { RUNTIME, startPeer, tempDir, tempPath, uniqueName } from "../helpers.ts";
 
 const [mode, arg] = process.argv.slice(2);
+const report = process.env.SVM_INTERRUPTED_REPORT;
 const sm = new SegmentMain();
 
-async function parent(report?: string): Promise<void> {
+async function parent(reportTo?: string): Promise<void> {
   const name = uniqueName("interrupted");
   sm.create({ type: "shm", name, size: 64 * 1024 });
   const dir = tempDir("interrupted");
@@ -22,19 +24,19 @@ async function parent(report?: string): Promise<void> {
   const child = startPeer(RUNTIME, "interrupted", ["child", name], 600_000);
   await child.line(/^ATTACHED/);
   const line = `READY ${name} ${dir} ${file} ${child.pid}`;
-  if (report) writeFileSync(report, `${line}\n`);
+  if (reportTo) writeFileSync(reportTo, `${line}\n`);
   else console.log(line);
 }
 
 const forever = () => new Promise(() => setInterval(() => {}, 60_000)); // until killed
-if (mode === "parent") await parent().then(forever);
-else if (mode === "test") {
-  test("interrupted", async () => {
-    await parent(arg);
-    await forever();
-  });
-} else if (mode === "child") {
+if (mode === "child") {
   sm.attach({ type: "shm", name: arg });
   console.log("ATTACHED");
   await forever();
-} else throw new Error(`unknown mode ${mode}`);
+} else if (report) {
+  test("interrupted", async () => {
+    await parent(report);
+    await forever();
+  });
+} else if (mode === "parent") await parent().then(forever);
+else throw new Error(`unknown mode ${mode}`);
