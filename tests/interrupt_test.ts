@@ -67,7 +67,8 @@ for (const [label, command] of RUNNERS) {
     const report = tempPath("interrupt-report");
     // A shell's background jobs ignore SIGINT, and a child inherits that: env resets it, as a terminal has it.
     const argv = ["--default-signal=INT", ...command, `${ROOT}/tests/peers/interrupted.ts`];
-    const env = { ...process.env, SVM_INTERRUPTED_REPORT: report };
+    const env: Record<string, string | undefined> = { ...process.env, SVM_INTERRUPTED_REPORT: report };
+    delete env.NODE_TEST_CONTEXT; // set by node --test for its children: a nested node --test would report to it
     const child = tracked(spawn("env", argv, { env, detached: true, stdio: ["ignore", "pipe", "pipe"] }));
     let out = "";
     child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
