@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
-import { ROOT, runCommand, RUNTIME, scriptCommand, shmEntries, tempDir, tracked } from "./helpers.ts";
+import { ROOT, RUNTIME, scriptCommand, shmEntries, startCommand, tempDir, tracked } from "./helpers.ts";
 
 test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data and writes its results`, async () => {
   const out = tempDir("bench");
@@ -11,8 +11,8 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
     // Deno orchestrates Deno and Node (their pairs, and Node's rows); Bun and Node their own pair.
     const runtimes = ["--runtimes", RUNTIME === "deno" ? "deno,node" : RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out, ...runtimes]);
-    const run = await runCommand(bin, argv);
-    assert.equal(run.status, 0, run.stderr);
+    const run = await startCommand(bin, argv, 180_000).done;
+    assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
     assert.match(run.stdout, /\| stream, 64 KiB writes, chunked 1 MiB fifo, 64 KiB chunks \(GB\/s\) \|/);
@@ -67,8 +67,8 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
   const out = tempDir("bench");
   try {
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, ["--quick", "--out", out]);
-    const run = await runCommand(bin, argv);
-    assert.equal(run.status, 0, run.stderr);
+    const run = await startCommand(bin, argv, 180_000).done;
+    assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| 4 producer processes \|/);
     assert.match(run.stdout, /round trip through two queues/);
     assert.equal(JSON.parse(readFileSync(`${out}/queue-quick.json`, "utf8")).quick, true);
@@ -82,8 +82,8 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
   const out = tempDir("bench");
   try {
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, ["--quick", "--out", out]);
-    const run = await runCommand(bin, argv);
-    assert.equal(run.status, 0, run.stderr);
+    const run = await startCommand(bin, argv, 180_000).done;
+    assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \| [0-9.]+ \/ [0-9.]+ \|/);
     assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \| [0-9.]+ \|/);
     assert.equal(JSON.parse(readFileSync(`${out}/connection-quick.json`, "utf8")).quick, true);
@@ -94,8 +94,8 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
 
 test(`bench/micro.ts --quick under ${RUNTIME}`, async () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
-  const run = await runCommand(bin, argv, 120_000);
-  assert.equal(run.status, 0, run.stderr);
+  const run = await startCommand(bin, argv).done;
+  assert.equal(run.code, 0, run.stderr);
   for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
     assert.ok(run.stdout.includes(task), task);
   }

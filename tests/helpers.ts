@@ -26,13 +26,17 @@ export const ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
 export const isCode = (code: string) => (e: unknown): boolean => e instanceof SegmentError && e.code === code;
 
 let counter = 0;
+/** `PREFIX-PID-N-RANDOM`: unique to this process (N) and across processes and runs (the pid, the random part). */
+function unique(prefix: string): string {
+  return `${prefix}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
 /**
  * A segment name no other test (or run) uses. Every test removes what it creates under it; if the
  * test process is interrupted first, its reaper removes it (see {@link tracked}).
  */
 export function uniqueName(tag: string): string {
-  const pid = (globalThis as { process?: { pid: number } }).process?.pid ?? 0;
-  const name = `svmtest-${tag}-${pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+  const name = unique(`svmtest-${tag}`);
   reap(`shm ${name}`);
   return name;
 }
@@ -46,7 +50,7 @@ export function tempDir(tag: string): string {
 
 /** A temporary file's path `svm-TAG-...` (not created here), removed by the reaper if the test is interrupted. */
 export function tempPath(tag: string, suffix = ""): string {
-  const path = `${tmpdir()}/svm-${tag}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}${suffix}`;
+  const path = `${tmpdir()}/${unique(`svm-${tag}`)}${suffix}`;
   reap(`path ${path}`);
   return path;
 }
@@ -73,7 +77,7 @@ let journal: string | undefined;
  */
 export function startReaper(): void {
   if (journal === undefined) {
-    const path = `${tmpdir()}/svm-reaper-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const path = `${tmpdir()}/${unique("svm-reaper")}`;
     appendFileSync(path, "");
     const reaper = spawn("bash", [`${ROOT}/tests/reaper.sh`, path], {
       stdio: ["pipe", "ignore", "ignore"],
@@ -132,6 +136,16 @@ export interface Peer {
 /** Starts `tests/peers/NAME.ts` under a runtime. */
 export function startPeer(runtime: Runtime, name: string, args: readonly string[], timeoutMs = 120_000): Peer {
   const [bin, argv] = scriptCommand(runtime, `${ROOT}/tests/peers/${name}.ts`, args);
+  return startCommand(bin, argv, timeoutMs);
+}
+
+/**
+ * Starts a command, its child handed to the reaper ({@link tracked}), and SIGKILLed after
+ * `timeoutMs`. Unlike `spawnSync`, it leaves this process free to end it: under `deno test`, whose
+ * children run in process groups of their own that a Ctrl-C does not reach, a long child (a
+ * benchmark) then still ends with this process.
+ */
+export function startCommand(bin: string, argv: readonly string[], timeoutMs = 120_000): Peer {
   const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
   let stdout = "";
   let stderr = "";
@@ -154,7 +168,7 @@ export function startPeer(runtime: Runtime, name: string, args: readonly string[
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       for (const w of waiters.splice(0)) {
-        w.reject(new Error(`peer ${name} ended before printing ${w.match}: ${stderr}`));
+        w.reject(new Error(`${bin} ${argv.join(" ")} ended before printing ${w.match}: ${stderr}`));
       }
       resolve({ code, signal, stdout, stderr });
     });
@@ -170,31 +184,6 @@ export function startPeer(runtime: Runtime, name: string, args: readonly string[
         else waiters.push({ match, resolve, reject });
       }),
   };
-}
-
-/**
- * Runs a command to its end and returns its exit status and output, like `spawnSync` but without
- * blocking this process, and with the child handed to the reaper ({@link tracked}): a long
- * child (a benchmark) then ends with this process, even under `deno test`, whose children run in
- * process groups of their own that a Ctrl-C does not reach.
- */
-export function runCommand(
-  bin: string,
-  argv: readonly string[],
-  timeoutMs = 180_000,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-  return new Promise((resolve) =>
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    })
-  );
 }
 
 /** Runs a peer to its end and returns its outcome. */

@@ -29,17 +29,19 @@ state=$(awk '
     for (k in path) print "path", k
   }
 ' "$journal" 2>/dev/null)
+# Sends signal $1 to the process group that $2 leads, or to $2 alone where it leads none.
+signal() { kill "-$1" -- "-$2" 2>/dev/null || kill "-$1" "$2" 2>/dev/null; }
 pids=$(printf '%s\n' "$state" | awk '$1 == "pid" { print $2 }')
 if [ -n "$pids" ]; then
-  for p in $pids; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done
+  for p in $pids; do signal TERM "$p"; done
   # Three seconds to unwind (a benchmark removes its own segments on SIGTERM), then SIGKILL.
-  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+  for _ in $(seq 30); do
     alive=""
     for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
     [ -z "$alive" ] && break
     sleep 0.1
   done
-  for p in $pids; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done
+  for p in $pids; do signal KILL "$p"; done
 fi
 printf '%s\n' "$state" | while read -r kind arg; do
   case $kind in
