@@ -171,7 +171,16 @@
  *   D+64  i32  data seq       futex word: bumped by a producer when the consumer sleeps
  *   D+68  u32  data waiter    the sleeping consumer (waiters.ts)
  *   D+72  i32  space seq      bumped by the consumer when a producer sleeps
- *   D+76  u32  space waiter   a sleeping producer
+ *   D+76  u32  space waiter   a sleeping producer (any of them: the last to arm it)
+ *   D+96  u32[8] space sleepers  one bit per process slot (tag & 0xff: bit slot & 31 of word
+ *                  slot >> 5), set by each producer process that sleeps for room, because the
+ *                  producer processes share the one waiter word. A producer sets its bit, then
+ *                  arms the waiter word, then looks for room; a producer process whose wait ends
+ *                  leaves the word armed (its arm may have overwritten another's). The consumer,
+ *                  after a free, finds the word set, clears it (compare-and-swap, posting to the
+ *                  tag it held), then takes every word of bits (exchange with 0) and posts to each
+ *                  process named: whichever arm it cleared, the bit of its sleeper was set before.
+ *                  A stale or forged bit, or a word left armed, costs a process one look.
  *   D+128 ring descriptors, MQ_RING_SIZE bytes each:
  *     +0  u32 slots N   +4 u32 slot payload bytes   +8 u32 slot stride   +12 u32 slots' offset from D
  *     +64 u32 tail      position of the next slot to claim (producers; any of them moves it on)
@@ -247,7 +256,7 @@ export const PAGE_SIZE = 4096;
 /** "SVM1" read as a little-endian u32. */
 export const SEGMENT_MAGIC = 0x314d5653;
 /** Bumped on any incompatible change of this file. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 /** Largest segment: offsets are u32. */
 export const MAX_SEGMENT_SIZE = 0x1_0000_0000 - PAGE_SIZE;
 /** Where chunks start: after the header page and the sleeper table's page. */
@@ -398,6 +407,9 @@ export const MQ_DATA_SEQ = 64;
 export const MQ_DATA_WAITER = 68;
 export const MQ_SPACE_SEQ = 72;
 export const MQ_SPACE_WAITER = 76;
+/** Eight words of bits, one per process slot: the producer processes asleep for room. */
+export const MQ_SPACE_SLEEPERS = 96;
+export const MQ_SPACE_SLEEPER_WORDS = 8;
 export const MQ_RINGS = 128;
 export const MQ_RING_SIZE = 192;
 export const MQR_SLOTS = 0;

@@ -7,6 +7,10 @@ import {
   messageQueueHeaderBytes,
   messageSlotStride,
   MQ_RINGS,
+  MQ_SPACE_SEQ,
+  MQ_SPACE_SLEEPER_WORDS,
+  MQ_SPACE_SLEEPERS,
+  MQ_SPACE_WAITER,
   MQR_TAIL,
   MQS_WRITER,
   ringPeriod,
@@ -267,12 +271,39 @@ test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) send 1M messages; ev
   );
   let finished = 0;
   const ends = peers.map((p) => p.done.then((r) => (finished++, r)));
-  const { last, count } = await consume(queue, () => finished === 4);
+  const { last, count, longestGap } = await consume(queue, () => finished === 4);
   for (const end of await Promise.all(ends)) expectSuccess(end, "producer");
   assert.equal(count, 4 * per);
+  // The producers sleep whenever the queue is full: each is woken by the free that makes room,
+  // never left for the sleepers' re-check every 2 s.
+  assert.ok(longestGap < 1_000, `the consumer waited ${longestGap.toFixed(0)} ms for a message`);
   for (let id = 1; id <= 4; id++) assert.equal(last.get(id), per);
   sm.delete(sm.get(0)!);
   assert.deepEqual(shmEntries(name), []);
+});
+
+test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) asleep by turns on a queue of 2 slots; no sleeper is left for the re-check`, async () => {
+  // Every send finds the queue full and sleeps, so the producers arm the shared waiter word over
+  // each other all the time: a sleeper whose mark was lost would wait for the 2 s re-check.
+  const { name, sm, queue } = sharedQueue("mqtiny", { rings: [{ slots: 2, slotSize: 64 }] });
+  using _ = sm;
+  const per = LONG ? 50_000 : 5_000;
+  const peers: Peer[] = [0, 1, 2, 3].map((i) =>
+    startPeer(i % 2 === 0 ? RUNTIME : OTHER, "mq_peer", [
+      "produce",
+      name,
+      String(queue.offset),
+      String(i + 1),
+      String(per),
+    ])
+  );
+  let finished = 0;
+  const ends = peers.map((p) => p.done.then((r) => (finished++, r)));
+  const { last, count, longestGap } = await consume(queue, () => finished === 4);
+  for (const end of await Promise.all(ends)) expectSuccess(end, "producer");
+  assert.equal(count, 4 * per);
+  for (let id = 1; id <= 4; id++) assert.equal(last.get(id), per);
+  assert.ok(longestGap < 1_000, `the consumer waited ${longestGap.toFixed(0)} ms for a message`);
 });
 
 test(`message queue: a consumer asleep in receive is woken by a ${OTHER} producer`, async () => {
@@ -292,6 +323,150 @@ test(`message queue: a consumer asleep in receive is woken by a ${OTHER} produce
   assert.ok(waited >= 250, `woke after ${waited} ms, when the message came`);
   assert.ok((used.user + used.system) / 1000 < waited / 2, "slept meanwhile");
   assert.equal(await queue.receive(new Uint8Array(64), { timeoutMs: 50 }), -1, "then times out");
+});
+
+test(`message queue: every producer asleep on a full queue is woken when room appears (2 ${RUNTIME}, 2 ${OTHER})`, async () => {
+  // Four producer processes sleep in send() on a full queue; the consumer frees the four slots
+  // at once. Each producer must be woken by that, not by a periodic re-check (every 2 s): they
+  // share the queue's one waiter word, so a single wake-up of whoever armed it last is not enough.
+  const { name, sm, queue } = sharedQueue("mqfull", { rings: [{ slots: 4, slotSize: 64 }] });
+  using _ = sm;
+  const buf = new Uint8Array(64);
+  for (let seq = 1; seq <= 4; seq++) assert.ok(queue.trySend(messageOf(buf, 9, seq)));
+  const peers: Peer[] = [0, 1, 2, 3].map((i) =>
+    startPeer(i % 2 === 0 ? RUNTIME : OTHER, "mq_peer", ["produce", name, String(queue.offset), String(i + 1), "1"])
+  );
+  try {
+    await Promise.all(peers.map((p) => p.line(/^WAITING/)));
+    await sleep(500); // each is parked in its event loop by now
+    const dst = new Uint8Array(64);
+    for (let seq = 1; seq <= 4; seq++) assert.equal(checkMessage(dst, queue.tryReceive(dst)).seq, seq);
+    const freed = performance.now();
+    const from = new Set<number>();
+    while (from.size < 4) {
+      const n = await queue.receive(dst, { timeoutMs: 5_000 });
+      assert.ok(n >= 0, `only producers ${[...from]} sent within 5 s`);
+      from.add(checkMessage(dst, n).id);
+    }
+    const took = performance.now() - freed;
+    assert.ok(took < 500, `the last sleeping producer sent ${took.toFixed(0)} ms after the room appeared`);
+    for (const p of peers) expectSuccess(await p.done, "producer");
+  } finally {
+    for (const p of peers) p.kill();
+  }
+});
+
+test("message queue: forged bits of sleeping producers and a forged waiter word cost looks, never a crash or a lost wake-up", async () => {
+  const { name, sm, segment, queue } = sharedQueue("mqbits", { rings: [{ slots: 2, slotSize: 64 }] });
+  using _ = sm;
+  const buf = new Uint8Array(64);
+  assert.ok(queue.trySend(messageOf(buf, 1, 1)) && queue.trySend(messageOf(buf, 1, 2)));
+  const sent = queue.send(messageOf(buf, 2, 1), { timeoutMs: 5_000 }); // asleep: the queue is full
+  await sleep(50);
+  const d = (queue.offset + FIFO_HEADER_SIZE) >>> 2;
+  const bits = d + MQ_SPACE_SLEEPERS / 4;
+  assert.notEqual(Atomics.load(segment.u32, d + MQ_SPACE_WAITER / 4), 0, "the sleeping producer armed the waiter word");
+  assert.ok(segment.u32.subarray(bits, bits + MQ_SPACE_SLEEPER_WORDS).some((w) => w !== 0), "and marked its process");
+  // A peer names a process that does not exist in the waiter word, and every process slot in the bits.
+  Atomics.store(segment.u32, d + MQ_SPACE_WAITER / 4, 0xdead_beef);
+  segment.u32.fill(0xffff_ffff, bits, bits + MQ_SPACE_SLEEPER_WORDS);
+  const dst = new Uint8Array(64);
+  assert.equal(checkMessage(dst, queue.tryReceive(dst)).seq, 1);
+  assert.deepEqual([...segment.u32.subarray(bits, bits + MQ_SPACE_SLEEPER_WORDS)], new Array(8).fill(0), "bits taken");
+  const started = performance.now();
+  assert.equal(await sent, true);
+  assert.ok(performance.now() - started < 1_000, "woken through its bit, not by the re-check every 2 s");
+  sm.delete(sm.get(0)!);
+  assert.deepEqual(shmEntries(name), []);
+});
+
+test("message queue: a producer whose wait ends leaves the shared waiter word armed for a producer that sleeps on", async () => {
+  // Three SegmentMains of one process act as three processes: C the consumer, P and Q producers.
+  // P sleeps in send() on the full queue; Q then arms the queue's waiter word over P's (as a
+  // producer that finds the queue full does) and its wait ends at once. When Q's wait let go of
+  // the word, as a fifo's waits do, only P's mark was left and the consumer, finding the word
+  // clear, woke nobody: P slept on until the re-check every 2 s.
+  const { name, sm, queue } = sharedQueue("mqshared", { rings: [{ slots: 1, slotSize: 64 }] });
+  using _ = sm;
+  using smP = new SegmentMain();
+  using smQ = new SegmentMain();
+  const segQ = smQ.attach({ type: "shm", name });
+  const buf = new Uint8Array(64);
+  assert.ok(queue.trySend(messageOf(buf, 1, 1)));
+  const sent = smP.attach({ type: "shm", name }).messageQueueAt(queue.offset).send(messageOf(buf, 2, 1));
+  const d = (queue.offset + FIFO_HEADER_SIZE) >>> 2;
+  const watch = (ready: () => boolean) => ({
+    chunk: queue.offset,
+    seq: d + MQ_SPACE_SEQ / 4,
+    waiter: d + MQ_SPACE_WAITER / 4,
+    check: () => {},
+    ready,
+    peer: () => 0,
+    announce: () => {}, // a shared word, like a producer's
+  });
+  assert.deepEqual(await segQ.sleeper.sleep([watch(() => false)], { timeoutMs: 1 }), []); // Q's sleeper set up
+  await sleep(100); // P is parked
+  let looks = 0;
+  assert.deepEqual(await segQ.sleeper.sleep([watch(() => ++looks === 2)], {}), [0]); // armed, then ready at its look
+  await sleep(10); // Q's wait has let go
+  const dst = new Uint8Array(64);
+  assert.equal(checkMessage(dst, queue.tryReceive(dst)).id, 1); // room for P
+  const started = performance.now();
+  assert.equal(await sent, true);
+  assert.ok(performance.now() - started < 1_000, `P slept ${(performance.now() - started).toFixed(0)} ms more`);
+});
+
+test("message queue: a producer marks itself before it arms the shared waiter word, so a consumer that clears the word in between still wakes it", async () => {
+  // As above, three SegmentMains of one process act as the consumer and producers P and Q. P's
+  // wait is a producer's, with a hook in its mark: there, Q arms the waiter word over P's, the
+  // consumer frees a slot and wakes whom the word and the marks name (Q), and Q takes the slot.
+  // Had P armed the word before it marked itself, the consumer would have cleared P's arm without
+  // seeing P's mark, and P would sleep through the next free until the re-check every 2 s.
+  const { name, sm, segment, queue } = sharedQueue("mqorder", { rings: [{ slots: 1, slotSize: 64 }] });
+  using _ = sm;
+  using smP = new SegmentMain();
+  using smQ = new SegmentMain();
+  const segP = smP.attach({ type: "shm", name });
+  const segQ = smQ.attach({ type: "shm", name });
+  const u32 = segment.u32;
+  const d = (queue.offset + FIFO_HEADER_SIZE) >>> 2;
+  const [seq, waiter, bits] = [d + MQ_SPACE_SEQ / 4, d + MQ_SPACE_WAITER / 4, d + MQ_SPACE_SLEEPERS / 4];
+  const wake = () => {
+    // The consumer after a free (MessageQueue's own wake-up of the producers).
+    if (Atomics.load(u32, waiter) === 0) return;
+    segment.sleeper.notify(seq, waiter, queue.offset);
+    segment.sleeper.notifyMarked(bits, MQ_SPACE_SLEEPER_WORDS, queue.offset);
+  };
+  const slotP = segP.liveness.ownTag & 0xff;
+  let room = false;
+  let hooked = false;
+  const watch = (ready: () => boolean, announce: () => void) => ({
+    chunk: queue.offset,
+    seq,
+    waiter,
+    check: () => {},
+    ready,
+    peer: () => 0,
+    announce,
+  });
+  assert.deepEqual(await segP.sleeper.sleep([watch(() => false, () => {})], { timeoutMs: 1 }), []); // set up
+  const asleep = segP.sleeper.sleep([watch(() => room, () => {
+    if (!hooked) {
+      hooked = true;
+      Atomics.store(u32, waiter, segQ.liveness.ownTag);
+      room = true;
+      wake();
+      room = false;
+    }
+    Atomics.or(u32, bits + (slotP >>> 5), 1 << (slotP & 31));
+  })], {});
+  assert.ok(hooked);
+  await sleep(50); // P is parked
+  room = true;
+  wake();
+  const started = performance.now();
+  assert.deepEqual(await asleep, [0]);
+  assert.ok(performance.now() - started < 1_000, `P slept ${(performance.now() - started).toFixed(0)} ms more`);
 });
 
 const KILLS = LONG ? 200 : 30;

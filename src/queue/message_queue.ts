@@ -48,6 +48,8 @@ import {
   MQ_RING_SIZE,
   MQ_RINGS,
   MQ_SPACE_SEQ,
+  MQ_SPACE_SLEEPER_WORDS,
+  MQ_SPACE_SLEEPERS,
   MQ_SPACE_WAITER,
   MQR_BASE,
   MQR_HEAD,
@@ -68,6 +70,7 @@ import type { Liveness } from "../segment/process_table.ts";
 import { readLiveChunk } from "../segment/chunk.ts";
 import type { WaitOptions } from "../fifo/fifo.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
+import type { Watch } from "../wake/sleeper.ts";
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {
@@ -172,6 +175,10 @@ export class MessageQueue {
   readonly #dataWaiter: number;
   readonly #spaceSeq: number;
   readonly #spaceWaiter: number;
+  /** The first word of the bits of sleeping producer processes. */
+  readonly #spaceSleepers: number;
+  /** Marks this process among them (a producer's announce). */
+  readonly #markAsleep: () => void;
   // Each ring's geometry, read once from the header and checked against the chunk.
   readonly #count: number;
   readonly #slots: Int32Array;
@@ -231,6 +238,11 @@ export class MessageQueue {
     this.#dataWaiter = d + MQ_DATA_WAITER / 4;
     this.#spaceSeq = d + MQ_SPACE_SEQ / 4;
     this.#spaceWaiter = d + MQ_SPACE_WAITER / 4;
+    this.#spaceSleepers = d + MQ_SPACE_SLEEPERS / 4;
+    const slot = mem.liveness.ownTag & 0xff;
+    const mark = this.#spaceSleepers + (slot >>> 5);
+    const bit = 1 << (slot & 31);
+    this.#markAsleep = () => void Atomics.or(u32, mark, bit);
     this.#count = count;
     this.#slots = new Int32Array(count);
     this.#slotBytes = new Int32Array(count);
@@ -422,9 +434,16 @@ export class MessageQueue {
       if (this.trySend(bytes)) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      // Woken when the consumer frees slots; re-check every 50 ms, since several sleeping
-      // producers share one waiter word.
-      await this.#sleep(this.#spaceSeq, this.#spaceWaiter, () => this.#hasRoomFor(bytes), Math.min(left, 50), options);
+      // Woken when the consumer frees slots: the waiter word names one sleeping producer
+      // process, the bits every one of them.
+      await this.#sleep(
+        this.#spaceSeq,
+        this.#spaceWaiter,
+        () => this.#hasRoomFor(bytes),
+        left === Infinity ? undefined : left,
+        options,
+        this.#markAsleep,
+      );
     }
   }
 
@@ -438,15 +457,24 @@ export class MessageQueue {
     return false;
   }
 
-  /** Sleeps until `ready` holds, for at most `timeoutMs` (one slice of a longer wait). */
+  /** Sleeps until `ready` holds, for at most `timeoutMs` (none: no limit); `announce` as in `Watch`. */
   #sleep(
     seq: number,
     waiter: number,
     ready: () => boolean,
-    timeoutMs: number,
+    timeoutMs: number | undefined,
     options: WaitOptions,
+    announce?: () => void,
   ): Promise<number[]> {
-    const watch = { chunk: this.#offset, seq, waiter, check: () => this.#check(), ready, peer: () => 0 };
+    const watch: Watch = {
+      chunk: this.#offset,
+      seq,
+      waiter,
+      check: () => this.#check(),
+      ready,
+      peer: () => 0,
+      announce,
+    };
     return this.#mem.sleeper.sleep([watch], { timeoutMs, signal: options.signal, spinMicros: options.spinMicros });
   }
 
@@ -592,7 +620,9 @@ export class MessageQueue {
 
   #wakeProducers(): void {
     if (Atomics.load(this.#u32, this.#spaceWaiter) !== 0) {
+      // Whoever armed the word last, then every producer process marked asleep.
       this.#mem.sleeper.notify(this.#spaceSeq, this.#spaceWaiter, this.#offset);
+      this.#mem.sleeper.notifyMarked(this.#spaceSleepers, MQ_SPACE_SLEEPER_WORDS, this.#offset);
     }
   }
 

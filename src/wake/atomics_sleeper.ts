@@ -150,6 +150,10 @@ export class AtomicsSleeper implements Sleeper {
     wake(this.#mem, seq, waiter);
   }
 
+  notifyMarked(): void {
+    // Threads of one process: `notify` woke every one of them already (the waiter word counts them).
+  }
+
   close(): void {
     // markDeleted already woke every sleeper; their checks then throw "deleted".
   }

@@ -129,6 +129,11 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #lists = new Set<ListState>();
   /** The watch lists whose owner waits. */
   #parkedLists = 0;
+  /**
+   * Waiter words that several processes arm, each also marking itself (`Watch.announce`): never
+   * cleared when our last wait on them leaves.
+   */
+  readonly #shared = new Set<number>();
   /** Per chunk: its pending waits, and the waiter words they armed (a word is cleared when its last one leaves). */
   readonly #byChunk = new Map<number, Spot>();
   /** An event named `chunk`: the waits on it look again (a settled one leaves the set meanwhile). */
@@ -224,7 +229,7 @@ export class EventSleeper implements Sleeper, HubMember {
         signal.addEventListener("abort", p.onAbort, { once: true });
       }
       // Announced: now a change either shows in this look or posts an event.
-      for (const w of watches) this.#arm(w.waiter);
+      for (const w of watches) this.#announce(w);
       try {
         const ready = readyNow(watches);
         if (ready.length > 0) this.#settle(p, ready);
@@ -265,7 +270,7 @@ export class EventSleeper implements Sleeper, HubMember {
       const spot = this.#spotOf(w.chunk);
       spot.waits.add(p);
       p.spots.push(spot);
-      this.#hold(spot, w.waiter);
+      this.#hold(spot, w);
     }
     this.#hub.pendingDelta(1);
   }
@@ -277,8 +282,10 @@ export class EventSleeper implements Sleeper, HubMember {
     return spot;
   }
 
-  /** One more wait (or list member) counts on `word` of `spot`. */
-  #hold(spot: Spot, word: number): void {
+  /** One more wait (or list member) counts on the waiter word of `w`, in `spot`. */
+  #hold(spot: Spot, w: Watch): void {
+    const word = w.waiter;
+    if (w.announce !== undefined) this.#shared.add(word);
     const words = spot.words;
     const i = pairOf(words, word);
     if (i === words.length) words.push(word, 1);
@@ -290,6 +297,9 @@ export class EventSleeper implements Sleeper, HubMember {
     const words = spot.words;
     const i = pairOf(words, word);
     if (i < words.length && --words[i + 1] > 0) return; // a count of 0 stays, for the next wait
+    // A word several processes arm stays: it may be the only sign that another process sleeps,
+    // marked in its bits after its arm was overwritten by ours. The next waker clears it.
+    if (this.#shared.has(word)) return;
     // The last wait on the word left. Usually the waker took the word already: a load, not a
     // locked compare-and-swap, then.
     const own = this.#own;
@@ -303,13 +313,23 @@ export class EventSleeper implements Sleeper, HubMember {
     if (value !== own && value !== this.#ownSync) Atomics.store(this.#u32, word, own);
   }
 
+  /**
+   * Arms `w`'s waiter word, after whatever else the watch marks (see `Watch.announce`): a waker
+   * that clears the word and then takes the marks finds ours, even when the word it cleared was
+   * armed by another process after us.
+   */
+  #announce(w: Watch): void {
+    w.announce?.();
+    this.#arm(w.waiter);
+  }
+
   /** Settles `p` when a watch is ready (or its check throws); otherwise re-arms its words and looks once more. */
   #evaluate(p: Pending, alive?: (tag: number) => boolean): void {
     if (p.done) return; // ended, and leaving its spots (see #settle)
     try {
       let ready = readyNow(p.watches);
       if (ready.length === 0) {
-        for (const w of p.watches) this.#arm(w.waiter);
+        for (const w of p.watches) this.#announce(w);
         ready = alive ? lookNow(p.watches, alive) : readyNow(p.watches);
       }
       if (ready.length > 0) this.#settle(p, ready);
@@ -399,7 +419,7 @@ export class EventSleeper implements Sleeper, HubMember {
     l.members.set(w.chunk, w);
     const spot = this.#spotOf(w.chunk);
     (spot.lists ??= new Set()).add(l);
-    this.#hold(spot, w.waiter); // armed at the first take that finds it not ready
+    this.#hold(spot, w); // armed at the first take that finds it not ready
     this.#watching++;
     this.#lists.add(l);
     this.#mark(l, w);
@@ -446,7 +466,7 @@ export class EventSleeper implements Sleeper, HubMember {
         }
         if (!arming) continue;
         // Announced: now a change either shows in this look or posts an event naming it.
-        this.#arm(w.waiter);
+        this.#announce(w);
         if (w.ready()) ready.push(w);
         else {
           l.candidates.delete(w);
@@ -608,6 +628,22 @@ export class EventSleeper implements Sleeper, HubMember {
     // One event per sleep: whoever clears the word posts it.
     if (Atomics.compareExchange(u32, waiter, value, 0) !== value) return;
     this.#post(value, chunk);
+  }
+
+  notifyMarked(bits: number, count: number, chunk: number): void {
+    const u32 = this.#u32;
+    for (let k = 0; k < count; k++) {
+      if (Atomics.load(u32, bits + k) === 0) continue;
+      let taken = Atomics.exchange(u32, bits + k, 0);
+      while (taken !== 0) {
+        const bit = 31 - Math.clz32(taken);
+        taken = (taken & ~(1 << bit)) >>> 0;
+        // Whoever holds the slot now: a forged bit, or one its process left set, costs a look.
+        const slot = k * 32 + bit;
+        const tag = Atomics.load(u32, (SLEEPER_TABLE + slot * SLEEPER_ENTRY_SIZE + SLP_TAG) >>> 2);
+        if (tag !== 0 && (tag & 0xff) === slot) this.#post(tag, chunk);
+      }
+    }
   }
 
   /** Posts an event for `chunk` to the process `tag`, ringing its doorbell if it is parked. */

@@ -22,6 +22,13 @@ export interface Watch {
   /** The tag of the process at the other end, whose death ends the wait; 0 when none is known. */
   peer(): number;
   /**
+   * Called wherever the wait arms its waiter word, just before it (and so before the look that
+   * follows): a message queue's producer marks its process in the queue's bits of sleeping
+   * producers, since the producer processes share one waiter word. A watch with `announce`
+   * leaves its waiter word armed when it ends (another process's sleep may depend on it).
+   */
+  announce?(): void;
+  /**
    * A `WaitSet` found it not ready and sleeps on it: a chunked fifo's reader gives back its spare
    * chunks (a single wait does that as it begins).
    */
@@ -90,6 +97,13 @@ export interface Sleeper {
    * wakes whoever sleeps on it.
    */
   notify(seq: number, waiter: number, chunk: number): void;
+  /**
+   * Wakes every process whose bit is set in the `count` words of bits from u32 index `bits` (bit
+   * `slot & 31` of word `slot >> 5` for process slot `slot`), taking the bits: for a condition
+   * that several processes sleep on at once, each marking itself in `announce`. Call it after
+   * `notify` of the condition's waiter word.
+   */
+  notifyMarked(bits: number, count: number, chunk: number): void;
   /** The segment is being deleted: every pending sleep fails with its check. */
   close(): void;
   /**

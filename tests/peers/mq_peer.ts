@@ -1,5 +1,6 @@
 // A producer for the message queue tests; runs under Deno or Bun.
-//   produce NAME OFFSET ID COUNT   sends COUNT messages of producer ID (sleeping while full), prints DONE
+//   produce NAME OFFSET ID COUNT   sends COUNT messages of producer ID (sleeping while full, WAITING
+//                                  printed before its first sleep), prints DONE
 //   forever NAME OFFSET ID         prints READY, then sends until killed
 //   late NAME OFFSET MS            sleeps MS, then sends one message
 // Message of producer `id`, number `seq` (from 1): [id u32][seq u32][body], the body's length
@@ -15,9 +16,12 @@ const buf = new Uint8Array(256);
 
 if (mode === "produce") {
   const id = Number(arg);
+  let said = false;
   for (let seq = 1; seq <= Number(countText); seq++) {
     const message = messageOf(buf, id, seq);
-    if (!queue.trySend(message)) await queue.send(message);
+    if (queue.trySend(message)) continue;
+    if (!said) console.log("WAITING"), said = true;
+    await queue.send(message);
   }
   console.log("DONE");
 } else if (mode === "forever") {
