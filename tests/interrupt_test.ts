@@ -97,3 +97,25 @@ for (const [label, command] of RUNNERS) {
     }
   });
 }
+
+test("a test that times out under bun test leaves no segment, file, directory or child behind", async () => {
+  // Bun ends the processes a timed-out test started with SIGTERM, the reaper among them when that
+  // test was the first to need one: the reaper ignores it and cleans up when the runner exits.
+  const report = tempPath("timeout-report");
+  const env: Record<string, string | undefined> = { ...process.env, SVM_INTERRUPTED_REPORT: report };
+  const argv = ["test", "--timeout", "2000", `${ROOT}/tests/peers/interrupted.ts`];
+  const child = tracked(spawn(runtimeBinary("bun"), argv, { env, stdio: ["ignore", "pipe", "pipe"] }));
+  let out = "";
+  child.stdout!.setEncoding("utf8").on("data", (c: string) => (out += c));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (out += c));
+  const ended = new Promise<number | null>((r) => child.once("close", (c) => r(c)));
+  try {
+    const code = await Promise.race([ended, new Promise((r) => setTimeout(() => r("hung"), 30_000))]);
+    assert.equal(code, 1, `bun test failed the timed-out test and ended: ${out}`);
+    assert.match(out, /timed out/);
+    await expectGone(parse(readFileSync(report, "utf8")));
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(report, { force: true });
+  }
+});

@@ -13,6 +13,10 @@
 # every name and path is removed, and the journal. Anything that does not look like one of those is
 # ignored.
 journal=$1
+# Only the end of stdin ends it: `bun test` sends SIGTERM to the processes a timed-out test
+# started, this one among them when that test was the first to need it (and the ignored signals
+# are `cat`'s too).
+trap '' TERM HUP INT
 case $journal in
 */svm-reaper-*) ;;
 *) exit 2 ;;
