@@ -1,7 +1,8 @@
 /**
  * The message queue benchmark: 64-byte messages through one queue (a ring of 1024 slots) from
  * 1, 2 and 4 producer processes to one consumer process, all of one runtime, both sides polling
- * or both sleeping when they must wait; and the round trip through two queues with both sides
+ * or both sleeping when they must wait; 4 producer processes into a queue of 16 slots, which is
+ * full most of the time, so that the sleeping producers wait for room by turns; and the round trip through two queues with both sides
  * asleep between messages (two wake-ups), beside the fifo's figure in bench/run.ts. With
  * `--anchors`, the C anchor (bench/anchors/mpsc.c, polling) runs the same counts in each rep.
  *
@@ -30,6 +31,9 @@ const TOTAL = quick ? 20_000 : 2_000_000;
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
 const LATENCY_COUNT = quick ? 50 : 20_000;
 const PRODUCERS = [1, 2, 4];
+/** The small queue's slots, and how many times fewer messages it moves than the others. */
+const SMALL_SLOTS = 16;
+const SMALL_DIVISOR = 4;
 
 function start(runtime: Runtime, ...rest: (string | number)[]) {
   return startBenchPeer(runtime, "queue_peer.ts", rest);
@@ -39,11 +43,18 @@ function start(runtime: Runtime, ...rest: (string | number)[]) {
  * One case over a fresh segment: the consumer's result. Stream cases: `extra` is
  * [total, per producer, mode]; the round trip: [count], with a second queue for the echoes.
  */
-async function run(consumerRole: string, producerRole: string, runtime: Runtime, producers: number, extra: string[]) {
+async function run(
+  consumerRole: string,
+  producerRole: string,
+  runtime: Runtime,
+  producers: number,
+  extra: string[],
+  slots = 1024,
+) {
   using sm = new SegmentMain();
   const name = `svmbench-mq-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const segment = sm.create({ type: "shm", name, size: 4 << 20 });
-  const queue = segment.allocMessageQueue({ slots: 1024, slotSize: 64 })!;
+  const queue = segment.allocMessageQueue({ slots, slotSize: 64 })!;
   const back = segment.allocMessageQueue({ slots: 16, slotSize: 64 })!;
   const go = segment.allocFifo(4096)!;
   const ids = [String(queue.offset), String(go.offset)];
@@ -61,7 +72,7 @@ async function run(consumerRole: string, producerRole: string, runtime: Runtime,
     await Promise.all([consumer.ready, ...sides.map((s) => s.ready)]);
     go.tag = 1;
     const [got, ...sent] = await Promise.all([consumer.result, ...sides.map((s) => s.result)]);
-    return rtt ? sent[0] : got;
+    return rtt ? sent[0] : { ...got, longestMs: Math.max(...sent.map((r) => r.longestMs)) };
   } finally {
     consumer.kill();
     for (const s of sides) s.kill();
@@ -95,6 +106,30 @@ for (let rep = 0; rep < reps; rep++) {
       }
     }
   }
+  {
+    // A queue that is full most of the time: the sleeping producers wait for room by turns.
+    const per = Math.floor(TOTAL / 4 / SMALL_DIVISOR);
+    for (const runtime of ["deno", "bun"] as const) {
+      for (const mode of ["poll", "sleep"]) {
+        const got = await run(
+          "mq-consume",
+          "mq-produce",
+          runtime,
+          4,
+          [String(per * 4), String(per), mode],
+          SMALL_SLOTS,
+        );
+        if (got.messages !== per * 4) throw new Error(`got ${got.messages} of ${per * 4}`);
+        const mops = got.messages / got.seconds / 1e6;
+        keep(`${runtime}-${mode}-small`, mops);
+        keep(`${runtime}-${mode}-small-wait`, got.longestMs, false);
+        console.error(
+          `  ${runtime} ${mode} 4 producers, ${SMALL_SLOTS} slots: ${mops.toFixed(2)} M/s, ` +
+            `longest wait for room ${got.longestMs.toFixed(1)} ms`,
+        );
+      }
+    }
+  }
   for (const runtime of ["deno", "bun"] as const) {
     const got = await run("mq-echo", "mq-ping", runtime, 1, [String(LATENCY_COUNT)]);
     keep(`${runtime}-wake-p50`, got.p50Us, false);
@@ -113,6 +148,12 @@ const lines = [
       f(best[`bun-poll-${n}`])
     } | ${f(best[`bun-sleep-${n}`])} | ${f(best[`c-${n}`])} |`
   ),
+  `| 4 producer processes, a queue of ${SMALL_SLOTS} slots | ${f(best["deno-poll-small"])} | ${
+    f(best["deno-sleep-small"])
+  } | ${f(best["bun-poll-small"])} | ${f(best["bun-sleep-small"])} | - |`,
+  `| the same: longest a message waited for room (ms) | ${f(best["deno-poll-small-wait"])} | ${
+    f(best["deno-sleep-small-wait"])
+  } | ${f(best["bun-poll-small-wait"])} | ${f(best["bun-sleep-small-wait"])} | - |`,
   `| round trip through two queues, both asleep, p50 / p99 (us) | ${f(best["deno-wake-p50"])} / ${
     f(best["deno-wake-p99"])
   } | | ${f(best["bun-wake-p50"])} / ${f(best["bun-wake-p99"])} | | |`,

@@ -1,5 +1,6 @@
 // One side of a message queue benchmark case, in its own process (Deno or Bun).
-//   mq-produce NAME QUEUE GO ID COUNT poll|sleep    64-byte messages [id u32][index u32][...]
+//   mq-produce NAME QUEUE GO ID COUNT poll|sleep    64-byte messages [id u32][index u32][...]; the
+//                                                   longest a message waited for room
 //   mq-consume NAME QUEUE GO TOTAL poll|sleep       receives TOTAL, checks each producer's order
 //   mq-ping NAME QUEUE GO COUNT BACK                sends; asleep until the echo returns on BACK; back to back
 //   mq-echo NAME QUEUE GO COUNT BACK                asleep until a message comes, sends it back on BACK
@@ -20,11 +21,17 @@ if (role === "mq-produce") {
   const message = new Uint8Array(64);
   const view = new DataView(message.buffer);
   view.setUint32(0, id, true);
+  // The longest a message waited for room (from the first try to its send).
+  let longestMs = 0;
   for (let i = 0; i < count; i++) {
     view.setUint32(4, i, true);
+    if (queue.trySend(message)) continue;
+    const t0 = performance.now();
     if (mode === "poll") { while (!queue.trySend(message)); }
-    else if (!queue.trySend(message)) await queue.send(message);
+    else await queue.send(message);
+    longestMs = Math.max(longestMs, performance.now() - t0);
   }
+  result = { longestMs };
 } else if (role === "mq-consume") {
   const [total, mode] = [Number(rest[0]), rest[1]];
   const next = new Map<number, number>();
