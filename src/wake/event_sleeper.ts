@@ -129,11 +129,6 @@ export class EventSleeper implements Sleeper, HubMember {
   readonly #lists = new Set<ListState>();
   /** The watch lists whose owner waits. */
   #parkedLists = 0;
-  /**
-   * Waiter words that several processes arm, each also marking itself (`Watch.announce`): never
-   * cleared when our last wait on them leaves.
-   */
-  readonly #shared = new Set<number>();
   /** Per chunk: its pending waits, and the waiter words they armed (a word is cleared when its last one leaves). */
   readonly #byChunk = new Map<number, Spot>();
   /** An event named `chunk`: the waits on it look again (a settled one leaves the set meanwhile). */
@@ -270,7 +265,7 @@ export class EventSleeper implements Sleeper, HubMember {
       const spot = this.#spotOf(w.chunk);
       spot.waits.add(p);
       p.spots.push(spot);
-      this.#hold(spot, w);
+      this.#hold(spot, w.waiter);
     }
     this.#hub.pendingDelta(1);
   }
@@ -282,24 +277,26 @@ export class EventSleeper implements Sleeper, HubMember {
     return spot;
   }
 
-  /** One more wait (or list member) counts on the waiter word of `w`, in `spot`. */
-  #hold(spot: Spot, w: Watch): void {
-    const word = w.waiter;
-    if (w.announce !== undefined) this.#shared.add(word);
+  /** One more wait (or list member) counts on `word` of `spot`. */
+  #hold(spot: Spot, word: number): void {
     const words = spot.words;
     const i = pairOf(words, word);
     if (i === words.length) words.push(word, 1);
     else words[i + 1]++;
   }
 
-  /** One fewer counts on `word` of `spot`: the last one clears it (while the memory is `mapped`). */
-  #release(spot: Spot, word: number, mapped: boolean): void {
+  /**
+   * One fewer counts on the waiter word of `w` in `spot`: the last one clears it (while the memory
+   * is `mapped`), unless the word is shared (`Watch.announce`).
+   */
+  #release(spot: Spot, w: Watch, mapped: boolean): void {
+    const word = w.waiter;
     const words = spot.words;
     const i = pairOf(words, word);
     if (i < words.length && --words[i + 1] > 0) return; // a count of 0 stays, for the next wait
     // A word several processes arm stays: it may be the only sign that another process sleeps,
     // marked in its bits after its arm was overwritten by ours. The next waker clears it.
-    if (this.#shared.has(word)) return;
+    if (w.announce !== undefined) return;
     // The last wait on the word left. Usually the waker took the word already: a load, not a
     // locked compare-and-swap, then.
     const own = this.#own;
@@ -376,7 +373,7 @@ export class EventSleeper implements Sleeper, HubMember {
       for (let k = 0; k < watches.length; k++) {
         const spot = p.spots[k];
         spot.waits.delete(p);
-        this.#release(spot, watches[k].waiter, mapped);
+        this.#release(spot, watches[k], mapped);
       }
     }
   }
@@ -419,7 +416,7 @@ export class EventSleeper implements Sleeper, HubMember {
     l.members.set(w.chunk, w);
     const spot = this.#spotOf(w.chunk);
     (spot.lists ??= new Set()).add(l);
-    this.#hold(spot, w); // armed at the first take that finds it not ready
+    this.#hold(spot, w.waiter); // armed at the first take that finds it not ready
     this.#watching++;
     this.#lists.add(l);
     this.#mark(l, w);
@@ -432,7 +429,7 @@ export class EventSleeper implements Sleeper, HubMember {
     l.gone.delete(w);
     const spot = this.#byChunk.get(w.chunk)!;
     spot.lists!.delete(l);
-    this.#release(spot, w.waiter, !this.#mem.deleted);
+    this.#release(spot, w, !this.#mem.deleted);
     this.#watching--;
     if (l.members.size === 0) this.#lists.delete(l);
   }
