@@ -426,7 +426,8 @@ export class MessageQueue {
 
   /**
    * Sends one message, sleeping (without blocking the event loop) while every ring that holds
-   * it is full: true once sent, false on timeout.
+   * it is full: true once sent, false on timeout. The consumer's next free wakes every producer
+   * process asleep here (each looks for room again; one of them gets the slot).
    */
   async send(bytes: Uint8Array, options: WaitOptions = {}): Promise<boolean> {
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
