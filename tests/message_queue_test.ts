@@ -256,10 +256,13 @@ async function consume(queue: MessageQueue, done: () => boolean, allowGaps = fal
   return { last, count, longestGap };
 }
 
-test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) send 1M messages; every one checked, each producer in order`, async () => {
-  const { name, sm, queue } = sharedQueue("mq4");
-  using _ = sm;
-  const per = 250_000;
+/**
+ * Four producer processes (2 of this runtime, 2 of the other) send `per` messages each into
+ * `queue`, sleeping whenever it is full; this process receives and checks every one. The producers
+ * sleep often, and each must be woken by the free that makes room, never left for the sleepers'
+ * re-check every 2 s: no wait for a message of a second or more.
+ */
+async function fourProducers(name: string, queue: MessageQueue, per: number): Promise<void> {
   const peers: Peer[] = [0, 1, 2, 3].map((i) =>
     startPeer(i % 2 === 0 ? RUNTIME : OTHER, "mq_peer", [
       "produce",
@@ -274,36 +277,24 @@ test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) send 1M messages; ev
   const { last, count, longestGap } = await consume(queue, () => finished === 4);
   for (const end of await Promise.all(ends)) expectSuccess(end, "producer");
   assert.equal(count, 4 * per);
-  // The producers sleep whenever the queue is full: each is woken by the free that makes room,
-  // never left for the sleepers' re-check every 2 s.
-  assert.ok(longestGap < 1_000, `the consumer waited ${longestGap.toFixed(0)} ms for a message`);
   for (let id = 1; id <= 4; id++) assert.equal(last.get(id), per);
+  assert.ok(longestGap < 1_000, `the consumer waited ${longestGap.toFixed(0)} ms for a message`);
+}
+
+test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) send 1M messages; every one checked, each producer in order`, async () => {
+  const { name, sm, queue } = sharedQueue("mq4");
+  using _ = sm;
+  await fourProducers(name, queue, 250_000);
   sm.delete(sm.get(0)!);
   assert.deepEqual(shmEntries(name), []);
 });
 
 test(`message queue: 4 producers (2 ${RUNTIME}, 2 ${OTHER}) asleep by turns on a queue of 2 slots; no sleeper is left for the re-check`, async () => {
   // Every send finds the queue full and sleeps, so the producers arm the shared waiter word over
-  // each other all the time: a sleeper whose mark was lost would wait for the 2 s re-check.
+  // each other all the time, and each must also be woken when its arm was overwritten.
   const { name, sm, queue } = sharedQueue("mqtiny", { rings: [{ slots: 2, slotSize: 64 }] });
   using _ = sm;
-  const per = LONG ? 50_000 : 5_000;
-  const peers: Peer[] = [0, 1, 2, 3].map((i) =>
-    startPeer(i % 2 === 0 ? RUNTIME : OTHER, "mq_peer", [
-      "produce",
-      name,
-      String(queue.offset),
-      String(i + 1),
-      String(per),
-    ])
-  );
-  let finished = 0;
-  const ends = peers.map((p) => p.done.then((r) => (finished++, r)));
-  const { last, count, longestGap } = await consume(queue, () => finished === 4);
-  for (const end of await Promise.all(ends)) expectSuccess(end, "producer");
-  assert.equal(count, 4 * per);
-  for (let id = 1; id <= 4; id++) assert.equal(last.get(id), per);
-  assert.ok(longestGap < 1_000, `the consumer waited ${longestGap.toFixed(0)} ms for a message`);
+  await fourProducers(name, queue, LONG ? 50_000 : 5_000);
 });
 
 test(`message queue: a consumer asleep in receive is woken by a ${OTHER} producer`, async () => {
