@@ -2,11 +2,12 @@
  * The message queue benchmark: 64-byte messages through one queue (a ring of 1024 slots) from
  * 1, 2 and 4 producer processes to one consumer process, all of one runtime, both sides polling
  * or both sleeping when they must wait; 4 producer processes into a queue of 16 slots, which is
- * full most of the time, so that the sleeping producers wait for room by turns; and the round trip through two queues with both sides
- * asleep between messages (two wake-ups), beside the fifo's figure in bench/run.ts. With
+ * full most of the time, so that the sleeping producers wait for room by turns; and the round
+ * trip through two queues with both sides asleep between messages (two wake-ups), beside the
+ * fifo's figure in bench/run.ts. Deno, Bun and Node, each with itself. With
  * `--anchors`, the C anchor (bench/anchors/mpsc.c, polling) runs the same counts in each rep.
  *
- *   deno run -A bench/queue.ts [--quick] [--reps N] [--anchors] [--out DIR]
+ *   deno run -A bench/queue.ts [--quick] [--reps N] [--anchors] [--out DIR] [--runtimes deno,bun,node]
  *
  * Writes queue.json (or queue-quick.json) into DIR (default bench/results) and prints a table.
  *
@@ -21,7 +22,8 @@ import { SegmentMain } from "../mod.ts";
 import { done } from "./interrupt.ts";
 import { startBenchPeer } from "./spawn_peer.ts";
 
-type Runtime = "deno" | "bun";
+type Runtime = "deno" | "bun" | "node";
+const ALL: readonly Runtime[] = ["deno", "bun", "node"];
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
@@ -29,6 +31,9 @@ const quick = args.includes("--quick");
 const reps = Number(args.includes("--reps") ? args[args.indexOf("--reps") + 1] : quick ? 1 : 2);
 const TOTAL = quick ? 20_000 : 2_000_000;
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
+const only = args.includes("--runtimes") ? args[args.indexOf("--runtimes") + 1].split(",") : undefined;
+const RUNTIMES = ALL.filter((rt) => only?.includes(rt) ?? true);
+if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of ${ALL.join(", ")}: ${only}`);
 const LATENCY_COUNT = quick ? 50 : 20_000;
 const PRODUCERS = [1, 2, 4];
 /** The small queue's slots, and how many times fewer messages it moves than the others. */
@@ -92,7 +97,7 @@ for (let rep = 0; rep < reps; rep++) {
       const out = execFileSync(`${cDir}/mpsc`, [String(producers), String(per)], { encoding: "utf8" });
       keep(`c-${producers}`, Number(/Mmsg\/s=([0-9.]+)/.exec(out)![1]));
     }
-    for (const runtime of ["deno", "bun"] as const) {
+    for (const runtime of RUNTIMES) {
       for (const mode of ["poll", "sleep"]) {
         const got = await run("mq-consume", "mq-produce", runtime, producers, [
           String(per * producers),
@@ -109,7 +114,7 @@ for (let rep = 0; rep < reps; rep++) {
   {
     // A queue that is full most of the time: the sleeping producers wait for room by turns.
     const per = Math.floor(TOTAL / 4 / SMALL_DIVISOR);
-    for (const runtime of ["deno", "bun"] as const) {
+    for (const runtime of RUNTIMES) {
       for (const mode of ["poll", "sleep"]) {
         const got = await run(
           "mq-consume",
@@ -130,7 +135,7 @@ for (let rep = 0; rep < reps; rep++) {
       }
     }
   }
-  for (const runtime of ["deno", "bun"] as const) {
+  for (const runtime of RUNTIMES) {
     const got = await run("mq-echo", "mq-ping", runtime, 1, [String(LATENCY_COUNT)]);
     keep(`${runtime}-wake-p50`, got.p50Us, false);
     keep(`${runtime}-wake-p99`, got.p99Us, false);
@@ -140,23 +145,24 @@ for (let rep = 0; rep < reps; rep++) {
 if (cDir) rmSync(cDir, { recursive: true, force: true });
 
 const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(2));
+/** A row: for each runtime its polling and sleeping figures (`key(runtime, mode)`), then `last`. */
+const row = (label: string, key: (runtime: Runtime, mode: string) => string, last: string) =>
+  `| ${label} | ${
+    RUNTIMES.map((rt) => `${f(best[key(rt, "poll")])} | ${f(best[key(rt, "sleep")])}`).join(" | ")
+  } | ${last} |`;
 const lines = [
-  "| 64 B messages (M/s), one consumer | deno polling | deno sleeping | bun polling | bun sleeping | C (polling) |",
-  "| --- | --- | --- | --- | --- | --- |",
+  `| 64 B messages (M/s), one consumer | ${
+    RUNTIMES.map((rt) => `${rt} polling | ${rt} sleeping`).join(" | ")
+  } | C (polling) |`,
+  `| --- | ${RUNTIMES.map(() => "--- | ---").join(" | ")} | --- |`,
   ...PRODUCERS.map((n) =>
-    `| ${n} producer process${n > 1 ? "es" : ""} | ${f(best[`deno-poll-${n}`])} | ${f(best[`deno-sleep-${n}`])} | ${
-      f(best[`bun-poll-${n}`])
-    } | ${f(best[`bun-sleep-${n}`])} | ${f(best[`c-${n}`])} |`
+    row(`${n} producer process${n > 1 ? "es" : ""}`, (rt, mode) => `${rt}-${mode}-${n}`, f(best[`c-${n}`]))
   ),
-  `| 4 producer processes, a queue of ${SMALL_SLOTS} slots | ${f(best["deno-poll-small"])} | ${
-    f(best["deno-sleep-small"])
-  } | ${f(best["bun-poll-small"])} | ${f(best["bun-sleep-small"])} | - |`,
-  `| the same: longest a message waited for room (ms) | ${f(best["deno-poll-small-wait"])} | ${
-    f(best["deno-sleep-small-wait"])
-  } | ${f(best["bun-poll-small-wait"])} | ${f(best["bun-sleep-small-wait"])} | - |`,
-  `| round trip through two queues, both asleep, p50 / p99 (us) | ${f(best["deno-wake-p50"])} / ${
-    f(best["deno-wake-p99"])
-  } | | ${f(best["bun-wake-p50"])} / ${f(best["bun-wake-p99"])} | | |`,
+  row(`4 producer processes, a queue of ${SMALL_SLOTS} slots`, (rt, mode) => `${rt}-${mode}-small`, "-"),
+  row("the same: longest a message waited for room (ms)", (rt, mode) => `${rt}-${mode}-small-wait`, "-"),
+  `| round trip through two queues, both asleep, p50 / p99 (us) | ${
+    RUNTIMES.map((rt) => `${f(best[`${rt}-wake-p50`])} / ${f(best[`${rt}-wake-p99`])} | `).join(" | ")
+  } | |`,
 ];
 console.log(lines.join("\n"));
 writeFileSync(

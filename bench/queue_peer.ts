@@ -1,4 +1,4 @@
-// One side of a message queue benchmark case, in its own process (Deno or Bun).
+// One side of a message queue benchmark case, in its own process (Deno, Bun or Node).
 //   mq-produce NAME QUEUE GO ID COUNT poll|sleep    64-byte messages [id u32][index u32][...]; the
 //                                                   longest a message waited for room
 //   mq-consume NAME QUEUE GO TOTAL poll|sleep       receives TOTAL, checks each producer's order

@@ -31,13 +31,17 @@ export function binary(runtime: string): string {
  * ended by SIGKILL (a server the run stops) resolves with an empty result instead of failing.
  */
 export function startBenchPeer(
-  runtime: "deno" | "bun",
+  runtime: "deno" | "bun" | "node",
   script: string,
   rest: (string | number)[],
   killedIsDone = false,
 ): RunningPeer {
   const path = `${ROOT}bench/${script}`;
-  const argv = runtime === "deno" ? ["run", "-A", "--quiet", path] : [path];
+  const argv = runtime === "deno"
+    ? ["run", "-A", "--quiet", path]
+    : runtime === "node"
+    ? ["--no-warnings", path]
+    : [path];
   const child = spawn(binary(runtime), [...argv, ...rest.map(String)], { stdio: ["ignore", "pipe", "pipe"] });
   const untrack = track(child);
   let out = "";

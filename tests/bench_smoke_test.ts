@@ -66,7 +66,8 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
 test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and checks its order`, async () => {
   const out = tempDir("bench");
   try {
-    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, ["--quick", "--out", out]);
+    const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, args);
     const run = await startCommand(bin, argv, 180_000).done;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| 4 producer processes \|/);
