@@ -210,6 +210,53 @@ test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo a
   assert.ok(split > 50, `${split} payloads straddled the ring's end`);
 });
 
+test("sends made while earlier ones wait for room arrive whole and in the order made, and receives made at once each get the next message", async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("order");
+  using listener = await sm.listen(name, { fifoSize: 4096 });
+  using client = await sm.connect(name);
+  using server = (await listener.accept())!;
+  const message = (i: number) => Uint8Array.from({ length: 100 + (i % 50) }, (_, j) => (i * 13 + j) & 0xff);
+  // Fill tx, then send 40 more without waiting for any: most of them wait for room.
+  let i = 0;
+  while (client.tx.maxEnqueue >= 4 + message(i).length) await client.send(message(i++));
+  const sends = Array.from({ length: 40 }, () => client.send(message(i++)));
+  // Receive them all, several asked for at once each time.
+  for (let k = 0; k < i;) {
+    const batch = await Promise.all(Array.from({ length: Math.min(7, i - k) }, () => server.receive()));
+    for (const got of batch) {
+      assert.deepEqual(got, message(k), `message ${k}`);
+      k++;
+    }
+  }
+  await Promise.all(sends);
+  assert.equal(server.rx.maxDequeue, 0);
+});
+
+test("a receive or send queued behind one that waits still ends at its own timeout or signal, and the one before it goes on", async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("queued");
+  using listener = await sm.listen(name, { fifoSize: 4096 });
+  using client = await sm.connect(name);
+  using server = (await listener.accept())!;
+  const first = server.receive(); // waits, with neither timeout nor signal
+  await assert.rejects(server.receive({ timeoutMs: 30 }), isCode("timeout"));
+  const stop = new AbortController();
+  const aborted = server.receive({ signal: stop.signal });
+  stop.abort(new Error("stop"));
+  await assert.rejects(aborted, /stop/);
+  await client.send(Uint8Array.of(1, 2, 3));
+  assert.deepEqual(await first, Uint8Array.of(1, 2, 3));
+  // The same for sends: fill tx, then one waits for room and one queued behind it times out.
+  const big = new Uint8Array(1000);
+  while (client.tx.maxEnqueue >= 4 + big.length) await client.send(big);
+  const waiting = client.send(Uint8Array.of(9));
+  await assert.rejects(client.send(big, { timeoutMs: 30 }), isCode("timeout"));
+  while ((await server.receive())!.length === big.length) { /* drain the fill */ }
+  await waiting; // its message was the one that ended the loop
+  assert.equal(server.rx.maxDequeue, 0, "the timed-out send sent nothing");
+});
+
 test(`a ${OTHER} client that sends and exits without close: every message it sent is still received, then peer-gone`, async () => {
   using sm = new SegmentMain();
   const name = uniqueName("exit-client");

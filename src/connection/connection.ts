@@ -43,9 +43,44 @@ export interface ConnectionParts {
 }
 
 const HEADER = 4;
+/** What `send` returns for a message that fitted at once, and `receive` after the end. */
+const SENT: Promise<void> = Promise.resolve();
+const NO_MESSAGE: Promise<null> = Promise.resolve(null);
 
 /** How often a connection whose peer died looks whether its reader took the rest of rx. */
 const DRAIN_CHECK_MS = 20;
+
+/**
+ * Waits for `previous` (the call queued before this one; it never rejects), unless the deadline
+ * passes first (rejects with `timedOut()`) or `signal` aborts (its reason).
+ */
+async function queuedBehind(
+  previous: Promise<unknown>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  timedOut: () => SegmentError,
+): Promise<void> {
+  if (deadline === Infinity && signal === undefined) return void await previous;
+  signal?.throwIfAborted();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([
+      previous,
+      new Promise<void>((_, reject) => {
+        if (deadline !== Infinity) {
+          timer = setTimeout(() => reject(timedOut()), Math.max(0, deadline - performance.now()));
+        }
+        if (signal !== undefined) {
+          signal.addEventListener("abort", onAbort = () => reject(signal.reason), { once: true });
+        }
+      }),
+    ]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+  }
+}
 
 /** One end of a connection. */
 export class Connection {
@@ -63,6 +98,15 @@ export class Connection {
   #closed = false;
   #frame = new Uint8Array(256);
   #frameView = new DataView(this.#frame.buffer);
+  /**
+   * Sends and receives that wait, each behind the one before (it never rejects): a later call
+   * queues behind them instead of taking a fast path, so that messages go out, and are handed to
+   * the calls, in the order of the calls.
+   */
+  #sendsWaiting = 0;
+  #lastSend: Promise<unknown> = SENT;
+  #receivesWaiting = 0;
+  #lastReceive: Promise<unknown> = NO_MESSAGE;
   #header = new Uint8Array(HEADER);
   readonly #headerView = new DataView(this.#header.buffer);
   #readable: ReadableStream<Uint8Array> | undefined;
@@ -154,28 +198,50 @@ export class Connection {
   }
 
   /** Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone" if the peer died. */
-  async send(bytes: Uint8Array, options: MessageOptions = {}): Promise<void> {
-    this.#check();
-    if (!(bytes instanceof Uint8Array)) throw new TypeError("send takes a Uint8Array");
-    const length = HEADER + bytes.length;
-    if (length > this.#tx.size) {
-      throw new RangeError(`a message of ${bytes.length} bytes does not fit a fifo of ${this.#tx.size}`);
+  send(bytes: Uint8Array, options?: MessageOptions): Promise<void> {
+    // Not an async function: a message that fits now costs no second promise and no resumption.
+    let frame: Uint8Array;
+    try {
+      this.#check();
+      if (!(bytes instanceof Uint8Array)) throw new TypeError("send takes a Uint8Array");
+      const length = HEADER + bytes.length;
+      if (length > this.#tx.size) {
+        throw new RangeError(`a message of ${bytes.length} bytes does not fit a fifo of ${this.#tx.size}`);
+      }
+      if (this.#frame.length < length) {
+        this.#frame = new Uint8Array(Math.max(length, this.#frame.length * 2));
+        this.#frameView = new DataView(this.#frame.buffer);
+      }
+      frame = this.#frame.subarray(0, length);
+      this.#frameView.setUint32(0, bytes.length, true);
+      frame.set(bytes, HEADER);
+      if (this.#sendsWaiting === 0 && this.#tx.enqueueExact(frame)) return SENT;
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (this.#frame.length < length) {
-      this.#frame = new Uint8Array(Math.max(length, this.#frame.length * 2));
-      this.#frameView = new DataView(this.#frame.buffer);
-    }
-    const frame = this.#frame.subarray(0, length);
-    this.#frameView.setUint32(0, bytes.length, true);
-    frame.set(bytes, HEADER);
+    // It waits, with a copy of its frame (the next send reuses the buffer), behind those that wait.
+    const o = options ?? {};
+    const deadline = o.timeoutMs === undefined ? Infinity : performance.now() + o.timeoutMs;
+    this.#sendsWaiting++;
+    const sent = this.#sendLater(frame.slice(), o, deadline, this.#lastSend);
+    this.#lastSend = sent.then(() => this.#sendsWaiting--, () => this.#sendsWaiting--);
+    return sent;
+  }
+
+  /** The rest of `send`: after `previous`, waits for room for `frame` (the message with its header). */
+  async #sendLater(frame: Uint8Array, options: MessageOptions, deadline: number, previous: Promise<unknown>) {
+    const length = frame.length;
     const signal = this.#signal(this.#gone.signal, options.signal);
-    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
+    const timedOut = () =>
+      new SegmentError("timeout", `no room for a message of ${length - HEADER} bytes in ${options.timeoutMs} ms`);
+    await queuedBehind(previous, deadline, signal, timedOut);
+    this.#check();
     while (!this.#tx.enqueueExact(frame)) {
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
       if (
         left <= 0 || !(await this.#tx.waitForSpace(length, { signal, timeoutMs: left === Infinity ? undefined : left }))
       ) {
-        throw new SegmentError("timeout", `no room for a message of ${bytes.length} bytes in ${options.timeoutMs} ms`);
+        throw timedOut();
       }
       this.#check();
     }
@@ -186,13 +252,41 @@ export class Connection {
    * connection and every message was read. Rejects with "peer-gone" if the peer died, "aborted"
    * if it aborted its side, "timeout" after `timeoutMs`.
    */
-  async receive(options: MessageOptions = {}): Promise<Uint8Array | null> {
+  receive(options?: MessageOptions): Promise<Uint8Array | null> {
+    // Not an async function: a message that is there costs no second promise and no resumption.
+    if (this.#receivesWaiting === 0) {
+      try {
+        this.#checkRead();
+        const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
+        const have = this.#rx.maxDequeue;
+        if (have > 0) return Promise.resolve(this.#take(have));
+        if (closed && !this.#rx.isAborted) return NO_MESSAGE;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    // It waits, behind those that wait.
+    const o = options ?? {};
+    const deadline = o.timeoutMs === undefined ? Infinity : performance.now() + o.timeoutMs;
+    this.#receivesWaiting++;
+    const got = this.#receiveLater(o, deadline, this.#lastReceive);
+    this.#lastReceive = got.then(() => this.#receivesWaiting--, () => this.#receivesWaiting--);
+    return got;
+  }
+
+  /** The rest of `receive`: after `previous`, looks again, and sleeps until a message, the end or the timeout. */
+  async #receiveLater(options: MessageOptions, deadline: number, previous: Promise<unknown>) {
+    const { signal } = options;
+    await queuedBehind(
+      previous,
+      deadline,
+      signal,
+      () => new SegmentError("timeout", `no message in ${options.timeoutMs} ms`),
+    );
     this.#checkRead();
     // No listener on our own signal for each wait: the end of rx (the peer died and rx is read,
     // or close()) deletes the segment, which ends a pending wait at once; its error is then told
     // as #checkRead tells it.
-    const { signal } = options;
-    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
     for (;;) {
       const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
       const have = this.#rx.maxDequeue;
