@@ -3,9 +3,9 @@
  * both sides asleep between messages (send/receive), and a stream of 64 KiB writes through a
  * connection's writable into the peer's readable; beside them, in the same run, the same round
  * trip and stream over a Unix socket (node:net) of the same runtime. Client and server are
- * separate processes of one runtime.
+ * separate processes of one runtime: Deno, Bun and Node.
  *
- *   deno run -A bench/connection.ts [--quick] [--out DIR]
+ *   deno run -A bench/connection.ts [--quick] [--out DIR] [--runtimes deno,bun,node]
  *
  * Writes connection.json (or connection-quick.json) into DIR (default bench/results).
  *
@@ -18,12 +18,16 @@ import { fileURLToPath } from "node:url";
 import { done } from "./interrupt.ts";
 import { startBenchPeer } from "./spawn_peer.ts";
 
-type Runtime = "deno" | "bun";
+type Runtime = "deno" | "bun" | "node";
+const ALL: readonly Runtime[] = ["deno", "bun", "node"];
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
+const only = args.includes("--runtimes") ? args[args.indexOf("--runtimes") + 1].split(",") : undefined;
+const RUNTIMES = ALL.filter((rt) => only?.includes(rt) ?? true);
+if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of ${ALL.join(", ")}: ${only}`);
 const CONNECTS = quick ? 100 : 2000;
 const ROUNDS = quick ? 200 : 20_000;
 /** Parts of the round trip, each followed by the Unix socket's (ROUNDS / PARTS rounds each). */
@@ -38,7 +42,7 @@ function start(runtime: Runtime, ...rest: (string | number)[]) {
 const rows: Record<string, Record<string, number>> = {};
 const log = (text: string) => console.error(text);
 try {
-  for (const runtime of ["deno", "bun"] as const) {
+  for (const runtime of RUNTIMES) {
     const name = `svmbench-conn-${process.pid}-${runtime}`;
     const path = `${tmpdir()}/svmbench-${process.pid}-${runtime}.sock`;
     const server = start(runtime, "serve", name);
@@ -96,27 +100,18 @@ try {
 }
 
 const f = (v: number, d = 1) => v.toFixed(d);
+/** A row: `cell` of each runtime's figures. */
+const row = (label: string, cell: (r: Record<string, number>) => string) =>
+  `| ${label} | ${RUNTIMES.map((rt) => cell(rows[rt])).join(" | ")} |`;
 const lines = [
-  "| connection, one runtime (client and server processes) | deno | bun |",
-  "| --- | --- | --- |",
-  `| connect + accept (us, p50 / mean) | ${f(rows.deno.connectP50Us)} / ${f(rows.deno.connectMeanUs)} | ${
-    f(rows.bun.connectP50Us)
-  } / ${f(rows.bun.connectMeanUs)} |`,
-  `| round trip 64 B, send/receive, both asleep (us, p50 / mean) | ${f(rows.deno.rttP50Us)} / ${
-    f(rows.deno.rttMeanUs)
-  } | ${f(rows.bun.rttP50Us)} / ${f(rows.bun.rttMeanUs)} |`,
-  `| the same over a Unix socket, node:net (us, p50 / mean) | ${f(rows.deno.udsRttP50Us)} / ${
-    f(rows.deno.udsRttMeanUs)
-  } | ${f(rows.bun.udsRttP50Us)} / ${f(rows.bun.udsRttMeanUs)} |`,
-  `| round trip p50 over the socket's, median of ${PARTS} alternating parts | ${f(rows.deno.rttVsUds, 2)}x | ${
-    f(rows.bun.rttVsUds, 2)
-  }x |`,
-  `| stream, 64 KiB writes, writable to readable (GB/s) | ${f(rows.deno.streamGbps, 2)} | ${
-    f(rows.bun.streamGbps, 2)
-  } |`,
-  `| the same over a Unix socket, node:net (GB/s) | ${f(rows.deno.udsStreamGbps, 2)} | ${
-    f(rows.bun.udsStreamGbps, 2)
-  } |`,
+  `| connection, one runtime (client and server processes) | ${RUNTIMES.join(" | ")} |`,
+  `| --- | ${RUNTIMES.map(() => "---").join(" | ")} |`,
+  row("connect + accept (us, p50 / mean)", (r) => `${f(r.connectP50Us)} / ${f(r.connectMeanUs)}`),
+  row("round trip 64 B, send/receive, both asleep (us, p50 / mean)", (r) => `${f(r.rttP50Us)} / ${f(r.rttMeanUs)}`),
+  row("the same over a Unix socket, node:net (us, p50 / mean)", (r) => `${f(r.udsRttP50Us)} / ${f(r.udsRttMeanUs)}`),
+  row(`round trip p50 over the socket's, median of ${PARTS} alternating parts`, (r) => `${f(r.rttVsUds, 2)}x`),
+  row("stream, 64 KiB writes, writable to readable (GB/s)", (r) => f(r.streamGbps, 2)),
+  row("the same over a Unix socket, node:net (GB/s)", (r) => f(r.udsStreamGbps, 2)),
 ];
 console.log(lines.join("\n"));
 mkdirSync(outDir, { recursive: true });

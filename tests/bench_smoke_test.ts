@@ -82,11 +82,12 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
 test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stream rows beside a Unix socket's`, async () => {
   const out = tempDir("bench");
   try {
-    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, ["--quick", "--out", out]);
+    const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, args);
     const run = await startCommand(bin, argv, 180_000).done;
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \| [0-9.]+ \/ [0-9.]+ \|/);
-    assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \| [0-9.]+ \|/);
+    assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \|\n/);
+    assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \|\n/);
     assert.equal(JSON.parse(readFileSync(`${out}/connection-quick.json`, "utf8")).quick, true);
   } finally {
     rmSync(out, { recursive: true, force: true });
