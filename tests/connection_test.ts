@@ -250,11 +250,18 @@ test("a receive or send queued behind one that waits still ends at its own timeo
   // The same for sends: fill tx, then one waits for room and one queued behind it times out.
   const big = new Uint8Array(1000);
   while (client.tx.maxEnqueue >= 4 + big.length) await client.send(big);
+  while (client.tx.maxEnqueue >= 4 + 1) await client.send(Uint8Array.of(0));
   const waiting = client.send(Uint8Array.of(9));
-  await assert.rejects(client.send(big, { timeoutMs: 30 }), isCode("timeout"));
-  while ((await server.receive())!.length === big.length) { /* drain the fill */ }
-  await waiting; // its message was the one that ended the loop
-  assert.equal(server.rx.maxDequeue, 0, "the timed-out send sent nothing");
+  await assert.rejects(client.send(Uint8Array.of(7), { timeoutMs: 30 }), isCode("timeout"));
+  const stop2 = new AbortController();
+  const aborted2 = client.send(Uint8Array.of(8), { signal: stop2.signal });
+  stop2.abort(new Error("stop"));
+  await assert.rejects(aborted2, /stop/);
+  let last: Uint8Array | null;
+  do last = await server.receive(); while (last!.length === big.length || last![0] === 0);
+  assert.deepEqual(last, Uint8Array.of(9));
+  await waiting;
+  assert.equal(server.rx.maxDequeue, 0, "the timed-out and the aborted send sent nothing");
 });
 
 test(`a ${OTHER} client that sends and exits without close: every message it sent is still received, then peer-gone`, async () => {

@@ -460,6 +460,26 @@ test("message queue: a producer marks itself before it arms the shared waiter wo
   assert.ok(performance.now() - started < 1_000, `P slept ${(performance.now() - started).toFixed(0)} ms more`);
 });
 
+test("message queue: sends and receives of one handle made without awaiting the one before keep the order made", async () => {
+  const { sm, queue } = sharedQueue("mqorder2", { rings: [{ slots: 2, slotSize: 64 }] });
+  using _ = sm;
+  const buf = new Uint8Array(64);
+  const messages = Array.from({ length: 12 }, (_, i) => messageOf(new Uint8Array(64), 1, i + 1).slice());
+  const sends = messages.map((m) => queue.send(m, { timeoutMs: 5_000 })); // all but two wait for room
+  for (let seq = 1; seq <= messages.length; seq++) {
+    const n = await queue.receive(buf, { timeoutMs: 5_000 });
+    assert.equal(checkMessage(buf, n).seq, seq);
+  }
+  assert.deepEqual(await Promise.all(sends), messages.map(() => true));
+  // Receives made at once, before the messages come: each gets the next one, in the order made.
+  const dsts = messages.map(() => new Uint8Array(64));
+  const receives = dsts.map((dst) => queue.receive(dst, { timeoutMs: 5_000 }));
+  assert.equal(await queue.receive(new Uint8Array(64), { timeoutMs: 10 }), -1, "a queued receive times out alone");
+  for (const m of messages) await queue.send(m);
+  const lengths = await Promise.all(receives);
+  dsts.forEach((dst, i) => assert.equal(checkMessage(dst, lengths[i]).seq, i + 1));
+});
+
 const KILLS = LONG ? 200 : 30;
 test(`message queue: ${KILLS} producers SIGKILLed mid-send; the survivors' messages all arrive, in order`, async () => {
   const { name, sm, queue } = sharedQueue("mqkill");

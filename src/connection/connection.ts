@@ -13,6 +13,7 @@ import { SegmentError } from "../errors.ts";
 import type { Fifo } from "../fifo/fifo.ts";
 import type { Segment } from "../segment/segment.ts";
 import { readableOf, writableOf } from "../fifo/fifo_streams.ts";
+import { waitTurn } from "../wake/queued.ts";
 
 /** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
 export interface PeerCredentials {
@@ -49,38 +50,6 @@ const NO_MESSAGE: Promise<null> = Promise.resolve(null);
 
 /** How often a connection whose peer died looks whether its reader took the rest of rx. */
 const DRAIN_CHECK_MS = 20;
-
-/**
- * Waits for `previous` (the call queued before this one; it never rejects), unless the deadline
- * passes first (rejects with `timedOut()`) or `signal` aborts (its reason).
- */
-async function queuedBehind(
-  previous: Promise<unknown>,
-  deadline: number,
-  signal: AbortSignal | undefined,
-  timedOut: () => SegmentError,
-): Promise<void> {
-  if (deadline === Infinity && signal === undefined) return void await previous;
-  signal?.throwIfAborted();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  try {
-    await Promise.race([
-      previous,
-      new Promise<void>((_, reject) => {
-        if (deadline !== Infinity) {
-          timer = setTimeout(() => reject(timedOut()), Math.max(0, deadline - performance.now()));
-        }
-        if (signal !== undefined) {
-          signal.addEventListener("abort", onAbort = () => reject(signal.reason), { once: true });
-        }
-      }),
-    ]);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-  }
-}
 
 /** One end of a connection. */
 export class Connection {
@@ -234,7 +203,7 @@ export class Connection {
     const signal = this.#signal(this.#gone.signal, options.signal);
     const timedOut = () =>
       new SegmentError("timeout", `no room for a message of ${length - HEADER} bytes in ${options.timeoutMs} ms`);
-    await queuedBehind(previous, deadline, signal, timedOut);
+    if (!(await waitTurn(previous, deadline, signal))) throw timedOut();
     this.#check();
     while (!this.#tx.enqueueExact(frame)) {
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
@@ -277,12 +246,9 @@ export class Connection {
   /** The rest of `receive`: after `previous`, looks again, and sleeps until a message, the end or the timeout. */
   async #receiveLater(options: MessageOptions, deadline: number, previous: Promise<unknown>) {
     const { signal } = options;
-    await queuedBehind(
-      previous,
-      deadline,
-      signal,
-      () => new SegmentError("timeout", `no message in ${options.timeoutMs} ms`),
-    );
+    if (!(await waitTurn(previous, deadline, signal))) {
+      throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
+    }
     this.#checkRead();
     // No listener on our own signal for each wait: the end of rx (the peer died and rx is read,
     // or close()) deletes the segment, which ends a pending wait at once; its error is then told

@@ -71,6 +71,10 @@ import { readLiveChunk } from "../segment/chunk.ts";
 import type { WaitOptions } from "../fifo/fifo.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 import type { Watch } from "../wake/sleeper.ts";
+import { waitTurn } from "../wake/queued.ts";
+
+/** What `send` returns for a message sent at once. */
+const SENT: Promise<boolean> = Promise.resolve(true);
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {
@@ -175,6 +179,12 @@ export class MessageQueue {
   readonly #dataWaiter: number;
   readonly #spaceSeq: number;
   readonly #spaceWaiter: number;
+  /** This handle's sends that wait for room, each behind the one before (it never rejects). */
+  #sendsWaiting = 0;
+  #lastSend: Promise<unknown> = SENT;
+  /** Likewise its receives that wait for a message. */
+  #receivesWaiting = 0;
+  #lastReceive: Promise<unknown> = SENT;
   /** The first word of the bits of sleeping producer processes. */
   readonly #spaceSleepers: number;
   /** Marks this process among them (a producer's announce). */
@@ -358,16 +368,21 @@ export class MessageQueue {
    * ring is full. A message longer than the largest slot is a RangeError.
    */
   trySend(bytes: Uint8Array): boolean {
+    this.#checkMessage(bytes);
+    for (let r = 0; r < this.#count; r++) {
+      if (bytes.length <= this.#slotBytes[r] && this.#trySendTo(r, bytes)) return true;
+    }
+    return false;
+  }
+
+  /** Throws what a message that cannot be sent (or a queue that cannot be used) deserves. */
+  #checkMessage(bytes: Uint8Array): void {
     this.#check();
     if (!(bytes instanceof Uint8Array)) throw new TypeError("a message must be a Uint8Array");
     if (bytes.length > this.#maxMessage) {
       throw new RangeError(`a message of ${bytes.length} bytes does not fit the largest slot (${this.#maxMessage})`);
     }
     if (bytes !== this.#srcOk) this.#checkOwn("a message", bytes);
-    for (let r = 0; r < this.#count; r++) {
-      if (bytes.length <= this.#slotBytes[r] && this.#trySendTo(r, bytes)) return true;
-    }
-    return false;
   }
 
   /** Claims, fills and publishes a slot of ring `r`; false when the ring is full. */
@@ -427,10 +442,28 @@ export class MessageQueue {
   /**
    * Sends one message, sleeping (without blocking the event loop) while every ring that holds
    * it is full: true once sent, false on timeout. The consumer's next free wakes every producer
-   * process asleep here (each looks for room again; one of them gets the slot).
+   * process asleep here (each looks for room again; one of them gets the slot). Sends of one
+   * handle made without awaiting the one before go out in the order they were made (read `bytes`
+   * only when it goes: do not change it before the promise settles).
    */
-  async send(bytes: Uint8Array, options: WaitOptions = {}): Promise<boolean> {
+  send(bytes: Uint8Array, options: WaitOptions = {}): Promise<boolean> {
+    try {
+      if (this.#sendsWaiting === 0 && this.trySend(bytes)) return SENT;
+      this.#checkMessage(bytes);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // It waits, behind the sends of this handle that wait already.
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
+    this.#sendsWaiting++;
+    const sent = this.#sendLater(bytes, options, deadline, this.#lastSend);
+    this.#lastSend = sent.then(() => this.#sendsWaiting--, () => this.#sendsWaiting--);
+    return sent;
+  }
+
+  /** The rest of `send`: after `previous`, sends `bytes`, sleeping while the queue is full. */
+  async #sendLater(bytes: Uint8Array, options: WaitOptions, deadline: number, previous: Promise<unknown>) {
+    if (!(await waitTurn(previous, deadline, options.signal))) return false;
     for (;;) {
       if (this.trySend(bytes)) return true;
       const left = deadline - performance.now();
@@ -658,8 +691,25 @@ export class MessageQueue {
    * Receives one message into `dst`, sleeping (without blocking the event loop) while the queue
    * is empty: its length, or -1 on timeout.
    */
-  async receive(dst: Uint8Array, options: WaitOptions = {}): Promise<number> {
+  receive(dst: Uint8Array, options: WaitOptions = {}): Promise<number> {
+    let n: number;
+    try {
+      n = this.#receivesWaiting === 0 ? this.tryReceive(dst) : -1;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (n >= 0) return Promise.resolve(n);
+    // It waits, behind the receives of this handle that wait already.
     const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
+    this.#receivesWaiting++;
+    const got = this.#receiveLater(dst, options, deadline, this.#lastReceive);
+    this.#lastReceive = got.then(() => this.#receivesWaiting--, () => this.#receivesWaiting--);
+    return got;
+  }
+
+  /** The rest of `receive`: after `previous`, receives into `dst`, sleeping while the queue is empty. */
+  async #receiveLater(dst: Uint8Array, options: WaitOptions, deadline: number, previous: Promise<unknown>) {
+    if (!(await waitTurn(previous, deadline, options.signal))) return -1;
     for (;;) {
       const n = this.tryReceive(dst);
       if (n >= 0) return n;
