@@ -166,7 +166,11 @@ export class Connection {
     return signal ? AbortSignal.any([signal, own]) : own;
   }
 
-  /** Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone" if the peer died. */
+  /**
+   * Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone"
+   * if the peer died. The bytes are copied before it returns. Sends made without awaiting the one
+   * before go out whole, in the order made.
+   */
   send(bytes: Uint8Array, options?: MessageOptions): Promise<void> {
     // Not an async function: a message that fits now costs no second promise and no resumption.
     let frame: Uint8Array;
@@ -219,7 +223,8 @@ export class Connection {
   /**
    * Receives one message, sleeping until it comes: its bytes, or null once the peer closed the
    * connection and every message was read. Rejects with "peer-gone" if the peer died, "aborted"
-   * if it aborted its side, "timeout" after `timeoutMs`.
+   * if it aborted its side, "timeout" after `timeoutMs`. Receives made without awaiting the one
+   * before are handed the messages in the order made.
    */
   receive(options?: MessageOptions): Promise<Uint8Array | null> {
     // Not an async function: a message that is there costs no second promise and no resumption.
