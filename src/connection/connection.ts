@@ -13,7 +13,7 @@ import { SegmentError } from "../errors.ts";
 import type { Fifo } from "../fifo/fifo.ts";
 import type { Segment } from "../segment/segment.ts";
 import { readableOf, writableOf } from "../fifo/fifo_streams.ts";
-import { waitTurn } from "../wake/queued.ts";
+import { deadlineOf, Line } from "../wake/queued.ts";
 
 /** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
 export interface PeerCredentials {
@@ -44,7 +44,7 @@ export interface ConnectionParts {
 }
 
 const HEADER = 4;
-/** What `send` returns for a message that fitted at once, and `receive` after the end. */
+/** What `send` returns for a message that fitted at once, and `receive` at the end. */
 const SENT: Promise<void> = Promise.resolve();
 const NO_MESSAGE: Promise<null> = Promise.resolve(null);
 
@@ -68,14 +68,11 @@ export class Connection {
   #frame = new Uint8Array(256);
   #frameView = new DataView(this.#frame.buffer);
   /**
-   * Sends and receives that wait, each behind the one before (it never rejects): a later call
-   * queues behind them instead of taking a fast path, so that messages go out, and are handed to
-   * the calls, in the order of the calls.
+   * Sends and receives that wait, each behind the one before: a later call joins the line instead
+   * of taking a fast path, so that messages go out, and are handed to the calls, in call order.
    */
-  #sendsWaiting = 0;
-  #lastSend: Promise<unknown> = SENT;
-  #receivesWaiting = 0;
-  #lastReceive: Promise<unknown> = NO_MESSAGE;
+  readonly #sends = new Line();
+  readonly #receives = new Line();
   #header = new Uint8Array(HEADER);
   readonly #headerView = new DataView(this.#header.buffer);
   #readable: ReadableStream<Uint8Array> | undefined;
@@ -188,26 +185,24 @@ export class Connection {
       frame = this.#frame.subarray(0, length);
       this.#frameView.setUint32(0, bytes.length, true);
       frame.set(bytes, HEADER);
-      if (this.#sendsWaiting === 0 && this.#tx.enqueueExact(frame)) return SENT;
+      if (this.#sends.idle && this.#tx.enqueueExact(frame)) return SENT;
     } catch (error) {
       return Promise.reject(error);
     }
     // It waits, with a copy of its frame (the next send reuses the buffer), behind those that wait.
-    const o = options ?? {};
-    const deadline = o.timeoutMs === undefined ? Infinity : performance.now() + o.timeoutMs;
-    this.#sendsWaiting++;
-    const sent = this.#sendLater(frame.slice(), o, deadline, this.#lastSend);
-    this.#lastSend = sent.then(() => this.#sendsWaiting--, () => this.#sendsWaiting--);
-    return sent;
+    const own = frame.slice();
+    const deadline = deadlineOf(options?.timeoutMs);
+    const signal = this.#signal(this.#gone.signal, options?.signal);
+    const timedOut = () =>
+      new SegmentError("timeout", `no room for a message of ${own.length - HEADER} bytes in ${options?.timeoutMs} ms`);
+    return this.#sends.join(deadline, signal, () => {
+      throw timedOut();
+    }, () => this.#sendLater(own, deadline, signal, timedOut));
   }
 
-  /** The rest of `send`: after `previous`, waits for room for `frame` (the message with its header). */
-  async #sendLater(frame: Uint8Array, options: MessageOptions, deadline: number, previous: Promise<unknown>) {
+  /** The rest of `send`, its turn come: waits for room for `frame` (the message with its header). */
+  async #sendLater(frame: Uint8Array, deadline: number, signal: AbortSignal, timedOut: () => SegmentError) {
     const length = frame.length;
-    const signal = this.#signal(this.#gone.signal, options.signal);
-    const timedOut = () =>
-      new SegmentError("timeout", `no room for a message of ${length - HEADER} bytes in ${options.timeoutMs} ms`);
-    if (!(await waitTurn(previous, deadline, signal))) throw timedOut();
     this.#check();
     while (!this.#tx.enqueueExact(frame)) {
       const left = deadline === Infinity ? Infinity : deadline - performance.now();
@@ -228,7 +223,7 @@ export class Connection {
    */
   receive(options?: MessageOptions): Promise<Uint8Array | null> {
     // Not an async function: a message that is there costs no second promise and no resumption.
-    if (this.#receivesWaiting === 0) {
+    if (this.#receives.idle) {
       try {
         this.#checkRead();
         const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
@@ -240,20 +235,16 @@ export class Connection {
       }
     }
     // It waits, behind those that wait.
-    const o = options ?? {};
-    const deadline = o.timeoutMs === undefined ? Infinity : performance.now() + o.timeoutMs;
-    this.#receivesWaiting++;
-    const got = this.#receiveLater(o, deadline, this.#lastReceive);
-    this.#lastReceive = got.then(() => this.#receivesWaiting--, () => this.#receivesWaiting--);
-    return got;
+    const deadline = deadlineOf(options?.timeoutMs);
+    const signal = options?.signal;
+    const timedOut = () => new SegmentError("timeout", `no message in ${options?.timeoutMs} ms`);
+    return this.#receives.join(deadline, signal, () => {
+      throw timedOut();
+    }, () => this.#receiveLater(deadline, signal, timedOut));
   }
 
-  /** The rest of `receive`: after `previous`, looks again, and sleeps until a message, the end or the timeout. */
-  async #receiveLater(options: MessageOptions, deadline: number, previous: Promise<unknown>) {
-    const { signal } = options;
-    if (!(await waitTurn(previous, deadline, signal))) {
-      throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
-    }
+  /** The rest of `receive`, its turn come: looks again, and sleeps until a message, the end or the timeout. */
+  async #receiveLater(deadline: number, signal: AbortSignal | undefined, timedOut: () => SegmentError) {
     this.#checkRead();
     // No listener on our own signal for each wait: the end of rx (the peer died and rx is read,
     // or close()) deletes the segment, which ends a pending wait at once; its error is then told
@@ -278,7 +269,7 @@ export class Connection {
         this.#checkRead();
         throw error;
       }
-      if (!ready) throw new SegmentError("timeout", `no message in ${options.timeoutMs} ms`);
+      if (!ready) throw timedOut();
       this.#checkRead();
     }
   }

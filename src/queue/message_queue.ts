@@ -71,10 +71,12 @@ import { readLiveChunk } from "../segment/chunk.ts";
 import type { WaitOptions } from "../fifo/fifo.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 import type { Watch } from "../wake/sleeper.ts";
-import { waitTurn } from "../wake/queued.ts";
+import { deadlineOf, Line } from "../wake/queued.ts";
 
 /** What `send` returns for a message sent at once. */
 const SENT: Promise<boolean> = Promise.resolve(true);
+const TIMED_OUT = () => false;
+const NONE = () => -1;
 
 /** One ring of a queue: how many slots, and how many payload bytes each holds. */
 export interface RingSpec {
@@ -179,12 +181,9 @@ export class MessageQueue {
   readonly #dataWaiter: number;
   readonly #spaceSeq: number;
   readonly #spaceWaiter: number;
-  /** This handle's sends that wait for room, each behind the one before (it never rejects). */
-  #sendsWaiting = 0;
-  #lastSend: Promise<unknown> = SENT;
-  /** Likewise its receives that wait for a message. */
-  #receivesWaiting = 0;
-  #lastReceive: Promise<unknown> = SENT;
+  /** This handle's sends that wait for room, and its receives that wait for a message, in call order. */
+  readonly #sends = new Line();
+  readonly #receives = new Line();
   /** The first word of the bits of sleeping producer processes. */
   readonly #spaceSleepers: number;
   /** Marks this process among them (a producer's announce). */
@@ -369,6 +368,11 @@ export class MessageQueue {
    */
   trySend(bytes: Uint8Array): boolean {
     this.#checkMessage(bytes);
+    return this.#offer(bytes);
+  }
+
+  /** `trySend` of a checked message. */
+  #offer(bytes: Uint8Array): boolean {
     for (let r = 0; r < this.#count; r++) {
       if (bytes.length <= this.#slotBytes[r] && this.#trySendTo(r, bytes)) return true;
     }
@@ -448,22 +452,18 @@ export class MessageQueue {
    */
   send(bytes: Uint8Array, options: WaitOptions = {}): Promise<boolean> {
     try {
-      if (this.#sendsWaiting === 0 && this.trySend(bytes)) return SENT;
       this.#checkMessage(bytes);
+      if (this.#sends.idle && this.#offer(bytes)) return SENT;
     } catch (error) {
       return Promise.reject(error);
     }
     // It waits, behind the sends of this handle that wait already.
-    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
-    this.#sendsWaiting++;
-    const sent = this.#sendLater(bytes, options, deadline, this.#lastSend);
-    this.#lastSend = sent.then(() => this.#sendsWaiting--, () => this.#sendsWaiting--);
-    return sent;
+    const deadline = deadlineOf(options.timeoutMs);
+    return this.#sends.join(deadline, options.signal, TIMED_OUT, () => this.#sendLater(bytes, options, deadline));
   }
 
-  /** The rest of `send`: after `previous`, sends `bytes`, sleeping while the queue is full. */
-  async #sendLater(bytes: Uint8Array, options: WaitOptions, deadline: number, previous: Promise<unknown>) {
-    if (!(await waitTurn(previous, deadline, options.signal))) return false;
+  /** The rest of `send`, its turn come: sends `bytes`, sleeping while the queue is full. */
+  async #sendLater(bytes: Uint8Array, options: WaitOptions, deadline: number): Promise<boolean> {
     for (;;) {
       if (this.trySend(bytes)) return true;
       const left = deadline - performance.now();
@@ -694,22 +694,18 @@ export class MessageQueue {
   receive(dst: Uint8Array, options: WaitOptions = {}): Promise<number> {
     let n: number;
     try {
-      n = this.#receivesWaiting === 0 ? this.tryReceive(dst) : -1;
+      n = this.#receives.idle ? this.tryReceive(dst) : -1;
     } catch (error) {
       return Promise.reject(error);
     }
     if (n >= 0) return Promise.resolve(n);
     // It waits, behind the receives of this handle that wait already.
-    const deadline = options.timeoutMs === undefined ? Infinity : performance.now() + options.timeoutMs;
-    this.#receivesWaiting++;
-    const got = this.#receiveLater(dst, options, deadline, this.#lastReceive);
-    this.#lastReceive = got.then(() => this.#receivesWaiting--, () => this.#receivesWaiting--);
-    return got;
+    const deadline = deadlineOf(options.timeoutMs);
+    return this.#receives.join(deadline, options.signal, NONE, () => this.#receiveLater(dst, options, deadline));
   }
 
-  /** The rest of `receive`: after `previous`, receives into `dst`, sleeping while the queue is empty. */
-  async #receiveLater(dst: Uint8Array, options: WaitOptions, deadline: number, previous: Promise<unknown>) {
-    if (!(await waitTurn(previous, deadline, options.signal))) return -1;
+  /** The rest of `receive`, its turn come: receives into `dst`, sleeping while the queue is empty. */
+  async #receiveLater(dst: Uint8Array, options: WaitOptions, deadline: number): Promise<number> {
     for (;;) {
       const n = this.tryReceive(dst);
       if (n >= 0) return n;
