@@ -16,18 +16,15 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { done } from "./interrupt.ts";
-import { startBenchPeer } from "./spawn_peer.ts";
+import { type BenchRuntime, runtimesOption, startBenchPeer } from "./spawn_peer.ts";
 
-type Runtime = "deno" | "bun" | "node";
-const ALL: readonly Runtime[] = ["deno", "bun", "node"];
+type Runtime = BenchRuntime;
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
-const only = args.includes("--runtimes") ? args[args.indexOf("--runtimes") + 1].split(",") : undefined;
-const RUNTIMES = ALL.filter((rt) => only?.includes(rt) ?? true);
-if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of ${ALL.join(", ")}: ${only}`);
+const RUNTIMES = runtimesOption(args);
 const CONNECTS = quick ? 100 : 2000;
 const ROUNDS = quick ? 200 : 20_000;
 /** Parts of the round trip, each followed by the Unix socket's (ROUNDS / PARTS rounds each). */

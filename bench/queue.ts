@@ -20,10 +20,9 @@ import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { SegmentMain } from "../mod.ts";
 import { done } from "./interrupt.ts";
-import { startBenchPeer } from "./spawn_peer.ts";
+import { type BenchRuntime, runtimesOption, startBenchPeer } from "./spawn_peer.ts";
 
-type Runtime = "deno" | "bun" | "node";
-const ALL: readonly Runtime[] = ["deno", "bun", "node"];
+type Runtime = BenchRuntime;
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
@@ -31,9 +30,7 @@ const quick = args.includes("--quick");
 const reps = Number(args.includes("--reps") ? args[args.indexOf("--reps") + 1] : quick ? 1 : 2);
 const TOTAL = quick ? 20_000 : 2_000_000;
 const outDir = args.includes("--out") ? args[args.indexOf("--out") + 1] : `${ROOT}bench/results`;
-const only = args.includes("--runtimes") ? args[args.indexOf("--runtimes") + 1].split(",") : undefined;
-const RUNTIMES = ALL.filter((rt) => only?.includes(rt) ?? true);
-if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of ${ALL.join(", ")}: ${only}`);
+const RUNTIMES = runtimesOption(args);
 const LATENCY_COUNT = quick ? 50 : 20_000;
 const PRODUCERS = quick ? [1, 4] : [1, 2, 4];
 /** The small queue's slots, and how many times fewer messages it moves than the others. */

@@ -29,8 +29,9 @@ import { fileURLToPath } from "node:url";
 import { type FifoOptions, SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
 import { done, interruptedBy, track } from "./interrupt.ts";
+import { type BenchRuntime, binary, runtimesOption } from "./spawn_peer.ts";
 
-type Runtime = "deno" | "bun" | "node";
+type Runtime = BenchRuntime;
 type Result = Record<string, number>;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PEER = `${ROOT}bench/peer.ts`;
@@ -65,10 +66,7 @@ const SERVER_ANY_ROUNDS = quick ? 50 : 1_000;
 const IDLE_FIRST_MS = quick ? 50 : 1000;
 const IDLE_MS = quick ? 50 : 3000;
 /** The runtimes measured: all three, or those `--runtimes deno,bun` names. */
-const RUNTIMES: readonly Runtime[] = (["deno", "bun", "node"] as const).filter((rt) =>
-  option("--runtimes")?.split(",").includes(rt) ?? true
-);
-if (RUNTIMES.length === 0) throw new Error(`--runtimes names none of deno, bun, node: ${option("--runtimes")}`);
+const RUNTIMES: readonly Runtime[] = runtimesOption(args);
 /** Each runtime with itself, then across: Deno and Bun both ways, Node with each of them. */
 const PAIRS: [Runtime, Runtime][] = ([
   ["deno", "deno"],
@@ -81,11 +79,6 @@ const PAIRS: [Runtime, Runtime][] = ([
 ] as [Runtime, Runtime][]).filter(([p, c]) => RUNTIMES.includes(p) && RUNTIMES.includes(c));
 const pin = existsSync("/usr/bin/taskset") && !quick;
 const log = (text: string) => console.error(text);
-
-function binary(runtime: Runtime): string {
-  const local = `${ROOT}node_modules/.bin/${runtime}`;
-  return existsSync(local) ? local : runtime;
-}
 
 interface Running {
   ready: Promise<void>;

@@ -20,6 +20,18 @@ export interface RunningPeer {
   kill(): void;
 }
 
+/** The runtimes a benchmark can run its sides in. */
+export type BenchRuntime = "deno" | "bun" | "node";
+
+/** The runtimes `--runtimes deno,bun,...` in `args` names (all three without it); throws when it names none. */
+export function runtimesOption(args: readonly string[]): readonly BenchRuntime[] {
+  const at = args.indexOf("--runtimes");
+  const named = at >= 0 ? args[at + 1]?.split(",") : undefined;
+  const runtimes = (["deno", "bun", "node"] as const).filter((rt) => named?.includes(rt) ?? true);
+  if (runtimes.length === 0) throw new Error(`--runtimes names none of deno, bun, node: ${named}`);
+  return runtimes;
+}
+
 /** The runtime's binary: node_modules/.bin first. */
 export function binary(runtime: string): string {
   const local = `${ROOT}node_modules/.bin/${runtime}`;
@@ -31,7 +43,7 @@ export function binary(runtime: string): string {
  * ended by SIGKILL (a server the run stops) resolves with an empty result instead of failing.
  */
 export function startBenchPeer(
-  runtime: "deno" | "bun" | "node",
+  runtime: BenchRuntime,
   script: string,
   rest: (string | number)[],
   killedIsDone = false,
