@@ -79,6 +79,28 @@ test("connect gives up with 'timeout' when nobody listens; bad names and options
   await assert.rejects(sm.listen(uniqueName("opts"), { fifoSize: 0 }), RangeError);
 });
 
+/**
+ * A connection with both ends in this process, over fifos of 4 KiB: its client and its server
+ * (accepted) end; disposing it closes both ends, the listener and their SegmentMain.
+ */
+async function localConnection(tag: string) {
+  const sm = new SegmentMain();
+  const name = uniqueName(tag);
+  const listener = await sm.listen(name, { fifoSize: 4096 });
+  const client = await sm.connect(name);
+  const server = (await listener.accept())!;
+  return {
+    client,
+    server,
+    [Symbol.dispose]() {
+      server[Symbol.dispose]();
+      client[Symbol.dispose]();
+      listener[Symbol.dispose]();
+      sm[Symbol.dispose]();
+    },
+  };
+}
+
 test(`bytes and messages both ways in one process; close lets the peer drain, then it sees the end`, async () => {
   using sm = new SegmentMain();
   const name = uniqueName("drain");
@@ -184,11 +206,8 @@ test("a pending receive ends: with 'timeout', with its signal's reason, and with
 });
 
 test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo at many positions, arrive intact", async () => {
-  using sm = new SegmentMain();
-  const name = uniqueName("wrap");
-  using listener = await sm.listen(name, { fifoSize: 4096 });
-  using client = await sm.connect(name);
-  using server = (await listener.accept())!;
+  using pair = await localConnection("wrap");
+  const { client, server } = pair;
   const ring = server.rx.size;
   let position = 0; // of the next frame in the ring (a u32 length, then the payload)
   let split = 0; // payloads that straddle the ring's end
@@ -211,11 +230,8 @@ test("messages of every length from 0 to 300 B, across the end of a 4 KiB fifo a
 });
 
 test("sends made while earlier ones wait for room arrive whole and in the order made, and receives made at once each get the next message", async () => {
-  using sm = new SegmentMain();
-  const name = uniqueName("order");
-  using listener = await sm.listen(name, { fifoSize: 4096 });
-  using client = await sm.connect(name);
-  using server = (await listener.accept())!;
+  using pair = await localConnection("order");
+  const { client, server } = pair;
   const message = (i: number) => Uint8Array.from({ length: 100 + (i % 50) }, (_, j) => (i * 13 + j) & 0xff);
   // Fill tx, then send 40 more without waiting for any: most of them wait for room.
   let i = 0;
@@ -234,11 +250,8 @@ test("sends made while earlier ones wait for room arrive whole and in the order 
 });
 
 test("a receive or send queued behind one that waits still ends at its own timeout or signal, and the one before it goes on", async () => {
-  using sm = new SegmentMain();
-  const name = uniqueName("queued");
-  using listener = await sm.listen(name, { fifoSize: 4096 });
-  using client = await sm.connect(name);
-  using server = (await listener.accept())!;
+  using pair = await localConnection("queued");
+  const { client, server } = pair;
   const first = server.receive(); // waits, with neither timeout nor signal
   await assert.rejects(server.receive({ timeoutMs: 30 }), isCode("timeout"));
   const stop = new AbortController();
