@@ -371,6 +371,20 @@ test("message queue: forged bits of sleeping producers and a forged waiter word 
   assert.deepEqual(shmEntries(name), []);
 });
 
+/** A raw wait on `queue`'s room, as a producer's send makes one, with `ready` and `announce` of the test's own. */
+function spaceWatch(queue: MessageQueue, ready: () => boolean, announce: () => void) {
+  const d = (queue.offset + FIFO_HEADER_SIZE) >>> 2;
+  return {
+    chunk: queue.offset,
+    seq: d + MQ_SPACE_SEQ / 4,
+    waiter: d + MQ_SPACE_WAITER / 4,
+    check: () => {},
+    ready,
+    peer: () => 0,
+    announce,
+  };
+}
+
 test("message queue: a producer whose wait ends leaves the shared waiter word armed for a producer that sleeps on", async () => {
   // Three SegmentMains of one process act as three processes: C the consumer, P and Q producers.
   // P sleeps in send() on the full queue; Q then arms the queue's waiter word over P's (as a
@@ -385,16 +399,7 @@ test("message queue: a producer whose wait ends leaves the shared waiter word ar
   const buf = new Uint8Array(64);
   assert.ok(queue.trySend(messageOf(buf, 1, 1)));
   const sent = smP.attach({ type: "shm", name }).messageQueueAt(queue.offset).send(messageOf(buf, 2, 1));
-  const d = (queue.offset + FIFO_HEADER_SIZE) >>> 2;
-  const watch = (ready: () => boolean) => ({
-    chunk: queue.offset,
-    seq: d + MQ_SPACE_SEQ / 4,
-    waiter: d + MQ_SPACE_WAITER / 4,
-    check: () => {},
-    ready,
-    peer: () => 0,
-    announce: () => {}, // a shared word, like a producer's
-  });
+  const watch = (ready: () => boolean) => spaceWatch(queue, ready, () => {}); // a shared word, like a producer's
   assert.deepEqual(await segQ.sleeper.sleep([watch(() => false)], { timeoutMs: 1 }), []); // Q's sleeper set up
   await sleep(100); // P is parked
   let looks = 0;
@@ -431,15 +436,7 @@ test("message queue: a producer marks itself before it arms the shared waiter wo
   const slotP = segP.liveness.ownTag & 0xff;
   let room = false;
   let hooked = false;
-  const watch = (ready: () => boolean, announce: () => void) => ({
-    chunk: queue.offset,
-    seq,
-    waiter,
-    check: () => {},
-    ready,
-    peer: () => 0,
-    announce,
-  });
+  const watch = (ready: () => boolean, announce: () => void) => spaceWatch(queue, ready, announce);
   assert.deepEqual(await segP.sleeper.sleep([watch(() => false, () => {})], { timeoutMs: 1 }), []); // set up
   const asleep = segP.sleeper.sleep([watch(() => room, () => {
     if (!hooked) {
