@@ -1,9 +1,10 @@
 /**
  * The connection benchmark: connect+accept time, the 64 B round trip over a connection with
  * both sides asleep between messages (send/receive), and a stream of 64 KiB writes through a
- * connection's writable into the peer's readable; beside them, in the same run, the same round
- * trip and stream over a Unix socket (node:net) of the same runtime. Client and server are
- * separate processes of one runtime: Deno, Bun and Node.
+ * connection's writable into the peer's readable (read by a default reader, then by a BYOB
+ * one); beside them, in the same run, the same round trip and stream over a Unix socket
+ * (node:net) of the same runtime. Client and server are separate processes of one runtime:
+ * Deno, Bun and Node.
  *
  *   deno run -A bench/connection.ts [--quick] [--out DIR] [--runtimes deno,bun,node]
  *
@@ -66,6 +67,7 @@ try {
       const udsRtt = best(parts.map((p) => p.uds));
       const ratios = parts.map((p) => p.rtt.p50Ns / p.uds.p50Ns).sort((a, b) => a - b);
       const stream = await start(runtime, "stream", name, STREAM, WRITE).result;
+      const byob = await start(runtime, "stream", name, STREAM, WRITE, "count-byob").result;
       rows[runtime] = {
         connectP50Us: connects.p50Us,
         connectMeanUs: connects.meanUs,
@@ -76,6 +78,7 @@ try {
         udsRttMeanUs: udsRtt.meanNs / 1000,
         rttVsUds: ratios[ratios.length >> 1],
         streamGbps: stream.gbps,
+        streamByobGbps: byob.gbps,
       };
     } finally {
       server.kill();
@@ -108,6 +111,7 @@ const lines = [
   row("the same over a Unix socket, node:net (us, p50 / mean)", (r) => `${f(r.udsRttP50Us)} / ${f(r.udsRttMeanUs)}`),
   row(`round trip p50 over the socket's, median of ${PARTS} alternating parts`, (r) => `${f(r.rttVsUds, 2)}x`),
   row("stream, 64 KiB writes, writable to readable (GB/s)", (r) => f(r.streamGbps, 2)),
+  row("the same, read with a BYOB reader into one 1 MiB buffer (GB/s)", (r) => f(r.streamByobGbps, 2)),
   row("the same over a Unix socket, node:net (GB/s)", (r) => f(r.udsStreamGbps, 2)),
 ];
 console.log(lines.join("\n"));

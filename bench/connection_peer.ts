@@ -3,14 +3,16 @@
 //                            runs until killed
 //   connects NAME N          N connects, each closed at once: the time of one
 //   rtt NAME ROUNDS          64 B round trips with send/receive, both sides asleep in between
-//   stream NAME BYTES SIZE   BYTES through conn.writable in SIZE writes; the server counts them
+//   stream NAME BYTES SIZE [count|count-byob]
+//                            BYTES through conn.writable in SIZE writes; the server counts them,
+//                            reading conn.readable with a default reader (count) or a BYOB one
 //   uds-count PATH           a node:net server that counts a stream's bytes
 //   uds-stream PATH BYTES SIZE  writes BYTES to it in SIZE writes
 // Prints READY when listening and RESULT {json} at the end.
 import { SegmentMain } from "../mod.ts";
 import { udsEcho, udsPing } from "./kernel_cases.ts";
 
-const [role, name, a, b] = process.argv.slice(2);
+const [role, name, a, b, c] = process.argv.slice(2);
 const say = (line: string) => console.log(line);
 let result: unknown = {};
 using sm = new SegmentMain();
@@ -27,6 +29,17 @@ if (role === "serve") {
       } else if (mode === "count") {
         let bytes = 0;
         for await (const chunk of conn.readable) bytes += chunk.length;
+        await conn.send(new TextEncoder().encode(String(bytes)));
+      } else if (mode === "count-byob") {
+        let bytes = 0;
+        const reader = conn.readable.getReader({ mode: "byob" });
+        let buffer = new Uint8Array(1 << 20);
+        for (;;) {
+          const { value, done } = await reader.read(buffer);
+          if (done) break;
+          bytes += value.length;
+          buffer = new Uint8Array(value.buffer); // the same memory, back to the reader
+        }
         await conn.send(new TextEncoder().encode(String(bytes)));
       }
       conn.close();
@@ -66,7 +79,7 @@ if (role === "serve") {
   };
 } else if (role === "stream") {
   const conn = await sm.connect(name);
-  await conn.send(new TextEncoder().encode("count"));
+  await conn.send(new TextEncoder().encode(c ?? "count"));
   const total = Number(a);
   const size = Number(b);
   const chunk = new Uint8Array(size).fill(0x5a);

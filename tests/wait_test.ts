@@ -270,3 +270,66 @@ test("streams in one process: back pressure, end of stream after close, private 
   assert.deepEqual(got, [...big]);
   assert.equal(fifo.isClosed, true);
 });
+
+test("a stream's default read takes what is readable, in a new array of its size: no spare memory behind a small chunk, up to 1 MiB at once", async () => {
+  using sm = new SegmentMain();
+  const fifo = sm.create({ type: "private", name: "chunks", size: 16 << 20 }).allocFifo(4 << 20)!;
+  const reader = fifo.readable.getReader();
+  fifo.enqueue(new Uint8Array(100).map((_, i) => i));
+  const small = (await reader.read()).value!;
+  assert.deepEqual([...small], [...new Uint8Array(100).map((_, i) => i)]);
+  assert.equal(small.buffer.byteLength, 100, "a consumer that keeps small chunks keeps only their bytes");
+  const big = new Uint8Array(3 << 20).map((_, i) => (i * 7) >> 3);
+  assert.equal(fifo.enqueue(big), big.length);
+  const first = (await reader.read()).value!;
+  assert.equal(first.length, 1 << 20, "a megabyte at once when that much is readable");
+  assert.equal(first.buffer.byteLength, first.length);
+  const rest = [first];
+  for (let have = first.length; have < big.length;) {
+    const { value } = await reader.read();
+    rest.push(value!);
+    have += value!.length;
+  }
+  const all = new Uint8Array(big.length);
+  let at = 0;
+  for (const chunk of rest) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  assert.ok(all.every((b, i) => b === big[i]), "every byte in order");
+});
+
+test("a BYOB reader's buffer is filled in place; the stream ends after close, and errors 'aborted' after the data", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "byob", size: 1 << 20 });
+  const fifo = segment.allocFifo(4096)!;
+  const reader = fifo.readable.getReader({ mode: "byob" });
+  fifo.enqueue(new Uint8Array(40).map((_, i) => i));
+  let buffer = new Uint8Array(16);
+  const got: number[] = [];
+  for (const expect of [16, 16, 8]) {
+    const { value } = await reader.read(buffer);
+    assert.equal(value!.length, expect);
+    got.push(...value!);
+    buffer = new Uint8Array(value!.buffer); // the same memory, handed back to the reader
+  }
+  assert.deepEqual(got, [...new Uint8Array(40).map((_, i) => i)]);
+  const pending = reader.read(buffer);
+  await new Promise((r) => setTimeout(r, 20));
+  fifo.enqueue(new Uint8Array([7]));
+  const { value: late } = await pending;
+  assert.deepEqual([...late!], [7], "a read that waited gets what came");
+  fifo.close();
+  assert.equal((await reader.read(new Uint8Array(late!.buffer))).done, true);
+
+  const aborted = segment.allocFifo(4096)!;
+  const reader2 = aborted.readable.getReader({ mode: "byob" });
+  aborted.enqueue(new Uint8Array([1, 2, 3, 4, 5]));
+  aborted.abort();
+  const { value: last } = await reader2.read(new Uint8Array(16));
+  assert.deepEqual([...last!], [1, 2, 3, 4, 5], "the data before the abort is read first");
+  await assert.rejects(
+    reader2.read(new Uint8Array(16)),
+    (e: unknown) => e instanceof SegmentError && e.code === "aborted",
+  );
+});

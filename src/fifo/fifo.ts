@@ -656,7 +656,9 @@ export class Fifo {
 
   /**
    * The fifo's bytes as a byte stream, read as they arrive (sleeping in between) and ending
-   * once the producer closed the fifo and everything was read. One reader per fifo.
+   * once the producer closed the fifo and everything was read. One reader per fifo. A default
+   * read gets a new array of what is readable (up to 1 MiB); a BYOB reader
+   * (`getReader({ mode: "byob" })`) has its own buffer filled instead, with nothing allocated.
    */
   get readable(): ReadableStream<Uint8Array> {
     this.#check();
@@ -781,7 +783,7 @@ export class Fifo {
   }
 
   /**
-   * @ignore @internal For framed readers (connections): a new array of the `n` bytes that start
+   * @ignore @internal For framed readers (connections) and the readable stream: a new array of the `n` bytes that start
    * `skip` bytes past the head, and the `skip + n` bytes removed with one move of the head; null
    * (nothing removed) when fewer are readable. The array is made here, so it needs no check that
    * it is the segment's memory (which asks the mappings, an FFI call, for every new array).
