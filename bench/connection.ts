@@ -31,6 +31,8 @@ const ROUNDS = quick ? 200 : 20_000;
 /** Parts of the round trip, each followed by the Unix socket's (ROUNDS / PARTS rounds each). */
 const PARTS = quick ? 1 : 5;
 const STREAM = quick ? 16 << 20 : 1 << 30;
+/** Parts of the streams, each read both ways and followed by the Unix socket's (median of each). */
+const STREAM_PARTS = quick ? 1 : 3;
 const WRITE = 64 * 1024;
 
 function start(runtime: Runtime, ...rest: (string | number)[]) {
@@ -66,8 +68,22 @@ try {
       const rtt = best(parts.map((p) => p.rtt));
       const udsRtt = best(parts.map((p) => p.uds));
       const ratios = parts.map((p) => p.rtt.p50Ns / p.uds.p50Ns).sort((a, b) => a - b);
-      const stream = await start(runtime, "stream", name, STREAM, WRITE).result;
-      const byob = await start(runtime, "stream", name, STREAM, WRITE, "count-byob").result;
+      // The streams alternate too: the connection's read both ways, then the Unix socket's.
+      const streams: { stream: number; byob: number; uds: number }[] = [];
+      for (let part = 0; part < STREAM_PARTS; part++) {
+        const stream = await start(runtime, "stream", name, STREAM, WRITE).result;
+        const byob = await start(runtime, "stream", name, STREAM, WRITE, "count-byob").result;
+        try {
+          const counter = start(runtime, "uds-count", path);
+          await counter.ready;
+          const uds = await start(runtime, "uds-stream", path, STREAM, WRITE).result;
+          await counter.result;
+          streams.push({ stream: stream.gbps, byob: byob.gbps, uds: uds.gbps });
+        } finally {
+          rmSync(path, { force: true });
+        }
+      }
+      const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1];
       rows[runtime] = {
         connectP50Us: connects.p50Us,
         connectMeanUs: connects.meanUs,
@@ -77,21 +93,14 @@ try {
         udsRttP50Us: udsRtt.p50Ns / 1000,
         udsRttMeanUs: udsRtt.meanNs / 1000,
         rttVsUds: ratios[ratios.length >> 1],
-        streamGbps: stream.gbps,
-        streamByobGbps: byob.gbps,
+        streamGbps: median(streams.map((p) => p.stream)),
+        streamByobGbps: median(streams.map((p) => p.byob)),
+        udsStreamGbps: median(streams.map((p) => p.uds)),
+        streamVsUds: median(streams.map((p) => p.stream / p.uds)),
       };
     } finally {
       server.kill();
       await server.result;
-    }
-    try {
-      const counter = start(runtime, "uds-count", path);
-      await counter.ready;
-      const udsStream = await start(runtime, "uds-stream", path, STREAM, WRITE).result;
-      await counter.result;
-      Object.assign(rows[runtime], { udsStreamGbps: udsStream.gbps });
-    } finally {
-      rmSync(path, { force: true });
     }
     log(`${runtime}: ${JSON.stringify(rows[runtime])}`);
   }
@@ -110,9 +119,10 @@ const lines = [
   row("round trip 64 B, send/receive, both asleep (us, p50 / mean)", (r) => `${f(r.rttP50Us)} / ${f(r.rttMeanUs)}`),
   row("the same over a Unix socket, node:net (us, p50 / mean)", (r) => `${f(r.udsRttP50Us)} / ${f(r.udsRttMeanUs)}`),
   row(`round trip p50 over the socket's, median of ${PARTS} alternating parts`, (r) => `${f(r.rttVsUds, 2)}x`),
-  row("stream, 64 KiB writes, writable to readable (GB/s)", (r) => f(r.streamGbps, 2)),
+  row(`stream, 64 KiB writes, writable to readable (GB/s, median of ${STREAM_PARTS})`, (r) => f(r.streamGbps, 2)),
   row("the same, read with a BYOB reader into one 1 MiB buffer (GB/s)", (r) => f(r.streamByobGbps, 2)),
   row("the same over a Unix socket, node:net (GB/s)", (r) => f(r.udsStreamGbps, 2)),
+  row("stream over the socket's, median of the alternating parts", (r) => `${f(r.streamVsUds, 2)}x`),
 ];
 console.log(lines.join("\n"));
 mkdirSync(outDir, { recursive: true });

@@ -93,6 +93,8 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \|\n/);
     assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \|\n/);
+    assert.match(run.stdout, /\| the same, read with a BYOB reader into one 1 MiB buffer \(GB\/s\) \| [0-9.]+ \|\n/);
+    assert.match(run.stdout, /\| stream over the socket's, median of the alternating parts \| [0-9.]+x \|\n/);
     assert.equal(JSON.parse(readFileSync(`${out}/connection-quick.json`, "utf8")).quick, true);
   } finally {
     rmSync(out, { recursive: true, force: true });
