@@ -39,6 +39,7 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
  */
 const MAX_CHUNK = 1 << 20;
 
+/** What a default read looks with when the fifo is empty (a chunked fifo's spares go back then). */
 const NOTHING = new Uint8Array(0);
 
 /**
