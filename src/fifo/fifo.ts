@@ -785,8 +785,9 @@ export class Fifo {
   /**
    * @ignore @internal For framed readers (connections) and the readable stream: a new array of
    * the `n` bytes that start `skip` bytes past the head, and the `skip + n` bytes removed with one
-   * move of the head; null (nothing removed) when fewer are readable. The array is made here, so it needs no check that
-   * it is the segment's memory (which asks the mappings, an FFI call, for every new array).
+   * move of the head; null (nothing removed) when fewer are readable. The array is made here, so
+   * it needs no check that it is the segment's memory (which asks the mappings, an FFI call, for
+   * every new array).
    */
   dequeueFresh(skip: number, n: number): Uint8Array<ArrayBuffer> | null {
     this.#check();
