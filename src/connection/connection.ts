@@ -205,12 +205,8 @@ export class Connection {
     const length = frame.length;
     this.#check();
     while (!this.#tx.enqueueExact(frame)) {
-      const left = deadline === Infinity ? Infinity : deadline - performance.now();
-      if (
-        left <= 0 || !(await this.#tx.waitForSpace(length, { signal, timeoutMs: left === Infinity ? undefined : left }))
-      ) {
-        throw timedOut();
-      }
+      const left = deadline - performance.now(); // Infinity without a deadline: a wait with no timer
+      if (left <= 0 || !(await this.#tx.waitForSpace(length, { signal, timeoutMs: left }))) throw timedOut();
       this.#check();
     }
   }
@@ -261,10 +257,10 @@ export class Connection {
         this.#whenDrained(); // the peer is dead and rx empty: nothing more can come
         this.#checkRead();
       }
-      const left = deadline === Infinity ? Infinity : deadline - performance.now();
+      const left = deadline - performance.now(); // Infinity without a deadline: a wait with no timer
       let ready: boolean;
       try {
-        ready = left > 0 && await this.#rx.waitForData({ signal, timeoutMs: left === Infinity ? undefined : left });
+        ready = left > 0 && await this.#rx.waitForData({ signal, timeoutMs: left });
       } catch (error) {
         this.#checkRead();
         throw error;

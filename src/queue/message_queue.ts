@@ -474,7 +474,7 @@ export class MessageQueue {
         this.#spaceSeq,
         this.#spaceWaiter,
         () => this.#hasRoomFor(bytes),
-        left === Infinity ? undefined : left,
+        left,
         options,
         this.#markAsleep,
       );
@@ -491,12 +491,12 @@ export class MessageQueue {
     return false;
   }
 
-  /** Sleeps until `ready` holds, for at most `timeoutMs` (none: no limit); `announce` as in `Watch`. */
+  /** Sleeps until `ready` holds, for at most `timeoutMs` (Infinity: no limit); `announce` as in `Watch`. */
   #sleep(
     seq: number,
     waiter: number,
     ready: () => boolean,
-    timeoutMs: number | undefined,
+    timeoutMs: number,
     options: WaitOptions,
     announce?: () => void,
   ): Promise<number[]> {
