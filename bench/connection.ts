@@ -17,7 +17,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { done } from "./interrupt.ts";
-import { type BenchRuntime, runtimesOption, startBenchPeer } from "./spawn_peer.ts";
+import { type BenchRuntime, median, runtimesOption, startBenchPeer } from "./spawn_peer.ts";
 
 type Runtime = BenchRuntime;
 type Result = Record<string, number>;
@@ -67,7 +67,6 @@ try {
       const best = (rs: Result[]) => rs.reduce((a, b) => (b.p50Ns < a.p50Ns ? b : a));
       const rtt = best(parts.map((p) => p.rtt));
       const udsRtt = best(parts.map((p) => p.uds));
-      const ratios = parts.map((p) => p.rtt.p50Ns / p.uds.p50Ns).sort((a, b) => a - b);
       // The streams alternate too: the connection's read both ways, then the Unix socket's.
       const streams: { stream: number; byob: number; uds: number }[] = [];
       for (let part = 0; part < STREAM_PARTS; part++) {
@@ -83,7 +82,6 @@ try {
           rmSync(path, { force: true });
         }
       }
-      const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1];
       rows[runtime] = {
         connectP50Us: connects.p50Us,
         connectMeanUs: connects.meanUs,
@@ -92,11 +90,11 @@ try {
         rttP99Us: rtt.p99Ns / 1000,
         udsRttP50Us: udsRtt.p50Ns / 1000,
         udsRttMeanUs: udsRtt.meanNs / 1000,
-        rttVsUds: ratios[ratios.length >> 1],
-        streamGbps: median(streams.map((p) => p.stream)),
-        streamByobGbps: median(streams.map((p) => p.byob)),
-        udsStreamGbps: median(streams.map((p) => p.uds)),
-        streamVsUds: median(streams.map((p) => p.stream / p.uds)),
+        rttVsUds: median(parts.map((p) => p.rtt.p50Ns / p.uds.p50Ns))!,
+        streamGbps: median(streams.map((p) => p.stream))!,
+        streamByobGbps: median(streams.map((p) => p.byob))!,
+        udsStreamGbps: median(streams.map((p) => p.uds))!,
+        streamVsUds: median(streams.map((p) => p.stream / p.uds))!,
       };
     } finally {
       server.kill();

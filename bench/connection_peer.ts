@@ -22,23 +22,22 @@ if (role === "serve") {
   say("READY");
   for await (const conn of listener) {
     (async () => {
-      // The first message says what the client measures: "echo" or "count".
+      // The first message says what the client measures: "echo", "count" or "count-byob".
       const mode = new TextDecoder().decode((await conn.receive()) ?? new Uint8Array());
       if (mode === "echo") {
         for await (const message of conn.messages()) await conn.send(message);
-      } else if (mode === "count") {
+      } else if (mode === "count" || mode === "count-byob") {
         let bytes = 0;
-        for await (const chunk of conn.readable) bytes += chunk.length;
-        await conn.send(new TextEncoder().encode(String(bytes)));
-      } else if (mode === "count-byob") {
-        let bytes = 0;
-        const reader = conn.readable.getReader({ mode: "byob" });
-        let buffer = new Uint8Array(1 << 20);
-        for (;;) {
-          const { value, done } = await reader.read(buffer);
-          if (done) break;
-          bytes += value.length;
-          buffer = new Uint8Array(value.buffer); // the same memory, back to the reader
+        if (mode === "count") { for await (const chunk of conn.readable) bytes += chunk.length; }
+        else {
+          const reader = conn.readable.getReader({ mode: "byob" });
+          let buffer = new Uint8Array(1 << 20);
+          for (;;) {
+            const { value, done } = await reader.read(buffer);
+            if (done) break;
+            bytes += value.length;
+            buffer = new Uint8Array(value.buffer); // the same memory, back to the reader
+          }
         }
         await conn.send(new TextEncoder().encode(String(bytes)));
       }

@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { type FifoOptions, SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
 import { done, interruptedBy, track } from "./interrupt.ts";
-import { type BenchRuntime, binary, runtimesOption } from "./spawn_peer.ts";
+import { type BenchRuntime, binary, median, runtimesOption } from "./spawn_peer.ts";
 
 type Runtime = BenchRuntime;
 type Result = Record<string, number>;
@@ -551,11 +551,6 @@ if (cDir) rmSync(cDir, { recursive: true, force: true });
 
 const find = (kind: Row["kind"], producer: Runtime, consumer: Runtime, size: number) =>
   rows.find((r) => r.kind === kind && r.producer === producer && r.consumer === consumer && r.size === size);
-const median = (xs: number[] | undefined) => {
-  if (!xs?.length) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-};
 const fmt = (v: number | undefined, digits = 2) => (v === undefined ? "-" : v.toFixed(digits));
 const ratio = (v: number | undefined, suffix = "x") => (v === undefined ? "-" : `${v.toFixed(2)}${suffix}`);
 const pairCells = (kind: Row["kind"], size: number, cell: (r: Row) => string) =>

@@ -32,6 +32,13 @@ export function runtimesOption(args: readonly string[]): readonly BenchRuntime[]
   return runtimes;
 }
 
+/** The middle value of `xs` (the upper one of an even count), unchanged; undefined for none. */
+export function median(xs: readonly number[] | undefined): number | undefined {
+  if (!xs?.length) return undefined;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
 /** The runtime's binary: node_modules/.bin first. */
 export function binary(runtime: string): string {
   const local = `${ROOT}node_modules/.bin/${runtime}`;
