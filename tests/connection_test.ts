@@ -249,6 +249,16 @@ test("sends made while earlier ones wait for room arrive whole and in the order 
   assert.equal(server.rx.maxDequeue, 0);
 });
 
+test("a message whose buffer was transferred is sent empty, like any empty message; the connection goes on", async () => {
+  using pair = await localConnection("emptied");
+  const { client, server } = pair;
+  const message = Uint8Array.of(1, 2, 3);
+  message.buffer.transfer();
+  await client.send(message);
+  await client.send(Uint8Array.of(4));
+  assert.deepEqual(await server.receive(), new Uint8Array(0));
+  assert.deepEqual(await server.receive(), Uint8Array.of(4));
+});
 test("a receive or send queued behind one that waits still ends at its own timeout or signal, and the one before it goes on", async () => {
   using pair = await localConnection("queued");
   const { client, server } = pair;

@@ -95,6 +95,68 @@ test("4. dequeue and peek into a resizable buffer that grew after first use writ
   assert.deepEqual(dst, src.subarray(0, 8));
 });
 
+/** Views that read as empty: one whose buffer was transferred, one left out of bounds by a shrink. */
+function emptiedViews(): [string, Uint8Array][] {
+  const detached = new Uint8Array(8).fill(5);
+  detached.buffer.transfer();
+  const rab = new ArrayBuffer(16, { maxByteLength: 64 });
+  const outside = new Uint8Array(rab, 0, 16);
+  rab.resize(4);
+  return [["transferred", detached], ["out of bounds", outside]];
+}
+
+test("4. a message whose buffer was transferred or shrunk away is an empty one: no queue, ring or fifo is wedged", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "emptied", size: 1 << 20 });
+  const queue = segment.allocMessageQueue({ slots: 4, slotSize: 16 })!;
+  const ring = segment.allocMessageRing(4096)!;
+  const fifo = segment.allocFifo(4096)!;
+  const dst = new Uint8Array(16);
+  for (const [what, view] of emptiedViews()) {
+    // As Web IDL reads a detached buffer: zero bytes. Before, the queue's send threw after it had
+    // claimed a slot, and every later message waited behind that slot for good.
+    assert.equal(queue.trySend(view), true, `queue, ${what}`);
+    assert.equal(queue.trySend(Uint8Array.of(1, 2, 3)), true);
+    assert.equal(queue.tryReceive(dst), 0, `the empty message first, ${what}`);
+    assert.equal(queue.tryReceive(dst), 3, `then the next one, ${what}`);
+    assert.equal(queue.trySend(new Uint8Array(0)), true);
+    assert.equal(queue.tryReceive(view), 0, `an empty message fits an emptied dst, ${what}`);
+    assert.equal(queue.trySend(Uint8Array.of(9)), true);
+    assert.throws(() => queue.tryReceive(view), RangeError, `a longer one does not, ${what}`);
+    assert.equal(queue.tryReceive(dst), 1, `and it stayed, ${what}`);
+
+    assert.equal(ring.offer(view, 7), true, `ring, ${what}`);
+    assert.equal(ring.offer(Uint8Array.of(4, 5), 8), true);
+    await sleep(0); // a ring publishes at the end of the task
+    assert.equal(ring.tryReceive(dst), 0, `the empty record first, ${what}`);
+    assert.equal(ring.tryReceive(dst), 2, `then the next one, ${what}`);
+
+    assert.equal(fifo.enqueue(view), 0, `fifo, ${what}`);
+    assert.equal(fifo.enqueueExact(view), true);
+    fifo.enqueue(Uint8Array.of(6));
+    assert.equal(fifo.dequeue(view), 0);
+    assert.equal(fifo.dequeue(dst), 1, `the fifo's byte, ${what}`);
+  }
+  assert.equal(queue.tryReceive(dst), -1);
+});
+
+test("4. a queue's send that waits for room reads its message when it goes: a buffer transferred meanwhile is sent empty", async () => {
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "private", name: "emptied-later", size: 1 << 20 });
+  const queue = segment.allocMessageQueue({ slots: 1, slotSize: 16 })!;
+  assert.equal(queue.trySend(Uint8Array.of(1)), true);
+  const message = Uint8Array.of(2, 2);
+  const waiting = queue.send(message, { timeoutMs: 5_000 });
+  const after = queue.send(Uint8Array.of(3, 3, 3), { timeoutMs: 5_000 });
+  message.buffer.transfer();
+  const dst = new Uint8Array(16);
+  assert.equal(await queue.receive(dst, { timeoutMs: 5_000 }), 1);
+  assert.equal(await waiting, true);
+  assert.equal(await queue.receive(dst, { timeoutMs: 5_000 }), 0, "the transferred message, empty");
+  assert.equal(await after, true);
+  assert.equal(await queue.receive(dst, { timeoutMs: 5_000 }), 3, "the queue goes on");
+});
+
 test("5. a second handle fails with 'freed' once its fifo was freed and the chunk reused", () => {
   const name = uniqueName("stale");
   using sm = new SegmentMain();

@@ -184,7 +184,7 @@ export class Connection {
       }
       frame = this.#frame.subarray(0, length);
       this.#frameView.setUint32(0, bytes.length, true);
-      frame.set(bytes, HEADER);
+      if (bytes.length !== 0) frame.set(bytes, HEADER); // a transferred buffer's view is empty
       if (this.#sends.idle && this.#tx.enqueueExact(frame)) return SENT;
     } catch (error) {
       return Promise.reject(error);

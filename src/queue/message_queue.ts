@@ -426,7 +426,10 @@ export class MessageQueue {
         u32[s + MQS_SENDER / 4] = this.#id;
         u32[s + MQS_SENDER_SEQ / 4] = ++this.#sent >>> 0;
         u32[s + MQS_LENGTH / 4] = bytes.length;
-        this.#u8.set(bytes, at + MQS_PAYLOAD);
+        // Nothing between the claim and the publish may throw, or the slot would stay claimed for
+        // good: a view whose buffer was transferred (or left out of bounds by a shrink) reads as
+        // empty, and `set` would throw on it even with nothing to copy.
+        if (bytes.length !== 0) this.#u8.set(bytes, at + MQS_PAYLOAD);
         Atomics.store(u32, s + MQS_STATE / 4, p * 4 + 1); // ready at p
         if (Atomics.load(u32, this.#dataWaiter) !== 0) {
           this.#mem.sleeper.notify(this.#dataSeq, this.#dataWaiter, this.#offset);
@@ -678,7 +681,7 @@ export class MessageQueue {
       const length = this.#length(r, s);
       if (length > dst.length) throw new RangeError(`a message of ${length} bytes does not fit dst (${dst.length})`);
       const at = s * 4 + MQS_PAYLOAD;
-      dst.set(this.#u8.subarray(at, at + length));
+      if (length !== 0) dst.set(this.#u8.subarray(at, at + length)); // an emptied dst takes an empty message
       this.#consumed(r, s, h);
       this.#wakeProducers();
       return length;

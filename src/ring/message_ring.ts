@@ -358,7 +358,7 @@ export class MessageRing {
       const k = n >>> 2;
       for (let i = 0; i < k; i++) u32[w + i] = words[i];
       for (let i = k << 2; i < n; i++) this.#mem.u8[to + i] = bytes[i];
-    } else {
+    } else if (n !== 0) { // a view whose buffer was transferred reads as empty; `set` would throw on it
       this.#mem.u8.set(bytes, to);
     }
     this.#put(at, RECORD_HEADER + n, type);
@@ -598,7 +598,7 @@ export class MessageRing {
     let got = -1;
     this.poll((bytes, offset, length) => {
       if (length > dst.length) throw new RangeError(`a message of ${length} bytes does not fit ${dst.length}`);
-      dst.set(bytes.subarray(offset, offset + length));
+      if (length !== 0) dst.set(bytes.subarray(offset, offset + length));
       got = length;
     }, 1);
     return got;
