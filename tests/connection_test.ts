@@ -259,6 +259,31 @@ test("a message whose buffer was transferred is sent empty, like any empty messa
   assert.deepEqual(await server.receive(), new Uint8Array(0));
   assert.deepEqual(await server.receive(), Uint8Array.of(4));
 });
+
+test("send and receive check their options whether or not they wait; an aborted signal sends and takes nothing", async () => {
+  using pair = await localConnection("options");
+  const { client, server } = pair;
+  for (const options of [{ timeoutMs: "5" }, { signal: {} }, 7]) {
+    await assert.rejects(client.send(Uint8Array.of(1), options as never), TypeError, JSON.stringify(options));
+  }
+  const aborted = { signal: AbortSignal.abort(new Error("already")) };
+  await assert.rejects(client.send(Uint8Array.of(1), aborted), /already/);
+  assert.equal(server.rx.maxDequeue, 0, "nothing was sent");
+  await client.send(Uint8Array.of(2));
+  for (const options of [{ timeoutMs: "5" }, { signal: {} }, 7]) {
+    await assert.rejects(server.receive(options as never), TypeError, JSON.stringify(options));
+  }
+  await assert.rejects(server.receive(aborted), /already/);
+  assert.deepEqual(await server.receive(null as never), Uint8Array.of(2), "the message stayed; null options are none");
+  const sm = new SegmentMain();
+  try {
+    await assert.rejects(sm.connect(uniqueName("nobody"), { timeoutMs: "50" as never }), TypeError);
+    await assert.rejects(sm.connect(uniqueName("nobody"), { signal: {} as never }), TypeError);
+  } finally {
+    sm[Symbol.dispose]();
+  }
+});
+
 test("a receive or send queued behind one that waits still ends at its own timeout or signal, and the one before it goes on", async () => {
   using pair = await localConnection("queued");
   const { client, server } = pair;

@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { type Fifo, SegmentError, SegmentMain } from "../mod.ts";
+import { type Fifo, SegmentError, SegmentMain, waitAny, WaitSet } from "../mod.ts";
 import { FF_DATA_WAITER } from "../src/layout.ts";
 import {
   expectSuccess,
@@ -107,6 +107,58 @@ test("waitForSpace: a full fifo waits until a process of the other runtime drain
       await peer.done;
     }
   });
+});
+
+test("options are checked alike whether or not the call waits: a wrong type is a TypeError, an aborted signal does nothing", async () => {
+  for (const type of ["private", "shm"] as const) {
+    const name = uniqueName("options");
+    const sm = new SegmentMain();
+    try {
+      const segment = sm.create({ type, name, size: 1 << 20 });
+      const fifo = segment.allocFifo(4096)!;
+      const ring = segment.allocMessageRing(4096)!;
+      const queue = segment.allocMessageQueue({ slots: 4, slotSize: 16 })!;
+      fifo.enqueue(Uint8Array.of(1)); // ready: the calls below would not wait
+      const bad = [{ timeoutMs: "5" }, { timeoutMs: true }, { spinMicros: "5" }, { signal: {} }, { signal: "x" }, 7];
+      for (const options of bad) {
+        const o = options as never;
+        await assert.rejects(fifo.waitForData(o), TypeError, `waitForData ${JSON.stringify(options)}`);
+        await assert.rejects(waitAny([fifo], o), TypeError, `waitAny ${JSON.stringify(options)}`);
+        const set = new WaitSet([fifo]);
+        await assert.rejects(set.wait(o), TypeError, `WaitSet ${JSON.stringify(options)}`);
+        set.close();
+        await assert.rejects(ring.waitForSpace(8, o), TypeError, `ring.waitForSpace ${JSON.stringify(options)}`);
+        await assert.rejects(queue.send(Uint8Array.of(2), o), TypeError, `queue.send ${JSON.stringify(options)}`);
+        await assert.rejects(
+          queue.receive(new Uint8Array(16), o),
+          TypeError,
+          `queue.receive ${JSON.stringify(options)}`,
+        );
+      }
+      assert.throws(() => fifo.waitForDataSync({ timeoutMs: "5" as never }), TypeError);
+      assert.equal(queue.size, 0, "no bad call sent anything");
+      // null options are no options (here: ready at once).
+      assert.deepEqual(await waitAny([fifo], null as never), [fifo]);
+      using set = new WaitSet([fifo]);
+      assert.deepEqual(await set.wait(null as never), [fifo]);
+      assert.equal(await fifo.waitForData(null as never), true);
+      assert.equal(await ring.waitForSpace(8, null as never), true);
+      // An aborted signal: rejects with its reason, having sent or taken nothing.
+      const aborted = { signal: AbortSignal.abort(new Error("already")) };
+      await assert.rejects(queue.send(Uint8Array.of(3), aborted), /already/);
+      assert.equal(queue.size, 0);
+      assert.equal(queue.trySend(Uint8Array.of(4)), true);
+      await assert.rejects(queue.receive(new Uint8Array(16), aborted), /already/);
+      assert.equal(queue.size, 1, "the message stayed");
+      // Lengths: numbers only.
+      await assert.rejects(ring.waitForSpace("8" as never), TypeError);
+      await assert.rejects(ring.waitForSpace(8.5), RangeError);
+      assert.throws(() => fifo.writeSegments("3" as never), TypeError);
+    } finally {
+      sm[Symbol.dispose]();
+    }
+    assert.deepEqual(shmEntries(name), []);
+  }
 });
 
 test("abort: a pending wait rejects with the reason; 300 cancelled waits leave no waiter behind", async () => {

@@ -14,6 +14,7 @@ import type { Fifo } from "../fifo/fifo.ts";
 import type { Segment } from "../segment/segment.ts";
 import { readableOf, writableOf } from "../fifo/fifo_streams.ts";
 import { deadlineOf, Line } from "../wake/queued.ts";
+import { checkSleepOptions } from "../wake/sleeper.ts";
 
 /** Who is at the other end, as the kernel told it (SO_PEERCRED) when the connection was made. */
 export interface PeerCredentials {
@@ -27,7 +28,7 @@ export interface PeerCredentials {
 export interface MessageOptions {
   /** Give up after this many milliseconds: `send` then rejects with "timeout", `receive` too. */
   timeoutMs?: number;
-  /** Cancels the wait. */
+  /** Cancels the call while it waits; one already aborted rejects it at once, nothing sent or taken. */
   signal?: AbortSignal;
 }
 
@@ -47,6 +48,14 @@ const HEADER = 4;
 /** What `send` returns for a message that fitted at once, and `receive` at the end. */
 const SENT: Promise<void> = Promise.resolve();
 const NO_MESSAGE: Promise<null> = Promise.resolve(null);
+
+/**
+ * Checks a call's options whether or not it will wait; a signal already aborted rejects the call
+ * before it sends or takes anything, as `fetch` does.
+ */
+function checkOptions(options: MessageOptions): void {
+  checkSleepOptions(options).signal?.throwIfAborted();
+}
 
 /** How often a connection whose peer died looks whether its reader took the rest of rx. */
 const DRAIN_CHECK_MS = 20;
@@ -172,6 +181,7 @@ export class Connection {
     // Not an async function: a message that fits now costs no second promise and no resumption.
     let frame: Uint8Array;
     try {
+      if (options !== undefined) checkOptions(options);
       this.#check();
       if (!(bytes instanceof Uint8Array)) throw new TypeError("send takes a Uint8Array");
       const length = HEADER + bytes.length;
@@ -219,16 +229,17 @@ export class Connection {
    */
   receive(options?: MessageOptions): Promise<Uint8Array | null> {
     // Not an async function: a message that is there costs no second promise and no resumption.
-    if (this.#receives.idle) {
-      try {
+    try {
+      if (options !== undefined) checkOptions(options);
+      if (this.#receives.idle) {
         this.#checkRead();
         const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write
         const have = this.#rx.maxDequeue;
         if (have > 0) return Promise.resolve(this.#take(have));
         if (closed && !this.#rx.isAborted) return NO_MESSAGE;
-      } catch (error) {
-        return Promise.reject(error);
       }
+    } catch (error) {
+      return Promise.reject(error);
     }
     // It waits, behind those that wait.
     const deadline = deadlineOf(options?.timeoutMs);

@@ -28,6 +28,7 @@ import {
 import type { Segment } from "../segment/segment.ts";
 import { classOf } from "../segment/allocator.ts";
 import type { WakeHub } from "../wake/wake_hub.ts";
+import { checkSignal, checkTimeout } from "../wake/sleeper.ts";
 import { Connection, type PeerCredentials } from "./connection.ts";
 import { decodeAnswer, decodeHello, encodeAnswer, encodeHello, type Hello } from "./handshake.ts";
 
@@ -366,8 +367,9 @@ function listening(os: Os, name: string): boolean {
 export async function connect(host: ConnectionHost, name: string, options: ConnectOptions = {}): Promise<Connection> {
   checkName(name);
   if (typeof options !== "object" || options === null) throw new TypeError("connect options must be an object");
+  checkTimeout(options.timeoutMs);
+  checkSignal(options.signal);
   const timeoutMs = options.timeoutMs ?? 10_000;
-  if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
   const uids = checkUids(options.allowUids);
   const { signal } = options;
   signal?.throwIfAborted();

@@ -59,7 +59,7 @@ import type { Signaller } from "../wake/signaller.ts";
 import type { Waiters } from "../wake/waiters.ts";
 import type { Liveness } from "../segment/process_table.ts";
 import { type WaitCondition, waitSync } from "../wake/word_wait.ts";
-import type { Sleeper, SleepOptions, Watch } from "../wake/sleeper.ts";
+import { NO_OPTIONS, type Sleeper, type SleepOptions, type Watch } from "../wake/sleeper.ts";
 
 /** Options of the asynchronous waits: `timeoutMs`, `signal` and `spinMicros`. */
 export type WaitOptions = SleepOptions;
@@ -122,7 +122,6 @@ export interface FifoMemory extends ChunkSource {
 const DATA = 0;
 const SPACE = 1;
 /** The options of a wait given none (shared: a wait only reads them). */
-const NO_OPTIONS: WaitOptions = Object.freeze({});
 
 function checkBytes(what: string, value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) notBytes(what);
@@ -1136,6 +1135,7 @@ export class Fifo {
    */
   writeSegments(max = Infinity): Uint8Array[] {
     this.#check();
+    if (typeof max !== "number") throw new TypeError(`max must be a number, got ${typeof max}`);
     if (!(max >= 0)) throw new RangeError(`max must be a non-negative number, got ${max}`);
     if (!this.#producing) this.#becomeProducer();
     const tail = this.#counter(this.#tail);

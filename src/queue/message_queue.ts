@@ -70,7 +70,7 @@ import type { Liveness } from "../segment/process_table.ts";
 import { readLiveChunk } from "../segment/chunk.ts";
 import type { WaitOptions } from "../fifo/fifo.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
-import type { Watch } from "../wake/sleeper.ts";
+import { checkSleepOptions, type Watch } from "../wake/sleeper.ts";
 import { deadlineOf, Line } from "../wake/queued.ts";
 
 /** What `send` returns for a message sent at once. */
@@ -453,8 +453,10 @@ export class MessageQueue {
    * handle made without awaiting the one before go out in the order they were made (read `bytes`
    * only when it goes: do not change it before the promise settles).
    */
-  send(bytes: Uint8Array, options: WaitOptions = {}): Promise<boolean> {
+  send(bytes: Uint8Array, options?: WaitOptions): Promise<boolean> {
     try {
+      options = checkSleepOptions(options); // the same checks whether or not it waits
+      options.signal?.throwIfAborted(); // an aborted signal: nothing sent or taken, as in fetch
       this.#checkMessage(bytes);
       if (this.#sends.idle && this.#offer(bytes)) return SENT;
     } catch (error) {
@@ -694,9 +696,11 @@ export class MessageQueue {
    * Receives one message into `dst`, sleeping (without blocking the event loop) while the queue
    * is empty: its length, or -1 on timeout.
    */
-  receive(dst: Uint8Array, options: WaitOptions = {}): Promise<number> {
+  receive(dst: Uint8Array, options?: WaitOptions): Promise<number> {
     let n: number;
     try {
+      options = checkSleepOptions(options); // the same checks whether or not it waits
+      options.signal?.throwIfAborted(); // an aborted signal: nothing sent or taken, as in fetch
       n = this.#receives.idle ? this.tryReceive(dst) : -1;
     } catch (error) {
       return Promise.reject(error);

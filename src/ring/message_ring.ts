@@ -692,7 +692,10 @@ export class MessageRing {
   waitForSpace(length: number, options: WaitOptions = {}): Promise<boolean> {
     try {
       this.#check();
-      if (!(length >= 0 && length <= this.#max)) throw new RangeError(`a message of ${length} bytes does not fit`);
+      if (typeof length !== "number") throw new TypeError(`length must be a number, got ${typeof length}`);
+      if (!(Number.isInteger(length) && length >= 0 && length <= this.#max)) {
+        throw new RangeError(`a message of ${length} bytes does not fit`);
+      }
       if (!this.#producing) this.#becomeProducer();
       if (this.#first >= 0) this.publish();
       // A record, at worst the padding before it, and the zero size word after it.

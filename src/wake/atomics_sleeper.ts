@@ -54,8 +54,7 @@ export class AtomicsSleeper implements Sleeper {
   }
 
   async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<readonly number[]> {
-    checkSleepOptions(options);
-    const { timeoutMs, signal, spinMicros } = options;
+    const { timeoutMs, signal, spinMicros } = checkSleepOptions(options);
     signal?.throwIfAborted();
     const alive = () => true; // threads of this process do not die alone
     let ready = lookNow(watches, alive);

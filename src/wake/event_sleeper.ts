@@ -166,7 +166,7 @@ export class EventSleeper implements Sleeper, HubMember {
     finish?: (ready: readonly number[]) => T,
   ): Promise<T> {
     try {
-      checkSleepOptions(options);
+      options = checkSleepOptions(options);
       options.signal?.throwIfAborted();
       // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
       let ready = readyNow(watches);

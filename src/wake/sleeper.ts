@@ -39,7 +39,10 @@ export interface Watch {
 export interface SleepOptions {
   /** Give up after this many milliseconds. Default: no limit. */
   timeoutMs?: number;
-  /** Cancels the wait: it rejects with the signal's reason. */
+  /**
+   * Cancels the wait: it rejects with the signal's reason. A call given a signal already aborted
+   * rejects at once, having sent or taken nothing.
+   */
   signal?: AbortSignal;
   /**
    * Poll for up to this many microseconds before parking: lower latency for a busy CPU. The
@@ -113,13 +116,45 @@ export interface Sleeper {
   watchList(): WatchList;
 }
 
-/** Validates a wait's options; throws RangeError for a bad timeout or spin. */
-export function checkSleepOptions(options: SleepOptions): void {
-  const { timeoutMs, spinMicros } = options;
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
-  if (spinMicros !== undefined && !(spinMicros >= 0 && spinMicros <= 1_000_000)) {
-    throw new RangeError(`spinMicros must be 0 to 1000000, got ${spinMicros}`);
+/** The options of a call given none. */
+export const NO_OPTIONS: SleepOptions = Object.freeze({});
+
+/**
+ * Validates a timeout: undefined (none), or a number of milliseconds >= 0 (`Infinity`: none).
+ * TypeError for anything but a number (a string would be added, not summed, to a clock's time),
+ * RangeError for NaN or a negative number.
+ */
+export function checkTimeout(timeoutMs: unknown): void {
+  if (timeoutMs === undefined) return;
+  if (typeof timeoutMs !== "number") throw new TypeError(`timeoutMs must be a number, got ${typeof timeoutMs}`);
+  if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
+}
+
+/** Validates a signal: undefined, or an `AbortSignal`. */
+export function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${signal === null ? "null" : typeof signal}`);
   }
+}
+
+/**
+ * Validates a wait's options and returns them ({@link NO_OPTIONS} for undefined or null): the
+ * same checks whether or not the call then waits. TypeError for a wrong type, RangeError for a
+ * bad timeout or spin.
+ */
+export function checkSleepOptions(options: SleepOptions | null | undefined): SleepOptions {
+  if (options === undefined || options === null) return NO_OPTIONS;
+  if (typeof options !== "object") throw new TypeError(`options must be an object, got ${typeof options}`);
+  const { timeoutMs, spinMicros, signal } = options;
+  checkTimeout(timeoutMs);
+  if (spinMicros !== undefined) {
+    if (typeof spinMicros !== "number") throw new TypeError(`spinMicros must be a number, got ${typeof spinMicros}`);
+    if (!(spinMicros >= 0 && spinMicros <= 1_000_000)) {
+      throw new RangeError(`spinMicros must be 0 to 1000000, got ${spinMicros}`);
+    }
+  }
+  checkSignal(signal);
+  return options;
 }
 
 /** What {@link readyNow} returns when nothing is ready: one frozen array, no allocation per look. */

@@ -21,14 +21,17 @@ export async function waitAny<T extends Fifo | MessageRing>(
   fifos: Iterable<T>,
   options: WaitOptions = {},
 ): Promise<T[]> {
+  if (typeof (fifos as Iterable<T> | null)?.[Symbol.iterator] !== "function") {
+    throw new TypeError("waitAny takes an iterable of Fifo or MessageRing objects");
+  }
   const list = [...fifos];
   for (const fifo of list) {
     if (!(fifo instanceof Fifo) && !(fifo instanceof MessageRing)) {
       throw new TypeError("waitAny takes Fifo or MessageRing objects");
     }
   }
-  checkSleepOptions(options ?? {});
-  options?.signal?.throwIfAborted();
+  options = checkSleepOptions(options);
+  options.signal?.throwIfAborted();
   if (list.length === 0) return [];
   const groups = new Map<Sleeper, { fifos: T[]; watches: Watch[] }>();
   for (const fifo of list) {

@@ -10,7 +10,7 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
+import { checkSleepOptions, NO_OPTIONS, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -33,8 +33,6 @@ interface Waiting<T> {
   watch(group: Group<T>): void;
   fail(error: unknown): void;
 }
-
-const NO_OPTIONS: WaitOptions = Object.freeze({});
 
 /**
  * A set of fifos (and message rings) that this process reads, to wait on together, again and
@@ -134,7 +132,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
   wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
     // Not an async function: a wake-up resolves the caller's await one microtask later.
     try {
-      checkSleepOptions(options);
+      options = checkSleepOptions(options);
       options.signal?.throwIfAborted();
       this.#open();
       if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");

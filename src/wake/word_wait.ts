@@ -13,6 +13,7 @@
 
 import type { Signaller } from "./signaller.ts";
 import type { Waiters } from "./waiters.ts";
+import { checkTimeout } from "./sleeper.ts";
 
 /** What a wait needs of the segment. */
 export interface WaitMemory {
@@ -37,10 +38,6 @@ export interface WaitCondition {
 
 /** Longest single sleep: a wait re-checks at least this often, so nothing sleeps forever. */
 export const SLICE_MS = 1000;
-
-export function checkTimeout(timeoutMs: number | undefined): void {
-  if (timeoutMs !== undefined && !(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
-}
 
 /** Bumps a sequence word and wakes its sleepers; a fruitless wake lets the waiters clear a dead sleeper. */
 export function wake(mem: WaitMemory, seq: number, waiter: number): void {
