@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { type Fifo, type MessageRing, SegmentError, SegmentMain } from "../mod.ts";
 import { rmSync, writeFileSync } from "node:fs";
 import { SEED, uniqueName, xorshift } from "./helpers.ts";
-import { chunkTableWord, FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
+import { chunkTableWord, FF_HEAD, FIFO_HEADER_SIZE, RG_RECORDS } from "../src/layout.ts";
 
 type Segment = ReturnType<SegmentMain["create"]>;
 const LONG = process.env.SVM_LONG === "1";
@@ -218,4 +218,65 @@ test("random scribbles over message rings' headers and records: only the library
     assert.deepEqual(back, pattern, `seed ${seed}: the canary fifo's bytes`);
   }
   tally.check();
+});
+
+test("a client scribbling over its connection's fifos: the listener's side gets only the library's errors, another connection is untouched", async () => {
+  const name = uniqueName("hostile-conn");
+  using sm = new SegmentMain();
+  using listener = await sm.listen(name, { fifoSize: 4096 });
+  using good = await sm.connect(name);
+  using goodServer = (await listener.accept())!;
+  const kinds = new Map<string, number>();
+  const failures: unknown[] = [];
+  /** Runs an operation of the listener's side: it may work or throw the library's error, and must end. */
+  const attempt = async (what: string, op: () => Promise<unknown>) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        op(),
+        new Promise((_, reject) => timer = setTimeout(() => reject(new Error(`${what} hung`)), 5_000)),
+      ]);
+    } catch (error) {
+      if (!allowed(error)) failures.push(error);
+      const kind = error instanceof SegmentError ? `SegmentError ${error.code}` : (error as Error).name;
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  for (let seed = SEED + 1; seed <= SEED + (LONG ? 1000 : 80); seed++) {
+    const rand = xorshift(seed);
+    using client = await sm.connect(name);
+    using server = (await listener.accept())!;
+    for (let i = Math.floor(rand() * 5); i >= 0; i--) await client.send(new Uint8Array(Math.floor(rand() * 600)));
+    // The client's scribbles, over the fifo the listener's side reads: its header and its data.
+    const fifo = client.tx;
+    const u32 = client.segment.u32;
+    const view = new DataView(client.segment.u8.buffer);
+    for (let k = 0; k < 1 + Math.floor(rand() * 4); k++) {
+      const r = rand();
+      const value = (old: number) =>
+        r < 0.4 ? Math.floor(rand() * 2 ** 32) : r < 0.6 ? 0xffffffff : r < 0.8 ? 0 : (old + 4) >>> 0;
+      const where = rand();
+      if (where < 0.3) {
+        // The length of the message at the head, unless it straddles the fifo's end.
+        const at = u32[(fifo.offset + FF_HEAD) / 4] % fifo.size;
+        if (at + 4 > fifo.size) continue;
+        const byte = client.segment.u8.byteOffset + fifo.offset + FIFO_HEADER_SIZE + at;
+        view.setUint32(byte, value(view.getUint32(byte, true)), true);
+      } else {
+        const words = where < 0.7 ? FIFO_HEADER_SIZE / 4 : FIFO_HEADER_SIZE / 4 + fifo.size / 4;
+        const word = fifo.offset / 4 + Math.floor(rand() * words);
+        u32[word] = value(u32[word]);
+      }
+    }
+    for (let i = 0; i < 4; i++) await attempt("receive", () => server.receive({ timeoutMs: 5 }));
+    await attempt("send", () => server.send(new Uint8Array(100), { timeoutMs: 5 }));
+    // The other connection goes on, every byte as sent.
+    const message = Uint8Array.from({ length: 1 + (seed % 300) }, (_, i) => (i * 7 + seed) & 0xff);
+    await good.send(message);
+    assert.deepEqual(await goodServer.receive({ timeoutMs: 5_000 }), message, `seed ${seed}: the other connection`);
+  }
+  assert.deepEqual(failures, [], "only the library's errors");
+  assert.ok((kinds.get("SegmentError corrupt") ?? 0) > 3, `corruption was reported: ${[...kinds]}`);
 });
