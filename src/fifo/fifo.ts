@@ -121,7 +121,6 @@ export interface FifoMemory extends ChunkSource {
 
 const DATA = 0;
 const SPACE = 1;
-/** The options of a wait given none (shared: a wait only reads them). */
 
 function checkBytes(what: string, value: Uint8Array): void {
   if (!(value instanceof Uint8Array)) notBytes(what);
