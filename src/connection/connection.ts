@@ -49,14 +49,6 @@ const HEADER = 4;
 const SENT: Promise<void> = Promise.resolve();
 const NO_MESSAGE: Promise<null> = Promise.resolve(null);
 
-/**
- * Checks a call's options whether or not it will wait; a signal already aborted rejects the call
- * before it sends or takes anything, as `fetch` does.
- */
-function checkOptions(options: MessageOptions): void {
-  checkSleepOptions(options).signal?.throwIfAborted();
-}
-
 /** How often a connection whose peer died looks whether its reader took the rest of rx. */
 const DRAIN_CHECK_MS = 20;
 
@@ -181,7 +173,7 @@ export class Connection {
     // Not an async function: a message that fits now costs no second promise and no resumption.
     let frame: Uint8Array;
     try {
-      if (options !== undefined) checkOptions(options);
+      if (options !== undefined) checkSleepOptions(options); // whether or not it waits; nothing done if aborted
       this.#check();
       if (!(bytes instanceof Uint8Array)) throw new TypeError("send takes a Uint8Array");
       const length = HEADER + bytes.length;
@@ -230,7 +222,7 @@ export class Connection {
   receive(options?: MessageOptions): Promise<Uint8Array | null> {
     // Not an async function: a message that is there costs no second promise and no resumption.
     try {
-      if (options !== undefined) checkOptions(options);
+      if (options !== undefined) checkSleepOptions(options); // whether or not it waits; nothing done if aborted
       if (this.#receives.idle) {
         this.#checkRead();
         const closed = this.#rx.isClosed; // read before emptiness: the peer closes after its last write

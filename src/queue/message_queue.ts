@@ -455,8 +455,7 @@ export class MessageQueue {
    */
   send(bytes: Uint8Array, options?: WaitOptions): Promise<boolean> {
     try {
-      options = checkSleepOptions(options); // the same checks whether or not it waits
-      options.signal?.throwIfAborted(); // an aborted signal: nothing sent or taken, as in fetch
+      options = checkSleepOptions(options); // whether or not it waits; nothing sent or taken if aborted
       this.#checkMessage(bytes);
       if (this.#sends.idle && this.#offer(bytes)) return SENT;
     } catch (error) {
@@ -699,8 +698,7 @@ export class MessageQueue {
   receive(dst: Uint8Array, options?: WaitOptions): Promise<number> {
     let n: number;
     try {
-      options = checkSleepOptions(options); // the same checks whether or not it waits
-      options.signal?.throwIfAborted(); // an aborted signal: nothing sent or taken, as in fetch
+      options = checkSleepOptions(options); // whether or not it waits; nothing sent or taken if aborted
       n = this.#receives.idle ? this.tryReceive(dst) : -1;
     } catch (error) {
       return Promise.reject(error);

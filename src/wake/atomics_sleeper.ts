@@ -55,7 +55,6 @@ export class AtomicsSleeper implements Sleeper {
 
   async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<readonly number[]> {
     const { timeoutMs, signal, spinMicros } = checkSleepOptions(options);
-    signal?.throwIfAborted();
     const alive = () => true; // threads of this process do not die alone
     let ready = lookNow(watches, alive);
     if (ready.length > 0) return ready;

@@ -167,7 +167,6 @@ export class EventSleeper implements Sleeper, HubMember {
   ): Promise<T> {
     try {
       options = checkSleepOptions(options);
-      options.signal?.throwIfAborted();
       // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
       let ready = readyNow(watches);
       if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros);

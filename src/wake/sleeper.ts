@@ -140,7 +140,8 @@ export function checkSignal(signal: unknown): void {
 /**
  * Validates a wait's options and returns them ({@link NO_OPTIONS} for undefined or null): the
  * same checks whether or not the call then waits. TypeError for a wrong type, RangeError for a
- * bad timeout or spin.
+ * bad timeout or spin; a signal already aborted throws its reason, so that the call does nothing
+ * (as `fetch`).
  */
 export function checkSleepOptions(options: SleepOptions | null | undefined): SleepOptions {
   if (options === undefined || options === null) return NO_OPTIONS;
@@ -154,6 +155,7 @@ export function checkSleepOptions(options: SleepOptions | null | undefined): Sle
     }
   }
   checkSignal(signal);
+  signal?.throwIfAborted();
   return options;
 }
 

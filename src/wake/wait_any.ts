@@ -19,7 +19,7 @@ import { checkSleepOptions, type Sleeper, type Watch } from "./sleeper.ts";
  */
 export async function waitAny<T extends Fifo | MessageRing>(
   fifos: Iterable<T>,
-  options: WaitOptions = {},
+  options?: WaitOptions,
 ): Promise<T[]> {
   if (typeof (fifos as Iterable<T> | null)?.[Symbol.iterator] !== "function") {
     throw new TypeError("waitAny takes an iterable of Fifo or MessageRing objects");
@@ -31,7 +31,6 @@ export async function waitAny<T extends Fifo | MessageRing>(
     }
   }
   options = checkSleepOptions(options);
-  options.signal?.throwIfAborted();
   if (list.length === 0) return [];
   const groups = new Map<Sleeper, { fifos: T[]; watches: Watch[] }>();
   for (const fifo of list) {

@@ -10,7 +10,7 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, NO_OPTIONS, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
+import { checkSleepOptions, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -129,11 +129,10 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
    * signal's reason, with "deleted" when a member's segment was deleted, and when the set is
    * closed meanwhile.
    */
-  wait(options: WaitOptions = NO_OPTIONS): Promise<T[]> {
+  wait(options?: WaitOptions): Promise<T[]> {
     // Not an async function: a wake-up resolves the caller's await one microtask later.
     try {
       options = checkSleepOptions(options);
-      options.signal?.throwIfAborted();
       this.#open();
       if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
       const started = performance.now();
