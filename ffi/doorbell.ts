@@ -12,8 +12,7 @@
  * Where the socket is watched through `node:net` (Deno, Node), the doorbell also has a pipe,
  * read with `node:net`'s `onread`, whose write end it hands to wakers that ask at its gate (a
  * seqpacket socket, SCM_RIGHTS): a byte through a pipe wakes the process sooner than one through
- * a socket. The socket stays: for the first ring, for wakers that cannot use the pipe, and as
- * what a peer watches to see this process die. Bun's listener keeps the socket alone: Bun reads
+ * a socket. The socket stays: for the first ring and for wakers that cannot use the pipe. Bun's listener keeps the socket alone: Bun reads
  * a pipe with five system calls a wake-up (and its `net.Socket({ fd })` fails).
  *
  * @module
@@ -349,34 +348,60 @@ function doorbellOf(
   };
 }
 
+/** What `watchPeerEnd` needs of `Bun.connect` with an fd. */
+interface BunFdSocket {
+  unref(): void;
+  terminate(): void;
+}
+type BunConnect = (options: {
+  fd: number;
+  socket: {
+    data(): void;
+    end(): void;
+    close(): void;
+    error(): void;
+    connectError?(): void;
+  };
+}) => Promise<BunFdSocket>;
+
 /**
- * Calls `onClose` once when the listener at the abstract name `name` goes away, typically because
- * its process died: a connection to it, watched by the event loop, closes then (no data is
- * expected). Returns a function that stops watching. Unreferenced: it never keeps the process
- * alive. Deno and Node connect through libc (Deno would want `--allow-net` for `net.connect`)
- * and watch the fd as a `net.Socket`; Bun, where `net.Socket({ fd })` fails, connects with
- * `net.connect`, so that the runtime owns the fd and no close of ours can race with its own.
+ * Calls `onClose` once when the other end of the connected stream socket `fd` closes: one end of
+ * a socketpair whose other end lives in another process, which the kernel closes when that
+ * process dies. Data on it is read and dropped. Takes `fd` (closed when the watch stops or fires)
+ * and returns a function that stops watching. Unreferenced: it never keeps the process alive.
+ * Deno and Node watch it as a `net.Socket`; Bun, where `net.Socket({ fd })` fails, adopts it with
+ * `Bun.connect`. Throws a TypeError (and closes `fd`) for an fd the runtime cannot watch.
  */
-export function watchPeerSocket(os: Os, name: string, onClose: () => void): () => void {
+export function watchPeerEnd(os: Os, fd: number, onClose: () => void): () => void {
   let done = false;
   const fire = () => {
     if (done) return;
     done = true;
     onClose();
   };
+  const connect = (globalThis as { Bun?: { connect: BunConnect } }).Bun?.connect;
+  if (connect !== undefined) {
+    let adopted: BunFdSocket | undefined;
+    let stopped = false;
+    connect({ fd, socket: { data() {}, end: fire, close: fire, error: fire, connectError: fire } }).then(
+      (socket) => {
+        if (stopped) return socket.terminate();
+        adopted = socket;
+        socket.unref();
+      },
+      fire,
+    );
+    return () => {
+      done = stopped = true;
+      adopted?.terminate();
+    };
+  }
   let socket: net.Socket;
-  if ((globalThis as { Bun?: unknown }).Bun) {
-    socket = net.connect({ path: "\0" + name });
-  } else {
-    let fd: number;
-    try {
-      fd = os.connectUnix(name);
-    } catch (error) {
-      // EAGAIN: alive, its backlog full; then do not watch (liveness ticks still see a death).
-      if (!(error instanceof OsError && error.code === "EAGAIN")) queueMicrotask(fire);
-      return () => (done = true);
-    }
+  try {
     socket = new net.Socket({ fd, readable: true, writable: false });
+  } catch (error) {
+    os.close(fd);
+    throw new TypeError(`fd ${fd} cannot be watched: ${(error as Error).message}`);
   }
   socket.unref();
   socket.on("close", fire);

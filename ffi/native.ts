@@ -108,6 +108,7 @@ export interface Native {
         | "unlink"
         | "send"
         | "pipe2"
+        | "socketpair"
         | "write"
         | "sigaction"
     ]: NativeFn;
@@ -518,6 +519,13 @@ export function makeOs(native: Native): Os {
       const ends = new Int32Array(2);
       if (f.pipe2(new Uint8Array(ends.buffer), O_NONBLOCK | O_CLOEXEC) !== 0) fail("pipe2");
       return { read: ends[0], write: ends[1] };
+    },
+    socketPair() {
+      const ends = new Int32Array(2);
+      if (f.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, new Uint8Array(ends.buffer)) !== 0) {
+        fail("socketpair");
+      }
+      return [ends[0], ends[1]];
     },
     write(fd, bytes) {
       const n = num(f.write(fd, bytes, BigInt(bytes.length)));

@@ -135,6 +135,8 @@ export interface Os {
   send(fd: number, bytes: Uint8Array): number;
   /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: both ends, nonblocking. */
   pipe(): { read: number; write: number };
+  /** `socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`: two connected ends. */
+  socketPair(): [number, number];
   /**
    * `write(fd, bytes)`: the bytes written, or -1 when the fd would block (EAGAIN). A pipe whose
    * reader is gone fails with EPIPE; the process must ignore SIGPIPE (see `ignoresSigpipe`).

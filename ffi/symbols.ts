@@ -99,6 +99,11 @@ export const LIBC_SYMBOLS = {
     ret: "i64",
   },
   pipe2: { c: "int pipe2(int pipefd[2], int flags)", args: ["buffer", "i32"], ret: "i32" },
+  socketpair: {
+    c: "int socketpair(int domain, int type, int protocol, int sv[2])",
+    args: ["i32", "i32", "i32", "buffer"],
+    ret: "i32",
+  },
   write: { c: "ssize_t write(int fd, const void *buf, size_t count)", args: ["i32", "buffer", "usize"], ret: "i64" },
   sigaction: {
     c: "int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)",
@@ -125,6 +130,8 @@ export const F_SETFL = 4;
 /** `st_mode & S_IFMT` of a pipe or FIFO. */
 export const S_IFMT = 0o170000;
 export const S_IFIFO = 0o010000;
+/** `st_mode & S_IFMT` of a socket. */
+export const S_IFSOCK = 0o140000;
 export const SIGPIPE = 13;
 /** sizeof(struct sigaction) (x86_64 and aarch64 glibc); its handler is the first 8 bytes. */
 export const SIGACTION_SIZE = 152;

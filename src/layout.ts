@@ -231,10 +231,14 @@
  *   +0  u32 magic HANDSHAKE_MAGIC   +4 u16 version HANDSHAKE_VERSION   +6 u16 type 1 (HELLO)
  *   +8  u32 the client's doorbell key (the listener rings it when its answer is sent)
  *   +12 ..31 zero
- * ANSWER, listener to client, ANSWER_SIZE bytes plus a reason, and with status 0 one fd (SCM_RIGHTS):
+ * ANSWER, listener to client, ANSWER_SIZE bytes plus a reason, and with status 0 two fds (SCM_RIGHTS):
+ *   the segment's sealed memfd, and one end of a Unix stream socketpair whose other end the
+ *   listener keeps. Each side holds its end while its connection is open; the kernel closes it
+ *   when the side closes the connection or its process dies, and the other side, watching its own
+ *   end from its event loop, reads the end of the stream. Nothing is ever written on the pair.
  *   +0  u32 magic   +4 u16 version   +6 u16 type 2 (ANSWER)
  *   +8  u32 status  0 accepted, 1 refused (uid), 2 bad hello, 3 no room
- *   +12 u32 the listener's doorbell key
+ *   +12 u32 zero (version 1 had the listener's doorbell key here)
  *   +16 u32 segment size (the fd is a sealed memfd of this size)
  *   +20 u32 the client's rx fifo (listener to client), offset in the segment
  *   +24 u32 the client's tx fifo (client to listener)
@@ -513,7 +517,7 @@ export function counterPeriod(capacity: number): number {
 
 /** "SVMH" read as a little-endian u32: the handshake of a connection. */
 export const HANDSHAKE_MAGIC = 0x484d5653;
-export const HANDSHAKE_VERSION = 1;
+export const HANDSHAKE_VERSION = 2;
 export const HS_MAGIC = 0;
 export const HS_VERSION = 4;
 export const HS_TYPE = 6;
@@ -523,7 +527,6 @@ export const HELLO_SIZE = 32;
 export const HELLO_DOORBELL = 8;
 export const ANSWER_SIZE = 32;
 export const ANS_STATUS = 8;
-export const ANS_DOORBELL = 12;
 export const ANS_SEGMENT_SIZE = 16;
 export const ANS_RX = 20;
 export const ANS_TX = 24;

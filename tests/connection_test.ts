@@ -108,6 +108,7 @@ test(`bytes and messages both ways in one process; close lets the peer drain, th
   const client = await sm.connect(name);
   const server = (await listener.accept())!;
   assert.equal(server.peer.pid, process.pid);
+  await assert.rejects(server.send(new Uint8Array(server.tx.size)), RangeError);
   for (let i = 0; i < 10; i++) await client.send(new Uint8Array([i]));
   client.close();
   const got: number[] = [];
@@ -115,7 +116,15 @@ test(`bytes and messages both ways in one process; close lets the peer drain, th
   assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "every message sent before close arrives, then the end");
   assert.equal(await server.receive(), null);
   await assert.rejects(client.send(new Uint8Array(1)), isCode("deleted"));
-  await assert.rejects(server.send(new Uint8Array(server.tx.size)), RangeError);
+  // The client's end of the pair is closed: nobody will read what the server sends.
+  for (let i = 0; i < 100 && !server.signal.aborted; i++) await sleep(10);
+  assert.match(String(server.signal.reason), /peer-gone|closed it/);
+  await assert.rejects(
+    server.send(new Uint8Array(1)),
+    (e: Error) => isCode("peer-gone")(e) && /closed it/.test(e.message),
+  );
+  assert.equal(await server.receive(), null, "reads still end as the client closed them");
+  for await (const _ of server.readable) assert.fail("nothing more to read");
   server.close();
   assert.equal(sm.size, 0);
 });
@@ -159,6 +168,30 @@ test(`a ${OTHER} client killed mid-stream: the pending receive ends with peer-go
     assert.equal(conn.closed, true);
     assert.equal(sm.size, 0, "the connection's segment is unmapped");
     await assert.rejects(conn.send(new Uint8Array(1)), isCode("peer-gone"));
+  } finally {
+    client.kill("SIGKILL");
+    await client.done;
+  }
+});
+
+test(`a ${OTHER} client whose hello names another doorbell (the listener's own) and that dies: peer-gone within a second`, async () => {
+  // The death of the process at the other end is seen by the kernel, not through a word the peer wrote.
+  using sm = new SegmentMain();
+  const name = uniqueName("forge");
+  using listener = await sm.listen(name);
+  const client = startPeer(OTHER, "conn_peer", ["forge", name]);
+  try {
+    const conn = (await listener.accept())!;
+    await client.line(/^FORGED/);
+    const pending = conn.receive({ timeoutMs: 5000 });
+    pending.catch(() => {}); // asserted below
+    client.kill("SIGKILL");
+    await client.done;
+    const killed = performance.now();
+    await assert.rejects(pending, isCode("peer-gone"));
+    const took = performance.now() - killed;
+    assert.ok(took < 1000, `peer-gone after ${took.toFixed(0)} ms`);
+    assert.equal(sm.size, 0, "the connection's segment is unmapped");
   } finally {
     client.kill("SIGKILL");
     await client.done;
@@ -422,13 +455,17 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
   const segment = template.create({ type: "memfd", name: "fake", size: 1 << 20 });
   const fifo = segment.allocFifo(4096)!;
   const answer = (rx: number, tx: number) =>
-    encodeAnswer({ status: ANSWER_ACCEPTED, doorbell: 1, segmentSize: segment.size, rx, tx, reason: "" });
+    encodeAnswer({ status: ANSWER_ACCEPTED, segmentSize: segment.size, rx, tx, reason: "" });
+  const [end, far] = os.socketPair();
+  const good = answer(fifo.offset, fifo.offset + 4352);
   const cases: [string, Uint8Array, number[]][] = [
     ["garbage", crypto.getRandomValues(new Uint8Array(40)), []],
-    ["no fd", answer(fifo.offset, fifo.offset + 4352), []],
-    ["two fds", answer(fifo.offset, fifo.offset), [segment.fd!, segment.fd!]],
-    ["one fifo twice", answer(fifo.offset, fifo.offset), [segment.fd!]],
-    ["an offset that is no fifo", answer(fifo.offset, 12345), [segment.fd!]],
+    ["no fd", good, []],
+    ["no socket", good, [segment.fd!]],
+    ["three fds", good, [segment.fd!, end, end]],
+    ["a file for the socket", good, [segment.fd!, segment.fd!]],
+    ["one fifo twice", answer(fifo.offset, fifo.offset), [segment.fd!, end]],
+    ["an offset that is no fifo", answer(fifo.offset, 12345), [segment.fd!, end]],
   ];
   try {
     let fdsBefore = 0;
@@ -453,6 +490,8 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
     assert.equal(fds(), fdsBefore, "every fd that came with an answer was closed");
   } finally {
     os.close(fd);
+    os.close(end);
+    os.close(far);
     template[Symbol.dispose]();
   }
 });

@@ -61,7 +61,7 @@ export class Connection {
   readonly #tx: Fifo;
   readonly #release: () => void;
   readonly #stopWatch: () => void;
-  /** Aborted when the peer's process dies (the public `signal`): sends and waits on tx end. */
+  /** Aborted when the peer's process dies or it closes (the public `signal`): sends and waits on tx end. */
   readonly #gone = new AbortController();
   /** Aborted once the peer is dead and rx is drained (or at close): reads of rx end. */
   readonly #rxEnd = new AbortController();
@@ -86,7 +86,7 @@ export class Connection {
     this.#rx = parts.rx;
     this.#tx = parts.tx;
     this.#release = parts.release;
-    this.#stopWatch = parts.watch(() => this.#peerGone());
+    this.#stopWatch = parts.watch(() => this.#peerLeft());
   }
 
   /** The connection's segment (in this process's SegmentMain pool while the connection is open). */
@@ -105,11 +105,12 @@ export class Connection {
   }
 
   /**
-   * Aborted with `SegmentError` "peer-gone" when the peer's process dies. Pass it (alone or
+   * Aborted with `SegmentError` "peer-gone" when the peer's process dies or the peer closes the
+   * connection (the kernel tells: each side holds one end of a socketpair). Pass it (alone or
    * through `AbortSignal.any`) to waits on `tx` (and on `rx`, if you read it directly). What the
-   * peer sent before it died is not lost: `receive`, `messages` and `readable` deliver it, then end
-   * with "peer-gone" (or as closed, if the peer closed first); the connection's segment is
-   * released once that is read, or at `close()`.
+   * peer sent before it died or closed is not lost: `receive`, `messages` and `readable` deliver
+   * it, then end with "peer-gone" after a death, as closed after a close; after a death the
+   * connection's segment is released once that is read, else at `close()`.
    */
   get signal(): AbortSignal {
     return this.#gone.signal;
@@ -120,12 +121,28 @@ export class Connection {
     return this.#closed;
   }
 
-  #peerGone(): void {
+  /**
+   * The peer's end of the connection's socketpair closed: it closed the connection (its tx, our
+   * rx, is closed then: it closes the fifo before it lets go of the pair) or its process died.
+   * Either way nobody reads tx or writes rx any more: sends end; reads take what is in rx, then
+   * end as the peer left it (null after a close, "aborted" after an abort, else "peer-gone").
+   */
+  #peerLeft(): void {
     if (this.#closed || this.#gone.signal.aborted) return;
+    let closed = false;
+    try {
+      closed = this.#rx.isClosed;
+    } catch { /* unusable: as if it died */ }
+    const pid = this.peer.pid;
     this.#gone.abort(
-      new SegmentError("peer-gone", `the process at the other end of the connection (pid ${this.peer.pid}) died`),
+      new SegmentError(
+        "peer-gone",
+        closed
+          ? `the process at the other end of the connection (pid ${pid}) closed it`
+          : `the process at the other end of the connection (pid ${pid}) died`,
+      ),
     );
-    this.#whenDrained();
+    if (!closed) this.#whenDrained(); // else rx's reads end as the peer closed it, as they always did
   }
 
   /**
@@ -166,7 +183,7 @@ export class Connection {
 
   /**
    * Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone"
-   * if the peer died. The bytes are copied before it returns. Sends made without awaiting the one
+   * if the peer died or closed the connection. The bytes are copied before it returns. Sends made without awaiting the one
    * before go out whole, in the order made.
    */
   send(bytes: Uint8Array, options?: MessageOptions): Promise<void> {

@@ -8,7 +8,6 @@
 
 import { SegmentError } from "../errors.ts";
 import {
-  ANS_DOORBELL,
   ANS_REASON,
   ANS_REASON_LENGTH,
   ANS_RX,
@@ -38,7 +37,6 @@ export interface Hello {
 /** What a listener answers. */
 export interface Answer {
   readonly status: number;
-  readonly doorbell: number;
   readonly segmentSize: number;
   readonly rx: number;
   readonly tx: number;
@@ -83,7 +81,6 @@ export function encodeAnswer(answer: Answer): Uint8Array {
   const bytes = new Uint8Array(ANSWER_SIZE + reason.length);
   const view = header(bytes, HS_TYPE_ANSWER);
   view.setUint32(ANS_STATUS, answer.status, true);
-  view.setUint32(ANS_DOORBELL, answer.doorbell, true);
   view.setUint32(ANS_SEGMENT_SIZE, answer.segmentSize, true);
   view.setUint32(ANS_RX, answer.rx, true);
   view.setUint32(ANS_TX, answer.tx, true);
@@ -106,7 +103,6 @@ export function decodeAnswer(bytes: Uint8Array, length: number): Answer {
   }
   return {
     status,
-    doorbell: view.getUint32(ANS_DOORBELL, true),
     segmentSize: view.getUint32(ANS_SEGMENT_SIZE, true),
     rx: view.getUint32(ANS_RX, true),
     tx: view.getUint32(ANS_TX, true),

@@ -4,13 +4,16 @@
  * stream socket watched by the event loop) that clients ring after their HELLO, so that the
  * listener accepts without polling hard and without blocking. It checks the client's uid
  * (SO_PEERCRED), makes a sealed memfd segment with two fifos, and answers with the segment's fd
- * (SCM_RIGHTS) and the fifos' offsets. Messages: "Connections" in `layout.ts`.
+ * and one end of a socketpair (SCM_RIGHTS) and the fifos' offsets. Each side keeps its end of the
+ * pair open while its connection is open, and the kernel closes it when the process dies: the
+ * other side reads the end of the stream, which no word a peer writes can forge or hide.
+ * Messages: "Connections" in `layout.ts`.
  *
  * @module
  */
 
 import type { Doorbell } from "../../ffi/doorbell.ts";
-import { watchListener } from "../../ffi/doorbell.ts";
+import { watchListener, watchPeerEnd } from "../../ffi/doorbell.ts";
 import { type Os, OsError } from "../../ffi/os.ts";
 import { SegmentError } from "../errors.ts";
 import {
@@ -29,6 +32,7 @@ import type { Segment } from "../segment/segment.ts";
 import { classOf } from "../segment/allocator.ts";
 import type { WakeHub } from "../wake/wake_hub.ts";
 import { checkSignal, checkTimeout } from "../wake/sleeper.ts";
+import { S_IFMT, S_IFSOCK } from "../../ffi/symbols.ts";
 import { Connection, type PeerCredentials } from "./connection.ts";
 import { decodeAnswer, decodeHello, encodeAnswer, encodeHello, type Hello } from "./handshake.ts";
 
@@ -208,9 +212,14 @@ export class Listener implements AsyncIterable<Connection> {
     this.#open(fd, peer, hello);
   }
 
-  /** Makes the connection's segment and fifos, answers, and queues the connection. */
+  /**
+   * Makes the connection's segment and fifos and a socketpair, answers with the segment's fd and
+   * one end of the pair, and queues the connection, which watches the other end: the kernel
+   * closes the client's end when the client closes the connection or dies.
+   */
   #open(fd: number, peer: PeerCredentials, hello: Hello): void {
     let segment: Segment | undefined;
+    let life: [number, number] | undefined;
     try {
       segment = this.#host.createMemfd(
         `conn-${this.name.replaceAll("/", "_").slice(-200)}-${++serial}`,
@@ -224,32 +233,34 @@ export class Listener implements AsyncIterable<Connection> {
       }
       const answer = encodeAnswer({
         status: ANSWER_ACCEPTED,
-        doorbell: this.#doorbell,
         segmentSize: segment.size,
         rx: tx.offset,
         tx: rx.offset,
         reason: "",
       });
-      if (this.#os.sendPacket(fd, answer, [segment.fd!]) !== answer.length) throw new Error("the answer did not fit");
+      life = this.#os.socketPair();
+      const sent = this.#os.sendPacket(fd, answer, [segment.fd!, life[1]]);
+      this.#os.close(life[1]); // the client's end is the client's now (or nobody's)
+      if (sent !== answer.length) throw new Error("the answer did not fit");
       this.#host.hub().ring(hello.doorbell);
-      const os = this.#os;
       const host = this.#host;
       const made = segment;
+      const end = life[0];
+      life = undefined; // the connection's watch owns our end from here
       const connection = new Connection({
         segment: made,
         rx,
         tx,
         peer,
-        watch: (onGone) => host.hub().watchPeer(hello.doorbell, onGone),
-        release: () => {
-          host.delete(made);
-          os.close(fd);
-        },
+        watch: (onGone) => watchPeerEnd(this.#os, end, onGone),
+        release: () => host.delete(made),
       });
+      this.#os.close(fd); // the handshake is over; the pair tells of the client's end
       const taker = this.#takers.shift();
       if (taker) taker(connection);
       else this.#ready.push(connection);
     } catch (error) {
+      if (life) this.#os.close(life[0]);
       if (segment && !segment.deleted) this.#host.delete(segment);
       this.#drop(fd, peer, `could not open the connection: ${(error as Error).message}`);
     }
@@ -257,7 +268,7 @@ export class Listener implements AsyncIterable<Connection> {
 
   #answer(fd: number, status: number, reason: string): void {
     try {
-      this.#os.sendPacket(fd, encodeAnswer({ status, doorbell: 0, segmentSize: 0, rx: 0, tx: 0, reason }));
+      this.#os.sendPacket(fd, encodeAnswer({ status, segmentSize: 0, rx: 0, tx: 0, reason }));
     } catch { /* the client is gone: nothing to tell */ }
   }
 
@@ -432,10 +443,13 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
     if (packet.truncated) throw new SegmentError("handshake", "the answer was cut short");
     const answer = decodeAnswer(buffer, packet.length);
     if (answer.status !== ANSWER_ACCEPTED) throw new SegmentError("refused", `"${name}" refused: ${answer.reason}`);
-    if (fds.length !== 1) throw new SegmentError("handshake", `the answer carried ${fds.length} fds, not 1`);
+    if (fds.length !== 2) throw new SegmentError("handshake", `the answer carried ${fds.length} fds, not 2`);
     const peer = os.peerCredentials(fd);
     if (peer.uid !== os.geteuid() && !uids.includes(peer.uid)) {
       throw new SegmentError("refused", `the listener at "${name}" runs as uid ${peer.uid} (allowUids)`);
+    }
+    if ((os.fstat(fds[1]).mode & S_IFMT) !== S_IFSOCK) {
+      throw new SegmentError("handshake", "the answer's second fd is no socket");
     }
     // 4. The segment and its fifos, every offset checked.
     const segment = host.attachMemfd(fds[0], peer.uid !== os.geteuid());
@@ -454,26 +468,27 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
         throw new SegmentError("handshake", `the answer's fifos: ${(error as Error).message}`);
       }
       if (rx.offset === tx.offset) throw new SegmentError("handshake", "the answer names one fifo twice");
-      const socket = fd;
+      const end = fds.pop()!; // the watch owns it from here, also when it throws
       return new Connection({
         segment,
         rx,
         tx,
         peer: { pid: peer.pid, uid: peer.uid },
-        watch: (onGone) => hub.watchPeer(answer.doorbell, onGone),
-        release: () => {
-          host.delete(segment);
-          os.close(socket);
+        watch: (onGone) => {
+          try {
+            return watchPeerEnd(os, end, onGone);
+          } catch (error) {
+            throw new SegmentError("handshake", `the answer's socket: ${(error as Error).message}`);
+          }
         },
+        release: () => host.delete(segment),
       });
     } catch (error) {
       host.delete(segment);
       throw error;
     }
-  } catch (error) {
-    if (fd >= 0) os.close(fd);
-    throw error;
   } finally {
+    os.close(fd); // the handshake is over: the pair tells of the listener's end
     for (const passed of fds) os.close(passed);
   }
 }

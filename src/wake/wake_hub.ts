@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Doorbell, watchPeerSocket } from "../../ffi/doorbell.ts";
+import type { Doorbell } from "../../ffi/doorbell.ts";
 import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
 import { doorbellName, doorbellPipeGate } from "../layout.ts";
@@ -213,17 +213,6 @@ export class WakeHub {
   onRing(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
-  }
-
-  /**
-   * Calls `onGone` once the process whose doorbell is `key` dies (or disposes its SegmentMain):
-   * a connection to its doorbell, watched by the event loop, closes then. Returns a function that
-   * stops watching. A doorbell nobody listens on calls `onGone` at once (in a microtask); our own
-   * is not watched.
-   */
-  watchPeer(key: number, onGone: () => void): () => void {
-    if (this.isOwn(key)) return () => {}; // our own process: if it dies, nobody is left to tell
-    return watchPeerSocket(this.#os, doorbellName(key), onGone);
   }
 
   #tickAll(): void {

@@ -8,14 +8,27 @@
 //   raw NAME WHAT               a raw SOCK_SEQPACKET client: WHAT is garbage, short, silent or big;
 //                               prints SENT (and the listener's answer, if any) and sleeps until killed
 //   stream NAME BYTES           connect; write BYTES patterned bytes through writable; close; DONE
+//   forge NAME                  a raw client whose HELLO names the listener's own doorbell (found
+//                               in /proc): answered, it prints FORGED, keeps the fds it was passed,
+//                               never attaches the segment, and sleeps until killed
 import { SegmentError, SegmentMain } from "../../mod.ts";
 import { patternByte } from "../helpers.ts";
+import { encodeHello } from "../../src/connection/handshake.ts";
+import { bellName } from "../../src/layout.ts";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, a, b] = process.argv.slice(2);
 using sm = new SegmentMain();
 const forever = () => new Promise(() => setInterval(() => {}, 60_000));
 const say = (line: string) => console.log(line);
+const readlinkOr = (path: string) => {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return ""; // closed meanwhile
+  }
+};
 let result: unknown = {};
 
 if (mode === "serve") {
@@ -92,6 +105,35 @@ if (mode === "serve") {
     await new Promise((r) => setTimeout(r, 20));
   }
   await forever();
+} else if (mode === "forge") {
+  const os = sm.os;
+  const fd = os.connectUnix(name, "seqpacket");
+  // The listener's own doorbell: the abstract socket named svm-wake-KEY among its process's fds.
+  const pid = os.peerCredentials(fd).pid;
+  const inodes = new Set(
+    readdirSync(`/proc/${pid}/fd`).map((f) => readlinkOr(`/proc/${pid}/fd/${f}`)).filter((l) =>
+      l.startsWith("socket:")
+    ),
+  );
+  const line = readFileSync("/proc/net/unix", "utf8").split("\n").find((l) => {
+    const fields = l.trim().split(/\s+/);
+    return /^@svm-wake-[0-9a-f]{8}$/.test(fields[7] ?? "") && inodes.has(`socket:[${fields[6]}]`);
+  });
+  if (line === undefined) throw new Error(`no doorbell among the fds of ${pid}`);
+  const key = parseInt(line.trim().split(/\s+/)[7].slice(-8), 16);
+  os.sendPacket(fd, encodeHello({ doorbell: key }));
+  try {
+    os.close(os.connectUnix(bellName(name))); // a ring, so that the listener looks now
+  } catch { /* it polls besides */ }
+  const buffer = new Uint8Array(4096);
+  for (let i = 0; i < 200; i++, await new Promise((r) => setTimeout(r, 10))) {
+    const got = os.recvPacket(fd, buffer);
+    if (got === null) continue;
+    // Answered. The passed fds stay open and the segment is never attached.
+    say(`FORGED ${key.toString(16)}`);
+    await forever();
+  }
+  throw new Error("no answer");
 } else if (mode === "stream") {
   const conn = await sm.connect(name);
   const total = Number(a);
