@@ -379,11 +379,12 @@ export function watchPeerEnd(os: Os, fd: number, onClose: () => void): () => voi
     done = true;
     onClose();
   };
-  const connect = (globalThis as { Bun?: { connect: BunConnect } }).Bun?.connect;
-  if (connect !== undefined) {
+  // Bun.connect({ fd }): Bun's FdSocketOptions, missing from some versions of its types.
+  const bun = (globalThis as unknown as { Bun?: { connect: BunConnect } }).Bun;
+  if (bun !== undefined) {
     let adopted: BunFdSocket | undefined;
     let stopped = false;
-    connect({ fd, socket: { data() {}, end: fire, close: fire, error: fire, connectError: fire } }).then(
+    bun.connect({ fd, socket: { data() {}, end: fire, close: fire, error: fire, connectError: fire } }).then(
       (socket) => {
         if (stopped) return socket.terminate();
         adopted = socket;

@@ -198,6 +198,36 @@ test(`a ${OTHER} client whose hello names another doorbell (the listener's own) 
   }
 });
 
+test(`disposing a SegmentMain closes its listeners and connections: a ${OTHER} server reads the end, no fd stays open`, async () => {
+  const name = uniqueName("dispose");
+  const other = uniqueName("dispose-l");
+  const before = fds();
+  const server = startPeer(OTHER, "conn_peer", ["serve", name, "1"]);
+  try {
+    await server.line(/^LISTENING/);
+    const sm = new SegmentMain();
+    const conn = await sm.connect(name);
+    await conn.send(new Uint8Array([7]));
+    assert.deepEqual(await conn.receive(), new Uint8Array([7]));
+    await sm.listen(other);
+    sm[Symbol.dispose]();
+    assert.equal(conn.closed, true, "the connection is closed with its SegmentMain");
+    // The server's echo loop ends (receive gives null) only if it saw the end of the connection.
+    const served = await server.done;
+    expectSuccess(served, "the server");
+    assert.deepEqual(done(served.stdout), { served: 1 });
+    using again = new SegmentMain();
+    using listener = await again.listen(other); // the disposed main's listener let go of the name
+    assert.equal(listener.name, other);
+  } finally {
+    server.kill("SIGKILL");
+    await server.done;
+  }
+  // Sockets watched by the event loop are closed by it, a turn or so later.
+  for (let i = 0; i < 100 && fds() !== before; i++) await sleep(10);
+  assert.equal(fds(), before, "every fd of the disposed SegmentMain and of its connection is closed");
+});
+
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {
   using sm = new SegmentMain(); // the client's pool: its bell connection outlives the first listener
   using server = new SegmentMain();

@@ -47,6 +47,11 @@ export interface ConnectionHost {
   attachMemfd(fd: number, allowForeign: boolean): Segment;
   /** Deletes a segment of the pool. */
   delete(segment: Segment): void;
+  /**
+   * Closes `resource` when the SegmentMain is disposed (at once if it was); returns the function
+   * that forgets it, for when it closes first.
+   */
+  hold(resource: { close(): void }): () => void;
 }
 
 /** Options of `sm.listen`. */
@@ -129,6 +134,7 @@ export class Listener implements AsyncIterable<Connection> {
   readonly #takers: ((connection: Connection | null) => void)[] = [];
   readonly #buffer = new Uint8Array(4096);
   #closed = false;
+  readonly #forget: () => void;
   /** Refused or failed handshakes so far. */
   refused = 0;
 
@@ -157,6 +163,7 @@ export class Listener implements AsyncIterable<Connection> {
       this.pump();
     }, POLL_MS);
     (this.#poll as { unref?: () => void }).unref?.();
+    this.#forget = host.hold(this);
   }
 
   /** @ignore @internal Accepts what waits and moves every handshake on; runs on a bell ring and every 100 ms. */
@@ -247,14 +254,19 @@ export class Listener implements AsyncIterable<Connection> {
       const made = segment;
       const end = life[0];
       life = undefined; // the connection's watch owns our end from here
+      let forget = () => {};
       const connection = new Connection({
         segment: made,
         rx,
         tx,
         peer,
         watch: (onGone) => watchPeerEnd(this.#os, end, onGone),
-        release: () => host.delete(made),
+        release: () => {
+          forget();
+          host.delete(made);
+        },
       });
+      forget = host.hold(connection);
       this.#os.close(fd); // the handshake is over; the pair tells of the client's end
       const taker = this.#takers.shift();
       if (taker) taker(connection);
@@ -303,6 +315,7 @@ export class Listener implements AsyncIterable<Connection> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#forget();
     clearInterval(this.#poll);
     this.#bell.close();
     for (const fd of this.#handshaking.keys()) this.#os.close(fd);
@@ -469,7 +482,8 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       }
       if (rx.offset === tx.offset) throw new SegmentError("handshake", "the answer names one fifo twice");
       const end = fds.pop()!; // the watch owns it from here, also when it throws
-      return new Connection({
+      let forget = () => {};
+      const connection = new Connection({
         segment,
         rx,
         tx,
@@ -481,8 +495,13 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
             throw new SegmentError("handshake", `the answer's socket: ${(error as Error).message}`);
           }
         },
-        release: () => host.delete(segment),
+        release: () => {
+          forget();
+          host.delete(segment);
+        },
       });
+      forget = host.hold(connection);
+      return connection;
     } catch (error) {
       host.delete(segment);
       throw error;

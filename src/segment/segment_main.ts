@@ -139,6 +139,9 @@ export class SegmentMain implements Iterable<Segment> {
   /** The mapped segments of each file ("dev:ino"): the mappings a view could lie in, found at once however many segments the pool holds. */
   readonly #byFile = new Map<string, Set<Segment>>();
   #live = 0;
+  /** Listeners and connections, closed at dispose. */
+  readonly #held = new Set<{ close(): void }>();
+  #disposed = false;
 
   /** An empty pool. `timeoutSeconds` bounds how long `attach` waits for a creator. */
   constructor(options: SegmentMainOptions = {}) {
@@ -164,6 +167,14 @@ export class SegmentMain implements Iterable<Segment> {
       attachMemfd: (fd) => this.attach({ type: "memfd", fd }),
       delete: (segment) => {
         if (!segment.deleted && this.indexOf(segment) >= 0) this.delete(segment);
+      },
+      hold: (resource) => {
+        if (this.#disposed) {
+          resource.close();
+          return () => {};
+        }
+        this.#held.add(resource);
+        return () => this.#held.delete(resource);
       },
     };
   }
@@ -601,9 +612,21 @@ export class SegmentMain implements Iterable<Segment> {
     for (const segment of this.#pool) if (segment) yield segment;
   }
 
-  /** Deletes every segment in the pool, and closes this main's doorbell and wake-up connections. */
+  /**
+   * Closes this main's listeners and connections (their peers read the end), deletes every
+   * segment in the pool, and closes its doorbell and wake-up connections.
+   */
   [Symbol.dispose](): void {
+    this.#disposed = true;
     const errors: unknown[] = [];
+    for (const resource of [...this.#held]) {
+      try {
+        resource.close();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    this.#held.clear();
     for (const segment of [...this]) {
       try {
         this.delete(segment);
