@@ -45,6 +45,11 @@ import {
   MSGHDR_SIZE,
   O_CLOEXEC,
   O_NONBLOCK,
+  POLLERR,
+  POLLFD_REVENTS,
+  POLLFD_SIZE,
+  POLLHUP,
+  POLLNVAL,
   PROT_READ,
   PROT_WRITE,
   SCM_RIGHTS,
@@ -109,6 +114,7 @@ export interface Native {
         | "send"
         | "pipe2"
         | "socketpair"
+        | "poll"
         | "write"
         | "sigaction"
     ]: NativeFn;
@@ -519,6 +525,14 @@ export function makeOs(native: Native): Os {
       const ends = new Int32Array(2);
       if (f.pipe2(new Uint8Array(ends.buffer), O_NONBLOCK | O_CLOEXEC) !== 0) fail("pipe2");
       return { read: ends[0], write: ends[1] };
+    },
+    hungUp(fds) {
+      const table = new DataView(new ArrayBuffer(fds.length * POLLFD_SIZE));
+      fds.forEach((fd, i) => table.setInt32(i * POLLFD_SIZE, fd, true)); // events 0: only what is always reported
+      if (fds.length > 0 && f.poll(new Uint8Array(table.buffer), BigInt(fds.length), 0) < 0) fail("poll");
+      return fds.map((_, i) =>
+        (table.getInt16(i * POLLFD_SIZE + POLLFD_REVENTS, true) & (POLLERR | POLLHUP | POLLNVAL)) !== 0
+      );
     },
     socketPair() {
       const ends = new Int32Array(2);

@@ -135,6 +135,12 @@ export interface Os {
   send(fd: number, bytes: Uint8Array): number;
   /** `pipe2(O_NONBLOCK | O_CLOEXEC)`: both ends, nonblocking. */
   pipe(): { read: number; write: number };
+  /**
+   * `poll(fds, 0 events, timeout 0)`: for each fd, whether the kernel reports it hung up, in error
+   * or not open (POLLHUP, POLLERR, POLLNVAL): a socket whose peer closed, a pipe's write end
+   * whose readers are gone. One system call, never blocks.
+   */
+  hungUp(fds: readonly number[]): boolean[];
   /** `socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`: two connected ends. */
   socketPair(): [number, number];
   /**

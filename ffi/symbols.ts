@@ -99,6 +99,7 @@ export const LIBC_SYMBOLS = {
     ret: "i64",
   },
   pipe2: { c: "int pipe2(int pipefd[2], int flags)", args: ["buffer", "i32"], ret: "i32" },
+  poll: { c: "int poll(struct pollfd *fds, nfds_t nfds, int timeout)", args: ["buffer", "usize", "i32"], ret: "i32" },
   socketpair: {
     c: "int socketpair(int domain, int type, int protocol, int sv[2])",
     args: ["i32", "i32", "i32", "buffer"],
@@ -184,6 +185,13 @@ export const MAX_PASSED_FDS = 4;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const MSG_DONTWAIT = 0x40;
+/** `struct pollfd`: `int fd; short events; short revents;`. */
+export const POLLFD_SIZE = 8;
+export const POLLFD_REVENTS = 6;
+/** `revents` bits that say an fd's other end is gone (or the fd is not open). */
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const POLLNVAL = 0x20;
 export const MSG_NOSIGNAL = 0x4000;
 /** sizeof(struct sockaddr_un): sa_family_t (u16) and 108 bytes of path. */
 export const SOCKADDR_UN_SIZE = 110;

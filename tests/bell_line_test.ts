@@ -248,3 +248,20 @@ test("a pipe whose reader is gone: the ring fails with EPIPE (no SIGPIPE), and t
       os.close(pipe.write);
     }
   }));
+
+test("hungUp tells a line whose doorbell is gone: a pipe without readers, a socket whose peer closed, a closed fd", () => {
+  const pipe = os.pipe();
+  const [a, b] = os.socketPair();
+  try {
+    assert.deepEqual(os.hungUp([pipe.write, a, b]), [false, false, false], "both ends open");
+    os.close(pipe.read);
+    os.close(b);
+    assert.deepEqual(os.hungUp([pipe.write, a]), [true, true], "the other ends closed");
+    assert.deepEqual(os.hungUp([]), []);
+    assert.deepEqual(os.hungUp([pipe.write]), [true]);
+  } finally {
+    os.close(pipe.write);
+    os.close(a);
+  }
+  assert.deepEqual(os.hungUp([2 ** 30]), [true], "an fd that is not open");
+});

@@ -29,6 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
 startReaper(); // its pipe is open before any fd is counted
 const fds = () => readdirSync("/proc/self/fd").length;
+const CLIENTS = process.env.SVM_LONG ? 100 : 16;
 /** Mappings of memfd files: our segments (the engine's own heap mappings come and go). */
 const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes("/memfd:")).length;
 
@@ -226,6 +227,29 @@ test(`disposing a SegmentMain closes its listeners and connections: a ${OTHER} s
   // Sockets watched by the event loop are closed by it, a turn or so later.
   for (let i = 0; i < 100 && fds() !== before; i++) await sleep(10);
   assert.equal(fds(), before, "every fd of the disposed SegmentMain and of its connection is closed");
+});
+
+test(`${CLIENTS} ${OTHER} client processes come and go: the listener keeps no line to a dead one's doorbell`, async () => {
+  // Each client sleeps in its receive, so the server's echo rings its doorbell on a kept line.
+  using sm = new SegmentMain();
+  const name = uniqueName("churn");
+  using listener = await sm.listen(name);
+  const serving = (async () => {
+    for await (const conn of listener) {
+      for await (const message of conn.messages()) await conn.send(message);
+      conn.close();
+    }
+  })();
+  let warm = 0;
+  for (let i = 0; i < CLIENTS; i++) {
+    expectSuccess(await startPeer(OTHER, "conn_peer", ["client", name, "3"]).done, `client ${i}`);
+    if (i === 1) warm = fds();
+  }
+  await sleep(50);
+  const grown = fds() - warm;
+  assert.ok(grown <= 8, `${grown} fds more after ${CLIENTS - 2} more clients came and went`);
+  listener.close();
+  await serving;
 });
 
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {

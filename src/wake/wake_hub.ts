@@ -35,6 +35,9 @@ export type OpenDoorbell = (
   gateOf?: (name: string) => string,
 ) => Promise<Doorbell>;
 
+/** Lines kept before the first sweep for lines to processes that are gone. */
+const SWEEP_MIN = 4;
+
 /** errnos that say the doorbell's listener is gone. */
 const GONE = new Set(["EPIPE", "ECONNRESET", "ENOTCONN", "ECONNREFUSED", "ENOENT"]);
 
@@ -46,6 +49,11 @@ export class WakeHub {
   #opened: Doorbell | undefined;
   /** Lines to other processes' doorbells (by key) and to listeners' bells (by socket name). */
   readonly #lines = new Map<number | string, BellLine>();
+  /**
+   * How many lines make the next new one sweep them all: twice as many as the last sweep left,
+   * so that lines to processes that died (which nothing rings again) cost O(1) per line made.
+   */
+  #sweepAt = SWEEP_MIN;
   /** Whether rings may go through pipes (SIGPIPE ignored); asked at the first ring. */
   #pipeRings: boolean | undefined;
   /** The segments whose sleepers a ring services (an array: it is walked on every wake-up). */
@@ -168,6 +176,7 @@ export class WakeHub {
           const gate = typeof id === "number" && this.#pipes() ? doorbellPipeGate(name) : undefined;
           line = BellLine.open(this.#os, name, gate);
           this.#lines.set(id, line);
+          if (this.#lines.size >= this.#sweepAt) this.#sweep();
         }
         line.ring(); // a full buffer: the listener has bytes to read anyway
         return;
@@ -179,6 +188,25 @@ export class WakeHub {
         if (!(error instanceof OsError) || !GONE.has(error.code) || error.call === "connect") return;
       }
     }
+  }
+
+  /**
+   * Closes the lines whose doorbell is gone (its process died or closed it): one `poll` over
+   * them all. Nothing rings a dead process's doorbell again, so without it a process whose
+   * peers come and go would keep an fd (or two) per peer it ever rang.
+   */
+  #sweep(): void {
+    const lines = [...this.#lines];
+    let gone: boolean[] = [];
+    try {
+      gone = this.#os.hungUp(lines.map(([, line]) => line.fd));
+    } catch { /* try again at the next sweep */ }
+    lines.forEach(([id, line], i) => {
+      if (!gone[i]) return;
+      this.#lines.delete(id);
+      line.close();
+    });
+    this.#sweepAt = Math.max(SWEEP_MIN, 2 * this.#lines.size);
   }
 
   /** Whether this process may ring through pipes: only when SIGPIPE is ignored (asked once). */
