@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { SegmentMain } from "../mod.ts";
 import { OsError } from "../ffi/os.ts";
-import { encodeAnswer } from "../src/connection/handshake.ts";
+import { encodeAnswer, encodeHello } from "../src/connection/handshake.ts";
 import { ANSWER_ACCEPTED, HELLO_SIZE } from "../src/layout.ts";
 import {
   expectSuccess,
@@ -498,6 +498,26 @@ test(`hostile clients (raw ${OTHER} sockets): garbage, short, oversized and sile
     for (const raw of raws) raw.kill("SIGKILL");
     await Promise.all(raws.map((r) => r.done));
   }
+});
+
+test("clients that leave right after their hello: the listener's answer fails, and it keeps no fd and no segment", async () => {
+  using sm = new SegmentMain();
+  const os = sm.os;
+  const name = uniqueName("quit");
+  const refusals: string[] = [];
+  using listener = await sm.listen(name, { onRefused: (r) => refusals.push(r.reason) });
+  const before = fds();
+  for (let i = 0; i < 20; i++) {
+    const fd = os.connectUnix(name, "seqpacket");
+    os.sendPacket(fd, encodeHello({ doorbell: 1 }));
+    os.close(fd); // gone before the listener looks
+  }
+  listener.pump();
+  for (let i = 0; i < 100 && listener.refused < 20; i++) await sleep(10);
+  assert.equal(listener.refused, 20, refusals.join("; "));
+  assert.ok(refusals.every((r) => /could not open the connection/.test(r)), refusals[0]);
+  assert.equal(sm.size, 0, "no segment stays");
+  assert.equal(fds(), before, "no fd stays");
 });
 
 test("a hostile listener: garbage answers, missing or extra fds, bad offsets are typed errors; nothing is left behind", async () => {

@@ -246,8 +246,12 @@ export class Listener implements AsyncIterable<Connection> {
         reason: "",
       });
       life = this.#os.socketPair();
-      const sent = this.#os.sendPacket(fd, answer, [segment.fd!, life[1]]);
-      this.#os.close(life[1]); // the client's end is the client's now (or nobody's)
+      let sent: number;
+      try {
+        sent = this.#os.sendPacket(fd, answer, [segment.fd!, life[1]]);
+      } finally {
+        this.#os.close(life[1]); // the client's end is the client's now (or nobody's)
+      }
       if (sent !== answer.length) throw new Error("the answer did not fit");
       this.#host.hub().ring(hello.doorbell);
       const host = this.#host;
