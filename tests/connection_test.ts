@@ -18,11 +18,13 @@ import {
   RUNTIME,
   runtimeBinary,
   scriptCommand,
+  SEED,
   startPeer,
   startReaper,
   tempPath,
   tracked,
   uniqueName,
+  xorshift,
 } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -30,6 +32,7 @@ const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
 startReaper(); // its pipe is open before any fd is counted
 const fds = () => readdirSync("/proc/self/fd").length;
 const CLIENTS = process.env.SVM_LONG ? 100 : 16;
+const KILLS = process.env.SVM_LONG ? 200 : 16;
 /** Mappings of memfd files: our segments (the engine's own heap mappings come and go). */
 const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes("/memfd:")).length;
 
@@ -250,6 +253,45 @@ test(`${CLIENTS} ${OTHER} client processes come and go: the listener keeps no li
   assert.ok(grown <= 8, `${grown} fds more after ${CLIENTS - 2} more clients came and went`);
   listener.close();
   await serving;
+});
+
+test(`${KILLS} ${OTHER} clients SIGKILLed at random moments (before, during and after the handshake, mid-echo): the listener keeps nothing of them`, async () => {
+  using sm = new SegmentMain();
+  const name = uniqueName("kills");
+  using listener = await sm.listen(name);
+  const ended: string[] = [];
+  const serving = (async () => {
+    const handlers: Promise<void>[] = [];
+    for await (const conn of listener) {
+      handlers.push((async () => {
+        try {
+          for await (const message of conn.messages()) await conn.send(message);
+          ended.push("end");
+        } catch (error) {
+          if (!isCode("peer-gone")(error)) throw error;
+          ended.push("peer-gone");
+        }
+        conn.close();
+      })());
+    }
+    await Promise.all(handlers);
+  })();
+  // A first client that comes and goes, so that the doorbell and the bell are open before the count.
+  expectSuccess(await startPeer(OTHER, "conn_peer", ["client", name, "1"]).done, "the first client");
+  const before = fds();
+  const random = xorshift(SEED + 77);
+  for (let i = 0; i < KILLS; i++) {
+    const client = startPeer(OTHER, "conn_peer", ["client", name, "100000"]);
+    await sleep(random() * 300);
+    client.kill("SIGKILL");
+    await client.done;
+  }
+  for (let i = 0; i < 200 && (sm.size > 0 || fds() > before + 8); i++) await sleep(10);
+  assert.equal(sm.size, 0, `no connection's segment stays (${ended.length} connections ended)`);
+  assert.ok(fds() <= before + 8, `${fds() - before} fds more after ${KILLS} killed clients`);
+  listener.close();
+  await serving;
+  assert.ok(ended.every((e) => e === "peer-gone" || e === "end"));
 });
 
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {
