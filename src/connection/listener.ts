@@ -26,6 +26,7 @@ import {
   EVENTS_BYTES,
   FIFO_AREA_START,
   FIFO_HEADER_SIZE,
+  MAX_SEGMENT_SIZE,
   PAGE_SIZE,
 } from "../layout.ts";
 import type { Segment } from "../segment/segment.ts";
@@ -66,6 +67,13 @@ export interface ListenOptions {
   onRefused?: (refusal: Refusal) => void;
   /** How long a client may take between connecting and its HELLO. Default 5000 ms. */
   handshakeTimeoutMs?: number;
+  /**
+   * Connections in the making or made and not yet accepted, at most. Default 128. Beyond it the
+   * listener takes no more clients until the program accepts one: the others wait in the
+   * kernel's queue (their `connect` waits, up to its timeout), and a flood of clients costs the
+   * listener's process at most this many fds and segments.
+   */
+  backlog?: number;
 }
 
 /** A handshake the listener refused, and why. */
@@ -87,6 +95,7 @@ export interface ConnectOptions {
 }
 
 const POLL_MS = 100;
+const DEFAULT_BACKLOG = 128;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function checkName(name: unknown): string {
@@ -128,6 +137,7 @@ export class Listener implements AsyncIterable<Connection> {
   readonly #uids: number[];
   readonly #onRefused: ((refusal: Refusal) => void) | undefined;
   readonly #handshakeMs: number;
+  readonly #backlog: number;
   readonly #poll: ReturnType<typeof setInterval>;
   readonly #handshaking = new Map<number, number>(); // fd -> deadline
   readonly #ready: Connection[] = [];
@@ -158,6 +168,7 @@ export class Listener implements AsyncIterable<Connection> {
     this.#uids = checkUids(options.allowUids);
     this.#onRefused = options.onRefused;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 5000;
+    this.#backlog = options.backlog ?? DEFAULT_BACKLOG;
     this.#poll = setInterval(() => {
       this.#bell.recover(); // connections its listener left waiting after running out of fds
       this.pump();
@@ -169,7 +180,7 @@ export class Listener implements AsyncIterable<Connection> {
   /** @ignore @internal Accepts what waits and moves every handshake on; runs on a bell ring and every 100 ms. */
   pump(): void {
     if (this.#closed) return;
-    for (;;) {
+    while (this.#handshaking.size + this.#ready.length < this.#backlog) {
       let fd: number;
       try {
         fd = this.#os.accept(this.#fd);
@@ -298,7 +309,10 @@ export class Listener implements AsyncIterable<Connection> {
   /** The next connection; null once the listener is closed. */
   accept(): Promise<Connection | null> {
     const ready = this.#ready.shift();
-    if (ready) return Promise.resolve(ready);
+    if (ready) {
+      if (this.#ready.length + this.#handshaking.size + 1 >= this.#backlog) queueMicrotask(() => this.pump()); // room again
+      return Promise.resolve(ready);
+    }
     if (this.#closed) return Promise.resolve(null);
     return new Promise((resolve) => this.#takers.push(resolve));
   }
@@ -346,6 +360,21 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   if (typeof options !== "object" || options === null) throw new TypeError("listen options must be an object");
   classOf(options.fifoSize ?? 64 * 1024);
   checkUids(options.allowUids);
+  const { segmentSize, handshakeTimeoutMs, onRefused, backlog } = options;
+  if (segmentSize !== undefined) {
+    const least = segmentBytes(options.fifoSize ?? 64 * 1024);
+    if (typeof segmentSize !== "number" || !Number.isInteger(segmentSize)) {
+      throw new TypeError(`segmentSize must be a whole number of bytes, got ${String(segmentSize)}`);
+    }
+    if (segmentSize < least || segmentSize > MAX_SEGMENT_SIZE) {
+      throw new RangeError(`segmentSize must be from ${least} (two fifos of fifoSize) to ${MAX_SEGMENT_SIZE}`);
+    }
+  }
+  if (handshakeTimeoutMs !== undefined) checkTimeout(handshakeTimeoutMs);
+  if (onRefused !== undefined && typeof onRefused !== "function") throw new TypeError("onRefused must be a function");
+  if (backlog !== undefined && (typeof backlog !== "number" || !Number.isInteger(backlog) || backlog < 1)) {
+    throw new TypeError(`backlog must be a whole number from 1, got ${String(backlog)}`);
+  }
   const os = host.os;
   let fd: number;
   try {
