@@ -365,6 +365,28 @@ test("a flood of connections that never say hello holds at most the backlog of t
   }
 });
 
+test("a SegmentMain disposed while it connects, or before it listens, rejects with 'deleted'; nothing of it stays", async () => {
+  using server = new SegmentMain();
+  const name = uniqueName("late");
+  using listener = await server.listen(name, { backlog: 1 });
+  using first = new SegmentMain();
+  const held = await first.connect(name); // fills the backlog: the next client waits for its answer
+  const sm = new SegmentMain();
+  const connecting = sm.connect(name, { timeoutMs: 5000 });
+  await sleep(100);
+  sm[Symbol.dispose]();
+  const accepted = (await listener.accept())!; // room: the waiting client is answered now
+  await assert.rejects(connecting, isCode("deleted"));
+  assert.equal(sm.size, 0);
+  const second = (await listener.accept())!;
+  assert.equal(await second.receive({ timeoutMs: 2000 }), null, "the listener's side sees the end");
+  await assert.rejects(sm.listen(uniqueName("late-l")), isCode("deleted"));
+  await assert.rejects(sm.connect(name, { timeoutMs: 1000 }), isCode("deleted"));
+  accepted.close();
+  second.close();
+  held.close();
+});
+
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {
   using sm = new SegmentMain(); // the client's pool: its bell connection outlives the first listener
   using server = new SegmentMain();

@@ -169,12 +169,12 @@ export class Listener implements AsyncIterable<Connection> {
     this.#onRefused = options.onRefused;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 5000;
     this.#backlog = options.backlog ?? DEFAULT_BACKLOG;
+    this.#forget = host.hold(this); // first: it throws for a disposed SegmentMain
     this.#poll = setInterval(() => {
       this.#bell.recover(); // connections its listener left waiting after running out of fds
       this.pump();
     }, POLL_MS);
     (this.#poll as { unref?: () => void }).unref?.();
-    this.#forget = host.hold(this);
   }
 
   /** @ignore @internal Accepts what waits and moves every handshake on; runs on a bell ring and every 100 ms. */
@@ -281,7 +281,12 @@ export class Listener implements AsyncIterable<Connection> {
           host.delete(made);
         },
       });
-      forget = host.hold(connection);
+      try {
+        forget = host.hold(connection);
+      } catch (error) {
+        connection.close();
+        throw error;
+      }
       this.#os.close(fd); // the handshake is over; the pair tells of the client's end
       const taker = this.#takers.shift();
       if (taker) taker(connection);
@@ -533,7 +538,12 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
           host.delete(segment);
         },
       });
-      forget = host.hold(connection);
+      try {
+        forget = host.hold(connection);
+      } catch (error) {
+        connection.close(); // the SegmentMain was disposed while we connected: the listener sees the end
+        throw error;
+      }
       return connection;
     } catch (error) {
       host.delete(segment);

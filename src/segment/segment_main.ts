@@ -169,10 +169,7 @@ export class SegmentMain implements Iterable<Segment> {
         if (!segment.deleted && this.indexOf(segment) >= 0) this.delete(segment);
       },
       hold: (resource) => {
-        if (this.#disposed) {
-          resource.close();
-          return () => {};
-        }
+        if (this.#disposed) throw this.#disposedError();
         this.#held.add(resource);
         return () => this.#held.delete(resource);
       },
@@ -187,6 +184,7 @@ export class SegmentMain implements Iterable<Segment> {
    * of this uid (or of `allowUids`) are let in.
    */
   listen(name: string, options?: ListenOptions): Promise<Listener> {
+    if (this.#disposed) return Promise.reject(this.#disposedError());
     return listen(this.#connectionHost(), name, options);
   }
 
@@ -195,7 +193,12 @@ export class SegmentMain implements Iterable<Segment> {
    * to appear, so that either process may start first. The connection's segment joins this pool.
    */
   connect(name: string, options?: ConnectOptions): Promise<Connection> {
+    if (this.#disposed) return Promise.reject(this.#disposedError());
     return connect(this.#connectionHost(), name, options);
+  }
+
+  #disposedError(): SegmentError {
+    return new SegmentError("deleted", "the SegmentMain was disposed");
   }
 
   /** The OS binding, opened on first need (private segments never need it). */
