@@ -1,7 +1,8 @@
 /**
  * One end of a connection made by `sm.listen` / `sm.connect`: a segment of its own (a sealed
  * memfd) holding two fifos, `rx` (the peer writes, we read) and `tx` (we write, the peer reads),
- * plus a watch on the peer's process. Bytes go through `readable` / `writable`, framed messages
+ * plus its end of a socketpair whose other end the peer holds (the kernel closes that when the
+ * peer closes the connection or dies; this side watches for it). Bytes go through `readable` / `writable`, framed messages
  * through `send` / `receive` / `messages()` (a message is a u32 length and its bytes, written
  * into the fifo in one piece, so a reader never sees half of one). Use one or the other on a
  * connection, not both.
