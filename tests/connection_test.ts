@@ -204,9 +204,14 @@ test(`a ${OTHER} client whose hello names another doorbell (the listener's own) 
   using sm = new SegmentMain();
   const name = uniqueName("forge");
   using listener = await sm.listen(name);
+  (await sm.connect(name)).close(); // this process's doorbell is open now, for the client to name
+  (await listener.accept())!.close();
   const client = startPeer(OTHER, "conn_peer", ["forge", name]);
   try {
-    const conn = (await listener.accept())!;
+    const conn = (await Promise.race([
+      listener.accept(),
+      client.done.then((r) => Promise.reject(new Error(`the forging client ended: ${r.stdout} ${r.stderr}`))),
+    ]))!;
     await client.line(/^FORGED/);
     const pending = conn.receive({ timeoutMs: 5000 });
     pending.catch(() => {}); // asserted below

@@ -49,8 +49,8 @@ export interface ConnectionHost {
   /** Deletes a segment of the pool. */
   delete(segment: Segment): void;
   /**
-   * Closes `resource` when the SegmentMain is disposed (at once if it was); returns the function
-   * that forgets it, for when it closes first.
+   * Closes `resource` when the SegmentMain is disposed; returns the function that forgets it, for
+   * when it closes first. Throws `SegmentError` "deleted" once the SegmentMain is disposed.
    */
   hold(resource: { close(): void }): () => void;
 }
@@ -131,7 +131,6 @@ export class Listener implements AsyncIterable<Connection> {
   readonly #os: Os;
   readonly #fd: number;
   readonly #bell: Doorbell;
-  readonly #doorbell: number;
   readonly #fifoSize: number;
   readonly #segmentSize: number;
   readonly #uids: number[];
@@ -154,7 +153,6 @@ export class Listener implements AsyncIterable<Connection> {
     name: string,
     fd: number,
     bell: Doorbell,
-    doorbell: number,
     options: ListenOptions,
   ) {
     this.#host = host;
@@ -162,7 +160,6 @@ export class Listener implements AsyncIterable<Connection> {
     this.name = name;
     this.#fd = fd;
     this.#bell = bell;
-    this.#doorbell = doorbell;
     this.#fifoSize = options.fifoSize ?? 64 * 1024;
     this.#segmentSize = options.segmentSize ?? segmentBytes(this.#fifoSize);
     this.#uids = checkUids(options.allowUids);
@@ -397,8 +394,7 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
     const bellFd = os.listenUnix(bellName(name), 128, "stream");
     const made: { listener?: Listener } = {};
     bell = await watchListener(bellFd, () => made.listener?.pump(), { os });
-    const doorbell = (await host.hub().doorbell()).key;
-    made.listener = new Listener(host, name, fd, bell, doorbell, options);
+    made.listener = new Listener(host, name, fd, bell, options);
     return made.listener;
   } catch (error) {
     bell?.close();
