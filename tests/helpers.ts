@@ -1,5 +1,6 @@
 // Shared helpers for the tests: unique segment names, the two runtimes' binaries, and running
 // a peer script in a child process of either runtime.
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -131,6 +132,19 @@ export interface Peer {
   kill(signal?: "SIGKILL" | "SIGTERM"): void;
   /** Resolves with the first stdout line that matches. */
   line(match: RegExp): Promise<string>;
+}
+
+/**
+ * SIGKILLs `peer`, waits for it to end, and asserts that `pending` (begun before, its rejection
+ * already caught) rejects with `SegmentError` "peer-gone" within `withinMs` of the death.
+ */
+export async function expectGoneAfterKill(peer: Peer, pending: Promise<unknown>, withinMs: number): Promise<void> {
+  peer.kill("SIGKILL");
+  await peer.done;
+  const killed = performance.now();
+  await assert.rejects(pending, isCode("peer-gone"));
+  const took = performance.now() - killed;
+  assert.ok(took < withinMs, `peer-gone after ${took.toFixed(0)} ms`);
 }
 
 /** Starts `tests/peers/NAME.ts` under a runtime. */
