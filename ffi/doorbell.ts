@@ -12,8 +12,9 @@
  * Where the socket is watched through `node:net` (Deno, Node), the doorbell also has a pipe,
  * read with `node:net`'s `onread`, whose write end it hands to wakers that ask at its gate (a
  * seqpacket socket, SCM_RIGHTS): a byte through a pipe wakes the process sooner than one through
- * a socket. The socket stays: for the first ring and for wakers that cannot use the pipe. Bun's listener keeps the socket alone: Bun reads
- * a pipe with five system calls a wake-up (and its `net.Socket({ fd })` fails).
+ * a socket. The socket stays: for the first ring and for wakers that cannot use the pipe. Bun's
+ * listener keeps the socket alone: Bun reads a pipe with five system calls a wake-up (and its
+ * `net.Socket({ fd })` fails).
  *
  * @module
  */
@@ -383,17 +384,16 @@ export function watchPeerEnd(os: Os, fd: number, onClose: () => void): () => voi
   const bun = (globalThis as unknown as { Bun?: { connect: BunConnect } }).Bun;
   if (bun !== undefined) {
     let adopted: BunFdSocket | undefined;
-    let stopped = false;
     bun.connect({ fd, socket: { data() {}, end: fire, close: fire, error: fire, connectError: fire } }).then(
       (socket) => {
-        if (stopped) return socket.terminate();
+        if (done) return socket.terminate(); // stopped, or its end came first
         adopted = socket;
         socket.unref();
       },
       fire,
     );
     return () => {
-      done = stopped = true;
+      done = true;
       adopted?.terminate();
     };
   }

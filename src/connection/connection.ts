@@ -2,10 +2,10 @@
  * One end of a connection made by `sm.listen` / `sm.connect`: a segment of its own (a sealed
  * memfd) holding two fifos, `rx` (the peer writes, we read) and `tx` (we write, the peer reads),
  * plus its end of a socketpair whose other end the peer holds (the kernel closes that when the
- * peer closes the connection or dies; this side watches for it). Bytes go through `readable` / `writable`, framed messages
- * through `send` / `receive` / `messages()` (a message is a u32 length and its bytes, written
- * into the fifo in one piece, so a reader never sees half of one). Use one or the other on a
- * connection, not both.
+ * peer closes the connection or dies; this side watches for it). Bytes go through `readable` /
+ * `writable`, framed messages through `send` / `receive` / `messages()` (a message is a u32
+ * length and its bytes, written into the fifo in one piece, so a reader never sees half of one).
+ * Use one or the other on a connection, not both.
  *
  * @module
  */
@@ -184,8 +184,8 @@ export class Connection {
 
   /**
    * Sends one message (at most `tx.size - 4` bytes), waiting for room; rejects with "peer-gone"
-   * if the peer died or closed the connection. The bytes are copied before it returns. Sends made without awaiting the one
-   * before go out whole, in the order made.
+   * if the peer died or closed the connection. The bytes are copied before it returns. Sends
+   * made without awaiting the one before go out whole, in the order made.
    */
   send(bytes: Uint8Array, options?: MessageOptions): Promise<void> {
     // Not an async function: a message that fits now costs no second promise and no resumption.

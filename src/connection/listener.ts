@@ -30,6 +30,7 @@ import {
   PAGE_SIZE,
 } from "../layout.ts";
 import type { Segment } from "../segment/segment.ts";
+import type { Fifo } from "../fifo/fifo.ts";
 import { classOf } from "../segment/allocator.ts";
 import type { WakeHub } from "../wake/wake_hub.ts";
 import { checkSignal, checkTimeout } from "../wake/sleeper.ts";
@@ -262,28 +263,9 @@ export class Listener implements AsyncIterable<Connection> {
       }
       if (sent !== answer.length) throw new Error("the answer did not fit");
       this.#host.hub().ring(hello.doorbell);
-      const host = this.#host;
-      const made = segment;
       const end = life[0];
       life = undefined; // the connection's watch owns our end from here
-      let forget = () => {};
-      const connection = new Connection({
-        segment: made,
-        rx,
-        tx,
-        peer,
-        watch: (onGone) => watchPeerEnd(this.#os, end, onGone),
-        release: () => {
-          forget();
-          host.delete(made);
-        },
-      });
-      try {
-        forget = host.hold(connection);
-      } catch (error) {
-        connection.close();
-        throw error;
-      }
+      const connection = held(this.#host, segment, rx, tx, peer, (onGone) => watchPeerEnd(this.#os, end, onGone));
       this.#os.close(fd); // the handshake is over; the pair tells of the client's end
       const taker = this.#takers.shift();
       if (taker) taker(connection);
@@ -407,6 +389,40 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   }
 }
 
+/**
+ * A connection over `segment`, held by the SegmentMain (closed when it is disposed) until it
+ * closes; its release deletes the segment. A SegmentMain disposed meanwhile closes it at once
+ * (its peer sees the end) and throws "deleted".
+ */
+function held(
+  host: ConnectionHost,
+  segment: Segment,
+  rx: Fifo,
+  tx: Fifo,
+  peer: PeerCredentials,
+  watch: (onGone: () => void) => () => void,
+): Connection {
+  let forget = () => {};
+  const connection = new Connection({
+    segment,
+    rx,
+    tx,
+    peer,
+    watch,
+    release: () => {
+      forget();
+      host.delete(segment);
+    },
+  });
+  try {
+    forget = host.hold(connection);
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+  return connection;
+}
+
 /** Whether a live listener answers at `name`. */
 function listening(os: Os, name: string): boolean {
   try {
@@ -516,31 +532,13 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       }
       if (rx.offset === tx.offset) throw new SegmentError("handshake", "the answer names one fifo twice");
       const end = fds.pop()!; // the watch owns it from here, also when it throws
-      let forget = () => {};
-      const connection = new Connection({
-        segment,
-        rx,
-        tx,
-        peer: { pid: peer.pid, uid: peer.uid },
-        watch: (onGone) => {
-          try {
-            return watchPeerEnd(os, end, onGone);
-          } catch (error) {
-            throw new SegmentError("handshake", `the answer's socket: ${(error as Error).message}`);
-          }
-        },
-        release: () => {
-          forget();
-          host.delete(segment);
-        },
+      return held(host, segment, rx, tx, { pid: peer.pid, uid: peer.uid }, (onGone) => {
+        try {
+          return watchPeerEnd(os, end, onGone);
+        } catch (error) {
+          throw new SegmentError("handshake", `the answer's socket: ${(error as Error).message}`);
+        }
       });
-      try {
-        forget = host.hold(connection);
-      } catch (error) {
-        connection.close(); // the SegmentMain was disposed while we connected: the listener sees the end
-        throw error;
-      }
-      return connection;
     } catch (error) {
       host.delete(segment);
       throw error;
