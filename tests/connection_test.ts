@@ -29,6 +29,10 @@ import {
 } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Looks every 10 ms, for up to `ms`, until `done()` (then asserted by the caller). */
+async function until(done: () => boolean, ms = 1000): Promise<void> {
+  for (const end = performance.now() + ms; !done() && performance.now() < end;) await sleep(10);
+}
 const done = (stdout: string) => JSON.parse(stdout.split("DONE ")[1]);
 startReaper(); // its pipe is open before any fd is counted
 const fds = () => readdirSync("/proc/self/fd").length;
@@ -143,7 +147,7 @@ test(`bytes and messages both ways in one process; close lets the peer drain, th
   assert.equal(await server.receive(), null);
   await assert.rejects(client.send(new Uint8Array(1)), isCode("deleted"));
   // The client's end of the pair is closed: nobody will read what the server sends.
-  for (let i = 0; i < 100 && !server.signal.aborted; i++) await sleep(10);
+  await until(() => server.signal.aborted);
   assert.match(String(server.signal.reason), /peer-gone|closed it/);
   await assert.rejects(
     server.send(new Uint8Array(1)),
@@ -245,7 +249,7 @@ test(`disposing a SegmentMain closes its listeners and connections: a ${OTHER} s
     await server.done;
   }
   // Sockets watched by the event loop are closed by it, a turn or so later.
-  for (let i = 0; i < 100 && fds() !== before; i++) await sleep(10);
+  await until(() => fds() === before);
   assert.equal(fds(), before, "every fd of the disposed SegmentMain and of its connection is closed");
 });
 
@@ -303,7 +307,7 @@ test(`${KILLS} ${OTHER} clients SIGKILLed at random moments (before, during and 
     client.kill("SIGKILL");
     await client.done;
   }
-  for (let i = 0; i < 200 && (sm.size > 0 || fds() > before + 8); i++) await sleep(10);
+  await until(() => sm.size === 0 && fds() <= before + 8, 2000);
   assert.equal(sm.size, 0, `no connection's segment stays (${ended.length} connections ended)`);
   assert.ok(fds() <= before + 8, `${fds() - before} fds more after ${KILLS} killed clients`);
   listener.close();
@@ -640,11 +644,11 @@ test("clients that leave right after their hello: the listener's answer fails, a
     os.close(fd); // gone before the listener looks
   }
   listener.pump();
-  for (let i = 0; i < 100 && listener.refused < 20; i++) await sleep(10);
+  await until(() => listener.refused >= 20);
   assert.equal(listener.refused, 20, refusals.join("; "));
   assert.ok(refusals.every((r) => /could not open the connection/.test(r)), refusals[0]);
   assert.equal(sm.size, 0, "no segment stays");
-  for (let i = 0; i < 100 && fds() > before; i++) await sleep(10); // an earlier test's sockets may still be closing
+  await until(() => fds() <= before); // an earlier test's sockets may still be closing
   assert.ok(fds() <= before, `${fds() - before} fds stay`);
 });
 
