@@ -97,5 +97,14 @@ if [ -n "$left" ]; then
   rm -f $left
   failed=$((failed + 1))
 fi
+# What failed, again at the end, where a log cut to its last lines still shows it: each failing test's name, then
+# the start of its error, at most 30 lines a runtime.
+if [ "$failed" -ne 0 ]; then
+  echo "== what failed"
+  [ -f "$out/deno.log" ] && sed -n '/^ ERRORS *$/,/^ FAILURES *$/p' "$out/deno.log" | head -30 | sed 's/^/deno: /'
+  [ -f "$out/bun.log" ] && { grep -E '^\(fail\) ' "$out/bun.log"; grep -B 20 -E '^\(fail\) ' "$out/bun.log"; } |
+    head -30 | sed 's/^/bun: /'
+  [ -f "$out/node.log" ] && sed -n '/^✖ failing tests:/,$p' "$out/node.log" | head -30 | sed 's/^/node: /'
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
