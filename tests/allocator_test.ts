@@ -266,6 +266,37 @@ test("stress: a Deno and a Bun process allocate and free mixed sizes in one segm
   }
 });
 
+test(`listing a segment while a ${OTHER} process allocates and frees every kind: fifos(), messageQueues(), messageRings() and toString() never throw`, async () => {
+  // Another process frees what a listing found before the listing has made its object for it.
+  const name = uniqueName("listing");
+  using sm = new SegmentMain();
+  const segment = sm.create({ type: "shm", name, size: 4 << 20 });
+  const peer = startPeer(OTHER, "alloc_peer", ["kinds-churn", "shm", name]);
+  try {
+    await peer.line(/^RUNNING/);
+    const found = { fifos: 0, queues: 0, rings: 0 };
+    for (const end = performance.now() + 1000; performance.now() < end;) {
+      const fifos = segment.fifos();
+      const queues = segment.messageQueues();
+      const rings = segment.messageRings();
+      for (const f of fifos) assert.match(f.toString(), /^fifo @\d+/);
+      for (const q of queues) assert.match(q.toString(), /^message queue @\d+/);
+      for (const r of rings) assert.match(r.toString(), /^message ring @\d+/);
+      assert.match(segment.toString(), new RegExp(`^\\[0\\] ${name} \\(shm\\)`));
+      found.fifos += fifos.length;
+      found.queues += queues.length;
+      found.rings += rings.length;
+    }
+    // The listings did race the peer: each kind was found live some of the time.
+    assert.ok(found.fifos > 0 && found.queues > 0 && found.rings > 0, JSON.stringify(found));
+  } finally {
+    peer.kill("SIGKILL");
+    await peer.done;
+  }
+  sm.delete(segment);
+  assert.deepEqual(shmEntries(name), []);
+});
+
 test(`kill: a ${OTHER} process SIGKILLed while allocating and freeing, 20 times; the survivors go on`, async () => {
   const name = uniqueName("kill");
   using sm = new SegmentMain();

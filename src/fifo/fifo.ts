@@ -1220,7 +1220,16 @@ export class Fifo {
 
   /** A one-line description. */
   toString(): string {
-    if (!this.isLive) return `fifo @${this.#offset} (gone)`;
+    // Another process may free it while it is described: then it is gone, as if looked at later.
+    try {
+      if (this.isLive) return this.#describe();
+    } catch (error) {
+      if (this.isLive) throw error;
+    }
+    return `fifo @${this.#offset} (gone)`;
+  }
+
+  #describe(): string {
     const chunks = this.#chunks === null
       ? ""
       : `, ${this.#chunks.count()} chunks of ${this.#chunks.chunkBytes} (size at most ${this.#maxSize}, ` +

@@ -857,7 +857,16 @@ export class MessageQueue {
 
   /** A one-line description. */
   toString(): string {
-    if (!this.isLive) return `message queue @${this.#offset} (gone)`;
+    // Another process may free it while it is described: then it is gone, as if looked at later.
+    try {
+      if (this.isLive) return this.#describe();
+    } catch (error) {
+      if (this.isLive) throw error;
+    }
+    return `message queue @${this.#offset} (gone)`;
+  }
+
+  #describe(): string {
     const rings = this.rings.map((r) => `${r.slots}x${r.slotSize} B`).join(", ");
     return `message queue @${this.#offset}: ${this.size} of ${this.#capacity} messages waiting, rings ${rings}`;
   }

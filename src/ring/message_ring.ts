@@ -733,7 +733,16 @@ export class MessageRing {
 
   /** One line. */
   toString(): string {
-    if (!this.isLive) return `message ring @${this.#offset} (gone)`;
+    // Another process may free it while it is described: then it is gone, as if looked at later.
+    try {
+      if (this.isLive) return this.#describe();
+    } catch (error) {
+      if (this.isLive) throw error;
+    }
+    return `message ring @${this.#offset} (gone)`;
+  }
+
+  #describe(): string {
     const used = (Atomics.load(this.#u32, this.#tailWord) - Atomics.load(this.#u32, this.#headWord)) >>> 0;
     return `message ring @${this.#offset}: ${used} of ${this.#cap} bytes used`;
   }

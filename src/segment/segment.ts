@@ -16,12 +16,15 @@ import {
   chunkTableWord,
   classBytes,
   EVENTS_BYTES,
+  FF_ALLOC_SEQ,
   FF_CAPACITY,
   FF_CHUNK_BYTES,
   FF_KIND,
   FF_SIZE,
   FF_SPARE_CHUNKS,
+  FF_STATE,
   FIFO_HEADER_SIZE,
+  FIFO_STATE_LIVE,
   FS_CREATOR_TAG,
   KIND_EVENTS,
   KIND_FIFO,
@@ -400,7 +403,41 @@ export class Segment {
   /** The fifos in use, in allocation order, each as a new Fifo object of this process. */
   fifos(): Fifo[] {
     this.#check();
-    return this.#allocator.liveFifos(KIND_FIFO).map((offset) => this.#fifo(offset));
+    return this.#listLive(KIND_FIFO, (offset, end) => new Fifo(this, offset, end));
+  }
+
+  /**
+   * An object for each live chunk of `kind`, in allocation order. Another process may free (and
+   * reuse) a chunk between the walk that found it and the making of its object: a chunk that is
+   * not live is left out, as if the walk had come a moment later, and one that changed while its
+   * object was made is looked at again (a few times). A chunk that stays the same live allocation
+   * and still fails (a header a peer scribbled) throws.
+   */
+  #listLive<T>(kind: number, make: (offset: number, chunkEnd: number) => T): T[] {
+    const made: T[] = [];
+    for (const offset of this.#allocator.liveFifos(kind)) {
+      for (let tries = 0; tries < 4; tries++) {
+        const before = this.#liveSeq(offset, kind);
+        if (before === 0) break;
+        try {
+          made.push(make(offset, this.#allocator.chunkEnd(offset)));
+          break;
+        } catch (error) {
+          if (this.#liveSeq(offset, kind) === before) throw error;
+        }
+      }
+    }
+    return made;
+  }
+
+  /** The allocation number of the chunk at `offset` while it is live and of `kind`; else 0. */
+  #liveSeq(offset: number, kind: number): number {
+    const u32 = this.u32;
+    const w = offset >>> 2;
+    if (Atomics.load(u32, w + FF_STATE / 4) !== FIFO_STATE_LIVE || Atomics.load(u32, w + FF_KIND / 4) !== kind) {
+      return 0;
+    }
+    return Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
   }
 
   /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
@@ -425,9 +462,14 @@ export class Segment {
     const rings = ringsOf(spec);
     const bytes = messageQueueBytes(rings);
     if (bytes > classBytes(SIZE_CLASSES - 1)) throw new RangeError(`a message queue of ${bytes} bytes is too large`);
-    const offset = this.#allocator.alloc(bytes, "none", KIND_MESSAGE_QUEUE);
+    // Formatted before it is published live: another process's listing never finds it half made.
+    const offset = this.#allocator.alloc(
+      bytes,
+      "none",
+      KIND_MESSAGE_QUEUE,
+      (at) => formatMessageQueue(this.u32, at + FIFO_HEADER_SIZE, rings),
+    );
     if (offset === 0) return null;
-    formatMessageQueue(this.u32, offset + FIFO_HEADER_SIZE, rings);
     return new MessageQueue(this, offset, this.#allocator.chunkEnd(offset));
   }
 
@@ -455,9 +497,7 @@ export class Segment {
   /** The message queues in use, in allocation order, each as a new object of this process. */
   messageQueues(): MessageQueue[] {
     this.#check();
-    return this.#allocator.liveFifos(KIND_MESSAGE_QUEUE).map((offset) =>
-      new MessageQueue(this, offset, this.#allocator.chunkEnd(offset))
-    );
+    return this.#listLive(KIND_MESSAGE_QUEUE, (offset, end) => new MessageQueue(this, offset, end));
   }
 
   /**
@@ -468,9 +508,13 @@ export class Segment {
   allocMessageRing(capacity: number): MessageRing | null {
     this.#check();
     checkRingCapacity(capacity);
-    const offset = this.#allocator.alloc(ringBytes(capacity), "none", KIND_MESSAGE_RING);
+    const offset = this.#allocator.alloc(
+      ringBytes(capacity),
+      "none",
+      KIND_MESSAGE_RING,
+      (at) => formatMessageRing(this.u32, at, capacity),
+    );
     if (offset === 0) return null;
-    formatMessageRing(this.u32, offset, capacity);
     return new MessageRing(this, offset, this.#allocator.chunkEnd(offset));
   }
 
@@ -498,9 +542,7 @@ export class Segment {
   /** The message rings in use, in allocation order, each as a new object of this process. */
   messageRings(): MessageRing[] {
     this.#check();
-    return this.#allocator.liveFifos(KIND_MESSAGE_RING).map((offset) =>
-      new MessageRing(this, offset, this.#allocator.chunkEnd(offset))
-    );
+    return this.#listLive(KIND_MESSAGE_RING, (offset, end) => new MessageRing(this, offset, end));
   }
 
   /**
