@@ -398,15 +398,26 @@ function show(args: string[]): void {
     }
     shown++;
     const alive = segment.creatorAlive;
-    const fifos = segment.fifos();
-    console.log(
-      `${name}: ${formatBytes(segment.size)}, creator pid ${segment.creatorPid} (${alive ? "alive" : "dead"}),` +
-        ` ${fifos.length} fifos`,
-    );
-    console.log(`  memory: ${formatMemory(segment.memoryStatus())}`);
-    for (const f of fifos) console.log(`  ${f.toString()}`);
-    for (const queue of segment.messageQueues()) console.log(`  ${queue.toString()}`);
-    for (const ring of segment.messageRings()) console.log(`  ${ring.toString()}`);
+    const head = `${name}: ${formatBytes(segment.size)}, creator pid ${segment.creatorPid} (${
+      alive ? "alive" : "dead"
+    })`;
+    // What is in it, gathered before anything is printed: a segment a peer broke is named with
+    // its error, and the listing goes on to the next.
+    let lines: string[];
+    try {
+      const fifos = segment.fifos();
+      lines = [
+        `${head}, ${fifos.length} fifos`,
+        `  memory: ${formatMemory(segment.memoryStatus())}`,
+        ...fifos.map((f) => `  ${f.toString()}`),
+        ...segment.messageQueues().map((queue) => `  ${queue.toString()}`),
+        ...segment.messageRings().map((ring) => `  ${ring.toString()}`),
+      ];
+    } catch (error) {
+      if (!(error instanceof SegmentError)) throw error;
+      lines = [`${head}, cannot list its contents (${error.code}): ${error.message}`];
+    }
+    for (const line of lines) console.log(line);
     sm.delete(segment);
     if (clean && !alive) {
       sm.os.shmUnlink(`/${name}`);

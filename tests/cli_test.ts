@@ -4,6 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { SegmentMain } from "../mod.ts";
+import { FF_CHUNK_LENGTH } from "../src/layout.ts";
 import { OTHER, ROOT, running, RUNTIME, scriptCommand, shmEntries, startPeer, tracked, uniqueName } from "./helpers.ts";
 
 test(`demo: ${RUNTIME} connects to a ${OTHER} echo peer by name, sleeping (and with --spin, polling), checking every byte`, () => {
@@ -142,6 +144,25 @@ test(`show lists this library's segments with their fifos, and --clean removes t
     await keeper.done;
     spawnSync("rm", ["-f", `/dev/shm/${alive}`, `/dev/shm/${dead}`]);
   }
+});
+
+test("show goes on past a segment it cannot list: the one whose fifo header a peer scribbled is named with its error", () => {
+  using sm = new SegmentMain();
+  const good = sm.create({ type: "shm", name: uniqueName("show-good"), size: 1 << 20 });
+  const broken = sm.create({ type: "shm", name: uniqueName("show-broken"), size: 1 << 20 });
+  good.allocFifo(4096, "rx");
+  const fifo = broken.allocFifo(4096, "rx")!;
+  Atomics.store(broken.u32, (fifo.offset + FF_CHUNK_LENGTH) >>> 2, 12345); // its length no longer fits its class
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["show"]);
+  const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 60_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(
+    run.stdout,
+    new RegExp(
+      `${broken.name}: 1 MiB, creator pid ${process.pid} \\(alive\\), cannot list its contents \\(corrupt\\): `,
+    ),
+  );
+  assert.match(run.stdout, new RegExp(`${good.name}: 1 MiB, creator pid ${process.pid} \\(alive\\), 1 fifos\n`));
 });
 
 test(`cli under ${RUNTIME}: --help exits 0; unknown options, missing and bad values exit 2 with one line`, () => {
