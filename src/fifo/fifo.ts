@@ -53,7 +53,7 @@ import {
 } from "../layout.ts";
 import { type ChunkSource, FifoChunks } from "./fifo_chunks.ts";
 import { OooRanges, type OooSegment } from "./ooo.ts";
-import { peerTag, readLiveChunk } from "../segment/chunk.ts";
+import { describeLive, peerTag, readLiveChunk } from "../segment/chunk.ts";
 import { ByteCopier } from "../byte_copy.ts";
 import type { Signaller } from "../wake/signaller.ts";
 import type { Waiters } from "../wake/waiters.ts";
@@ -1220,13 +1220,7 @@ export class Fifo {
 
   /** A one-line description. */
   toString(): string {
-    // Another process may free it while it is described: then it is gone, as if looked at later.
-    try {
-      if (this.isLive) return this.#describe();
-    } catch (error) {
-      if (this.isLive) throw error;
-    }
-    return `fifo @${this.#offset} (gone)`;
+    return describeLive(this, () => this.#describe(), `fifo @${this.#offset} (gone)`);
   }
 
   #describe(): string {

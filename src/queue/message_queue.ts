@@ -67,7 +67,7 @@ import {
   ringPeriod,
 } from "../layout.ts";
 import type { Liveness } from "../segment/process_table.ts";
-import { readLiveChunk } from "../segment/chunk.ts";
+import { describeLive, readLiveChunk } from "../segment/chunk.ts";
 import type { WaitOptions } from "../fifo/fifo.ts";
 import { type PassedBuffer, refuseOwnMemory } from "../segment/own_memory.ts";
 import { checkSleepOptions, type Watch } from "../wake/sleeper.ts";
@@ -857,13 +857,7 @@ export class MessageQueue {
 
   /** A one-line description. */
   toString(): string {
-    // Another process may free it while it is described: then it is gone, as if looked at later.
-    try {
-      if (this.isLive) return this.#describe();
-    } catch (error) {
-      if (this.isLive) throw error;
-    }
-    return `message queue @${this.#offset} (gone)`;
+    return describeLive(this, () => this.#describe(), `message queue @${this.#offset} (gone)`);
   }
 
   #describe(): string {

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { peerTag, readLiveChunk } from "../segment/chunk.ts";
+import { describeLive, peerTag, readLiveChunk } from "../segment/chunk.ts";
 import { SegmentError } from "../errors.ts";
 import type { FifoMemory, WaitOptions } from "../fifo/fifo.ts";
 import {
@@ -733,13 +733,7 @@ export class MessageRing {
 
   /** One line. */
   toString(): string {
-    // Another process may free it while it is described: then it is gone, as if looked at later.
-    try {
-      if (this.isLive) return this.#describe();
-    } catch (error) {
-      if (this.isLive) throw error;
-    }
-    return `message ring @${this.#offset} (gone)`;
+    return describeLive(this, () => this.#describe(), `message ring @${this.#offset} (gone)`);
   }
 
   #describe(): string {

@@ -70,6 +70,20 @@ export function readLiveChunk(
 }
 
 /**
+ * A handle's `toString()`: `describe()` while its chunk is live, else `gone`. Another process may
+ * free the chunk while it is described; a description that fails because of that says `gone`, as
+ * if the handle had been looked at a moment later.
+ */
+export function describeLive(handle: { readonly isLive: boolean }, describe: () => string, gone: string): string {
+  try {
+    if (handle.isLive) return describe();
+  } catch (error) {
+    if (handle.isLive) throw error;
+  }
+  return gone;
+}
+
+/**
  * The process at the other end of one side of a chunk (a fifo, a ring): the tag in `sideWord`
  * (a u32 index), written by the other side when it showed up, or else the chunk's allocator;
  * 0 when that is `ownTag` (or nobody).
