@@ -807,6 +807,19 @@ export class FifoAllocator {
       .map((c) => c.offset);
   }
 
+  /**
+   * The allocation number of the chunk at `offset` (a chunk start the index gave) while it is
+   * live and of `kind`; else 0.
+   */
+  liveSeq(offset: number, kind: number): number {
+    const w = offset >>> 2;
+    const u32 = this.#u32;
+    if (Atomics.load(u32, w + FF_STATE / 4) !== FIFO_STATE_LIVE || Atomics.load(u32, w + FF_KIND / 4) !== kind) {
+      return 0;
+    }
+    return Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
+  }
+
   /** Whether `offset` is the start of a live fifo: a binary search of the index. */
   isLiveFifo(offset: number): boolean {
     // Inside the segment first: a header past its end would be read from outside the view (an

@@ -16,15 +16,12 @@ import {
   chunkTableWord,
   classBytes,
   EVENTS_BYTES,
-  FF_ALLOC_SEQ,
   FF_CAPACITY,
   FF_CHUNK_BYTES,
   FF_KIND,
   FF_SIZE,
   FF_SPARE_CHUNKS,
-  FF_STATE,
   FIFO_HEADER_SIZE,
-  FIFO_STATE_LIVE,
   FS_CREATOR_TAG,
   KIND_EVENTS,
   KIND_FIFO,
@@ -417,27 +414,17 @@ export class Segment {
     const made: T[] = [];
     for (const offset of this.#allocator.liveFifos(kind)) {
       for (let tries = 0; tries < 4; tries++) {
-        const before = this.#liveSeq(offset, kind);
+        const before = this.#allocator.liveSeq(offset, kind);
         if (before === 0) break;
         try {
           made.push(make(offset, this.#allocator.chunkEnd(offset)));
           break;
         } catch (error) {
-          if (this.#liveSeq(offset, kind) === before) throw error;
+          if (this.#allocator.liveSeq(offset, kind) === before) throw error;
         }
       }
     }
     return made;
-  }
-
-  /** The allocation number of the chunk at `offset` while it is live and of `kind`; else 0. */
-  #liveSeq(offset: number, kind: number): number {
-    const u32 = this.u32;
-    const w = offset >>> 2;
-    if (Atomics.load(u32, w + FF_STATE / 4) !== FIFO_STATE_LIVE || Atomics.load(u32, w + FF_KIND / 4) !== kind) {
-      return 0;
-    }
-    return Atomics.load(u32, w + FF_ALLOC_SEQ / 4);
   }
 
   /** A Fifo object over the live fifo at `offset` (from another process's `fifo.offset`). */
