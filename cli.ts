@@ -202,10 +202,13 @@ async function demo(args: string[]): Promise<void> {
     const conn = await sm.connect(name, { timeoutMs: 20_000, signal: stop.signal });
     const { rx, tx } = conn; // tx: we write, the peer reads; rx: the peer writes, we read
     const options = { signal: AbortSignal.any([stop.signal, conn.signal]), spinMicros: spin };
+    // The echo peer closing its end (it was stopped) closes rx: a wait for data then resolves at
+    // once, so every loop below reads isClosed before it reads rx, and ends when both say so.
+    const closedEarly = () => new Error("the echo peer closed the connection mid-stream");
     const failed = (error: unknown): never => {
       if (stop.signal.aborted) throw new Error(`interrupted by ${interrupted}`);
       if (error instanceof SegmentError && error.code === "peer-gone") {
-        throw new Error("the echo peer exited mid-stream");
+        throw conn.segment.deleted || !rx.isClosed ? new Error("the echo peer exited mid-stream") : closedEarly();
       }
       throw error;
     };
@@ -227,11 +230,14 @@ async function demo(args: string[]): Promise<void> {
           const at = sent % PERIOD;
           sent += tx.enqueue(table.subarray(at, at + n));
         }
+        const closed = rx.isClosed;
         const got = rx.dequeue(back);
+        if (got === 0 && closed) throw closedEarly();
         checkEcho(backView, got, tableView, received);
         received += got;
         progress(received, totalBytes, start, tty, last);
         await breathe();
+        options.signal.throwIfAborted(); // the peer gone (or closed), or the demo interrupted
       }
     };
     const writer = async () => {
@@ -247,7 +253,9 @@ async function demo(args: string[]): Promise<void> {
       const back = new Uint8Array(Math.max(messageBytes, 65536));
       const backView = new DataView(back.buffer);
       for (let received = 0; received < totalBytes;) {
+        const closed = rx.isClosed;
         const got = rx.dequeue(back);
+        if (got === 0 && closed) throw closedEarly();
         checkEcho(backView, got, tableView, received);
         received += got;
         progress(received, totalBytes, start, tty, last);
@@ -267,8 +275,16 @@ async function demo(args: string[]): Promise<void> {
         ping[0] = r & 0xff;
         const t0 = now();
         while (!tx.enqueueExact(ping)) await tx.waitForSpace(64, options);
-        while (!rx.dequeueExact(pong)) await rx.waitForData(options); // --spin: spins in the wait
-        if (spin) await breathe();
+        for (;;) {
+          const closed = rx.isClosed;
+          if (rx.dequeueExact(pong)) break;
+          if (closed) throw closedEarly();
+          await rx.waitForData(options); // --spin: spins in the wait
+        }
+        if (spin) {
+          await breathe();
+          options.signal.throwIfAborted();
+        }
         if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
         if (r >= 1000) samples[r - 1000] = now() - t0;
       }

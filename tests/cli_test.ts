@@ -18,7 +18,9 @@ test(`demo: ${RUNTIME} connects to a ${OTHER} echo peer by name, sleeping (and w
       "1000",
       ...extra,
     ]);
-    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000 });
+    // SIGKILL at the limit: a demo that ignored SIGTERM (it once spun where the event loop never ran) fails the test
+    // instead of hanging the suite.
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 120_000, killSignal: "SIGKILL" });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`an echo peer in ${OTHER}`));
     assert.match(run.stdout, extra.length ? /polling/ : /sleeping in the waits/);
@@ -84,8 +86,9 @@ test("a Deno echo peer exits cleanly after serving a demo, 150 times", {
 });
 
 /** A long demo under this runtime, with its output as it comes and its end (exit code and signal). */
-function longDemo() {
-  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, ["demo", "--size", "100000", "--message", "64"]);
+function longDemo(extra: string[] = []) {
+  const args = ["demo", "--size", "100000", "--message", "64", ...extra];
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/cli.ts`, args);
   const demo = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
   const output = { out: "", err: "" };
   demo.stdout!.setEncoding("utf8").on("data", (c) => (output.out += c));
@@ -94,28 +97,43 @@ function longDemo() {
   return { demo, output, ended };
 }
 
-test("demo: a peer that dies mid-run ends the demo with a clear message and no leftover segment", async () => {
-  const { demo, output, ended } = longDemo();
-  const exited = ended.then(([code]) => code);
-  try {
-    // Find the echo peer (the demo's child) once the stream is under way, and kill it.
-    let peer = 0;
-    for (let i = 0; i < 200 && !peer; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      if (!/streamed|%/.test(output.out)) continue;
-      const children = readFileSync(`/proc/${demo.pid}/task/${demo.pid}/children`, "utf8").trim().split(/\s+/);
-      peer = Number(children.find((c) => c && running(Number(c))) ?? 0);
-    }
-    assert.ok(peer > 0, `no echo peer found: ${output.out} ${output.err}`);
-    process.kill(peer, "SIGKILL");
-    assert.equal(await exited, 1);
-    assert.match(output.err, /error: the echo peer exited/);
-    assert.deepEqual(shmEntries(`svm-demo-${demo.pid}`), []);
-  } finally {
-    demo.kill("SIGKILL");
-    await exited;
+// The echo peer killed (it dies: the demo sees "peer-gone") or sent SIGTERM (it closes its end of the connection and
+// exits: the demo finds its rx closed), while the demo sleeps in its waits and while it polls (--spin).
+for (const [mode, extra] of [["sleeping", []], ["polling", ["--spin"]]] as const) {
+  for (
+    const [signal, message] of [["SIGKILL", /error: the echo peer exited/], [
+      "SIGTERM",
+      /error: the echo peer closed/,
+    ]] as const
+  ) {
+    test(`demo (${mode}): a peer ended mid-run by ${signal} ends the demo within seconds, with a clear message and no leftover segment`, async () => {
+      const { demo, output, ended } = longDemo([...extra]);
+      const exited = ended.then(([code]) => code);
+      try {
+        // Find the echo peer (the demo's child) once the stream is under way, and end it.
+        let peer = 0;
+        for (let i = 0; i < 200 && !peer; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (!/streamed|%/.test(output.out)) continue;
+          const children = readFileSync(`/proc/${demo.pid}/task/${demo.pid}/children`, "utf8").trim().split(/\s+/);
+          peer = Number(children.find((c) => c && running(Number(c))) ?? 0);
+        }
+        assert.ok(peer > 0, `no echo peer found: ${output.out} ${output.err}`);
+        process.kill(peer, signal);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<string>((r) => timer = setTimeout(() => r("still running 15 s later"), 15_000));
+        const code = await Promise.race([exited, late]);
+        clearTimeout(timer);
+        assert.equal(code, 1, `${output.out}\n${output.err}`);
+        assert.match(output.err, message);
+        assert.deepEqual(shmEntries(`svm-demo-${demo.pid}`), []);
+      } finally {
+        demo.kill("SIGKILL");
+        await exited;
+      }
+    });
   }
-});
+}
 
 test(`show lists this library's segments with their fifos, and --clean removes those of dead creators`, async () => {
   const alive = uniqueName("show-alive");
