@@ -46,6 +46,7 @@ import {
   udsPing,
   udsServe,
 } from "./kernel_cases.ts";
+import { sleepUntilStart, spinUntilStart } from "./start_flag.ts";
 
 const [role, ...args] = process.argv.slice(2);
 const say = (line: string) => console.log(line);
@@ -62,7 +63,7 @@ if (
   const n = Number(args[3]);
   const go = segment.fifoAt(Number(args[1])); // the orchestrator's start flag is a's tag
   say("READY");
-  while (go.tag === 0) { /* wait for the start flag */ }
+  spinUntilStart(go);
   if (role === "fifo-produce") result = streamProduce(a, Number(args[2]), n);
   else if (role === "ring-produce") result = ringProduce(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
   else if (role === "ring-consume") result = ringConsume(segment.messageRingAt(Number(args[2])), Number(args[4]), n);
@@ -95,7 +96,7 @@ if (
   const tx = args[3].split(",").map((o) => segment.fifoAt(Number(o)));
   const n = Number(args[4]);
   say("READY");
-  while (go.tag === 0) await new Promise((r) => setTimeout(r, 1));
+  await sleepUntilStart(go);
   if (role === "server-clients") result = await clientsSleeping(rx, tx, n);
   else await serveSleeping(rx, tx, n, role === "server-set" ? "set" : "any");
 } else if (role === "uds-serve") {

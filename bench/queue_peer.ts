@@ -6,6 +6,7 @@
 //   mq-echo NAME QUEUE GO COUNT BACK                asleep until a message comes, sends it back on BACK
 // Prints READY once attached, waits for the go fifo's tag, and prints RESULT {json} at the end.
 import { SegmentMain } from "../mod.ts";
+import { sleepUntilStart } from "./start_flag.ts";
 
 const [role, name, queueText, goText, ...rest] = process.argv.slice(2);
 using sm = new SegmentMain({ timeoutSeconds: 10 });
@@ -13,7 +14,7 @@ const segment = sm.attach({ type: "shm", name });
 const queue = segment.messageQueueAt(Number(queueText));
 const go = segment.fifoAt(Number(goText));
 console.log("READY");
-while (go.tag === 0) await new Promise((r) => setTimeout(r, 1));
+await sleepUntilStart(go);
 let result: unknown = {};
 
 if (role === "mq-produce") {

@@ -3,7 +3,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
-import { ROOT, RUNTIME, scriptCommand, shmEntries, startCommand, tempDir, tracked } from "./helpers.ts";
+import { SegmentMain } from "../mod.ts";
+import {
+  ROOT,
+  running,
+  RUNTIME,
+  scriptCommand,
+  shmEntries,
+  startCommand,
+  tempDir,
+  tracked,
+  uniqueName,
+} from "./helpers.ts";
 
 // Deno orchestrates Deno and Node (their pairs, and Node's rows), Bun its own pair; under Node the
 // run would only repeat Node's pair, which the Deno run has (and `npm run bench` runs in Deno).
@@ -132,3 +143,46 @@ test(`bench/run.ts under ${RUNTIME}: Ctrl-C mid-run kills its peers and leaves n
   const peers = spawnSync("pgrep", ["-f", `${ROOT}/bench/peer.ts`], { encoding: "utf8" }).stdout.trim();
   assert.equal(peers, "", "no peer left running");
 });
+
+// A benchmark peer waits for its orchestrator's start flag after READY; an orchestrator SIGKILLed then (a test's time
+// limit, a CI job's) could kill none of them, and they waited on for good: a polling one spinning on a core (two were
+// found spinning 18 minutes after such a kill). Here the orchestrator is a shell that started the peer.
+for (const [script, role] of [["peer.ts", "fifo-produce"], ["queue_peer.ts", "mq-produce"]] as const) {
+  test(`bench/${script} (${role}, ${RUNTIME}): a peer whose orchestrator is SIGKILLed before the start exits`, async () => {
+    using sm = new SegmentMain();
+    const segment = sm.create({ type: "shm", name: uniqueName("orphan"), size: 1 << 20 });
+    const go = segment.allocFifo(4096)!;
+    const queue = segment.allocMessageQueue({ slots: 8, slotSize: 64 })!;
+    const args = role === "fifo-produce"
+      ? [role, segment.name, String(go.offset), "4096", "1000"]
+      : [role, segment.name, String(queue.offset), String(go.offset), "0", "1000", "poll"];
+    const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/${script}`, args);
+    const shell = tracked(
+      spawn("bash", ["-c", '"$@" & echo "pid $!"; wait', "orchestrator", bin, ...argv], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    let out = "";
+    let err = "";
+    shell.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
+    shell.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
+    let peer = 0;
+    try {
+      for (let i = 0; i < 600 && !/READY/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      peer = Number(/pid (\d+)/.exec(out)?.[1] ?? 0);
+      assert.ok(peer > 0 && /READY/.test(out), `the peer did not start: ${out} ${err}`);
+      shell.kill("SIGKILL");
+      for (let i = 0; i < 100 && running(peer); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!running(peer), `the peer ${peer} still runs 5 s after its orchestrator died`);
+      assert.match(err, /orchestrator \(pid \d+\) is gone before the start/);
+    } finally {
+      shell.kill("SIGKILL");
+      if (peer > 0) {
+        try {
+          process.kill(peer, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      sm.delete(segment);
+    }
+  });
+}
