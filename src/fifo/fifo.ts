@@ -571,7 +571,9 @@ export class Fifo {
    * Waits until there is data to read or the producer has closed the fifo; true then, false on
    * timeout. Resolves at once when that already holds; otherwise sleeps without blocking the
    * event loop (and without a thread). Rejects with `SegmentError` "peer-gone" when the
-   * producer's process died and nothing is left to read.
+   * producer's process died and nothing is left to read. A loop that waits for more than is there
+   * (a whole message) must read `isClosed` before each read and stop when a read came up short on
+   * a closed fifo: this resolves at once on a closed fifo, and such a loop would never yield.
    */
   waitForData(options?: WaitOptions): Promise<boolean> {
     return this.#waitAsync(DATA, 0, options);
