@@ -27,7 +27,7 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
   try {
     const runtimes = ["--runtimes", RUNTIME === "deno" ? "deno,node" : RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out, ...runtimes]);
-    const run = await startCommand(bin, argv, 180_000).done;
+    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
@@ -84,7 +84,7 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
   try {
     const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, args);
-    const run = await startCommand(bin, argv, 180_000).done;
+    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| 4 producer processes \|/);
     assert.match(run.stdout, /round trip through two queues/);
@@ -100,7 +100,7 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
   try {
     const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, args);
-    const run = await startCommand(bin, argv, 180_000).done;
+    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \|\n/);
     assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \|\n/);
@@ -114,7 +114,7 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
 
 test(`bench/micro.ts --quick under ${RUNTIME}`, async () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
-  const run = await startCommand(bin, argv).done;
+  const run = await startCommand(bin, argv, 120_000, { group: true }).done;
   assert.equal(run.code, 0, run.stderr);
   for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
     assert.ok(run.stdout.includes(task), task);

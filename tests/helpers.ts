@@ -159,8 +159,16 @@ export function startPeer(runtime: Runtime, name: string, args: readonly string[
  * children run in process groups of their own that a Ctrl-C does not reach, a long child (a
  * benchmark) then still ends with this process.
  */
-export function startCommand(bin: string, argv: readonly string[], timeoutMs = 120_000): Peer {
-  const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
+export function startCommand(
+  bin: string,
+  argv: readonly string[],
+  timeoutMs = 120_000,
+  { group = false }: { group?: boolean } = {},
+): Peer {
+  // group: the child leads a process group of its own, and the time limit kills the whole group.
+  // For an orchestrator (a benchmark): a SIGKILL runs none of its handlers, so the peers it
+  // started would run on (polling ones on a core of their own) when only it was killed.
+  const child = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"], detached: group }));
   let stdout = "";
   let stderr = "";
   const waiters: { match: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
@@ -177,7 +185,15 @@ export function startCommand(bin: string, argv: readonly string[], timeoutMs = 1
     }
   });
   child.stderr!.on("data", (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const timer = setTimeout(() => {
+    if (group && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+        return;
+      } catch { /* no group: the child alone below */ }
+    }
+    child.kill("SIGKILL");
+  }, timeoutMs);
   const done = new Promise<PeerResult>((resolve) => {
     child.on("close", (code, signal) => {
       clearTimeout(timer);

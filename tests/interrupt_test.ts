@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { ROOT, running, type Runtime, runtimeBinary, startPeer, tempPath, tracked } from "./helpers.ts";
+import { ROOT, running, type Runtime, runtimeBinary, startCommand, startPeer, tempPath, tracked } from "./helpers.ts";
 
 /** What the interrupted process reported: its segment's name, its directory, its file and its child's pid. */
 interface Left {
@@ -117,5 +117,27 @@ test("a test that times out under bun test leaves no segment, file, directory or
   } finally {
     child.kill("SIGKILL");
     rmSync(report, { force: true });
+  }
+});
+
+test("a benchmark's run killed at its time limit in a test takes the processes it started along", async () => {
+  // The shape of bench/run.ts killed by the time limit of tests/bench_smoke_test.ts: once, on a 1-CPU machine, the
+  // run was SIGKILLed alone and two of its polling peers spun on for 18 minutes.
+  const run = startCommand("bash", ["-c", 'sleep 600 & echo "pid $!"; wait'], 500, { group: true });
+  const line = await run.line(/^pid \d+/);
+  const started = Number(line.slice(4));
+  assert.ok(running(started));
+  try {
+    // Its end comes once its output pipes close, which the child, holding them too, delays while it lives.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000));
+    const result = await Promise.race([run.done, late]);
+    clearTimeout(timer);
+    assert.ok(!running(started), `the run's child ${started} outlived it`);
+    assert.equal(result?.signal, "SIGKILL");
+  } finally {
+    try {
+      process.kill(started, "SIGKILL");
+    } catch { /* gone, as it should be */ }
   }
 });
