@@ -20,7 +20,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { formatBytes, formatMemory, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
+import { type Fifo, formatBytes, formatMemory, OsError, type Segment, SegmentError, SegmentMain } from "./mod.ts";
 
 type Runtime = "deno" | "bun" | "node";
 const RUNTIME: Runtime = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
@@ -55,13 +55,27 @@ let interrupted: string | undefined;
 
 /** Lets the event loop run (signal handlers, child exits) about once a millisecond of busy work. */
 let lastYield = 0;
-async function breathe(): Promise<void> {
+async function breathe(signal?: AbortSignal): Promise<void> {
   const t = performance.now();
   if (t - lastYield < 1) return;
   lastYield = t;
   await new Promise((r) => setImmediate(r)); // a turn of the event loop, without a timer's delay
   if (interrupted) throw new Error(`interrupted by ${interrupted}`);
+  signal?.throwIfAborted(); // what that turn told: the peer gone, say
 }
+
+/**
+ * `rx.dequeue(into)` (with `exact`, all of `into` or nothing), throwing when it came up short on a
+ * fifo the echo peer had closed: a wait for data resolves at once on a closed fifo, so a loop
+ * that only waited and read again would never yield. The closed word is read before the fifo.
+ */
+function readOrEnd(rx: Fifo, into: Uint8Array, exact: boolean): number {
+  const closed = rx.isClosed;
+  const got = exact ? (rx.dequeueExact(into) ? into.length : 0) : rx.dequeue(into);
+  if (got === 0 && closed) throw new Error(CLOSED_EARLY);
+  return got;
+}
+const CLOSED_EARLY = "the echo peer closed the connection mid-stream";
 
 function now(): number {
   return performance.now();
@@ -202,13 +216,10 @@ async function demo(args: string[]): Promise<void> {
     const conn = await sm.connect(name, { timeoutMs: 20_000, signal: stop.signal });
     const { rx, tx } = conn; // tx: we write, the peer reads; rx: the peer writes, we read
     const options = { signal: AbortSignal.any([stop.signal, conn.signal]), spinMicros: spin };
-    // The echo peer closing its end (it was stopped) closes rx: a wait for data then resolves at
-    // once, so every loop below reads isClosed before it reads rx, and ends when both say so.
-    const closedEarly = () => new Error("the echo peer closed the connection mid-stream");
     const failed = (error: unknown): never => {
       if (stop.signal.aborted) throw new Error(`interrupted by ${interrupted}`);
       if (error instanceof SegmentError && error.code === "peer-gone") {
-        throw conn.segment.deleted || !rx.isClosed ? new Error("the echo peer exited mid-stream") : closedEarly();
+        throw new Error(conn.segment.deleted || !rx.isClosed ? "the echo peer exited mid-stream" : CLOSED_EARLY);
       }
       throw error;
     };
@@ -230,14 +241,11 @@ async function demo(args: string[]): Promise<void> {
           const at = sent % PERIOD;
           sent += tx.enqueue(table.subarray(at, at + n));
         }
-        const closed = rx.isClosed;
-        const got = rx.dequeue(back);
-        if (got === 0 && closed) throw closedEarly();
+        const got = readOrEnd(rx, back, false);
         checkEcho(backView, got, tableView, received);
         received += got;
         progress(received, totalBytes, start, tty, last);
-        await breathe();
-        options.signal.throwIfAborted(); // the peer gone (or closed), or the demo interrupted
+        await breathe(options.signal);
       }
     };
     const writer = async () => {
@@ -253,9 +261,7 @@ async function demo(args: string[]): Promise<void> {
       const back = new Uint8Array(Math.max(messageBytes, 65536));
       const backView = new DataView(back.buffer);
       for (let received = 0; received < totalBytes;) {
-        const closed = rx.isClosed;
-        const got = rx.dequeue(back);
-        if (got === 0 && closed) throw closedEarly();
+        const got = readOrEnd(rx, back, false);
         checkEcho(backView, got, tableView, received);
         received += got;
         progress(received, totalBytes, start, tty, last);
@@ -275,16 +281,8 @@ async function demo(args: string[]): Promise<void> {
         ping[0] = r & 0xff;
         const t0 = now();
         while (!tx.enqueueExact(ping)) await tx.waitForSpace(64, options);
-        for (;;) {
-          const closed = rx.isClosed;
-          if (rx.dequeueExact(pong)) break;
-          if (closed) throw closedEarly();
-          await rx.waitForData(options); // --spin: spins in the wait
-        }
-        if (spin) {
-          await breathe();
-          options.signal.throwIfAborted();
-        }
+        while (readOrEnd(rx, pong, true) === 0) await rx.waitForData(options); // --spin: spins in the wait
+        if (spin) await breathe(options.signal);
         if (pong[0] !== (r & 0xff)) throw new Error(`round trip ${r} came back wrong`);
         if (r >= 1000) samples[r - 1000] = now() - t0;
       }
