@@ -166,6 +166,8 @@ for (const [script, role] of [["peer.ts", "fifo-produce"], ["queue_peer.ts", "mq
     let err = "";
     shell.stdout!.setEncoding("utf8").on("data", (c) => (out += c));
     shell.stderr!.setEncoding("utf8").on("data", (c) => (err += c));
+    // Closed once the shell and the peer, the pipes' writers, are both gone and all they wrote was read.
+    const closed = new Promise((r) => shell.on("close", r));
     let peer = 0;
     try {
       for (let i = 0; i < 600 && !/READY/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
@@ -174,6 +176,8 @@ for (const [script, role] of [["peer.ts", "fifo-produce"], ["queue_peer.ts", "mq
       shell.kill("SIGKILL");
       for (let i = 0; i < 100 && running(peer); i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(!running(peer), `the peer ${peer} still runs 5 s after its orchestrator died`);
+      // What the peer wrote as it went may still be unread: a timer can come before the pipe's data.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       assert.match(err, /orchestrator \(pid \d+\) is gone before the start/);
     } finally {
       shell.kill("SIGKILL");
