@@ -2,9 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { SegmentMain } from "../mod.ts";
 import {
+  type PeerResult,
   ROOT,
   running,
   RUNTIME,
@@ -15,6 +17,31 @@ import {
   tracked,
   uniqueName,
 } from "./helpers.ts";
+
+/**
+ * Runs a benchmark, leading a process group of its own that its time limit kills whole, then
+ * removes the segments and files it left (named "svmbench-...-PID-...") and names them in `left`:
+ * a run that ended by itself must have left none, and one SIGKILLed at its limit, which ran no
+ * handler, must not leave them to fail the tests after it.
+ */
+async function runBench(
+  bin: string,
+  argv: readonly string[],
+  limitMs: number,
+): Promise<PeerResult & { left: string[] }> {
+  const started = startCommand(bin, argv, limitMs, { group: true });
+  const run = await started.done;
+  const mark = `-${started.pid}-`;
+  const left: string[] = [];
+  for (const [dir, names] of [["/dev/shm", shmEntries("svmbench-")], [tmpdir(), readdirSync(tmpdir())]] as const) {
+    for (const name of names) {
+      if (!name.startsWith("svmbench-") || !name.includes(mark)) continue;
+      left.push(name);
+      rmSync(`${dir}/${name}`, { recursive: true, force: true });
+    }
+  }
+  return { ...run, left };
+}
 
 // Deno orchestrates Deno and Node (their pairs, and Node's rows), Bun its own pair; under Node the
 // run would only repeat Node's pair, which the Deno run has (and `npm run bench` runs in Deno).
@@ -27,8 +54,9 @@ test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data an
   try {
     const runtimes = ["--runtimes", RUNTIME === "deno" ? "deno,node" : RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out, ...runtimes]);
-    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
+    const run = await runBench(bin, argv, 180_000);
     assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.left, [], "left by the run");
     assert.match(run.stdout, /\| stream, 64 B writes \(GB\/s\) \|/);
     assert.match(run.stdout, /\| Unix socket, 65536 B writes \|/);
     assert.match(run.stdout, /\| stream, 64 KiB writes, chunked 1 MiB fifo, 64 KiB chunks \(GB\/s\) \|/);
@@ -84,8 +112,9 @@ test(`bench/queue.ts --quick under ${RUNTIME}: every message queue case runs and
   try {
     const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/queue.ts`, args);
-    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
+    const run = await runBench(bin, argv, 180_000);
     assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.left, [], "left by the run");
     assert.match(run.stdout, /\| 4 producer processes \|/);
     assert.match(run.stdout, /round trip through two queues/);
     assert.equal(JSON.parse(readFileSync(`${out}/queue-quick.json`, "utf8")).quick, true);
@@ -100,8 +129,9 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
   try {
     const args = ["--quick", "--out", out, "--runtimes", RUNTIME];
     const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/connection.ts`, args);
-    const run = await startCommand(bin, argv, 180_000, { group: true }).done;
+    const run = await runBench(bin, argv, 180_000);
     assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.left, [], "left by the run");
     assert.match(run.stdout, /\| connect \+ accept \(us, p50 \/ mean\) \| [0-9.]+ \/ [0-9.]+ \|\n/);
     assert.match(run.stdout, /\| the same over a Unix socket, node:net \(GB\/s\) \| [0-9.]+ \|\n/);
     assert.match(run.stdout, /\| the same, read with a BYOB reader into one 1 MiB buffer \(GB\/s\) \| [0-9.]+ \|\n/);
@@ -114,8 +144,9 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
 
 test(`bench/micro.ts --quick under ${RUNTIME}`, async () => {
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/micro.ts`, ["--quick"]);
-  const run = await startCommand(bin, argv, 120_000, { group: true }).done;
+  const run = await runBench(bin, argv, 120_000);
   assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(run.left, [], "left by the run");
   for (const task of ["enqueue+dequeue 64 B", "peek 64 B", "allocFifo+freeFifo 4 KiB"]) {
     assert.ok(run.stdout.includes(task), task);
   }
