@@ -101,6 +101,8 @@ export interface Native {
         | "getpid"
         | "kill"
         | "usleep"
+        | "sched_yield"
+        | "sched_getaffinity"
         | "syscall"
         | "socket"
         | "connect"
@@ -258,6 +260,8 @@ export function makeOs(native: Native): Os {
   const scratch = new Uint8Array(PACKET_DATA + PACKET_MAX);
   const scratchView = new DataView(scratch.buffer);
   const flock = new Uint8Array(FLOCK_SIZE);
+  /** A cpu_set_t of 1024 CPUs (glibc's size). */
+  const cpuMask = new Uint8Array(128);
   const flockView = new DataView(flock.buffer);
   /** Fills `flock` for a write lock on one byte at `position`; l_pid must be 0 for OFD locks. */
   const lockOf = (position: number): Uint8Array => {
@@ -388,6 +392,15 @@ export function makeOs(native: Native): Os {
     },
     sleepMicroseconds(microseconds) {
       f.usleep(Math.max(0, Math.min(0xffffffff, Math.floor(microseconds))));
+    },
+    yieldCpu() {
+      f.sched_yield();
+    },
+    cpusAllowed() {
+      if (f.sched_getaffinity(0, BigInt(cpuMask.length), cpuMask) !== 0) fail("sched_getaffinity");
+      let count = 0;
+      for (let i = 0; i < cpuMask.length; i++) for (let byte = cpuMask[i]; byte !== 0; byte &= byte - 1) count++;
+      return count;
     },
     futexWait(mapping, byteOffset, expected, timeoutMs) {
       const m = asNativeMapping(mapping);

@@ -92,6 +92,13 @@ export interface Os {
   /** `usleep(microseconds)`: blocks the calling thread. */
   sleepMicroseconds(microseconds: number): void;
   /**
+   * `sched_yield()`: lets another thread that waits for this CPU run first. Returns at once when
+   * none waits.
+   */
+  yieldCpu(): void;
+  /** How many CPUs the calling thread may run on: the count of `sched_getaffinity(0)`'s set. */
+  cpusAllowed(): number;
+  /**
    * `FUTEX_WAIT` on the 32-bit word at `byteOffset` of a shared mapping, while it holds
    * `expected`, for at most `timeoutMs` (forever when undefined). Blocks the calling thread.
    */

@@ -57,6 +57,12 @@ export const LIBC_SYMBOLS = {
   getpid: { c: "pid_t getpid(void)", args: [], ret: "i32" },
   kill: { c: "int kill(pid_t pid, int sig)", args: ["i32", "i32"], ret: "i32" },
   usleep: { c: "int usleep(useconds_t usec)", args: ["u32"], ret: "i32" },
+  sched_yield: { c: "int sched_yield(void)", args: [], ret: "i32" },
+  sched_getaffinity: {
+    c: "int sched_getaffinity(pid_t pid, size_t cpusetsize, cpu_set_t *mask)",
+    args: ["i32", "usize", "buffer"],
+    ret: "i32",
+  },
   __errno_location: { c: "int *__errno_location(void)", args: [], ret: "pointer" },
   syscall: {
     c: "long syscall(SYS_futex, uint32_t *uaddr, int op, uint32_t val, const struct timespec *timeout, " +

@@ -59,7 +59,7 @@ export class AtomicsSleeper implements Sleeper {
     let ready = lookNow(watches, alive);
     if (ready.length > 0) return ready;
     if (spinMicros) {
-      ready = spin(watches, spinMicros);
+      ready = spin(watches, spinMicros, this.#mem.signaller);
       if (ready.length > 0) return ready;
     }
     const mem = this.#mem;
@@ -150,6 +150,13 @@ export class AtomicsSleeper implements Sleeper {
 
   notifyMarked(): void {
     // Threads of one process: `notify` woke every one of them already (the waiter word counts them).
+  }
+
+  alone(): boolean {
+    return this.#mem.signaller.alone();
+  }
+  giveWay(): void {
+    this.#mem.signaller.giveWay();
   }
 
   close(): void {

@@ -14,6 +14,14 @@ export interface Signaller {
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void;
   /** Wakes every sleeper on the word; returns how many woke. A system call: only when someone sleeps. */
   wake(byteOffset: number): number;
+  /**
+   * Whether this thread may run on one CPU only: there the peer a spin waits for, when it waits
+   * for a CPU at all, waits for this one, and giving way lets it run (see `GIVE_WAY_AFTER_MS`).
+   * A system call for a mapped segment; false for a private one.
+   */
+  alone(): boolean;
+  /** Lets another thread waiting for this CPU run first (`sched_yield`); a no-op for a private segment. */
+  giveWay(): void;
 }
 
 /** Futex waits on a mapped (shm or memfd) segment. */
@@ -29,6 +37,16 @@ export class FutexSignaller implements Signaller {
   }
   wake(byteOffset: number): number {
     return this.#os.futexWake(this.#mapping, byteOffset, 0x7fffffff);
+  }
+  alone(): boolean {
+    try {
+      return this.#os.cpusAllowed() === 1;
+    } catch {
+      return false; // a CPU set larger than the 1024 CPUs asked about: not one
+    }
+  }
+  giveWay(): void {
+    this.#os.yieldCpu();
   }
 }
 
@@ -52,4 +70,10 @@ export class AtomicsSignaller implements Signaller {
   wake(byteOffset: number): number {
     return Atomics.notify(this.#i32, byteOffset >>> 2);
   }
+  /** Unknown without the FFI, which a private segment does not need: false. */
+  alone(): boolean {
+    return false;
+  }
+  /** Nothing: `Atomics.wait` would sleep a timer's length. */
+  giveWay(): void {}
 }

@@ -46,7 +46,8 @@ export interface SleepOptions {
   signal?: AbortSignal;
   /**
    * Poll for up to this many microseconds before parking: lower latency for a busy CPU. The
-   * event loop does not run meanwhile. Default 0.
+   * event loop does not run meanwhile. A thread that may run on one CPU only gives way to the
+   * others waiting for it after 20 us of polling (its peer may be one of them). Default 0.
    */
   spinMicros?: number;
 }
@@ -109,6 +110,10 @@ export interface Sleeper {
   notifyMarked(bits: number, count: number, chunk: number): void;
   /** The segment is being deleted: every pending sleep fails with its check. */
   close(): void;
+  /** Whether this thread may run on one CPU only: see {@link GIVE_WAY_AFTER_MS}. */
+  alone(): boolean;
+  /** Lets another thread waiting for this CPU run first. */
+  giveWay(): void;
   /**
    * A new list of persistent watches for a `WaitSet` (a mapped segment's sleeper keeps them
    * registered; a private segment's looks at each at every take).
@@ -190,13 +195,53 @@ export function lookNow(watches: readonly Watch[], alive: (tag: number) => boole
   return ready;
 }
 
-/** Polls `watches` for up to `micros` microseconds; the indices ready, or an empty array. */
-export function spin(watches: readonly Watch[], micros: number): number[] {
-  const end = performance.now() + micros / 1000;
+/**
+ * A spin that has found nothing for this long asks whether this thread may run on one CPU only
+ * ({@link GivesWay}), and if so gives way before each further look: the peer that would make it
+ * ready then waits for this very CPU, and a spin that kept it would keep it until the kernel
+ * preempts it, a time slice (milliseconds) each time. Where the thread may run on more CPUs it
+ * does not give way: the peer most likely runs on another, and a yield would hand this CPU to
+ * whatever else is busy for a whole time slice. A polling round trip between two cores of their
+ * own takes a few microseconds, well within this.
+ */
+export const GIVE_WAY_AFTER_MS = 0.02;
+
+/** How a spin lets another thread have its CPU: a segment's `Signaller` or `Sleeper`. */
+export interface GivesWay {
+  /** Whether this thread may run on one CPU only (asked once per spin: a system call). */
+  alone(): boolean;
+  /** Lets another thread waiting for this CPU run first. */
+  giveWay(): void;
+}
+
+/**
+ * Calls `look` until it returns true, for up to `micros` microseconds; whether it did. After
+ * {@link GIVE_WAY_AFTER_MS} of nothing, it gives way through `way` before each further look when
+ * the thread is alone on its CPU.
+ */
+export function spinUntil(look: () => boolean, micros: number, way: GivesWay): boolean {
+  const start = performance.now();
+  const end = start + micros / 1000;
+  const givingFrom = start + GIVE_WAY_AFTER_MS;
+  let giving: boolean | undefined;
+  for (;;) {
+    if (look()) return true;
+    const now = performance.now();
+    if (now >= end) return false;
+    if (now >= givingFrom && (giving ??= way.alone())) way.giveWay();
+  }
+}
+
+/** Polls `watches` for up to `micros` microseconds ({@link spinUntil}); the indices ready, or an empty array. */
+export function spin(watches: readonly Watch[], micros: number, way: GivesWay): number[] {
   const ready: number[] = [];
-  do {
-    for (let i = 0; i < watches.length; i++) if (watches[i].ready()) ready.push(i);
-    if (ready.length > 0) return ready;
-  } while (performance.now() < end);
+  spinUntil(
+    () => {
+      for (let i = 0; i < watches.length; i++) if (watches[i].ready()) ready.push(i);
+      return ready.length > 0;
+    },
+    micros,
+    way,
+  );
   return ready;
 }

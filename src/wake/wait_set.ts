@@ -10,7 +10,7 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, type Sleeper, type Watch, type WatchList } from "./sleeper.ts";
+import { checkSleepOptions, type Sleeper, spinUntil, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -163,9 +163,9 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
 
   #waitReady(options: WaitOptions, started: number): Promise<T[]> {
     let ready = this.#collect();
-    if (ready.length === 0 && options.spinMicros) {
-      const end = performance.now() + options.spinMicros / 1000;
-      do ready = this.#collect(); while (ready.length === 0 && performance.now() < end);
+    const first = this.#groups.values().next();
+    if (ready.length === 0 && options.spinMicros && !first.done) {
+      spinUntil(() => (ready = this.#collect()).length > 0, options.spinMicros, first.value.sleeper);
     }
     if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
     return this.#park(options, started);
