@@ -13,6 +13,7 @@ import {
   FF_TAIL,
   FIFO_HEADER_SIZE,
   SLEEPER_ENTRY_SIZE,
+  SLEEPER_PARKED,
   SLEEPER_TABLE,
   SLP_EVENTS,
   SLP_FLAGS,
@@ -726,12 +727,31 @@ const WATCHERS: { label: string; runtime: "deno" | "bun" | "node"; flags: string
 ];
 
 /**
+ * Whether a process sleeps on `fifo`'s data, parked: its tag in the fifo's waiter word, and the
+ * PARKED flag in its sleeper entry (a write now must ring its doorbell).
+ */
+function parkedOn(segment: Segment, fifo: Fifo): boolean {
+  const tag = Atomics.load(segment.u32, (fifo.offset + FF_DATA_WAITER) >>> 2);
+  if (tag === 0) return false;
+  const entry = (SLEEPER_TABLE + (tag & 0xff) * SLEEPER_ENTRY_SIZE) >>> 2;
+  return (Atomics.load(segment.u32, entry + SLP_FLAGS / 4) & SLEEPER_PARKED) !== 0;
+}
+
+/**
  * A wake_peer "wake-rounds" process of `watcher` (under `prlimit`, when given limits): it prints
- * WAITING i, sleeps on `fifo`, reads a byte, prints GOT i. `wake(i)` writes that byte once the
- * peer has been parked for 50 ms (only a ring, or the liveness tick, can wake it then) and
+ * WAITING i, sleeps on `fifo`, reads a byte, prints GOT i. `parked(i)` resolves once the peer
+ * sleeps parked in its wait i (a busy machine may take it longer than any fixed pause); `wake(i)`
+ * writes that byte 50 ms after that (only a ring, or the liveness tick, can wake it then) and
  * returns the milliseconds until the peer read it.
  */
-function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string, rounds: number, prlimit?: string) {
+function roundsPeer(
+  watcher: (typeof WATCHERS)[number],
+  segment: Segment,
+  fifo: Fifo,
+  name: string,
+  rounds: number,
+  prlimit?: string,
+) {
   const script = `${ROOT}/tests/peers/wake_peer.ts`;
   const command = [runtimeBinary(watcher.runtime), ...watcher.flags, script, "wake-rounds", name];
   const argv = [...command, String(fifo.offset), String(rounds)];
@@ -749,11 +769,20 @@ function roundsPeer(watcher: (typeof WATCHERS)[number], fifo: Fifo, name: string
       await sleep(1);
     }
   };
+  const parked = async (i: number) => {
+    await until(`WAITING ${i}\n`);
+    for (const end = performance.now() + 10_000; !parkedOn(segment, fifo);) {
+      if (child.exitCode !== null) throw new Error(`the peer ended: ${err}`);
+      if (performance.now() > end) throw new Error(`the peer did not park in its wait ${i} within 10 s`);
+      await sleep(1);
+    }
+    await sleep(50);
+  };
   return {
     until,
+    parked,
     wake: async (i: number) => {
-      await until(`WAITING ${i}\n`);
-      await sleep(50);
+      await parked(i);
       const start = performance.now();
       fifo.enqueue(new Uint8Array(1));
       await until(`GOT ${i}\n`);
@@ -778,8 +807,8 @@ for (const watcher of WATCHERS) {
       // Each parked wait must be woken by the ring, not by the liveness tick (every 400 ms), which
       // would also find the event, some 350 ms later: 8 wake-ups, each within 200 ms.
       const { os, rings } = countingOs();
-      await withFifos(1, 4096, async ([fifo], name) => {
-        const peer = roundsPeer(watcher, fifo, name, 8);
+      await withFifos(1, 4096, async ([fifo], name, segment) => {
+        const peer = roundsPeer(watcher, segment, fifo, name, 8);
         try {
           const delays: number[] = [];
           for (let i = 0; i < 8; i++) delays.push(await peer.wake(i));
@@ -799,13 +828,12 @@ for (const watcher of WATCHERS) {
 for (const watcher of WATCHERS.filter((w) => w.runtime !== "bun")) {
   test(`a sleeper (${watcher.label}) SIGKILLed after its pipe was handed over: the next ring fails with EPIPE, and the writer goes on`, async () => {
     const { os, rings } = countingOs();
-    await withFifos(1, 4096, async ([fifo], name) => {
-      const peer = roundsPeer(watcher, fifo, name, 3);
+    await withFifos(1, 4096, async ([fifo], name, segment) => {
+      const peer = roundsPeer(watcher, segment, fifo, name, 3);
       try {
         await peer.wake(0);
         await peer.wake(1); // through the pipe
-        await peer.until("WAITING 2\n");
-        await sleep(50);
+        await peer.parked(2);
         peer.kill();
         await peer.closed;
         // Its waiter word still names it and its entry is still there: this write rings the pipe.
@@ -825,11 +853,10 @@ for (const watcher of WATCHERS) {
     // The doorbell's listener accepts in a loop; an accept that fails (EMFILE) must not end it, or
     // a waker that connects later would be heard only by the liveness tick.
     await withFifos(1, 4096, async ([fifo], name, segment) => {
-      const peer = roundsPeer(watcher, fifo, name, 4, "--nofile=128:128");
+      const peer = roundsPeer(watcher, segment, fifo, name, 4, "--nofile=128:128");
       const flood: import("node:net").Socket[] = [];
       try {
-        await peer.until("WAITING 0\n");
-        await sleep(50);
+        await peer.parked(0);
         // The peer's doorbell, from its sleeper-table entry (the one entry that is not ours).
         let key = 0;
         for (let slot = 0; slot < 256 && key === 0; slot++) {
