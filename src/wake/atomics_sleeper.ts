@@ -12,6 +12,7 @@ import type { Waiters } from "./waiters.ts";
 import { wake } from "./word_wait.ts";
 import {
   checkSleepOptions,
+  type GivesWay,
   lookNow,
   type Sleeper,
   type SleepOptions,
@@ -152,11 +153,8 @@ export class AtomicsSleeper implements Sleeper {
     // Threads of one process: `notify` woke every one of them already (the waiter word counts them).
   }
 
-  alone(): boolean {
-    return this.#mem.signaller.alone();
-  }
-  giveWay(): void {
-    this.#mem.signaller.giveWay();
+  get way(): GivesWay {
+    return this.#mem.signaller;
   }
 
   close(): void {

@@ -26,6 +26,7 @@ import type { Waiters } from "./waiters.ts";
 import { drainEvents, formatEventRing, pushEvent, ringAt } from "./event_ring.ts";
 import {
   checkSleepOptions,
+  type GivesWay,
   lookNow,
   readyNow,
   type Sleeper,
@@ -670,14 +671,11 @@ export class EventSleeper implements Sleeper, HubMember {
     }
   }
 
-  /** The segment is being deleted: pending waits fail with "deleted", our entry is withdrawn. */
-  alone(): boolean {
-    return this.#mem.signaller.alone();
-  }
-  giveWay(): void {
-    this.#mem.signaller.giveWay();
+  get way(): GivesWay {
+    return this.#mem.signaller;
   }
 
+  /** The segment is being deleted: pending waits fail with "deleted", our entry is withdrawn. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

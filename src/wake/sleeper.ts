@@ -110,10 +110,8 @@ export interface Sleeper {
   notifyMarked(bits: number, count: number, chunk: number): void;
   /** The segment is being deleted: every pending sleep fails with its check. */
   close(): void;
-  /** Whether this thread may run on one CPU only: see {@link GIVE_WAY_AFTER_MS}. */
-  alone(): boolean;
-  /** Lets another thread waiting for this CPU run first. */
-  giveWay(): void;
+  /** How a spin over its watches gives way: see {@link GIVE_WAY_AFTER_MS}. */
+  readonly way: GivesWay;
   /**
    * A new list of persistent watches for a `WaitSet` (a mapped segment's sleeper keeps them
    * registered; a private segment's looks at each at every take).

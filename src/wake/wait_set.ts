@@ -163,9 +163,9 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
 
   #waitReady(options: WaitOptions, started: number): Promise<T[]> {
     let ready = this.#collect();
-    const first = this.#groups.values().next();
-    if (ready.length === 0 && options.spinMicros && !first.done) {
-      spinUntil(() => (ready = this.#collect()).length > 0, options.spinMicros, first.value.sleeper);
+    if (ready.length === 0 && options.spinMicros && this.#groups.size > 0) {
+      const { sleeper } = this.#groups.values().next().value!;
+      spinUntil(() => (ready = this.#collect()).length > 0, options.spinMicros, sleeper.way);
     }
     if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
     return this.#park(options, started);
