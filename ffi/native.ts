@@ -56,7 +56,9 @@ import {
   SIG_IGN,
   SIGACTION_SIZE,
   SIGPIPE,
+  SO_ACCEPTCONN,
   SO_PEERCRED,
+  SO_TYPE,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_SEQPACKET,
@@ -523,6 +525,18 @@ export function makeOs(native: Native): Os {
       if (f.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, new Uint8Array(length.buffer)) !== 0) fail("getsockopt");
       const view = new DataView(cred.buffer);
       return { pid: view.getInt32(0, true), uid: view.getUint32(4, true), gid: view.getUint32(8, true) };
+    },
+    socketKind(fd) {
+      const value = new Int32Array(1);
+      const length = new Uint32Array(1);
+      const option = (name: number) => {
+        length[0] = 4;
+        if (f.getsockopt(fd, SOL_SOCKET, name, new Uint8Array(value.buffer), new Uint8Array(length.buffer)) !== 0) {
+          fail("getsockopt");
+        }
+        return value[0];
+      };
+      return { type: option(SO_TYPE), listening: option(SO_ACCEPTCONN) !== 0 };
     },
     unlink(path) {
       if (f.unlink(cString(path)) !== 0) fail("unlink", path);

@@ -133,6 +133,11 @@ export interface Os {
   recvPacket(fd: number, into: Uint8Array): { length: number; fds: number[]; truncated: boolean } | null;
   /** `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)`: who is at the other end, as the kernel saw it at connect. */
   peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+  /**
+   * `getsockopt(fd, SOL_SOCKET, SO_TYPE)` and `SO_ACCEPTCONN`: the socket's type (`SOCK_STREAM`,
+   * `SOCK_SEQPACKET`, ...) and whether it listens.
+   */
+  socketKind(fd: number): { type: number; listening: boolean };
   /** `unlink(path)`. */
   unlink(path: string): void;
   /**

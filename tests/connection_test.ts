@@ -663,13 +663,19 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
   const answer = (rx: number, tx: number) =>
     encodeAnswer({ status: ANSWER_ACCEPTED, segmentSize: segment.size, rx, tx, reason: "" });
   const [end, far] = os.socketPair();
+  // A listening socket never reads the end of a stream: a watch on it would never learn of the listener's death.
+  const listening = os.listenUnix(uniqueName("fake-life"), 1, "stream");
   const good = answer(fifo.offset, fifo.offset + 4352);
+  const second = segment.allocFifo(4096)!;
+  const whole = answer(fifo.offset, second.offset); // what a real listener answers
   const cases: [string, Uint8Array, number[]][] = [
     ["garbage", crypto.getRandomValues(new Uint8Array(40)), []],
     ["no fd", good, []],
     ["no socket", good, [segment.fd!]],
     ["three fds", good, [segment.fd!, end, end]],
     ["a file for the socket", good, [segment.fd!, segment.fd!]],
+    ["a listening stream socket for the pair's end", whole, [segment.fd!, listening]],
+    ["a seqpacket socket for the pair's end", whole, [segment.fd!, fd]],
     ["one fifo twice", answer(fifo.offset, fifo.offset), [segment.fd!, end]],
     ["an offset that is no fifo", answer(fifo.offset, 12345), [segment.fd!, end]],
   ];
@@ -698,6 +704,7 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
     os.close(fd);
     os.close(end);
     os.close(far);
+    os.close(listening);
     template[Symbol.dispose]();
   }
 });

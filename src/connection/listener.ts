@@ -34,7 +34,7 @@ import type { Fifo } from "../fifo/fifo.ts";
 import { classOf } from "../segment/allocator.ts";
 import type { WakeHub } from "../wake/wake_hub.ts";
 import { checkSignal, checkTimeout } from "../wake/sleeper.ts";
-import { S_IFMT, S_IFSOCK } from "../../ffi/symbols.ts";
+import { S_IFMT, S_IFSOCK, SOCK_STREAM } from "../../ffi/symbols.ts";
 import { Connection, type PeerCredentials } from "./connection.ts";
 import { decodeAnswer, decodeHello, encodeAnswer, encodeHello, type Hello } from "./handshake.ts";
 
@@ -64,7 +64,10 @@ export interface ListenOptions {
   segmentSize?: number;
   /** Users besides our own whose processes may connect. Default: none. */
   allowUids?: readonly number[];
-  /** Called with each refused or failed handshake, and why. */
+  /**
+   * Called with each refused or failed handshake, and why, from the listener's own callbacks: an
+   * exception it throws is not caught, like one from any event listener.
+   */
   onRefused?: (refusal: Refusal) => void;
   /** How long a client may take between connecting and its HELLO. Default 5000 ms. */
   handshakeTimeoutMs?: number;
@@ -513,6 +516,12 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
     }
     if ((os.fstat(fds[1]).mode & S_IFMT) !== S_IFSOCK) {
       throw new SegmentError("handshake", "the answer's second fd is no socket");
+    }
+    // A listening socket (or a packet one) never reads the end of a stream: a watch on it would not
+    // learn of the listener's death (in Bun and Node it waits for good).
+    const kind = os.socketKind(fds[1]);
+    if (kind.type !== SOCK_STREAM || kind.listening) {
+      throw new SegmentError("handshake", "the answer's second fd is no connected stream socket");
     }
     // 4. The segment and its fifos, every offset checked.
     const segment = host.attachMemfd(fds[0], peer.uid !== os.geteuid());
