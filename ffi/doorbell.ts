@@ -20,6 +20,7 @@
  */
 
 import net from "node:net";
+import { Admission } from "./admission.ts";
 import { type Os, OsError } from "./os.ts";
 
 /** A listening doorbell. */
@@ -36,8 +37,9 @@ export interface Doorbell {
   close(): void;
   /**
    * Accepts the connections the runtime's listener left waiting: Deno's `node:net` stops
-   * accepting for good once an accept failed for want of fds, without a word. Called at each
-   * liveness tick; a no-op where the listener recovers by itself. Also answers the pipe's gate.
+   * accepting for good once an accept failed for want of fds, without a word, and is then
+   * replaced by a server on a duplicate of the socket. Called at each liveness tick; a no-op
+   * where the listener recovers by itself. Also answers the pipe's gate.
    */
   recover(): void;
 }
@@ -53,13 +55,15 @@ const RECOVER_BATCH = 64;
  * (`os.listenUnix`) and handed to `node:net` by fd, so Deno needs no `--allow-net` for it. With
  * `gateOf`, and where the socket is watched through `node:net` (Deno, Node), it also makes the
  * doorbell's pipe and hands its write end out at the seqpacket gate `gateOf(name)` (see
- * {@link openPipeGate}); the doorbell works without it.
+ * {@link openPipeGate}); the doorbell works without it. The connections it holds count against
+ * `admission` (by default a budget of its own).
  */
 export async function openDoorbell(
   os: Os,
   nameOf: (key: number) => string,
   onRing: () => void,
   gateOf?: (name: string) => string,
+  admission: Admission = Admission.forFileLimit(os.openFilesLimit()),
 ): Promise<Doorbell> {
   const listen = nativeListen();
   // Bun's own listener reads the socket leaner than Bun can read a pipe: no pipe then.
@@ -74,7 +78,7 @@ export async function openDoorbell(
       queueMicrotask(handOver);
     }
     : onRing;
-  const bell = await listenSocket(os, listen, nameOf, onSocketRing);
+  const bell = await listenSocket(os, listen, nameOf, onSocketRing, admission);
   if (!piped) return bell;
   const opened = made.gate = openPipeGate(os, gateOf(bell.name), onRing);
   if (opened === undefined) return bell;
@@ -96,6 +100,7 @@ async function listenSocket(
   listen: Listen | undefined,
   nameOf: (key: number) => string,
   onRing: () => void,
+  admission: Admission,
 ): Promise<Doorbell> {
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -103,7 +108,7 @@ async function listenSocket(
     const name = nameOf(key);
     if (listen !== undefined) {
       try {
-        return listen(name, key, onRing);
+        return listen(name, key, onRing, admission, os);
       } catch (error) {
         lastError = error;
         if (addressInUse(error)) continue;
@@ -113,7 +118,7 @@ async function listenSocket(
     // Bound through libc (no runtime permission beyond FFI), then watched by the reactor.
     let fd: number;
     try {
-      fd = os.listenUnix(name, 512);
+      fd = os.listenUnix(name, Math.min(512, admission.limit)); // what waits in the backlog costs no fd yet
     } catch (error) {
       lastError = error;
       if (error instanceof OsError && error.code === "EADDRINUSE") continue;
@@ -121,7 +126,7 @@ async function listenSocket(
     }
     let bell: Doorbell;
     try {
-      bell = await watchListener(fd, onRing, { key, name, os });
+      bell = await watchListener(fd, onRing, { key, name, os, admission });
     } catch (error) {
       os.close(fd);
       throw error;
@@ -208,10 +213,13 @@ export function openPipeGate(os: Os, gateName: string, onRing: () => void): Pipe
   };
 }
 
-type Listen = (name: string, key: number, onRing: () => void) => Doorbell;
+type Listen = (name: string, key: number, onRing: () => void, admission: Admission, os: Os) => Doorbell;
 
 interface BunSocket {
+  /** The socket's fd (Bun 1.4). */
+  readonly fd?: number;
   unref(): void;
+  terminate(): void;
 }
 interface BunServer {
   ref(): void;
@@ -221,7 +229,7 @@ interface BunServer {
 interface BunLike {
   listen(options: {
     unix: string;
-    socket: { open(socket: BunSocket): void; data(): void; error(): void };
+    socket: { open(socket: BunSocket): void; data(): void; close(socket: BunSocket): void; error(): void };
   }): BunServer;
 }
 /**
@@ -242,12 +250,26 @@ function addressInUse(error: unknown): boolean {
 
 /** Bun: native socket handlers, no stream or event emitter between the byte and `onRing`. */
 function bunListen(bun: BunLike): Listen {
-  return (name, key, onRing) => {
+  return (name, key, onRing, admission, os) => {
+    const admitted = new Map<BunSocket, () => void>();
     const server = bun.listen({
       unix: "\0" + name,
       socket: {
-        open: (socket) => socket.unref(), // only the server (while waits pend) keeps the process alive
+        open: (socket) => {
+          socket.unref(); // only the server (while waits pend) keeps the process alive
+          admitted.set(
+            socket,
+            admission.admit(peerPid(os, socket.fd), () => {
+              socket.terminate();
+              onRing(); // a byte it still held is not lost
+            }),
+          );
+        },
         data: () => onRing(),
+        close: (socket) => {
+          admitted.get(socket)?.();
+          admitted.delete(socket);
+        },
         error: () => {}, // the socket closes; the ringer reconnects
       },
     });
@@ -256,16 +278,33 @@ function bunListen(bun: BunLike): Listen {
   };
 }
 
+/** The pid of the process at the other end of the connected socket `fd`; -1 when unknown. */
+function peerPid(os: Os, fd: number | undefined): number {
+  if (typeof fd !== "number" || fd < 0) return -1;
+  try {
+    return os.peerCredentials(fd).pid;
+  } catch {
+    return -1;
+  }
+}
+
 /**
  * Watches an already bound and listening stream socket `fd` (ours from then on) from the event
  * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
- * process alive until closed (a listener, like a server). With `os` (and not in Bun), its
- * `recover` accepts through libc what the server left waiting.
+ * process alive until closed (a listener, like a server). Its connections count against
+ * `admission` (with `os`, by default a budget of its own); one it drops to make room counts as a
+ * ring. With `os` (and not in Bun), its `recover` accepts through libc what the server left
+ * waiting.
  */
 export async function watchListener(
   fd: number,
   onRing: () => void,
-  { key = 0, name = "", os }: { key?: number; name?: string; os?: Os } = {},
+  { key = 0, name = "", os, admission = os && Admission.forFileLimit(os.openFilesLimit()) }: {
+    key?: number;
+    name?: string;
+    os?: Os;
+    admission?: Admission;
+  } = {},
 ): Promise<Doorbell> {
   const connections = new Set<net.Socket>();
   const watch = (socket: net.Socket) => {
@@ -273,48 +312,112 @@ export async function watchListener(
     connections.add(socket);
     socket.on("data", onRing);
     socket.on("error", () => socket.destroy());
-    socket.on("close", () => connections.delete(socket));
-  };
-  const server = net.createServer(watch);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ fd }, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    const release = admission?.admit(
+      os ? peerPid(os, (socket as unknown as { _handle?: { fd?: number } })._handle?.fd) : -1,
+      () => {
+        socket.destroy();
+        onRing(); // a byte it still held is not lost
+      },
+    );
+    socket.on("close", () => {
+      connections.delete(socket);
+      release?.();
     });
-  } catch (error) {
-    server.close();
-    throw error;
-  }
-  server.on("error", () => {}); // an accept that fails (EMFILE) is no reason to throw; see recover
+  };
+  const serve = async (listening: number): Promise<net.Server> => {
+    const server = net.createServer(watch);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ fd: listening }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+    server.on("error", () => {}); // an accept that fails (EMFILE) is no reason to throw; see recover
+    return server;
+  };
+  let listening = fd;
+  let server = await serve(listening);
+  let reffed = true;
   // Where `net.Socket({ fd })` works (not Bun, whose listener recovers by itself), what the
   // server left in the backlog is accepted here and watched the same way.
   const adopt = os !== undefined && (globalThis as { Bun?: unknown }).Bun === undefined;
+  // Deno's server accepts nothing more once an accept failed for want of fds, without a word; a
+  // flood of connections can cause that, as it closes a dropped connection's fd only later. So a
+  // server that left a connection waiting, or that may have met a flood (connections were dropped
+  // to make room since the last look), is replaced by a server on a duplicate of the socket.
+  const restartable = adopt && (globalThis as { Deno?: unknown }).Deno !== undefined;
+  let droppedBefore = admission?.dropped ?? 0;
+  /** Whether the server may have stopped accepting: set until a replacement listens. */
+  let suspect = false;
+  let restarting = false;
   let stopped = false;
+  const restart = async () => {
+    restarting = true;
+    suspect = false; // set again by what happens meanwhile, or below when this fails
+    let copy = -1;
+    try {
+      copy = os!.dup(listening);
+      const fresh = await serve(copy);
+      if (stopped) {
+        fresh.close();
+        return;
+      }
+      const old = server;
+      server = fresh;
+      listening = copy;
+      if (!reffed) fresh.unref();
+      old.close(); // closes the old fd; its connections stay watched
+    } catch {
+      if (copy >= 0) os!.close(copy);
+      suspect = true; // out of fds still: the next look tries again
+    } finally {
+      restarting = false;
+    }
+  };
   const recover = () => {
     if (!adopt || stopped) return;
+    if (admission !== undefined && admission.dropped !== droppedBefore) {
+      droppedBefore = admission.dropped;
+      suspect = true;
+    }
     for (let i = 0; i < RECOVER_BATCH; i++) {
       let conn: number;
       try {
-        conn = os!.accept(fd);
+        conn = os!.accept(listening);
       } catch {
-        return; // out of fds still (or closed): the next tick tries again
+        break; // out of fds still (or closed): the next tick tries again
       }
-      if (conn < 0) return; // nothing waiting
+      if (conn < 0) break; // nothing waiting
+      suspect = true;
       let socket: net.Socket;
       try {
         socket = new net.Socket({ fd: conn, readable: true, writable: false });
       } catch {
         os!.close(conn);
-        return;
+        break;
       }
       watch(socket);
       socket.resume();
     }
+    if (restartable && suspect && !restarting) void restart();
   };
-  return doorbellOf(key, name, server, () => {
+  const listener = {
+    ref: () => {
+      reffed = true;
+      server.ref();
+    },
+    unref: () => {
+      reffed = false;
+      server.unref();
+    },
+  };
+  return doorbellOf(key, name, listener, () => {
     stopped = true;
     server.close();
     for (const socket of connections) socket.destroy();

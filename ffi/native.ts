@@ -13,6 +13,7 @@ import {
   AF_UNIX,
   CMSG_HEADER,
   F_ADD_SEALS,
+  F_DUPFD_CLOEXEC,
   F_GET_SEALS,
   F_GETFL,
   F_OFD_GETLK,
@@ -52,6 +53,7 @@ import {
   POLLNVAL,
   PROT_READ,
   PROT_WRITE,
+  RLIMIT_NOFILE,
   SCM_RIGHTS,
   SIG_IGN,
   SIGACTION_SIZE,
@@ -114,6 +116,7 @@ export interface Native {
         | "sendmsg"
         | "recvmsg"
         | "getsockopt"
+        | "getrlimit"
         | "unlink"
         | "send"
         | "pipe2"
@@ -398,6 +401,11 @@ export function makeOs(native: Native): Os {
     yieldCpu() {
       f.sched_yield();
     },
+    openFilesLimit() {
+      const limits = new BigUint64Array(2);
+      if (f.getrlimit(RLIMIT_NOFILE, new Uint8Array(limits.buffer)) !== 0) fail("getrlimit");
+      return limits[0] > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(limits[0]);
+    },
     cpusAllowed() {
       if (f.sched_getaffinity(0, BigInt(cpuMask.length), cpuMask) !== 0) fail("sched_getaffinity");
       let count = 0;
@@ -574,6 +582,10 @@ export function makeOs(native: Native): Os {
       const errno = native.errno();
       if (errno === EAGAIN) return -1;
       throw new OsError("write", errno);
+    },
+    dup(fd) {
+      const copy = f.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      return copy < 0 ? fail("fcntl(F_DUPFD_CLOEXEC)") : copy;
     },
     fileFlags(fd) {
       const flags = f.fcntl(fd, F_GETFL, 0);

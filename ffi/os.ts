@@ -96,6 +96,8 @@ export interface Os {
    * none waits.
    */
   yieldCpu(): void;
+  /** `getrlimit(RLIMIT_NOFILE)`: how many fds the process may have open (the soft limit). */
+  openFilesLimit(): number;
   /** How many CPUs the calling thread may run on: the count of `sched_getaffinity(0)`'s set. */
   cpusAllowed(): number;
   /**
@@ -160,6 +162,8 @@ export interface Os {
    * reader is gone fails with EPIPE; the process must ignore SIGPIPE (see `ignoresSigpipe`).
    */
   write(fd: number, bytes: Uint8Array): number;
+  /** `fcntl(fd, F_DUPFD_CLOEXEC)`: a second fd for the same open file. */
+  dup(fd: number): number;
   /** `fcntl(fd, F_GETFL)`: the file's status flags (access mode, O_NONBLOCK, ...). */
   fileFlags(fd: number): number;
   /** `fcntl(fd, F_SETFL, flags)`. */

@@ -93,6 +93,7 @@ export const LIBC_SYMBOLS = {
     ret: "i64",
   },
   recvmsg: { c: "ssize_t recvmsg(int fd, struct msghdr *msg, int flags)", args: ["i32", "buffer", "i32"], ret: "i64" },
+  getrlimit: { c: "int getrlimit(int resource, struct rlimit *rlim)", args: ["i32", "buffer"], ret: "i32" },
   getsockopt: {
     c: "int getsockopt(int fd, int level, int name, void *value, socklen_t *length)",
     args: ["i32", "i32", "i32", "buffer", "buffer"],
@@ -153,6 +154,7 @@ export const MAP_NORESERVE = 0x4000;
 export const MFD_CLOEXEC = 1;
 export const MFD_ALLOW_SEALING = 2;
 export const F_ADD_SEALS = 1033;
+export const F_DUPFD_CLOEXEC = 1030;
 export const F_GET_SEALS = 1034;
 export const F_SEAL_SEAL = 1;
 export const F_SEAL_SHRINK = 2;
@@ -175,6 +177,8 @@ export const SOL_SOCKET = 1;
 export const SCM_RIGHTS = 1;
 export const SO_PEERCRED = 17;
 export const SO_TYPE = 3;
+/** `getrlimit`'s resource for the number of open files; `struct rlimit` is two u64, soft then hard. */
+export const RLIMIT_NOFILE = 7;
 export const SO_ACCEPTCONN = 30;
 export const MSG_CTRUNC = 0x8;
 export const MSG_TRUNC = 0x20;

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { SegmentMain } from "../mod.ts";
 import { OsError } from "../ffi/os.ts";
 import { encodeAnswer, encodeHello } from "../src/connection/handshake.ts";
-import { ANSWER_ACCEPTED, HELLO_SIZE } from "../src/layout.ts";
+import { ANSWER_ACCEPTED, bellName, HELLO_SIZE } from "../src/layout.ts";
 import {
   expectGoneAfterKill,
   expectSuccess,
@@ -20,6 +20,7 @@ import {
   runtimeBinary,
   scriptCommand,
   SEED,
+  startCommand,
   startPeer,
   startReaper,
   tempPath,
@@ -628,6 +629,41 @@ test(`hostile clients (raw ${OTHER} sockets): garbage, short, oversized and sile
   } finally {
     for (const raw of raws) raw.kill("SIGKILL");
     await Promise.all(raws.map((r) => r.done));
+  }
+});
+
+test(`connections another process holds open to a ${OTHER} listener's bell cannot run it out of fds: clients still get in`, async () => {
+  // Anyone can connect to an abstract socket. Without a bound, 400 connections held open took a
+  // listener limited to 128 fds to its limit, and it could make no segment for a client.
+  const name = uniqueName("bell-flood");
+  const [bin, argv] = scriptCommand(OTHER, `${ROOT}/tests/peers/conn_peer.ts`, ["serve", name, "3"]);
+  const server = startCommand("prlimit", ["--nofile=128:128", bin, ...argv]);
+  const script = `const net = require("node:net"); const [name, count] = process.argv.slice(-2); let n = 0;
+    const kept = []; const one = () => { if (++n === Number(count)) console.log("HELD"); };
+    for (let i = 0; i < Number(count); i++) { const c = net.connect({ path: "\\0" + name }, one);
+      c.on("error", one); kept.push(c); }
+    setInterval(() => {}, 1000);`;
+  let flood: ReturnType<typeof startCommand> | undefined;
+  try {
+    await server.line(/^LISTENING/);
+    flood = startCommand(runtimeBinary("node"), ["-e", script, "--", bellName(name), "400"], 60_000);
+    await flood.line(/^HELD/);
+    await sleep(300); // the listener accepts the last of them
+    const held = readdirSync(`/proc/${server.pid}/fd`).length;
+    using sm = new SegmentMain();
+    for (let i = 0; i < 3; i++) {
+      const conn = await sm.connect(name, { timeoutMs: 5000 });
+      const message = new Uint8Array(100).fill(i);
+      await conn.send(message);
+      assert.deepEqual(await conn.receive(), message);
+      conn.close();
+    }
+    expectSuccess(await server.done, "the listener");
+    assert.ok(held <= 96, `the listener holds ${held} fds of its 128`);
+  } finally {
+    flood?.kill();
+    server.kill();
+    await flood?.done;
   }
 });
 

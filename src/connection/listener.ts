@@ -378,7 +378,7 @@ export async function listen(host: ConnectionHost, name: string, options: Listen
   try {
     const bellFd = os.listenUnix(bellName(name), 128, "stream");
     const made: { listener?: Listener } = {};
-    bell = await watchListener(bellFd, () => made.listener?.pump(), { os });
+    bell = await watchListener(bellFd, () => made.listener?.pump(), { os, admission: host.hub().admission() });
     made.listener = new Listener(host, name, fd, bell, options);
     return made.listener;
   } catch (error) {

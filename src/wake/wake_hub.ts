@@ -8,6 +8,7 @@
  * @module
  */
 
+import { Admission } from "../../ffi/admission.ts";
 import type { Doorbell } from "../../ffi/doorbell.ts";
 import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
@@ -27,12 +28,13 @@ export interface HubMember {
   tick(): void;
 }
 
-/** Opens a doorbell; `ffi/doorbell.ts` in production. */
+/** Opens a doorbell whose connections count against `admission`; `ffi/doorbell.ts` in production. */
 export type OpenDoorbell = (
   os: Os,
   nameOf: (key: number) => string,
   onRing: () => void,
   gateOf?: (name: string) => string,
+  admission?: Admission,
 ) => Promise<Doorbell>;
 
 /** Lines kept before the first sweep for lines to processes that are gone. */
@@ -73,6 +75,7 @@ export class WakeHub {
     }
   };
   #tick: ReturnType<typeof setInterval> | undefined;
+  #admission: Admission | undefined;
   #localScheduled = false;
   #closed = false;
 
@@ -84,7 +87,13 @@ export class WakeHub {
   /** This process's doorbell, opened on first use. */
   doorbell(): Promise<Doorbell> {
     if (this.#closed) return Promise.reject(new Error("the SegmentMain was disposed"));
-    return (this.#doorbell ??= this.#open(this.#os, doorbellName, () => this.#serviceAll(), doorbellPipeGate).then(
+    return (this.#doorbell ??= this.#open(
+      this.#os,
+      doorbellName,
+      () => this.#serviceAll(),
+      doorbellPipeGate,
+      this.admission(),
+    ).then(
       (bell) => {
         if (this.#closed) bell.close();
         else {
@@ -97,6 +106,14 @@ export class WakeHub {
         return bell;
       },
     ));
+  }
+
+  /**
+   * The connection budget shared by the doorbell and the bells of this SegmentMain's listeners
+   * (anyone may connect to an abstract socket; see `ffi/admission.ts`).
+   */
+  admission(): Admission {
+    return this.#admission ??= Admission.forFileLimit(this.#os.openFilesLimit());
   }
 
   /** Whether `key` is this process's own doorbell. */
