@@ -22,6 +22,8 @@ import {
 } from "../src/layout.ts";
 import { spawn } from "node:child_process";
 import { loadOs } from "../ffi/load.ts";
+import { openDoorbell } from "../ffi/doorbell.ts";
+import { WakeHub } from "../src/wake/wake_hub.ts";
 import type { Os, OsError } from "../ffi/os.ts";
 import {
   expectGoneAfterKill,
@@ -851,6 +853,38 @@ for (const watcher of WATCHERS.filter((w) => w.runtime !== "bun")) {
     assert.equal(rings.pipe, 2);
   });
 }
+
+test("ringing more doorbells than the fd budget allows keeps at most the budget's lines open, and every ring arrives", () => {
+  // The doorbells a waker rings are named in shared memory: a hostile peer could name one after
+  // another (listening on each), and each kept line is an fd of the waker's.
+  const os = loadOs();
+  const hub = new WakeHub(os, openDoorbell);
+  const limit = hub.admission().limit;
+  const base = crypto.getRandomValues(new Uint32Array(1))[0] & 0xfff0_0000;
+  const keys = Array.from({ length: limit + 40 }, (_, i) => (base + i + 1) >>> 0);
+  const listeners = keys.map((key) => os.listenUnix(doorbellName(key), 4, "stream"));
+  const open = () => readdirSync("/proc/self/fd").length;
+  try {
+    const before = open();
+    for (const key of keys) hub.ring(key);
+    const lines = open() - before;
+    hub.ring(keys[0]); // its line was closed to make room: made again
+    const byte = new Uint8Array(8);
+    const got = listeners.map((listener) => {
+      let bytes = 0;
+      for (let conn = os.accept(listener); conn >= 0; conn = os.accept(listener)) {
+        bytes += os.recvPacket(conn, byte)?.length ?? 0;
+        os.close(conn);
+      }
+      return bytes;
+    });
+    assert.ok(lines <= limit, `${lines} lines kept for ${keys.length} doorbells (budget ${limit})`);
+    assert.deepEqual(got, keys.map((_, i) => (i === 0 ? 2 : 1)), "every ring arrived");
+  } finally {
+    hub.close();
+    for (const listener of listeners) os.close(listener);
+  }
+});
 
 /** The doorbell key of the process other than ours that sleeps in `segment` (from its sleeper-table entry). */
 function othersDoorbell(segment: Segment): number {

@@ -188,6 +188,7 @@ export class WakeHub {
       let line = this.#lines.get(id);
       try {
         if (line === undefined) {
+          if (this.#lines.size >= this.admission().limit) this.#makeRoom();
           const name = nameOf(id);
           // A doorbell's pipe is asked for (a listener's bell has none).
           const gate = typeof id === "number" && this.#pipes() ? doorbellPipeGate(name) : undefined;
@@ -224,6 +225,21 @@ export class WakeHub {
       line.close();
     });
     this.#sweepAt = Math.max(SWEEP_MIN, 2 * this.#lines.size);
+  }
+
+  /**
+   * Closes the lines whose doorbell is gone, and if that leaves as many as the budget allows, the
+   * oldest: the doorbells a process rings are named in shared memory, where a hostile peer could
+   * name one after another (each listened on), and a line is an fd. A line closed here is made
+   * again at its next ring.
+   */
+  #makeRoom(): void {
+    this.#sweep();
+    for (const [id, line] of this.#lines) {
+      if (this.#lines.size < this.admission().limit) return;
+      this.#lines.delete(id);
+      line.close();
+    }
   }
 
   /** Whether this process may ring through pipes: only when SIGPIPE is ignored (asked once). */
