@@ -745,6 +745,26 @@ test("a hostile listener: garbage answers, missing or extra fds, bad offsets are
   }
 });
 
+test("a listener that closes the connection with the hello unread (a reset): a 'handshake' error, nothing left behind", async () => {
+  using sm = new SegmentMain();
+  const os = sm.os;
+  const name = uniqueName("reset");
+  const fd = os.listenUnix(name, 8, "seqpacket");
+  try {
+    for (let round = 0; round < 2; round++) {
+      const connecting = sm.connect(name, { timeoutMs: 5000 });
+      let conn = -1;
+      for (let i = 0; i < 200 && conn < 0; i++, await sleep(5)) conn = os.accept(fd);
+      await sleep(50); // the hello has come
+      os.close(conn); // unread: the client's next read fails with ECONNRESET
+      await assert.rejects(connecting, isCode("handshake"));
+      assert.equal(sm.size, 0);
+    }
+  } finally {
+    os.close(fd);
+  }
+});
+
 test("a path name: a dead listener's socket file is replaced, a live listener's never taken", async () => {
   using sm = new SegmentMain();
   const path = tempPath("sock", ".sock");

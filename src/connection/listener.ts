@@ -483,7 +483,14 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       const look = () => {
         try {
           signal?.throwIfAborted();
-          const got = os.recvPacket(fd, buffer);
+          let got: ReturnType<Os["recvPacket"]>;
+          try {
+            got = os.recvPacket(fd, buffer);
+          } catch (error) {
+            // A listener that closed with our hello unread resets the connection: no answer either.
+            if (!(error instanceof OsError) || error.code !== "ECONNRESET") throw error;
+            got = { length: 0, fds: [], truncated: false };
+          }
           if (got !== null) {
             stop();
             resolve(got);
