@@ -12,6 +12,7 @@ import { ANSWER_ACCEPTED, bellName, HELLO_SIZE } from "../src/layout.ts";
 import {
   expectGoneAfterKill,
   expectSuccess,
+  holdConnections,
   isCode,
   OTHER,
   patternByte,
@@ -638,15 +639,10 @@ test(`connections another process holds open to a ${OTHER} listener's bell canno
   const name = uniqueName("bell-flood");
   const [bin, argv] = scriptCommand(OTHER, `${ROOT}/tests/peers/conn_peer.ts`, ["serve", name, "3"]);
   const server = startCommand("prlimit", ["--nofile=128:128", bin, ...argv]);
-  const script = `const net = require("node:net"); const [name, count] = process.argv.slice(-2); let n = 0;
-    const kept = []; const one = () => { if (++n === Number(count)) console.log("HELD"); };
-    for (let i = 0; i < Number(count); i++) { const c = net.connect({ path: "\\0" + name }, one);
-      c.on("error", one); kept.push(c); }
-    setInterval(() => {}, 1000);`;
-  let flood: ReturnType<typeof startCommand> | undefined;
+  let flood: ReturnType<typeof holdConnections> | undefined;
   try {
     await server.line(/^LISTENING/);
-    flood = startCommand(runtimeBinary("node"), ["-e", script, "--", bellName(name), "400"], 60_000);
+    flood = holdConnections(bellName(name), 400);
     await flood.line(/^HELD/);
     await sleep(300); // the listener accepts the last of them
     const held = readdirSync(`/proc/${server.pid}/fd`).length;

@@ -216,6 +216,20 @@ export function startCommand(
   };
 }
 
+/**
+ * A Node process that connects `count` times to the abstract stream socket `name` (a doorbell's,
+ * a bell's: anyone may connect to one), keeps every connection it gets, and prints HELD once each
+ * has connected (or failed); it runs until killed.
+ */
+export function holdConnections(name: string, count: number): Peer {
+  const script = `const net = require("node:net"); const [name, count] = process.argv.slice(-2); let n = 0;
+    const kept = []; const one = () => { if (++n === Number(count)) console.log("HELD"); };
+    for (let i = 0; i < Number(count); i++) { const c = net.connect({ path: "\\0" + name }, one);
+      c.on("error", one); kept.push(c); }
+    setInterval(() => {}, 1000);`;
+  return startCommand(runtimeBinary("node"), ["-e", script, "--", name, String(count)], 60_000);
+}
+
 /** Runs a peer to its end and returns its outcome. */
 export function runPeer(
   runtime: Runtime,

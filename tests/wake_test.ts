@@ -28,6 +28,7 @@ import type { Os, OsError } from "../ffi/os.ts";
 import {
   expectGoneAfterKill,
   expectSuccess,
+  holdConnections,
   isCode,
   OTHER,
   patternByte,
@@ -35,7 +36,6 @@ import {
   RUNTIME,
   runtimeBinary,
   shmEntries,
-  startCommand,
   startPeer,
   startReaper,
   tempPath,
@@ -894,19 +894,6 @@ function othersDoorbell(segment: Segment): number {
     if (tag !== 0 && tag !== segment.liveness.ownTag) return segment.u32[e + SLP_KEY / 4];
   }
   return 0;
-}
-
-/**
- * A Node process that connects `count` times to the abstract stream socket `name`, keeps every
- * connection it gets, and prints HELD once each has connected (or failed).
- */
-function holdConnections(name: string, count: number) {
-  const script = `const net = require("node:net"); const [name, count] = process.argv.slice(-2); let n = 0;
-    const kept = []; const one = () => { if (++n === Number(count)) console.log("HELD"); };
-    for (let i = 0; i < Number(count); i++) { const c = net.connect({ path: "\\0" + name }, one);
-      c.on("error", one); kept.push(c); }
-    setInterval(() => {}, 1000);`;
-  return startCommand(runtimeBinary("node"), ["-e", script, "--", name, String(count)], 60_000);
 }
 
 for (const watcher of WATCHERS) {
