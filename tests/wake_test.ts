@@ -896,7 +896,8 @@ function othersDoorbell(segment: Segment): number {
   return 0;
 }
 
-for (const watcher of WATCHERS) {
+// Deno's two permission sets watch the doorbell the same way (a libc socket, node:net): one serves here.
+for (const watcher of WATCHERS.filter((w) => !w.label.includes("--allow-ffi"))) {
   test(`connections another process holds open to a sleeper's doorbell cannot run it out of fds, and rings still wake it at once: ${watcher.label}`, async () => {
     // Anyone can connect to an abstract socket. The doorbell holds at most a quarter of the
     // process's fd limit in connections, dropping the oldest of the process that holds the most.
