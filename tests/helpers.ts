@@ -230,6 +230,19 @@ export function holdConnections(name: string, count: number): Peer {
   return startCommand(runtimeBinary("node"), ["-e", script, "--", name, String(count)], 60_000);
 }
 
+/**
+ * The number of fds process `pid` has open, looked at every 20 ms for up to `ms` until it is at
+ * most `atMost` (a runtime may close what it dropped a little later).
+ */
+export async function fdsSettled(pid: number, atMost: number, ms = 3000): Promise<number> {
+  let open = 0;
+  for (const end = performance.now() + ms; performance.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+    open = readdirSync(`/proc/${pid}/fd`).length;
+    if (open <= atMost) break;
+  }
+  return open;
+}
+
 /** Runs a peer to its end and returns its outcome. */
 export function runPeer(
   runtime: Runtime,

@@ -28,6 +28,7 @@ import type { Os, OsError } from "../ffi/os.ts";
 import {
   expectGoneAfterKill,
   expectSuccess,
+  fdsSettled,
   holdConnections,
   isCode,
   OTHER,
@@ -916,11 +917,7 @@ for (const watcher of WATCHERS.filter((w) => !w.label.includes("--allow-ffi"))) 
         for (let i = 0; i < 4; i++) delays.push(await peer.wake(i));
         // The flood's connections, still held: at most 96 fds in use once the peer has closed
         // what it dropped (Deno closes a dropped connection's fd a little later).
-        let held = 0;
-        for (const end = performance.now() + 3000; performance.now() < end; await sleep(20)) {
-          held = readdirSync(`/proc/${peer.pid}/fd`).length;
-          if (held <= 96) break;
-        }
+        const held = await fdsSettled(peer.pid, 96);
         // Wakers that connect now, after the flood, are heard at once too (Deno's server, which
         // accepts nothing more after the flood, is replaced at the next liveness tick). Were they
         // heard only by the tick (every 400 ms), each after the first would wait about 340 ms: it

@@ -72,7 +72,8 @@ export interface ListenOptions {
   /** How long a client may take between connecting and its HELLO. Default 5000 ms. */
   handshakeTimeoutMs?: number;
   /**
-   * Connections in the making or made and not yet accepted, at most. Default 128. Beyond it the
+   * Connections in the making or made and not yet accepted, at most. Default 128, or a quarter
+   * of the process's fd limit where that is less (anyone may connect to a name). Beyond it the
    * listener takes no more clients until the program accepts one: the others wait in the
    * kernel's queue (their `connect` waits, up to its timeout), and a flood of clients costs the
    * listener's process at most this many fds and segments.
@@ -169,7 +170,7 @@ export class Listener implements AsyncIterable<Connection> {
     this.#uids = checkUids(options.allowUids);
     this.#onRefused = options.onRefused;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 5000;
-    this.#backlog = options.backlog ?? DEFAULT_BACKLOG;
+    this.#backlog = options.backlog ?? Math.min(DEFAULT_BACKLOG, host.hub().admission().limit);
     this.#forget = host.hold(this); // first: it throws for a disposed SegmentMain
     this.#poll = setInterval(() => {
       this.#bell.recover(); // connections its listener left waiting after running out of fds
