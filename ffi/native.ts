@@ -67,6 +67,7 @@ import {
   SOCK_STREAM,
   SOCKADDR_UN_SIZE,
   SOL_SOCKET,
+  STAT_BLOCKS_OFFSET,
   STAT_DEV_OFFSET,
   STAT_INO_OFFSET,
   STAT_MODE_OFFSET,
@@ -310,6 +311,7 @@ export function makeOs(native: Native): Os {
         uid: view.getUint32(STAT_UID_OFFSET, true),
         dev: num(view.getBigUint64(STAT_DEV_OFFSET, true)),
         ino: num(view.getBigUint64(STAT_INO_OFFSET, true)),
+        blocks: num(view.getBigInt64(STAT_BLOCKS_OFFSET, true)),
       };
     },
     fallocate(fd, length) {

@@ -28,6 +28,8 @@ export interface FileStat {
   readonly dev: number;
   /** `st_ino`: the file's inode number; with `dev`, which file this is. */
   readonly ino: number;
+  /** `st_blocks`: 512-byte blocks allocated (less than `size` means holes: pages never reserved). */
+  readonly blocks: number;
 }
 
 /** The outcome of a futex wait. */

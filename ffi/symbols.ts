@@ -216,3 +216,4 @@ export const STAT_INO_OFFSET = 8;
 export const STAT_MODE_OFFSET = 24;
 export const STAT_UID_OFFSET = 28;
 export const STAT_SIZE_OFFSET = 48;
+export const STAT_BLOCKS_OFFSET = 64;

@@ -59,6 +59,22 @@ for (const runtime of RUNTIMES) {
 }
 
 for (const runtime of RUNTIMES) {
+  for (const [mode, what] of [["sparse", "past its header"], ["sparse-header", "at all"]]) {
+    test(
+      `1. a full /dev/shm: ${runtime}'s attach of a segment with no pages reserved ${what} fails with OsError ENOSPC instead of a SIGBUS`,
+      { skip: canUnshare ? false : "needs root and unshare(1) to mount a small tmpfs" },
+      () => {
+        // Not this library's create (which reserves every page) but a file of holes, by a peer
+        // or another tool: touching a hole on a full tmpfs is a SIGBUS.
+        const result = inSmallTmpfs(runtime, [mode, uniqueName("sparse")]);
+        assert.equal(result.signal, null, `the peer died of ${result.signal}: ${result.stderr}`);
+        assert.match(result.stdout, /^OSERROR posix_fallocate ENOSPC$/m, result.stdout + result.stderr);
+      },
+    );
+  }
+}
+
+for (const runtime of RUNTIMES) {
   test(`3. a caller that transfers a zero-copy view's buffer cannot break or crash ${runtime}`, async () => {
     const name = uniqueName("transfer");
     try {

@@ -374,7 +374,12 @@ export class SegmentMain implements Iterable<Segment> {
   #look(p: PendingAttach): { ready: true; objectSize: number } | { ready: false; sleepMs: number } {
     const { size } = this.os.fstat(p.fd);
     if (size >= PAGE_SIZE) {
-      p.header ??= this.os.mmap(p.fd, PAGE_SIZE);
+      if (p.header === undefined) {
+        // Its page reserved before it is read: a hole on a full tmpfs would be a SIGBUS
+        // (ENOSPC here instead, an OsError).
+        this.os.fallocate(p.fd, PAGE_SIZE);
+        p.header = this.os.mmap(p.fd, PAGE_SIZE);
+      }
       if (readReady(p.header.buffer) === 1) return { ready: true, objectSize: size };
       if (readMagic(p.header.buffer) !== 0) readHeader(p.header.buffer, p.label, size);
     }
@@ -413,6 +418,9 @@ export class SegmentMain implements Iterable<Segment> {
         `${p.label} can still shrink (no F_SEAL_SHRINK), so mapping it could crash this process`,
       );
     }
+    // Every page reserved before one is touched, as `create` does: an object made otherwise (a
+    // sparse copy, a peer's) may have holes, and a hole on a full tmpfs is a SIGBUS.
+    if (os.fstat(p.fd).blocks * 512 < facts.size) os.fallocate(p.fd, facts.size);
     const mapping = os.mmap(p.fd, facts.size);
     const fd = p.fd;
     try {

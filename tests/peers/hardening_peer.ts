@@ -3,7 +3,12 @@
 //   enospc NAME         create an 8 MiB shm segment (in a 2 MiB tmpfs) and touch every page
 //   transfer NAME       detach a zero-copy view's buffer, go on, delete, touch the moved buffer
 //   wait NAME OFFSET    attach and wait for data on the fifo at OFFSET until killed
+//   sparse NAME         (in a 2 MiB tmpfs) a segment whose pages past its header were never
+//                       reserved (not this library's create: a sparse copy), the tmpfs filled up;
+//                       attach it and fill a fifo
+//   sparse-header NAME  the same with nothing reserved at all, the header page included
 import { OsError, SegmentMain } from "../../mod.ts";
+import { closeSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import "./orphan.ts"; // ends with the test process that started it
 
 const [mode, name, extra] = process.argv.slice(2);
@@ -61,7 +66,48 @@ async function wait(): Promise<void> {
   console.log("WOKE");
 }
 
+/** Writes to a file until the tmpfs is full, to the last page. */
+function fillTmpfs(path: string): void {
+  const fd = openSync(path, "w", 0o600);
+  for (const size of [64 << 10, 4096]) {
+    const chunk = new Uint8Array(size).fill(1);
+    try {
+      for (;;) writeSync(fd, chunk);
+    } catch { /* ENOSPC: on to smaller writes */ }
+  }
+  closeSync(fd);
+}
+
+function sparse(header: boolean): void {
+  using sm = new SegmentMain({ timeoutSeconds: 1 });
+  const path = `/dev/shm/${name}`;
+  const head = new Uint8Array(64 << 10);
+  if (header) {
+    // A real segment's first 64 KiB, copied into a file of the same size whose other pages are holes.
+    const legit = sm.create({ type: "shm", name: `${name}-legit`, size: 1 << 20 });
+    const fd = openSync(`/dev/shm/${name}-legit`, "r");
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    sm.delete(legit);
+    writeFileSync(path, head, { mode: 0o600 });
+  } else {
+    writeFileSync(path, new Uint8Array(0), { mode: 0o600 });
+  }
+  truncateSync(path, 1 << 20);
+  fillTmpfs(`/dev/shm/${name}-filler`);
+  try {
+    const segment = sm.attach({ type: "shm", name });
+    const fifo = segment.allocFifo(512 << 10)!;
+    while (fifo.enqueue(head) > 0);
+    console.log("FILLED");
+  } catch (error) {
+    console.log(error instanceof OsError ? `OSERROR ${error.call} ${error.code}` : `OTHER ${error}`);
+  }
+}
+
 if (mode === "enospc") enospc();
+else if (mode === "sparse") sparse(true);
+else if (mode === "sparse-header") sparse(false);
 else if (mode === "transfer") transfer();
 else if (mode === "wait") await wait();
 else throw new Error(`unknown mode ${mode}`);
