@@ -55,6 +55,7 @@ import {
   PROT_WRITE,
   RLIMIT_NOFILE,
   SCM_RIGHTS,
+  SEEK_DATA,
   SIG_IGN,
   SIGACTION_SIZE,
   SIGPIPE,
@@ -97,6 +98,7 @@ export interface Native {
         | "close"
         | "ftruncate"
         | "fstat"
+        | "lseek"
         | "fcntl"
         | "fcntl_lock"
         | "posix_fallocate"
@@ -204,6 +206,7 @@ const EACCES = 13;
 const EINTR = 4;
 const ETIMEDOUT = 110;
 const EPERM = 1;
+const ENXIO = 6;
 
 /** A futex wait's result and errno as a {@link FutexResult}. */
 export function futexOutcome(result: number, errno: number): FutexResult {
@@ -313,6 +316,13 @@ export function makeOs(native: Native): Os {
         ino: num(view.getBigUint64(STAT_INO_OFFSET, true)),
         blocks: num(view.getBigInt64(STAT_BLOCKS_OFFSET, true)),
       };
+    },
+    isHole(fd, offset) {
+      const next = f.lseek(fd, BigInt(offset), SEEK_DATA);
+      if (num(next) >= 0) return num(next) !== offset;
+      const errno = native.errno();
+      if (errno === ENXIO) return true; // no data at or after it
+      throw new OsError("lseek(SEEK_DATA)", errno);
     },
     fallocate(fd, length) {
       const error = f.posix_fallocate(fd, 0n, BigInt(length));

@@ -54,6 +54,11 @@ export interface Os {
   /** `fstat(fd)`: size, mode, owner, device and inode. */
   fstat(fd: number): FileStat;
   /**
+   * `lseek(fd, offset, SEEK_DATA)`: whether `offset` is in a hole (no page there yet: on a full
+   * tmpfs, touching it through a mapping is a SIGBUS).
+   */
+  isHole(fd: number, offset: number): boolean;
+  /**
    * `posix_fallocate(fd, 0, length)`: reserves every page now, so that a full tmpfs fails here
    * with ENOSPC instead of faulting (SIGBUS) on a later first touch of the mapping.
    */

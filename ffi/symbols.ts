@@ -35,6 +35,7 @@ export const LIBC_SYMBOLS = {
   close: { c: "int close(int fd)", args: ["i32"], ret: "i32" },
   ftruncate: { c: "int ftruncate(int fd, off_t length)", args: ["i32", "i64"], ret: "i32" },
   fstat: { c: "int fstat(int fd, struct stat *buf)", args: ["i32", "buffer"], ret: "i32" },
+  lseek: { c: "off_t lseek(int fd, off_t offset, int whence)", args: ["i32", "i64", "i32"], ret: "i64" },
   fcntl: { c: "int fcntl(int fd, int cmd, int arg)", args: ["i32", "i32", "i32"], ret: "i32" },
   fcntl_lock: {
     c: "int fcntl(int fd, int cmd, struct flock *lock)",
@@ -217,3 +218,5 @@ export const STAT_MODE_OFFSET = 24;
 export const STAT_UID_OFFSET = 28;
 export const STAT_SIZE_OFFSET = 48;
 export const STAT_BLOCKS_OFFSET = 64;
+/** `lseek`'s whence for the next offset that holds data (not a hole). */
+export const SEEK_DATA = 3;

@@ -374,14 +374,13 @@ export class SegmentMain implements Iterable<Segment> {
   #look(p: PendingAttach): { ready: true; objectSize: number } | { ready: false; sleepMs: number } {
     const { size } = this.os.fstat(p.fd);
     if (size >= PAGE_SIZE) {
-      if (p.header === undefined) {
-        // Its page reserved before it is read: a hole on a full tmpfs would be a SIGBUS
-        // (ENOSPC here instead, an OsError).
-        this.os.fallocate(p.fd, PAGE_SIZE);
-        p.header = this.os.mmap(p.fd, PAGE_SIZE);
+      // A header page that is a hole is not read through a mapping (on a full tmpfs that is a
+      // SIGBUS): it is not ready, and no creator reserving it means "abandoned" below.
+      if (p.header === undefined && !this.os.isHole(p.fd, 0)) p.header = this.os.mmap(p.fd, PAGE_SIZE);
+      if (p.header !== undefined) {
+        if (readReady(p.header.buffer) === 1) return { ready: true, objectSize: size };
+        if (readMagic(p.header.buffer) !== 0) readHeader(p.header.buffer, p.label, size);
       }
-      if (readReady(p.header.buffer) === 1) return { ready: true, objectSize: size };
-      if (readMagic(p.header.buffer) !== 0) readHeader(p.header.buffer, p.label, size);
     }
     // The creator locks its slot before it sizes the object: a sized, unready object whose slot
     // nobody holds will never become ready. A too-short one gets a grace period, for a creator

@@ -6,8 +6,9 @@
 //   sparse NAME         (in a 2 MiB tmpfs) a segment whose pages past its header were never
 //                       reserved (not this library's create: a sparse copy), the tmpfs filled up;
 //                       attach it and fill a fifo
-//   sparse-header NAME  the same with nothing reserved at all, the header page included
-import { OsError, SegmentMain } from "../../mod.ts";
+//   sparse-header NAME  the same with nothing reserved at all, the header page included (and no
+//                       creator: it is "abandoned")
+import { OsError, SegmentError, SegmentMain } from "../../mod.ts";
 import { closeSync, openSync, readSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import "./orphan.ts"; // ends with the test process that started it
 
@@ -101,7 +102,13 @@ function sparse(header: boolean): void {
     while (fifo.enqueue(head) > 0);
     console.log("FILLED");
   } catch (error) {
-    console.log(error instanceof OsError ? `OSERROR ${error.call} ${error.code}` : `OTHER ${error}`);
+    console.log(
+      error instanceof OsError
+        ? `OSERROR ${error.call} ${error.code}`
+        : error instanceof SegmentError
+        ? `SEGMENTERROR ${error.code}`
+        : `OTHER ${error}`,
+    );
   }
 }
 
