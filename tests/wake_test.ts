@@ -965,8 +965,9 @@ for (const watcher of WATCHERS) {
         const delays: number[] = [];
         for (let i = 0; i < 4; i++) delays.push(await peer.wake(i));
         await peer.done();
-        // Deno's node:net listener stops accepting for good after the flood; the liveness tick (400 ms)
-        // accepts for it, so there the first wake-up may wait for a tick. Every later one is rung.
+        // Deno's node:net server accepts nothing more after the flood; the liveness tick (400 ms)
+        // accepts for it and replaces it, so there the first wake-up may wait for a tick. Every
+        // later one is rung.
         const later = watcher.label.includes("--allow-ffi") ? delays.slice(1) : delays;
         assert.ok(later.every((ms) => ms < 200), tookMs(delays));
       } finally {
