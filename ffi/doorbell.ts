@@ -20,7 +20,7 @@
  */
 
 import net from "node:net";
-import { Admission } from "./admission.ts";
+import type { Admission } from "./admission.ts";
 import { type Os, OsError } from "./os.ts";
 
 /** A listening doorbell. */
@@ -56,14 +56,14 @@ const RECOVER_BATCH = 64;
  * `gateOf`, and where the socket is watched through `node:net` (Deno, Node), it also makes the
  * doorbell's pipe and hands its write end out at the seqpacket gate `gateOf(name)` (see
  * {@link openPipeGate}); the doorbell works without it. The connections it holds count against
- * `admission` (by default a budget of its own).
+ * `admission`.
  */
 export async function openDoorbell(
   os: Os,
   nameOf: (key: number) => string,
   onRing: () => void,
-  gateOf?: (name: string) => string,
-  admission: Admission = Admission.forFileLimit(os.openFilesLimit()),
+  gateOf: ((name: string) => string) | undefined,
+  admission: Admission,
 ): Promise<Doorbell> {
   const listen = nativeListen();
   // Bun's own listener reads the socket leaner than Bun can read a pipe: no pipe then.
@@ -292,19 +292,13 @@ function peerPid(os: Os, fd: number | undefined): number {
  * Watches an already bound and listening stream socket `fd` (ours from then on) from the event
  * loop: `onRing` runs whenever bytes arrive on any connection to it. Referenced: it keeps the
  * process alive until closed (a listener, like a server). Its connections count against
- * `admission` (with `os`, by default a budget of its own); one it drops to make room counts as a
- * ring. With `os` (and not in Bun), its `recover` accepts through libc what the server left
+ * `admission`; one it drops to make room counts as a ring. With `os` (and not in Bun), its `recover` accepts through libc what the server left
  * waiting.
  */
 export async function watchListener(
   fd: number,
   onRing: () => void,
-  { key = 0, name = "", os, admission = os && Admission.forFileLimit(os.openFilesLimit()) }: {
-    key?: number;
-    name?: string;
-    os?: Os;
-    admission?: Admission;
-  } = {},
+  { key = 0, name = "", os, admission }: { key?: number; name?: string; os?: Os; admission: Admission },
 ): Promise<Doorbell> {
   const connections = new Set<net.Socket>();
   const watch = (socket: net.Socket) => {
@@ -312,7 +306,7 @@ export async function watchListener(
     connections.add(socket);
     socket.on("data", onRing);
     socket.on("error", () => socket.destroy());
-    const release = admission?.admit(
+    const release = admission.admit(
       os ? peerPid(os, (socket as unknown as { _handle?: { fd?: number } })._handle?.fd) : -1,
       () => {
         socket.destroy();
@@ -321,7 +315,7 @@ export async function watchListener(
     );
     socket.on("close", () => {
       connections.delete(socket);
-      release?.();
+      release();
     });
   };
   const serve = async (listening: number): Promise<net.Server> => {
@@ -352,7 +346,7 @@ export async function watchListener(
   // server that left a connection waiting, or that may have met a flood (connections were dropped
   // to make room since the last look), is replaced by a server on a duplicate of the socket.
   const restartable = adopt && (globalThis as { Deno?: unknown }).Deno !== undefined;
-  let droppedBefore = admission?.dropped ?? 0;
+  let droppedBefore = admission.dropped;
   /** Whether the server may have stopped accepting: set until a replacement listens. */
   let suspect = false;
   let restarting = false;
@@ -382,7 +376,7 @@ export async function watchListener(
   };
   const recover = () => {
     if (!adopt || stopped) return;
-    if (admission !== undefined && admission.dropped !== droppedBefore) {
+    if (admission.dropped !== droppedBefore) {
       droppedBefore = admission.dropped;
       suspect = true;
     }

@@ -7,21 +7,14 @@
  */
 
 import type { Mapping, Os } from "../../ffi/os.ts";
+import type { GivesWay } from "./sleeper.ts";
 
-/** Sleep and wake on a word of one segment. */
-export interface Signaller {
+/** Sleep and wake on a word of one segment; and how a spin over its words gives way. */
+export interface Signaller extends GivesWay {
   /** Blocks this thread while the word at `byteOffset` holds `expected`, for at most `timeoutMs`. */
   waitSync(byteOffset: number, expected: number, timeoutMs: number): void;
   /** Wakes every sleeper on the word; returns how many woke. A system call: only when someone sleeps. */
   wake(byteOffset: number): number;
-  /**
-   * Whether this thread may run on one CPU only: there the peer a spin waits for, when it waits
-   * for a CPU at all, waits for this one, and giving way lets it run (see `GIVE_WAY_AFTER_MS`).
-   * A system call for a mapped segment; false for a private one.
-   */
-  alone(): boolean;
-  /** Lets another thread waiting for this CPU run first (`sched_yield`); a no-op for a private segment. */
-  giveWay(): void;
 }
 
 /** Futex waits on a mapped (shm or memfd) segment. */

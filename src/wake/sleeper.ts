@@ -206,9 +206,12 @@ export const GIVE_WAY_AFTER_MS = 0.02;
 
 /** How a spin lets another thread have its CPU: a segment's `Signaller` or `Sleeper`. */
 export interface GivesWay {
-  /** Whether this thread may run on one CPU only (asked once per spin: a system call). */
+  /**
+   * Whether this thread may run on one CPU only (asked once per spin: a system call for a
+   * mapped segment; false for a private one, which has no FFI to ask with).
+   */
   alone(): boolean;
-  /** Lets another thread waiting for this CPU run first. */
+  /** Lets another thread waiting for this CPU run first (`sched_yield`; a no-op for a private segment). */
   giveWay(): void;
 }
 

@@ -33,8 +33,8 @@ export type OpenDoorbell = (
   os: Os,
   nameOf: (key: number) => string,
   onRing: () => void,
-  gateOf?: (name: string) => string,
-  admission?: Admission,
+  gateOf: (name: string) => string,
+  admission: Admission,
 ) => Promise<Doorbell>;
 
 /** Lines kept before the first sweep for lines to processes that are gone. */
