@@ -24,7 +24,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { availableParallelism, cpus, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { type FifoOptions, SegmentMain } from "../mod.ts";
 import { throughputChart } from "./chart.ts";
@@ -78,6 +78,16 @@ const PAIRS: [Runtime, Runtime][] = ([
   ["bun", "node"],
 ] as [Runtime, Runtime][]).filter(([p, c]) => RUNTIMES.includes(p) && RUNTIMES.includes(c));
 const pin = existsSync("/usr/bin/taskset") && !quick;
+// Most cases poll on both sides at once, each side holding its CPU: on one CPU each side would run
+// only when the kernel preempts the other, a time slice per message, and the run would take hours
+// (the quick one over 6 minutes) to measure the scheduler. Refused at once instead.
+if (availableParallelism() < 2) {
+  console.error(
+    "bench/run.ts needs two CPUs (its producers and consumers poll at the same time); this process may run on " +
+      `${availableParallelism()} (its CPU affinity). bench/queue.ts and bench/connection.ts run on one.`,
+  );
+  process.exit(2);
+}
 const log = (text: string) => console.error(text);
 
 interface Running {

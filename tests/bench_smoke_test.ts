@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { SegmentMain } from "../mod.ts";
 import {
   type PeerResult,
@@ -43,9 +43,22 @@ async function runBench(
   return { ...run, left };
 }
 
+/** bench/run.ts refuses to run on one CPU (see the test of that below). */
+const oneCpu = availableParallelism() < 2 ? "bench/run.ts needs two CPUs" : false;
 // Deno orchestrates Deno and Node (their pairs, and Node's rows), Bun its own pair; under Node the
 // run would only repeat Node's pair, which the Deno run has (and `npm run bench` runs in Deno).
-const benchRunSkip = RUNTIME === "node" ? "Node's pair runs in the Deno run of this test" : false;
+const benchRunSkip = RUNTIME === "node" ? "Node's pair runs in the Deno run of this test" : oneCpu;
+
+test(`bench/run.ts under ${RUNTIME} on one CPU says it needs two and exits 2 at once`, {
+  skip: existsSync("/usr/bin/taskset") ? false : "no taskset",
+}, async () => {
+  // Its polling cases would each take a time slice per message there: the quick run took over 6 minutes.
+  const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--runtimes", RUNTIME]);
+  const run = await runBench("taskset", ["-c", "0", bin, ...argv], 30_000);
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /^bench\/run\.ts needs two CPUs .* may run on 1 /);
+  assert.deepEqual(run.left, [], "left by the run");
+});
 
 test(`bench/run.ts --quick under ${RUNTIME}: every case runs, checks its data and writes its results`, {
   skip: benchRunSkip,
@@ -152,7 +165,9 @@ test(`bench/micro.ts --quick under ${RUNTIME}`, async () => {
   }
 });
 
-test(`bench/run.ts under ${RUNTIME}: Ctrl-C mid-run kills its peers and leaves nothing in /dev/shm`, async () => {
+test(`bench/run.ts under ${RUNTIME}: Ctrl-C mid-run kills its peers and leaves nothing in /dev/shm`, {
+  skip: oneCpu,
+}, async () => {
   const out = tempDir("bench");
   const [bin, argv] = scriptCommand(RUNTIME, `${ROOT}/bench/run.ts`, ["--quick", "--out", out]);
   const run = tracked(spawn(bin, argv, { stdio: ["ignore", "pipe", "pipe"] }));
