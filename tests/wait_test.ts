@@ -94,6 +94,87 @@ test("timeouts: async and sync waits give up in time and answer false", async ()
   });
 });
 
+/** Whether `promise` is still pending after `ms`. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const still = Symbol("pending");
+  const outcome = await Promise.race([
+    promise.then(() => "settled", () => "settled"),
+    new Promise<symbol>((r) => setTimeout(() => r(still), ms)),
+  ]);
+  return outcome === still;
+}
+
+test("a timeout longer than a timer can hold (2^31 ms and more, Infinity) waits like none: every waiting call", async () => {
+  // A timer of 2^31 ms or more fires at once (Node warns, Deno and Bun say nothing): such a
+  // timeout must not end a call after a millisecond.
+  for (const timeoutMs of [2 ** 31, Number.MAX_VALUE, Infinity]) {
+    const label = (what: string) => `${what}, timeoutMs ${timeoutMs}`;
+    const long = { timeoutMs };
+    using sm = new SegmentMain();
+    for (const type of ["shm", "private"] as const) {
+      const segment = type === "shm"
+        ? sm.create({ type, name: uniqueName("long"), size: 1 << 20 })
+        : sm.create({ type, name: uniqueName("long"), size: 1 << 20 });
+      const fifo = segment.allocFifo(4096)!;
+      const waits: [string, Promise<unknown>][] = [
+        [`${type} waitForData`, fifo.waitForData(long)],
+        [`${type} waitAny`, waitAny([fifo], long)],
+        [`${type} WaitSet.wait`, new WaitSet([fifo]).wait(long)],
+      ];
+      const ring = segment.allocMessageRing(4096)!;
+      waits.push([`${type} ring waitForData`, ring.waitForData(long)]);
+      for (const [what, wait] of waits) assert.ok(await pendingAfter(wait, 30), label(what));
+      fifo.enqueue(Uint8Array.of(1));
+      assert.ok(ring.offer(Uint8Array.of(1)));
+      for (const [what, wait] of waits) assert.ok(await wait, label(what));
+      // A queue's receive and send queued behind one that waits with no timeout.
+      const queue = segment.allocMessageQueue({ slots: 1, slotSize: 8 })!;
+      const dst = new Uint8Array(8);
+      const first = queue.receive(dst);
+      const queued = queue.receive(new Uint8Array(8), long);
+      assert.ok(await pendingAfter(queued, 30), label(`${type} queue receive queued`));
+      await queue.send(Uint8Array.of(1));
+      await queue.send(Uint8Array.of(2));
+      assert.equal(await first, 1);
+      assert.equal(await queued, 1, label(`${type} queue receive queued`));
+      await queue.send(Uint8Array.of(3)); // full now
+      const sendWaits = queue.send(Uint8Array.of(4));
+      const sendQueued = queue.send(Uint8Array.of(5), long);
+      assert.ok(await pendingAfter(sendQueued, 30), label(`${type} queue send queued`));
+      for (let i = 3; i <= 5; i++) {
+        assert.equal(await queue.receive(dst), 1);
+        assert.equal(dst[0], i);
+      }
+      assert.equal(await sendWaits, true);
+      assert.equal(await sendQueued, true, label(`${type} queue send queued`));
+    }
+    // A connection's receive and send queued behind one that waits with no timeout.
+    const name = uniqueName("long-conn");
+    using listener = await sm.listen(name, { fifoSize: 4096 });
+    using client = await sm.connect(name, long);
+    using server = (await listener.accept())!;
+    const first = server.receive();
+    const queued = server.receive(long);
+    assert.ok(await pendingAfter(queued, 30), label("connection receive queued"));
+    await client.send(Uint8Array.of(1));
+    await client.send(Uint8Array.of(2));
+    assert.deepEqual(await first, Uint8Array.of(1));
+    assert.deepEqual(await queued, Uint8Array.of(2), label("connection receive queued"));
+    const big = new Uint8Array(1000);
+    while (client.tx.maxEnqueue >= 4 + big.length) await client.send(big);
+    while (client.tx.maxEnqueue >= 4 + 1) await client.send(Uint8Array.of(0));
+    const sendWaits = client.send(Uint8Array.of(9));
+    const sendQueued = client.send(Uint8Array.of(7), long);
+    assert.ok(await pendingAfter(sendQueued, 30), label("connection send queued"));
+    let last: Uint8Array | null;
+    do last = await server.receive(); while (last!.length === big.length || last![0] === 0);
+    assert.deepEqual(last, Uint8Array.of(9));
+    assert.deepEqual(await server.receive(), Uint8Array.of(7), label("connection send queued"));
+    await sendWaits;
+    await sendQueued;
+  }
+});
+
 test("waitForSpace: a full fifo waits until a process of the other runtime drains it", async () => {
   await withFifo(4096, async (fifo, name) => {
     fifo.enqueue(new Uint8Array(4096));

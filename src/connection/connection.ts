@@ -27,7 +27,10 @@ export interface PeerCredentials {
 
 /** Options of `send` and `receive`. */
 export interface MessageOptions {
-  /** Give up after this many milliseconds: `send` then rejects with "timeout", `receive` too. */
+  /**
+   * Give up after this many milliseconds: `send` then rejects with "timeout", `receive` too.
+   * Default: no limit; 2^31 or more (24.8 days), or `Infinity`: no limit.
+   */
   timeoutMs?: number;
   /** Cancels the call while it waits; one already aborted rejects it at once, nothing sent or taken. */
   signal?: AbortSignal;

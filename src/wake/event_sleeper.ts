@@ -28,6 +28,7 @@ import {
   checkSleepOptions,
   type GivesWay,
   lookNow,
+  MAX_TIMER_MS,
   readyNow,
   type Sleeper,
   type SleepOptions,
@@ -61,9 +62,6 @@ export interface EventMemory {
  * wait of many watches: its events say which ones to look at.)
  */
 const DIRECT_LOOKS = 4;
-
-/** Longest timer: a longer timeout waits without one. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The pending waits on one chunk, the watch lists that hold it, and how many of them count on

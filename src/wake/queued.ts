@@ -5,6 +5,8 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "./sleeper.ts";
+
 /**
  * The waiting calls of one kind on one handle, in the order made. While any waits, a new call
  * takes no fast path (`idle` is false) but joins the line.
@@ -55,7 +57,8 @@ async function waitTurn(previous: Promise<unknown>, deadline: number, signal: Ab
     return await Promise.race([
       previous.then(() => true),
       new Promise<boolean>((resolve, reject) => {
-        if (deadline !== Infinity) timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+        const left = deadline - performance.now();
+        if (left <= MAX_TIMER_MS) timer = setTimeout(() => resolve(false), Math.max(0, left));
         if (signal !== undefined) {
           signal.addEventListener("abort", onAbort = () => reject(signal.reason), { once: true });
         }

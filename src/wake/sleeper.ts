@@ -37,7 +37,7 @@ export interface Watch {
 
 /** Options of an asynchronous wait. */
 export interface SleepOptions {
-  /** Give up after this many milliseconds. Default: no limit. */
+  /** Give up after this many milliseconds. Default: no limit; 2^31 or more (24.8 days), or `Infinity`: no limit. */
   timeoutMs?: number;
   /**
    * Cancels the wait: it rejects with the signal's reason. A call given a signal already aborted
@@ -132,6 +132,12 @@ export function checkTimeout(timeoutMs: unknown): void {
   if (typeof timeoutMs !== "number") throw new TypeError(`timeoutMs must be a number, got ${typeof timeoutMs}`);
   if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
 }
+
+/**
+ * The longest timeout a timer can hold: a longer one fires at once (after 1 ms) in every runtime.
+ * A wait whose timeout is longer (24.8 days or more) arms no timer: it waits as if it had none.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Validates a signal: undefined, or an `AbortSignal`. */
 export function checkSignal(signal: unknown): void {

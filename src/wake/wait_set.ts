@@ -10,7 +10,7 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, type Sleeper, spinUntil, type Watch, type WatchList } from "./sleeper.ts";
+import { checkSleepOptions, MAX_TIMER_MS, type Sleeper, spinUntil, type Watch, type WatchList } from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -227,7 +227,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
       const onAbort = () => fail(signal!.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
       let timer: ReturnType<typeof setTimeout> | undefined;
-      if (timeoutMs !== undefined && timeoutMs <= 2 ** 31 - 1) {
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
         timer = setTimeout(() => {
           if (done) return;
           end();
