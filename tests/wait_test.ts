@@ -175,6 +175,35 @@ test("a timeout longer than a timer can hold (2^31 ms and more, Infinity) waits 
   }
 });
 
+test("a spin longer than the timeout ends at the timeout: every waiting call", async () => {
+  // spinMicros of a second, timeoutMs of 20: the call answers "timed out" after about 20 ms, not a second.
+  const options = { timeoutMs: 20, spinMicros: 1_000_000 };
+  using sm = new SegmentMain();
+  for (const type of ["shm", "private"] as const) {
+    const segment = sm.create({ type, name: uniqueName("spin-timeout"), size: 1 << 20 });
+    const fifo = segment.allocFifo(4096)!;
+    const ring = segment.allocMessageRing(4096)!;
+    const queue = segment.allocMessageQueue({ slots: 1, slotSize: 8 })!;
+    const full = segment.allocFifo(4096)!;
+    full.enqueue(new Uint8Array(4096));
+    const calls: [string, () => Promise<unknown>][] = [
+      ["waitForData", () => fifo.waitForData(options)],
+      ["waitForSpace", () => full.waitForSpace(1, options)],
+      ["waitAny", () => waitAny([fifo], options)],
+      ["WaitSet.wait", () => new WaitSet([fifo]).wait(options)],
+      ["ring waitForData", () => ring.waitForData(options)],
+      ["queue receive", () => queue.receive(new Uint8Array(8), options)],
+    ];
+    for (const [what, call] of calls) {
+      const start = performance.now();
+      const outcome = await call();
+      const took = performance.now() - start;
+      assert.ok(outcome === false || outcome === -1 || (Array.isArray(outcome) && outcome.length === 0), what);
+      assert.ok(took < 500, `${type} ${what} took ${took.toFixed(0)} ms`);
+    }
+  }
+});
+
 test("waitForSpace: a full fifo waits until a process of the other runtime drains it", async () => {
   await withFifo(4096, async (fifo, name) => {
     fifo.enqueue(new Uint8Array(4096));

@@ -17,6 +17,7 @@ import {
   type Sleeper,
   type SleepOptions,
   spin,
+  spinMicrosOf,
   type Watch,
   type WatchList,
 } from "./sleeper.ts";
@@ -55,12 +56,13 @@ export class AtomicsSleeper implements Sleeper {
   }
 
   async #sleep(watches: readonly Watch[], options: SleepOptions): Promise<readonly number[]> {
-    const { timeoutMs, signal, spinMicros } = checkSleepOptions(options);
+    options = checkSleepOptions(options);
+    const { timeoutMs, signal, spinMicros } = options;
     const alive = () => true; // threads of this process do not die alone
     let ready = lookNow(watches, alive);
     if (ready.length > 0) return ready;
     if (spinMicros) {
-      ready = spin(watches, spinMicros, this.#mem.signaller);
+      ready = spin(watches, spinMicrosOf(options), this.#mem.signaller);
       if (ready.length > 0) return ready;
     }
     const mem = this.#mem;

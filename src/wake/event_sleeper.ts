@@ -33,6 +33,7 @@ import {
   type Sleeper,
   type SleepOptions,
   spin,
+  spinMicrosOf,
   type Watch,
   type WatchList,
 } from "./sleeper.ts";
@@ -168,7 +169,7 @@ export class EventSleeper implements Sleeper, HubMember {
       options = checkSleepOptions(options);
       // Ready now? (A dead peer is looked for at the next tick: no system call on this path.)
       let ready = readyNow(watches);
-      if (ready.length === 0 && options.spinMicros) ready = spin(watches, options.spinMicros, this.#mem.signaller);
+      if (ready.length === 0 && options.spinMicros) ready = spin(watches, spinMicrosOf(options), this.#mem.signaller);
       if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(finish ? finish(ready) : ready as T);
       // Not an async function: a wait resolves one microtask after its event, not three.
       return (this.#entryWritten

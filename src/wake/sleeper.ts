@@ -46,7 +46,7 @@ export interface SleepOptions {
   signal?: AbortSignal;
   /**
    * Poll for up to this many microseconds before parking: lower latency for a busy CPU. The
-   * event loop does not run meanwhile. A thread that may run on one CPU only gives way to the
+   * event loop does not run meanwhile. Never longer than `timeoutMs`. A thread that may run on one CPU only gives way to the
    * others waiting for it after 20 us of polling (its peer may be one of them). Default 0.
    */
   spinMicros?: number;
@@ -237,6 +237,12 @@ export function spinUntil(look: () => boolean, micros: number, way: GivesWay): b
     if (now >= end) return false;
     if (now >= givingFrom && (giving ??= way.alone())) way.giveWay();
   }
+}
+
+/** How long a wait with these (checked) options spins: its `spinMicros`, but no longer than its timeout. */
+export function spinMicrosOf(options: SleepOptions): number {
+  const { spinMicros = 0, timeoutMs } = options;
+  return timeoutMs !== undefined && timeoutMs * 1000 < spinMicros ? timeoutMs * 1000 : spinMicros;
 }
 
 /** Polls `watches` for up to `micros` microseconds ({@link spinUntil}); the indices ready, or an empty array. */

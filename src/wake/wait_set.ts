@@ -10,7 +10,15 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
-import { checkSleepOptions, MAX_TIMER_MS, type Sleeper, spinUntil, type Watch, type WatchList } from "./sleeper.ts";
+import {
+  checkSleepOptions,
+  MAX_TIMER_MS,
+  type Sleeper,
+  spinMicrosOf,
+  spinUntil,
+  type Watch,
+  type WatchList,
+} from "./sleeper.ts";
 
 interface Member<T> {
   readonly item: T;
@@ -165,7 +173,7 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     let ready = this.#collect();
     if (ready.length === 0 && options.spinMicros && this.#groups.size > 0) {
       const { sleeper } = this.#groups.values().next().value!;
-      spinUntil(() => (ready = this.#collect()).length > 0, options.spinMicros, sleeper.way);
+      spinUntil(() => (ready = this.#collect()).length > 0, spinMicrosOf(options), sleeper.way);
     }
     if (ready.length > 0 || options.timeoutMs === 0) return Promise.resolve(ready);
     return this.#park(options, started);
