@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { SegmentMain } from "../mod.ts";
+import { SegmentError, SegmentMain } from "../mod.ts";
 import { OsError } from "../ffi/os.ts";
 import { encodeAnswer, encodeHello } from "../src/connection/handshake.ts";
 import { ANSWER_ACCEPTED, bellName, HELLO_SIZE } from "../src/layout.ts";
@@ -368,26 +368,48 @@ test("a flood of connections that never say hello holds at most the backlog of t
   }
 });
 
-test("a SegmentMain disposed while it connects, or before it listens, rejects with 'deleted'; nothing of it stays", async () => {
+/** Asserts that `connecting` rejects with "deleted" within `ms`. */
+async function deletedWithin(connecting: Promise<unknown>, ms: number): Promise<void> {
+  const outcome = await Promise.race([
+    connecting.then(() => "connected", (error) => error),
+    sleep(ms).then(() => "still pending"),
+  ]);
+  assert.ok(outcome instanceof SegmentError && outcome.code === "deleted", String(outcome));
+}
+
+test("a SegmentMain disposed while it waits for an answer, or before it listens, rejects with 'deleted' at once; the listener goes on", async () => {
   using server = new SegmentMain();
   const name = uniqueName("late");
   using listener = await server.listen(name, { backlog: 1 });
   using first = new SegmentMain();
-  const held = await first.connect(name); // fills the backlog: the next client waits for its answer
+  const held = await first.connect(name); // fills the backlog: the next client's hello is not answered
   const sm = new SegmentMain();
   const connecting = sm.connect(name, { timeoutMs: 5000 });
   await sleep(100);
   sm[Symbol.dispose]();
-  const accepted = (await listener.accept())!; // room: the waiting client is answered now
-  await assert.rejects(connecting, isCode("deleted"));
+  // Before, it waited for the answer (or its timeout), and then rejected.
+  await deletedWithin(connecting, 500);
   assert.equal(sm.size, 0);
-  const second = (await listener.accept())!;
-  assert.equal(await second.receive({ timeoutMs: 2000 }), null, "the listener's side sees the end");
   await assert.rejects(sm.listen(uniqueName("late-l")), isCode("deleted"));
   await assert.rejects(sm.connect(name, { timeoutMs: 1000 }), isCode("deleted"));
+  (await listener.accept())!.close(); // the first's: room now, and the gone client's hello is read
+  using later = new SegmentMain();
+  const next = later.connect(name, { timeoutMs: 5000 });
+  const accepted = (await listener.accept())!;
+  const conn = await next;
+  await conn.send(Uint8Array.of(7));
+  assert.deepEqual(await accepted.receive({ timeoutMs: 2000 }), Uint8Array.of(7), "the next client gets in");
   accepted.close();
-  second.close();
+  conn.close();
   held.close();
+});
+
+test("a SegmentMain disposed while its connect waits for a listener to appear rejects it with 'deleted' at once", async () => {
+  const sm = new SegmentMain();
+  const connecting = sm.connect(uniqueName("nobody"), { timeoutMs: 5000 });
+  await sleep(100);
+  sm[Symbol.dispose]();
+  await deletedWithin(connecting, 500); // before: "timeout", after 5 s
 });
 
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {

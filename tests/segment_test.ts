@@ -206,6 +206,37 @@ test("attach gives up after timeoutSeconds on a creator that never sets ready, s
   await Promise.resolve();
 });
 
+test("a SegmentMain disposed while attachAsync waits for a creator rejects it with 'deleted' at once; create and attach after dispose are refused", async () => {
+  const name = uniqueName("disposed");
+  const holder = new SegmentMain();
+  const os = holder.os;
+  const fd = os.shmOpen(`/${name}`, 0o302, 0o600);
+  try {
+    os.lockByte(fd, PROC_LOCK_BASE); // a creator that lives but never finishes
+    os.ftruncate(fd, 8192);
+    const sm = new SegmentMain({ timeoutSeconds: 5 });
+    const attaching = sm.attachAsync({ type: "shm", name });
+    await new Promise((r) => setTimeout(r, 50));
+    sm[Symbol.dispose]();
+    const outcome = await Promise.race([
+      attaching.then(() => "attached", (error) => error),
+      new Promise((r) => setTimeout(() => r("pending"), 500)),
+    ]);
+    assert.ok(outcome instanceof SegmentError && outcome.code === "deleted", String(outcome));
+    assert.equal(sm.size, 0);
+    const deleted = (e: unknown) => e instanceof SegmentError && e.code === "deleted";
+    assert.throws(() => sm.create({ type: "shm", name: uniqueName("after"), size: 1 << 20 }), deleted);
+    assert.throws(() => sm.create({ type: "private", name: "after", size: 1 << 20 }), deleted);
+    assert.throws(() => sm.attach({ type: "shm", name }), deleted);
+    await assert.rejects(sm.attachAsync({ type: "shm", name }), deleted);
+    assert.equal(sm.size, 0);
+  } finally {
+    os.close(fd);
+    os.shmUnlink(`/${name}`);
+    holder[Symbol.dispose]();
+  }
+});
+
 test("creatorAlive: true for a live creator of any type, seen from the creator and from an attacher", () => {
   using sm = new SegmentMain();
   const priv = sm.create({ type: "private", name: "alive", size: 1 << 16 });

@@ -54,6 +54,8 @@ export interface ConnectionHost {
    * when it closes first. Throws `SegmentError` "deleted" once the SegmentMain is disposed.
    */
   hold(resource: { close(): void }): () => void;
+  /** Aborted, with `SegmentError` "deleted" as its reason, when the SegmentMain is disposed. */
+  readonly disposed: AbortSignal;
 }
 
 /** Options of `sm.listen`. */
@@ -449,8 +451,9 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
   checkSignal(options.signal);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const uids = checkUids(options.allowUids);
-  const { signal } = options;
-  signal?.throwIfAborted();
+  // The caller's signal, or the SegmentMain's dispose ("deleted"), ends the connect wherever it waits.
+  const signal = options.signal ? AbortSignal.any([options.signal, host.disposed]) : host.disposed;
+  signal.throwIfAborted();
   const os = host.os;
   const deadline = performance.now() + timeoutMs;
   const late = () => new SegmentError("timeout", `no listener answered at "${name}" in ${timeoutMs} ms`);
@@ -465,7 +468,7 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       const left = deadline - performance.now();
       if (left <= 0) throw late();
       await sleep(Math.min(pause, left));
-      signal?.throwIfAborted();
+      signal.throwIfAborted();
     }
   }
   const fds: number[] = [];
@@ -483,7 +486,7 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       let stop = () => {};
       const look = () => {
         try {
-          signal?.throwIfAborted();
+          signal.throwIfAborted();
           let got: ReturnType<Os["recvPacket"]>;
           try {
             got = os.recvPacket(fd, buffer);
@@ -506,9 +509,11 @@ export async function connect(host: ConnectionHost, name: string, options: Conne
       };
       const off = hub.onRing(look);
       const timer = setInterval(look, 20);
+      signal.addEventListener("abort", look);
       stop = () => {
         off();
         clearInterval(timer);
+        signal.removeEventListener("abort", look);
       };
       look();
     });

@@ -141,7 +141,8 @@ export class SegmentMain implements Iterable<Segment> {
   #live = 0;
   /** Listeners and connections, closed at dispose. */
   readonly #held = new Set<{ close(): void }>();
-  #disposed = false;
+  /** Aborted at dispose, with "deleted" as its reason: what waits in this main ends then. */
+  readonly #disposal = new AbortController();
 
   /** An empty pool. `timeoutSeconds` bounds how long `attach` waits for a creator. */
   constructor(options: SegmentMainOptions = {}) {
@@ -169,10 +170,11 @@ export class SegmentMain implements Iterable<Segment> {
         if (!segment.deleted && this.indexOf(segment) >= 0) this.delete(segment);
       },
       hold: (resource) => {
-        if (this.#disposed) throw this.#disposedError();
+        this.#refuseDisposed();
         this.#held.add(resource);
         return () => this.#held.delete(resource);
       },
+      disposed: this.#disposal.signal,
     };
   }
 
@@ -184,7 +186,7 @@ export class SegmentMain implements Iterable<Segment> {
    * of this uid (or of `allowUids`) are let in.
    */
   listen(name: string, options?: ListenOptions): Promise<Listener> {
-    if (this.#disposed) return Promise.reject(this.#disposedError());
+    if (this.#disposal.signal.aborted) return Promise.reject(this.#disposal.signal.reason);
     return listen(this.#connectionHost(), name, options);
   }
 
@@ -193,12 +195,13 @@ export class SegmentMain implements Iterable<Segment> {
    * to appear, so that either process may start first. The connection's segment joins this pool.
    */
   connect(name: string, options?: ConnectOptions): Promise<Connection> {
-    if (this.#disposed) return Promise.reject(this.#disposedError());
+    if (this.#disposal.signal.aborted) return Promise.reject(this.#disposal.signal.reason);
     return connect(this.#connectionHost(), name, options);
   }
 
-  #disposedError(): SegmentError {
-    return new SegmentError("deleted", "the SegmentMain was disposed");
+  /** Throws `SegmentError` "deleted" once this main was disposed. */
+  #refuseDisposed(): void {
+    this.#disposal.signal.throwIfAborted();
   }
 
   /** The OS binding, opened on first need (private segments never need it). */
@@ -209,6 +212,7 @@ export class SegmentMain implements Iterable<Segment> {
 
   /** Creates a segment and adds it to the pool. */
   create(args: CreateArgs): Segment {
+    this.#refuseDisposed();
     if (typeof args !== "object" || args === null) throw new TypeError("create takes { type, name, size }");
     const { type } = args;
     const nameBytes = checkName(args.name);
@@ -267,6 +271,7 @@ export class SegmentMain implements Iterable<Segment> {
    * maps all of it. {@link attachAsync} does the same without blocking the event loop.
    */
   attach(args: AttachArgs): Segment {
+    this.#refuseDisposed();
     if (args?.type === "private") return this.#attachPrivate(args);
     const pending = this.#open(args);
     try {
@@ -283,6 +288,7 @@ export class SegmentMain implements Iterable<Segment> {
 
   /** {@link attach} that sleeps without blocking the event loop while the creator finishes. */
   async attachAsync(args: AttachArgs): Promise<Segment> {
+    this.#refuseDisposed();
     if (args?.type === "private") return this.#attachPrivate(args);
     const pending = this.#open(args);
     try {
@@ -291,6 +297,7 @@ export class SegmentMain implements Iterable<Segment> {
         if (look.ready) return this.#finish(pending, look.objectSize);
         // The creator formats in microseconds to milliseconds: poll the ready word every millisecond.
         await new Promise((resolve) => setTimeout(resolve, Math.min(look.sleepMs, 1)));
+        this.#refuseDisposed(); // disposed meanwhile: nothing of it is mapped yet
       }
     } finally {
       this.#abandon(pending);
@@ -624,10 +631,14 @@ export class SegmentMain implements Iterable<Segment> {
 
   /**
    * Closes this main's listeners and connections (their peers read the end), deletes every
-   * segment in the pool, and closes its doorbell and wake-up connections.
+   * segment in the pool, and closes its doorbell and wake-up connections. A `connect` or
+   * `attachAsync` under way rejects with `SegmentError` "deleted", and so does every later
+   * `create`, `attach`, `attachAsync`, `listen` and `connect`.
    */
   [Symbol.dispose](): void {
-    this.#disposed = true;
+    if (!this.#disposal.signal.aborted) {
+      this.#disposal.abort(new SegmentError("deleted", "the SegmentMain was disposed"));
+    }
     const errors: unknown[] = [];
     for (const resource of [...this.#held]) {
       try {
