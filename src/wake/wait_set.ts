@@ -10,6 +10,7 @@
 
 import { Fifo, type WaitOptions } from "../fifo/fifo.ts";
 import { MessageRing } from "../ring/message_ring.ts";
+import { SegmentError } from "../errors.ts";
 import {
   checkSleepOptions,
   MAX_TIMER_MS,
@@ -133,16 +134,16 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
    * in the order they were added; with an empty array on timeout. An empty set waits for
    * members (or the timeout). A member that can no longer be read (freed, or its words broken by
    * a peer) is in the result too: its `dequeue` throws the typed error, and it should be deleted.
-   * One wait at a time: a second one while the first is pending rejects. Rejects with the
-   * signal's reason, with "deleted" when a member's segment was deleted, and when the set is
-   * closed meanwhile.
+   * One wait at a time: a second one while the first is pending rejects with a `TypeError`.
+   * Rejects with the signal's reason, and with `SegmentError` "deleted" when a member's segment
+   * was deleted or the set is closed meanwhile.
    */
   wait(options?: WaitOptions): Promise<T[]> {
     // Not an async function: a wake-up resolves the caller's await one microtask later.
     try {
       options = checkSleepOptions(options);
       this.#open();
-      if (this.#waiting !== undefined) throw new Error("a wait of this WaitSet is pending already");
+      if (this.#waiting !== undefined) throw new TypeError("a wait of this WaitSet is pending already");
       const started = performance.now();
       for (const group of this.#groups.values()) {
         if (group.list.prepare() !== undefined) return this.#prepareThenWait(options, started);
@@ -249,11 +250,14 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
     });
   }
 
-  /** Deletes every member; a pending wait rejects. Later calls (but `close`) throw. Idempotent. */
+  /**
+   * Deletes every member; a pending wait rejects. Later calls (but `close`) throw `SegmentError`
+   * "deleted". Idempotent.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#waiting?.fail(new Error("the WaitSet was closed"));
+    this.#waiting?.fail(new SegmentError("deleted", "the WaitSet was closed"));
     for (const item of [...this.#members.keys()]) this.delete(item);
   }
 
@@ -263,6 +267,6 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
   }
 
   #open(): void {
-    if (this.#closed) throw new Error("the WaitSet was closed");
+    if (this.#closed) throw new SegmentError("deleted", "the WaitSet was closed");
   }
 }

@@ -13,6 +13,7 @@ import type { Doorbell } from "../../ffi/doorbell.ts";
 import type { Os } from "../../ffi/os.ts";
 import { OsError } from "../../ffi/os.ts";
 import { doorbellName, doorbellPipeGate } from "../layout.ts";
+import { SegmentError } from "../errors.ts";
 import { BellLine } from "./bell_line.ts";
 
 /** How often pending waits look for dead peers (a death is seen within about this long). */
@@ -86,7 +87,7 @@ export class WakeHub {
 
   /** This process's doorbell, opened on first use. */
   doorbell(): Promise<Doorbell> {
-    if (this.#closed) return Promise.reject(new Error("the SegmentMain was disposed"));
+    if (this.#closed) return Promise.reject(new SegmentError("deleted", "the SegmentMain was disposed"));
     return (this.#doorbell ??= this.#open(
       this.#os,
       doorbellName,
