@@ -25,9 +25,14 @@ test("bad names are refused before anything is created", () => {
       message: /at most 255/,
     });
     assert.throws(() => sm.create({ type, name: 42 as unknown as string, size: 8192 }), TypeError);
+    // /dev/shm/. and /dev/shm/.. are directories: shm_open said EEXIST to create, EINVAL to attach.
+    for (const name of [".", ".."]) {
+      assert.throws(() => sm.create({ type, name, size: 8192 }), { name: "RangeError", message: /"\." or "\.\."/ });
+    }
   }
   assert.throws(() => sm.attach({ type: "shm", name: "" }), RangeError);
   assert.throws(() => sm.attach({ type: "shm", name: "a/b" }), RangeError);
+  assert.throws(() => sm.attach({ type: "shm", name: ".." }), { name: "RangeError", message: /"\." or "\.\."/ });
   nothingLeft(sm, prefix);
 });
 

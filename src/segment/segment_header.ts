@@ -31,12 +31,15 @@ export type SegmentType = "shm" | "memfd" | "private";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
-/** Checks a segment name: 1 to 255 UTF-8 bytes, no "/" and no NUL. Returns its bytes. */
+/** Checks a segment name: 1 to 255 UTF-8 bytes, no "/" and no NUL, not "." or "..". Returns its bytes. */
 export function checkName(name: unknown): Uint8Array {
   if (typeof name !== "string") throw new TypeError(`segment name must be a string, got ${typeof name}`);
   if (name.length === 0) throw new RangeError("segment name must not be empty");
   if (name.includes("/")) throw new RangeError(`segment name must not contain "/": ${JSON.stringify(name)}`);
   if (name.includes("\0")) throw new RangeError(`segment name must not contain NUL: ${JSON.stringify(name)}`);
+  if (name === "." || name === "..") {
+    throw new RangeError(`segment name must not be "." or "..": they name directories`);
+  }
   const bytes = encoder.encode(name);
   if (bytes.length > MAX_NAME_BYTES) {
     throw new RangeError(`segment name is ${bytes.length} bytes of UTF-8; at most ${MAX_NAME_BYTES}`);
