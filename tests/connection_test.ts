@@ -412,6 +412,29 @@ test("a SegmentMain disposed while its connect waits for a listener to appear re
   await deletedWithin(connecting, 500); // before: "timeout", after 5 s
 });
 
+test("a connect ends with its signal's reason when the signal aborts, whether it waits for a listener or for an answer", async () => {
+  using server = new SegmentMain();
+  const name = uniqueName("aborted");
+  using listener = await server.listen(name, { backlog: 1 });
+  using first = new SegmentMain();
+  const held = await first.connect(name); // fills the backlog: the next client's hello is not answered
+  using sm = new SegmentMain();
+  for (const target of [uniqueName("nobody"), name]) {
+    const stop = new AbortController();
+    const connecting = sm.connect(target, { timeoutMs: 5000, signal: stop.signal });
+    await sleep(100);
+    stop.abort(new Error("stopped"));
+    const outcome = await Promise.race([
+      connecting.then(() => "connected", (e) => e),
+      sleep(500).then(() => "pending"),
+    ]);
+    assert.ok(outcome instanceof Error && outcome.message === "stopped", `${target}: ${outcome}`);
+  }
+  assert.equal(sm.size, 0);
+  held.close();
+  (await listener.accept())!.close();
+});
+
 test("a client rings a listener's bell on a kept connection: after that listener closes, it rings the next one on the name", async () => {
   using sm = new SegmentMain(); // the client's pool: its bell connection outlives the first listener
   using server = new SegmentMain();
