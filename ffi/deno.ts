@@ -31,6 +31,8 @@ interface DenoFfi {
     new (pointer: Pointer): { getInt32(offset?: number): number };
     getArrayBuffer(pointer: Pointer, length: number): ArrayBuffer;
   };
+  /** Deno's error classes: a missing permission is `NotCapable` (Deno 2), `PermissionDenied` before. */
+  errors?: Record<string, new (...args: never[]) => Error>;
 }
 
 const DENO_TYPES: Record<NativeKind, string> = {
@@ -62,6 +64,11 @@ export function denoOs(): Os {
   try {
     lib = Deno.dlopen(path, denoSymbols());
   } catch (error) {
+    // A missing --allow-ffi is no matter of the library's path: Deno's own error, which names the flag, goes as it is.
+    const { NotCapable, PermissionDenied } = Deno.errors ?? {};
+    if ((NotCapable && error instanceof NotCapable) || (PermissionDenied && error instanceof PermissionDenied)) {
+      throw error;
+    }
     throw new Error(`cannot open the C library ${path} (set ${LIBC_PATH_VARIABLE} to its path): ${error}`);
   }
   // deno-lint-ignore no-explicit-any
