@@ -159,15 +159,15 @@ export async function pipeRead(command: string[]): Promise<{ seconds: number; by
   let got = 0;
   let t0 = 0;
   let stream: ReadableStream<Uint8Array>;
-  let exited: Promise<unknown>;
+  let exited: Promise<number | null>;
   if (node) {
     const child = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
-    const exit = new Promise((r) => child.on("close", r));
+    const exit = new Promise<number | null>((r) => child.on("close", r));
     child.stdout!.on("data", (chunk: Uint8Array) => {
       if (t0 === 0) t0 = performance.now();
       got += chunk.byteLength;
     });
-    await exit;
+    failedIf(await exit);
     return { seconds: (performance.now() - t0) / 1000, bytes: got };
   }
   if (bun) {
@@ -177,14 +177,19 @@ export async function pipeRead(command: string[]): Promise<{ seconds: number; by
   } else {
     const child = new Deno.Command(command[0], { args: command.slice(1), stdout: "piped", stderr: "inherit" }).spawn();
     stream = child.stdout;
-    exited = child.status;
+    exited = child.status.then((status) => status.code);
   }
   for await (const chunk of stream) {
     if (t0 === 0) t0 = performance.now();
     got += chunk.byteLength;
   }
-  await exited;
+  failedIf(await exited);
   return { seconds: (performance.now() - t0) / 1000, bytes: got };
+}
+
+/** The writer of a pipe case must have ended well: else its row would measure what it failed to write. */
+function failedIf(code: number | null): void {
+  if (code !== 0) throw new Error(`the pipe's writer exited with ${code}`);
 }
 
 /** The echo server of the socket round trip (node:net, as in Deno, Bun and Node alike): echoes `rounds` 64 B messages. */

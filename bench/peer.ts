@@ -12,6 +12,7 @@
 //   uds-serve PATH ROUNDS    uds-clients PATH COUNT ROUNDS (its anchor: COUNT node:net connections)
 //   socket-read PATH    socket-write PATH SIZE COUNT    pipe-read SIZE COUNT (starts pipe-write)
 // Prints READY once attached (the orchestrator starts the other side then), and RESULT {json}.
+import { fileURLToPath } from "node:url";
 import { SegmentMain } from "../mod.ts";
 import {
   clientsSleeping,
@@ -115,7 +116,7 @@ if (
   say("READY");
   await socketWrite(args[0], Number(args[1]), Number(args[2]));
 } else if (role === "pipe-read") {
-  const self = new URL(import.meta.url).pathname;
+  const self = fileURLToPath(import.meta.url); // decoded: a path may hold spaces
   const run = "Bun" in globalThis
     ? [process.execPath, self]
     : "Deno" in globalThis

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { SegmentMain } from "../mod.ts";
 import {
@@ -152,6 +152,24 @@ test(`bench/connection.ts --quick under ${RUNTIME}: connect, round trip and stre
     assert.equal(JSON.parse(readFileSync(`${out}/connection-quick.json`, "utf8")).quick, true);
   } finally {
     rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test(`bench/peer.ts under ${RUNTIME} runs from a directory whose path has a space: its pipe case counts every byte`, () => {
+  // The pipe case starts its writer by the peer's own path: taken from the URL undecoded, it was
+  // ".../with%20space/...", no such module, and the row measured 0 bytes.
+  const dir = tempDir("bench-space");
+  try {
+    const root = `${dir}/with space`;
+    for (const part of ["mod.ts", "src", "ffi", "bench"]) {
+      cpSync(`${ROOT}/${part}`, `${root}/${part}`, { recursive: true });
+    }
+    const [bin, argv] = scriptCommand(RUNTIME, `${root}/bench/peer.ts`, ["pipe-read", "64", "100"]);
+    const run = spawnSync(bin, argv, { encoding: "utf8", timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^RESULT .*"bytes":6400[,}]/m, run.stdout + run.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
