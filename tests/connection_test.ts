@@ -377,12 +377,32 @@ async function deletedWithin(connecting: Promise<unknown>, ms: number): Promise<
   assert.ok(outcome instanceof SegmentError && outcome.code === "deleted", String(outcome));
 }
 
+/**
+ * A listener of backlog 1 whose one place a first client holds: the next client's hello is not
+ * answered until `listener.accept()` takes the first. Disposing it closes them all.
+ */
+async function busyListener(tag: string) {
+  const server = new SegmentMain();
+  const name = uniqueName(tag);
+  const listener = await server.listen(name, { backlog: 1 });
+  const first = new SegmentMain();
+  const held = await first.connect(name);
+  return {
+    name,
+    listener,
+    held,
+    [Symbol.dispose]() {
+      held.close();
+      first[Symbol.dispose]();
+      listener.close();
+      server[Symbol.dispose]();
+    },
+  };
+}
+
 test("a SegmentMain disposed while it waits for an answer, or before it listens, rejects with 'deleted' at once; the listener goes on", async () => {
-  using server = new SegmentMain();
-  const name = uniqueName("late");
-  using listener = await server.listen(name, { backlog: 1 });
-  using first = new SegmentMain();
-  const held = await first.connect(name); // fills the backlog: the next client's hello is not answered
+  using busy = await busyListener("late");
+  const { name, listener, held } = busy;
   const sm = new SegmentMain();
   const connecting = sm.connect(name, { timeoutMs: 5000 });
   await sleep(100);
@@ -413,11 +433,8 @@ test("a SegmentMain disposed while its connect waits for a listener to appear re
 });
 
 test("a connect ends with its signal's reason when the signal aborts, whether it waits for a listener or for an answer", async () => {
-  using server = new SegmentMain();
-  const name = uniqueName("aborted");
-  using listener = await server.listen(name, { backlog: 1 });
-  using first = new SegmentMain();
-  const held = await first.connect(name); // fills the backlog: the next client's hello is not answered
+  using busy = await busyListener("aborted");
+  const { name, listener, held } = busy;
   using sm = new SegmentMain();
   for (const target of [uniqueName("nobody"), name]) {
     const stop = new AbortController();
