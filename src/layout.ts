@@ -65,8 +65,9 @@
  * words of waits that go on, sets PARKED and drains once more before it waits for the next
  * byte. A holder keeps a bounded number of connections (anyone may connect to an abstract
  * socket) and may close one at any time, reading that as a ring: a waker whose ring fails
- * (EPIPE, ECONNRESET) connects again and rings once more. (A sleeper whose waits watch few chunks sets FEW as it parks: its wakers then set SCAN
- * in its flags, the word that holds PARKED, instead of pushing events.) A member of a WaitSet
+ * (EPIPE, ECONNRESET) connects again and rings once more. (A sleeper whose waits watch few
+ * chunks sets FEW as it parks: its wakers then set SCAN in its flags, the word that holds
+ * PARKED, instead of pushing events.) A member of a WaitSet
  * is a wait that stays: the holder re-arms its word only when a look finds it not ready, and the
  * events that come while no wait is parked wait in the ring for the next one. A waiter word with
  * WAITER_SYNC set belongs to a thread blocked in FUTEX_WAIT on the sequence word before it: the

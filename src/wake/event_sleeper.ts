@@ -28,12 +28,12 @@ import {
   checkSleepOptions,
   type GivesWay,
   lookNow,
-  MAX_TIMER_MS,
   readyNow,
   type Sleeper,
   type SleepOptions,
   spin,
   spinMicrosOf,
+  timeoutTimer,
   type Watch,
   type WatchList,
 } from "./sleeper.ts";
@@ -215,8 +215,8 @@ export class EventSleeper implements Sleeper, HubMember {
         done: false,
       };
       this.#register(p);
-      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
-        p.timer = setTimeout(() => this.#settle(p, []), Math.max(0, timeoutMs - (performance.now() - started)));
+      if (timeoutMs !== undefined) {
+        p.timer = timeoutTimer(timeoutMs - (performance.now() - started), () => this.#settle(p, []));
       }
       if (signal) {
         p.onAbort = () => this.#settle(p, signal.reason, true);

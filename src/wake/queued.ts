@@ -5,7 +5,7 @@
  * @module
  */
 
-import { MAX_TIMER_MS } from "./sleeper.ts";
+import { timeoutTimer } from "./sleeper.ts";
 
 /**
  * The waiting calls of one kind on one handle, in the order made. While any waits, a new call
@@ -57,8 +57,7 @@ async function waitTurn(previous: Promise<unknown>, deadline: number, signal: Ab
     return await Promise.race([
       previous.then(() => true),
       new Promise<boolean>((resolve, reject) => {
-        const left = deadline - performance.now();
-        if (left <= MAX_TIMER_MS) timer = setTimeout(() => resolve(false), Math.max(0, left));
+        timer = timeoutTimer(deadline - performance.now(), () => resolve(false));
         if (signal !== undefined) {
           signal.addEventListener("abort", onAbort = () => reject(signal.reason), { once: true });
         }

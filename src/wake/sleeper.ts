@@ -37,7 +37,10 @@ export interface Watch {
 
 /** Options of an asynchronous wait. */
 export interface SleepOptions {
-  /** Give up after this many milliseconds. Default: no limit; 2^31 or more (24.8 days), or `Infinity`: no limit. */
+  /**
+   * Give up after this many milliseconds. Default: no limit; 2^31 or more (24.8 days), or
+   * `Infinity`: no limit.
+   */
   timeoutMs?: number;
   /**
    * Cancels the wait: it rejects with the signal's reason. A call given a signal already aborted
@@ -46,8 +49,9 @@ export interface SleepOptions {
   signal?: AbortSignal;
   /**
    * Poll for up to this many microseconds before parking: lower latency for a busy CPU. The
-   * event loop does not run meanwhile. Never longer than `timeoutMs`. A thread that may run on one CPU only gives way to the
-   * others waiting for it after 20 us of polling (its peer may be one of them). Default 0.
+   * event loop does not run meanwhile. Never longer than `timeoutMs`. A thread that may run on
+   * one CPU only gives way to the others waiting for it after 20 us of polling (its peer may be
+   * one of them). Default 0.
    */
   spinMicros?: number;
 }
@@ -133,11 +137,17 @@ export function checkTimeout(timeoutMs: unknown): void {
   if (!(timeoutMs >= 0)) throw new RangeError(`timeoutMs must be >= 0, got ${timeoutMs}`);
 }
 
+/** The longest delay a timer can hold: a longer one fires at once (after 1 ms) in every runtime. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
- * The longest timeout a timer can hold: a longer one fires at once (after 1 ms) in every runtime.
- * A wait whose timeout is longer (24.8 days or more) arms no timer: it waits as if it had none.
+ * The timer of a wait's timeout: `fire` after `ms` (at once if it is past). None for a wait
+ * without a timeout (`undefined`), nor for one too long for a timer (24.8 days or more, or
+ * `Infinity`): such a wait waits as if it had none.
  */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export function timeoutTimer(ms: number | undefined, fire: () => void): ReturnType<typeof setTimeout> | undefined {
+  return ms === undefined || ms > MAX_TIMER_MS ? undefined : setTimeout(fire, Math.max(0, ms));
+}
 
 /** Validates a signal: undefined, or an `AbortSignal`. */
 export function checkSignal(signal: unknown): void {

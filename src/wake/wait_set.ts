@@ -13,10 +13,10 @@ import { MessageRing } from "../ring/message_ring.ts";
 import { SegmentError } from "../errors.ts";
 import {
   checkSleepOptions,
-  MAX_TIMER_MS,
   type Sleeper,
   spinMicrosOf,
   spinUntil,
+  timeoutTimer,
   type Watch,
   type WatchList,
 } from "./sleeper.ts";
@@ -235,14 +235,14 @@ export class WaitSet<T extends Fifo | MessageRing = Fifo | MessageRing> implemen
       };
       const onAbort = () => fail(signal!.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
-        timer = setTimeout(() => {
+      const timer = timeoutTimer(
+        timeoutMs === undefined ? undefined : timeoutMs - (performance.now() - started),
+        () => {
           if (done) return;
           end();
           resolve([]);
-        }, Math.max(0, timeoutMs - (performance.now() - started)));
-      }
+        },
+      );
       const waiting: Waiting<T> = { watch, fail };
       this.#waiting = waiting;
       for (const group of this.#groups.values()) watch(group);
